@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Hot numeric targets are always built with optimisation, even in debug builds, so
+/// that tests and the CLI stay usable. On x86-64 they target AVX2 + FMA (Haswell, 2013,
+/// and later) so that SIMD16<Float> code uses wide registers.
+#if arch(x86_64)
+let targetCPU = ["-target-cpu", "haswell"]
+#else
+let targetCPU: [String] = []
+#endif
+let optimised: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"] + targetCPU)]
+
+let package = Package(
+    name: "csm",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "csm", targets: ["csm"]),
+        .library(name: "CSMNumerics", targets: ["CSMNumerics"]),
+        .library(name: "CSMModels", targets: ["CSMModels"]),
+        .library(name: "CSMDiffusion", targets: ["CSMDiffusion"]),
+        .library(name: "CSMCalibration", targets: ["CSMCalibration"]),
+        .library(name: "CSMPictures", targets: ["CSMPictures"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (Debian packages; `make deps` installs them).
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+
+        // Tensors, BLAS bridge, kernels, thread pool. Knows nothing about diffusion or files.
+        .target(name: "CSMNumerics", dependencies: ["CBLAS"], swiftSettings: optimised),
+        // safetensors, EDM networks, preconditioners.
+        .target(name: "CSMModels", dependencies: ["CSMNumerics"], swiftSettings: optimised),
+        // Samplers, schedules, counter-based seeds.
+        .target(name: "CSMDiffusion", dependencies: ["CSMModels", "CSMNumerics"], swiftSettings: optimised),
+        // PNG writing (libpng), raster drawing, a small bitmap font.
+        .target(name: "CSMPictures", dependencies: ["CPNG"], swiftSettings: optimised),
+        // Calibration metrics, reliability diagrams, losses, temperature scaling.
+        .target(name: "CSMCalibration", dependencies: ["CSMPictures"], swiftSettings: optimised),
+
+        .executableTarget(
+            name: "csm",
+            dependencies: [
+                "CSMNumerics", "CSMModels", "CSMDiffusion", "CSMCalibration", "CSMPictures",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(name: "CSMNumericsTests", dependencies: ["CSMNumerics"]),
+        .testTarget(name: "CSMModelsTests", dependencies: ["CSMModels", "CSMNumerics"]),
+        .testTarget(name: "CSMDiffusionTests", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics"]),
+        .testTarget(name: "CSMPicturesTests", dependencies: ["CSMPictures"]),
+        .testTarget(name: "CSMCalibrationTests", dependencies: ["CSMCalibration", "CSMModels"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

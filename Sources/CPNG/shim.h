@@ -1,0 +1,2 @@
+// Debian's libpng (libpng-dev).
+#include <png.h>

@@ -1,0 +1,126 @@
+import CSMNumerics
+import Foundation
+
+/// A trained EDM diffusion model read from an `edm-diffusion/1` file: the denoiser
+/// D(x; σ, c) = c_skip·x + c_out·F(c_in·x; c_noise, c), with F a SongUNet or DhariwalUNet
+/// and the VP, VE or EDM preconditioning. The class input c is any real vector, so mixed
+/// labels work exactly like one-hot ones.
+public final class EDMModel: Sendable {
+    /// The file the model came from.
+    public let path: String
+    public let configuration: EDMConfiguration
+    /// Class names from the metadata, if any.
+    public let classNames: [String]?
+    /// Other metadata (provenance, …).
+    public let metadata: [String: String]
+    private let network: Network
+
+    private enum Network: Sendable {
+        case song(SongUNet), dhariwal(DhariwalUNet)
+    }
+
+    /// Loads and validates `path`: metadata, every tensor's presence and shape, no leftovers.
+    public convenience init(path: String) throws {
+        try self.init(file: try SafeTensorsFile(path: path))
+    }
+
+    public init(file: SafeTensorsFile) throws {
+        path = file.path
+        metadata = file.metadata
+        guard let format = file.metadata["format"] else {
+            throw ModelFileError(file.path, "metadata has no 'format' (expected edm-diffusion/1)")
+        }
+        guard format == "edm-diffusion/1" else {
+            throw ModelFileError(file.path, "format is '\(format)', expected edm-diffusion/1")
+        }
+        guard let edm = file.metadata["edm"] else { throw ModelFileError(file.path, "metadata has no 'edm' entry") }
+        configuration = try EDMConfiguration(json: edm, path: file.path)
+        if let names = file.metadata["class_names"] {
+            guard let list = try? JSONSerialization.jsonObject(with: Data(names.utf8)) as? [String] else {
+                throw ModelFileError(file.path, "metadata 'class_names' is not a JSON list of strings")
+            }
+            guard list.count == configuration.labelDimension else {
+                throw ModelFileError(file.path, "metadata 'class_names' has \(list.count) names but label_dim is \(configuration.labelDimension)")
+            }
+            classNames = list
+        } else {
+            classNames = nil
+        }
+        let reader = WeightReader(file)
+        switch configuration.modelType {
+        case .songUNet: network = .song(try SongUNet(configuration, reader))
+        case .dhariwalUNet: network = .dhariwal(try DhariwalUNet(configuration, reader))
+        }
+        try reader.checkAllUsed()
+    }
+
+    /// Image side length.
+    public var resolution: Int { configuration.resolution }
+    /// Image channels.
+    public var channels: Int { configuration.channels }
+    /// Number of classes (0: unconditional).
+    public var labelDimension: Int { configuration.labelDimension }
+    /// Smallest noise level the network supports.
+    public var sigmaMin: Double { configuration.sigmaMin }
+    /// Largest noise level the network supports.
+    public var sigmaMax: Double { configuration.sigmaMax }
+
+    /// D(x; σ, c) for a batch. x: [n, H, W, C] (NHWC); sigma: n values; classLabels:
+    /// n·label_dim values (ignored for unconditional models). The batch is split across
+    /// the machine's cores.
+    public func denoise(_ x: FeatureMap, sigma: [Float], classLabels: [Float]) -> FeatureMap {
+        let n = x.count, k = labelDimension
+        precondition(sigma.count == n && (k == 0 || classLabels.count == n * k), "denoise: batch sizes disagree")
+        let parts = Parallel.ranges(n)
+        var results = [FeatureMap?](repeating: nil, count: parts.count)
+        results.withUnsafeMutableBufferPointer { out in
+            let slots = out
+            Parallel.forEach(parts.count) { p in
+                let range = parts[p]
+                slots[p] = denoiseSerial(x.slice(range), sigma: Array(sigma[range]),
+                                         classLabels: k == 0 ? [] : Array(classLabels[(range.lowerBound * k)..<(range.upperBound * k)]))
+            }
+        }
+        return parts.count == 1 ? results[0]! : FeatureMap.joined(results.map { $0! })
+    }
+
+    /// The preconditioning coefficients (c_skip, c_out, c_in, c_noise) at σ.
+    public func coefficients(sigma: Double) -> (skip: Double, out: Double, input: Double, noise: Double) {
+        let c = configuration
+        switch c.preconditioner {
+        case .vp:
+            return (1, -sigma, 1 / (sigma * sigma + 1).squareRoot(), (c.timesteps - 1) * c.vpSigmaInverse(sigma))
+        case .ve:
+            return (1, sigma, 1, log(0.5 * sigma))
+        case .edm:
+            let sd = c.sigmaData
+            let denominator = sigma * sigma + sd * sd
+            return (sd * sd / denominator, sigma * sd / denominator.squareRoot(), 1 / denominator.squareRoot(), log(sigma) / 4)
+        }
+    }
+
+    private func denoiseSerial(_ x: FeatureMap, sigma: [Float], classLabels: [Float]) -> FeatureMap {
+        let n = x.count, per = x.pixels * x.channels
+        var scaled = x
+        var noise = [Float](repeating: 0, count: n)
+        var skip = [Float](repeating: 0, count: n), out = [Float](repeating: 0, count: n)
+        for i in 0..<n {
+            let co = coefficients(sigma: Double(sigma[i]))
+            skip[i] = Float(co.skip)
+            out[i] = Float(co.out)
+            noise[i] = Float(co.noise)
+            let cin = Float(co.input)
+            for j in 0..<per { scaled.values[i * per + j] *= cin }
+        }
+        let labels = labelDimension == 0 ? [Float](repeating: 0, count: 0) : classLabels
+        var f: FeatureMap
+        switch network {
+        case .song(let net): f = net(scaled, noiseLabels: noise, classLabels: labels)
+        case .dhariwal(let net): f = net(scaled, noiseLabels: noise, classLabels: labels)
+        }
+        for i in 0..<n {
+            for j in 0..<per { f.values[i * per + j] = skip[i] * x.values[i * per + j] + out[i] * f.values[i * per + j] }
+        }
+        return f
+    }
+}

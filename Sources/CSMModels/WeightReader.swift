@@ -1,0 +1,79 @@
+import CSMNumerics
+
+/// Reads a network's parameters out of a safetensors file by name, checking every shape
+/// against what the architecture needs and remembering which tensors were used, so that
+/// leftovers (a file for another architecture) are reported too.
+final class WeightReader {
+    let file: SafeTensorsFile
+    private(set) var used: Set<String> = []
+
+    init(_ file: SafeTensorsFile) { self.file = file }
+
+    /// Tensor `name` as floats; its shape must be `shape`.
+    func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {
+        let actual = try file.shape(of: name)
+        guard actual == shape else {
+            throw ModelFileError(file.path, "tensor '\(name)' has shape \(actual) but the architecture in the metadata needs \(shape)")
+        }
+        used.insert(name)
+        return try file.floats(name)
+    }
+
+    /// Marks `name` used if present (optional buffers).
+    func optional(_ name: String) -> Bool {
+        guard file.contains(name) else { return false }
+        used.insert(name)
+        return true
+    }
+
+    func linear(_ name: String, inputs: Int, outputs: Int, bias: Bool = true) throws -> LinearWeights {
+        let weight = try tensor("\(name).weight", [outputs, inputs])
+        let b = bias ? try tensor("\(name).bias", [outputs]) : nil
+        return LinearWeights(weight: weight, bias: b, inputs: inputs, outputs: outputs)
+    }
+
+    func groupNorm(_ name: String, channels: Int, epsilon: Float) throws -> GroupNormWeights {
+        let groups = min(32, channels / 4)
+        guard groups >= 1 else {
+            throw ModelFileError(file.path, "group norm '\(name)' has \(channels) channels; EDM needs at least 4")
+        }
+        return GroupNormWeights(gamma: try tensor("\(name).weight", [channels]), beta: try tensor("\(name).bias", [channels]),
+                                groups: groups, epsilon: epsilon)
+    }
+
+    /// A Conv2d of EDM's: optional weights (kernel 0 means resample only) and up/down.
+    func conv(_ name: String, inputs: Int, outputs: Int, kernel: Int, bias: Bool = true, up: Bool = false,
+              down: Bool = false, filter: ResampleFilter, fused: Bool = false) throws -> EDMConv2d {
+        var weights: ConvolutionWeights?
+        if kernel > 0 {
+            let w = try tensor("\(name).weight", [outputs, inputs, kernel, kernel])
+            let b = bias ? try tensor("\(name).bias", [outputs]) : nil
+            weights = ConvolutionWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
+        }
+        if up || down {
+            try checkResampleFilter("\(name).resample_filter", filter)
+        }
+        return EDMConv2d(weights: weights, up: up, down: down, filter: filter, fused: fused)
+    }
+
+    /// A stored resample filter must equal the one the metadata implies.
+    private func checkResampleFilter(_ name: String, _ filter: ResampleFilter) throws {
+        guard file.contains(name) else { return }
+        let l = filter.taps.count
+        let stored = try tensor(name, [1, 1, l, l])
+        for y in 0..<l {
+            for x in 0..<l where abs(stored[y * l + x] - filter.taps[y] * filter.taps[x]) > 1e-6 {
+                throw ModelFileError(file.path, "tensor '\(name)' disagrees with resample_filter in the metadata")
+            }
+        }
+    }
+
+    /// Every tensor in the file must have been used.
+    func checkAllUsed() throws {
+        let unused = Set(file.entries.keys).subtracting(used).sorted()
+        if let first = unused.first {
+            let more = unused.count > 1 ? " and \(unused.count - 1) more" : ""
+            throw ModelFileError(file.path, "unexpected tensor '\(first)'\(more): the weights do not match the architecture in the metadata")
+        }
+    }
+}

@@ -1,0 +1,146 @@
+/// Weights of a 2-D convolution, repacked for NHWC GEMM: row (ky·k + kx)·Cin + ci,
+/// column co, from PyTorch's [Cout, Cin, k, k].
+public struct ConvolutionWeights: Sendable {
+    public let outputChannels: Int
+    public let inputChannels: Int
+    public let kernel: Int
+    /// [k·k·Cin, Cout], row-major.
+    public let packed: [Float]
+    /// [Cout], or nil.
+    public let bias: [Float]?
+
+    /// Repacks PyTorch-layout weights [Cout, Cin, k, k].
+    public init(pytorch weight: [Float], bias: [Float]?, outputChannels: Int, inputChannels: Int, kernel: Int) {
+        precondition(weight.count == outputChannels * inputChannels * kernel * kernel)
+        self.outputChannels = outputChannels
+        self.inputChannels = inputChannels
+        self.kernel = kernel
+        self.bias = bias
+        var packed = [Float](repeating: 0, count: weight.count)
+        for co in 0..<outputChannels {
+            for ci in 0..<inputChannels {
+                for ky in 0..<kernel {
+                    for kx in 0..<kernel {
+                        let source = ((co * inputChannels + ci) * kernel + ky) * kernel + kx
+                        packed[((ky * kernel + kx) * inputChannels + ci) * outputChannels + co] = weight[source]
+                    }
+                }
+            }
+        }
+        self.packed = packed
+    }
+}
+
+/// 2-D convolution, stride 1, zero padding, on NHWC maps.
+public enum Convolution {
+    /// Rows of the im2col buffer per GEMM call, chosen to keep the buffer near L2 size.
+    static func chunkRows(columns: Int, rows: Int) -> Int {
+        max(16, min(rows, (1 << 19) / max(1, columns)))
+    }
+
+    /// y = conv(x, w) + b with `padding` pixels of zeros on each side.
+    /// Output size: H + 2·padding − k + 1.
+    public static func apply(_ x: FeatureMap, _ w: ConvolutionWeights, padding: Int) -> FeatureMap {
+        precondition(x.channels == w.inputChannels, "convolution: \(x.channels) input channels, weights expect \(w.inputChannels)")
+        let k = w.kernel, cin = w.inputChannels, cout = w.outputChannels
+        let oh = x.height + 2 * padding - k + 1, ow = x.width + 2 * padding - k + 1
+        var y = FeatureMap(uninitializedCount: x.count, height: oh, width: ow, channels: cout)
+        let rows = x.count * oh * ow
+        x.values.withUnsafeBufferPointer { xb in
+            y.values.withUnsafeMutableBufferPointer { yb in
+                w.packed.withUnsafeBufferPointer { wb in
+                    let xp = xb.baseAddress!, yp = yb.baseAddress!, wp = wb.baseAddress!
+                    if k == 1 && padding == 0 {
+                        BLAS.sgemm(m: rows, n: cout, k: cin, a: xp, lda: cin, b: wp, ldb: cout, c: yp, ldc: cout)
+                    } else {
+                        let columns = k * k * cin
+                        let chunk = chunkRows(columns: columns, rows: rows)
+                        let col = UnsafeMutablePointer<Float>.allocate(capacity: chunk * columns)
+                        defer { col.deallocate() }
+                        var start = 0
+                        while start < rows {
+                            let count = min(chunk, rows - start)
+                            im2col(xp, x, kernel: k, padding: padding, outHeight: oh, outWidth: ow,
+                                   rows: start..<(start + count), into: col)
+                            BLAS.sgemm(m: count, n: cout, k: columns, a: col, lda: columns, b: wp, ldb: cout,
+                                       c: yp + start * cout, ldc: cout)
+                            start += count
+                        }
+                    }
+                    if let bias = w.bias {
+                        bias.withUnsafeBufferPointer { bb in addRowBias(yp, rows: rows, bias: bb.baseAddress!, channels: cout) }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Fills `col` with the k×k patches (NHWC order) of output rows `rows`.
+    static func im2col(_ xp: UnsafePointer<Float>, _ x: FeatureMap, kernel k: Int, padding: Int,
+                       outHeight oh: Int, outWidth ow: Int, rows: Range<Int>, into col: UnsafeMutablePointer<Float>) {
+        let cin = x.channels, h = x.height, w = x.width
+        let columns = k * k * cin
+        for (index, row) in rows.enumerated() {
+            let n = row / (oh * ow), rest = row % (oh * ow)
+            let oy = rest / ow, ox = rest % ow
+            var dst = col + index * columns
+            for ky in 0..<k {
+                let iy = oy - padding + ky
+                for kx in 0..<k {
+                    let ix = ox - padding + kx
+                    if iy >= 0 && iy < h && ix >= 0 && ix < w {
+                        dst.update(from: xp + ((n * h + iy) * w + ix) * cin, count: cin)
+                    } else {
+                        dst.update(repeating: 0, count: cin)
+                    }
+                    dst += cin
+                }
+            }
+        }
+    }
+}
+
+/// y[r, c] += bias[c] for `rows` rows of `channels` values.
+@inline(__always)
+func addRowBias(_ y: UnsafeMutablePointer<Float>, rows: Int, bias: UnsafePointer<Float>, channels: Int) {
+    for r in 0..<rows {
+        let row = y + r * channels
+        for c in 0..<channels { row[c] += bias[c] }
+    }
+}
+
+/// A fully connected layer: y = x·Wᵀ + b on [rows, in] → [rows, out].
+public struct LinearWeights: Sendable {
+    public let inputs: Int
+    public let outputs: Int
+    /// [out, in], PyTorch layout.
+    public let weight: [Float]
+    public let bias: [Float]?
+
+    public init(weight: [Float], bias: [Float]?, inputs: Int, outputs: Int) {
+        precondition(weight.count == inputs * outputs)
+        self.inputs = inputs
+        self.outputs = outputs
+        self.weight = weight
+        self.bias = bias
+    }
+
+    /// Applies the layer to `rows` input vectors.
+    public func apply(_ x: [Float], rows: Int) -> [Float] {
+        precondition(x.count == rows * inputs)
+        var y = [Float](repeating: 0, count: rows * outputs)
+        x.withUnsafeBufferPointer { xb in
+            weight.withUnsafeBufferPointer { wb in
+                y.withUnsafeMutableBufferPointer { yb in
+                    BLAS.sgemm(transposeB: true, m: rows, n: outputs, k: inputs, a: xb.baseAddress!, lda: inputs,
+                               b: wb.baseAddress!, ldb: inputs, c: yb.baseAddress!, ldc: outputs)
+                    if let bias {
+                        bias.withUnsafeBufferPointer { addRowBias(yb.baseAddress!, rows: rows, bias: $0.baseAddress!, channels: outputs) }
+                    }
+                }
+            }
+        }
+        return y
+    }
+}

@@ -1,0 +1,4 @@
+import ArgumentParser
+struct SampleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sample")
+}

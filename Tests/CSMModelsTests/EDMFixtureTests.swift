@@ -1,0 +1,38 @@
+import CSMModels
+import CSMNumerics
+import Foundation
+import XCTest
+
+/// Path of a file under Tests/Fixtures.
+func fixture(_ name: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures").appendingPathComponent(name).path
+}
+
+/// Every EDM network fixture, run through csm's port and compared with the reference
+/// implementation's D(x; σ, c): per sample, max|error| ≤ 1e-4·(1 + max|ref|).
+final class EDMFixtureTests: XCTestCase {
+    func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let model = try EDMModel(path: fixture("edm/\(name).safetensors"))
+        let reference = try SafeTensorsFile(path: fixture("edm/\(name).denoise.safetensors"))
+        let shape = try reference.shape(of: "x")
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let x = FeatureMap(nchw: try reference.floats("x"), count: n, channels: c, height: h, width: w)
+        let denoised = model.denoise(x, sigma: try reference.floats("sigma"), classLabels: try reference.floats("class_labels"))
+        let got = denoised.nchw, expected = try reference.floats("denoised")
+        let per = c * h * w
+        for i in 0..<n {
+            var worst: Float = 0, largest: Float = 0
+            for j in 0..<per {
+                worst = max(worst, abs(got[i * per + j] - expected[i * per + j]))
+                largest = max(largest, abs(expected[i * per + j]))
+            }
+            XCTAssertLessThanOrEqual(worst, 1e-4 * (1 + largest), "\(name) sample \(i)", file: file, line: line)
+        }
+    }
+
+    func testDDPMppVP28x1() throws { try check("ddpmpp-vp-28x1") }
+    func testDDPMppEDM32x3() throws { try check("ddpmpp-edm-32x3") }
+    func testNCSNppVE32x3() throws { try check("ncsnpp-ve-32x3") }
+    func testADMEDM32x3FP16() throws { try check("adm-edm-32x3-fp16") }
+}
