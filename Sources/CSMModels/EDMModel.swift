@@ -84,6 +84,14 @@ public final class EDMModel: Sendable {
         return parts.count == 1 ? results[0]! : FeatureMap.joined(results.map { $0! })
     }
 
+    /// Floating-point operations of one network evaluation per image (matrix products,
+    /// 2 per multiply-add), measured by running the network once on a blank image.
+    public func measureFLOPsPerImage() -> Double {
+        let x = FeatureMap(count: 1, height: resolution, width: resolution, channels: channels)
+        let labels = [Float](repeating: labelDimension > 0 ? 1 / Float(labelDimension) : 0, count: labelDimension)
+        return Double(Profiler.countFLOPs { _ = denoiseSerial(x, sigma: [1], classLabels: labels) })
+    }
+
     /// The preconditioning coefficients (c_skip, c_out, c_in, c_noise) at σ.
     public func coefficients(sigma: Double) -> (skip: Double, out: Double, input: Double, noise: Double) {
         let c = configuration

@@ -4,6 +4,10 @@ public enum Attention {
     /// `heads` contiguous blocks of C/heads channels. Returns [N, H, W, C]: per head,
     /// softmax(q·kᵀ/√(C/heads))·v.
     public static func apply(_ qkv: FeatureMap, heads: Int) -> FeatureMap {
+        Profiler.measure("attention") { attend(qkv, heads: heads) }
+    }
+
+    static func attend(_ qkv: FeatureMap, heads: Int) -> FeatureMap {
         let c = qkv.channels / 3, hw = qkv.pixels, ch = c / heads
         precondition(qkv.channels == 3 * c && c % heads == 0)
         var out = FeatureMap(uninitializedCount: qkv.count, height: qkv.height, width: qkv.width, channels: c)

@@ -41,6 +41,10 @@ public enum Convolution {
     /// y = conv(x, w) + b with `padding` pixels of zeros on each side.
     /// Output size: H + 2·padding − k + 1.
     public static func apply(_ x: FeatureMap, _ w: ConvolutionWeights, padding: Int) -> FeatureMap {
+        Profiler.measure(w.kernel == 1 ? "conv1x1" : "conv\(w.kernel)x\(w.kernel)") { convolve(x, w, padding: padding) }
+    }
+
+    static func convolve(_ x: FeatureMap, _ w: ConvolutionWeights, padding: Int) -> FeatureMap {
         precondition(x.channels == w.inputChannels, "convolution: \(x.channels) input channels, weights expect \(w.inputChannels)")
         let k = w.kernel, cin = w.inputChannels, cout = w.outputChannels
         let oh = x.height + 2 * padding - k + 1, ow = x.width + 2 * padding - k + 1

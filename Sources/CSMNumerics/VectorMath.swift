@@ -6,8 +6,12 @@ public enum VectorMath {
     /// [-87.3, 88.7] (results below 2^-126 flush towards zero).
     @inline(__always)
     public static func exp(_ x: V) -> V {
-        let clamped = x.clamped(lowerBound: V(repeating: -87.3), upperBound: V(repeating: 88.7))
-        let n = (clamped * 1.44269504088896341).rounded(.toNearestOrEven)
+        // Only plain arithmetic and bit casts: Swift's generic SIMD rounding and
+        // conversions are scalar loops. Adding 1.5·2^23 rounds to the nearest integer and
+        // leaves it in the low mantissa bits.
+        let clamped = pointwiseMin(pointwiseMax(x, V(repeating: -87.3)), V(repeating: 88.7))
+        let shifted = clamped * 1.44269504088896341 + 12582912.0
+        let n = shifted - 12582912.0
         var r = clamped - n * 0.693359375
         r = r - n * -2.12194440e-4
         var p = V(repeating: 1.9875691500e-4)
@@ -17,8 +21,8 @@ public enum VectorMath {
         p = p * r + 1.6666665459e-1
         p = p * r + 5.0000001201e-1
         let e = p * (r * r) + r + 1
-        let exponent = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-        return e * unsafeBitCast(exponent, to: V.self)
+        let bits = (unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+        return e * unsafeBitCast(bits, to: V.self)
     }
 
     /// x · sigmoid(x).

@@ -1,0 +1,63 @@
+import Foundation
+
+/// Progress on stderr: a live bar with rate and ETA on a terminal, a plain line every
+/// few seconds otherwise (logs, CI).
+final class ProgressReporter {
+    let label: String
+    let total: Int
+    let unit: String
+    let start = Date()
+    private var lastPrint = Date.distantPast
+    private let interactive = isatty(STDERR_FILENO) != 0
+    private let lock = NSLock()
+
+    init(_ label: String, total: Int, unit: String) {
+        self.label = label
+        self.total = max(1, total)
+        self.unit = unit
+    }
+
+    /// Reports `done` of `total` units.
+    func update(_ done: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        let now = Date()
+        let interval = interactive ? 0.1 : 5
+        guard now.timeIntervalSince(lastPrint) >= interval || done >= total else { return }
+        lastPrint = now
+        let elapsed = now.timeIntervalSince(start)
+        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let fraction = Double(done) / Double(total)
+        let stats = String(format: "%d/%d %@  %.1f %@/s  ETA %@", done, total, unit, rate, unit, Self.duration(eta))
+        if interactive {
+            let width = 30
+            let filled = Int(fraction * Double(width))
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            FileHandle.standardError.write(Data("\r\(label) \(bar) \(stats)\u{1B}[K".utf8))
+            if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
+        } else {
+            FileHandle.standardError.write(Data("\(label): \(String(format: "%3.0f%%", fraction * 100)) \(stats)\n".utf8))
+        }
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
+    }
+}
+
+/// Writes one line to stderr.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Peak resident memory of this process in MiB (Linux: VmHWM).
+func peakMemoryMiB() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let digits = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+        return digits / 1024
+    }
+    return 0
+}

@@ -1,0 +1,75 @@
+import ArgumentParser
+import CSMDiffusion
+
+/// The EDM sampler flags, shared by the commands that sample.
+struct SamplerOptions: ParsableArguments {
+    @Option(help: "Sampler steps (EDM default 18). 1 = a single Euler step from σ_max to 0.")
+    var steps: Int = 18
+    @Option(name: .customLong("sigma-min"), help: "Smallest noise level (clipped to the network's range).")
+    var sigmaMin: Double = 0.002
+    @Option(name: .customLong("sigma-max"), help: "Largest noise level (clipped to the network's range).")
+    var sigmaMax: Double = 80
+    @Option(help: "Time-step exponent ρ.")
+    var rho: Double = 7
+    @Option(help: "ODE solver: heun (2nd order, EDM default) or euler.")
+    var solver: SamplerSettings.Solver = .heun
+    @Option(name: .customLong("churn"), help: "Stochastic churn S_churn (0 = deterministic).")
+    var churn: Double = 0
+    @Option(name: .customLong("churn-sigma-min"), help: "S_min: churn only at σ ≥ this.")
+    var churnSigmaMin: Double = 0
+    @Option(name: .customLong("churn-sigma-max"), help: "S_max: churn only at σ ≤ this.")
+    var churnSigmaMax: Double = .infinity
+    @Option(name: .customLong("churn-noise"), help: "S_noise: scale of the churn noise.")
+    var churnNoise: Double = 1
+
+    func validate() throws {
+        guard steps >= 1 && steps <= 10_000 else { throw ValidationError("--steps must be between 1 and 10000") }
+        guard sigmaMin > 0, sigmaMax > sigmaMin else { throw ValidationError("need 0 < --sigma-min < --sigma-max") }
+        guard rho > 0 else { throw ValidationError("--rho must be positive") }
+        guard churn >= 0, churnNoise >= 0 else { throw ValidationError("--churn and --churn-noise must be ≥ 0") }
+    }
+
+    var settings: SamplerSettings {
+        var s = SamplerSettings()
+        s.steps = steps
+        s.sigmaMin = sigmaMin
+        s.sigmaMax = sigmaMax
+        s.rho = rho
+        s.solver = solver
+        s.churn = churn
+        s.churnSigmaMin = churnSigmaMin
+        s.churnSigmaMax = churnSigmaMax
+        s.churnNoise = churnNoise
+        return s
+    }
+}
+
+extension SamplerSettings.Solver: ExpressibleByArgument {}
+
+/// Parses seed lists like EDM's generate.py: "0-63", "1,5,9-12".
+func parseSeeds(_ text: String) throws -> [UInt64] {
+    var seeds: [UInt64] = []
+    for part in text.split(separator: ",") {
+        let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+        if bounds.count == 1, let value = UInt64(bounds[0]) {
+            seeds.append(value)
+        } else if bounds.count == 2, let lo = UInt64(bounds[0]), let hi = UInt64(bounds[1]), lo <= hi, hi - lo < 10_000_000 {
+            seeds += Array(lo...hi)
+        } else {
+            throw ValidationError("--seeds '\(text)': expected numbers and ranges like 0-63 or 1,5,9-12")
+        }
+    }
+    guard !seeds.isEmpty else { throw ValidationError("--seeds is empty") }
+    return seeds
+}
+
+/// A class given by index or by name (case-insensitive).
+func parseClass(_ text: String, names: [String]?, count: Int) throws -> Int {
+    if let index = Int(text) {
+        guard index >= 0 && index < count else { throw ValidationError("class \(index) is out of range 0..<\(count)") }
+        return index
+    }
+    if let names, let index = names.firstIndex(where: { $0.lowercased() == text.lowercased() }) { return index }
+    let known = names.map { ": " + $0.joined(separator: ", ") } ?? ""
+    throw ValidationError("unknown class '\(text)' (give an index 0..<\(count)\(known))")
+}
