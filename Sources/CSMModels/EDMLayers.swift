@@ -4,6 +4,8 @@ import CSMNumerics
 /// convolution (kernel 0 = resample only), plain or fused as EDM orders them.
 struct EDMConv2d: Sendable {
     let weights: ConvolutionWeights?
+    /// The same 3×3 weights for Winograd's F(2×2, 3×3), when the layer is wide enough to gain.
+    let winograd: WinogradWeights?
     let up: Bool
     let down: Bool
     let filter: ResampleFilter
@@ -25,7 +27,11 @@ struct EDMConv2d: Sendable {
         }
         if up { x = filter.up(x, padding: fPad) }
         if down { x = filter.down(x, padding: fPad) }
-        if let w = weights { x = Convolution.apply(x, w, padding: wPad) }
+        if let w = winograd {
+            x = Winograd.apply(x, w)
+        } else if let w = weights {
+            x = Convolution.apply(x, w, padding: wPad)
+        }
         return x
     }
 }

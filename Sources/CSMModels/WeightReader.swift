@@ -45,15 +45,19 @@ final class WeightReader {
     func conv(_ name: String, inputs: Int, outputs: Int, kernel: Int, bias: Bool = true, up: Bool = false,
               down: Bool = false, filter: ResampleFilter, fused: Bool = false) throws -> EDMConv2d {
         var weights: ConvolutionWeights?
+        var winograd: WinogradWeights?
         if kernel > 0 {
             let w = try tensor("\(name).weight", [outputs, inputs, kernel, kernel])
             let b = bias ? try tensor("\(name).bias", [outputs]) : nil
             weights = ConvolutionWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
+            if kernel == 3 && !fused && inputs >= 8 {
+                winograd = WinogradWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs)
+            }
         }
         if up || down {
             try checkResampleFilter("\(name).resample_filter", filter)
         }
-        return EDMConv2d(weights: weights, up: up, down: down, filter: filter, fused: fused)
+        return EDMConv2d(weights: weights, winograd: winograd, up: up, down: down, filter: filter, fused: fused)
     }
 
     /// A stored resample filter must equal the one the metadata implies.

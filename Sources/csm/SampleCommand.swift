@@ -18,6 +18,7 @@ struct SampleCommand: ParsableCommand {
             Examples:
               csm sample --seeds 0-7 --class Sneaker --png out/
               csm sample --seeds 0-63 --mix Sneaker:"Ankle boot":0.7 --grid mix.png
+              csm sample --seeds 0-7 --trajectory Sneaker:"Ankle boot" --lambdas 8 --grid traj.png
               csm sample --latents z.safetensors --labels z.safetensors --out images.safetensors
               csm sample --latents z.safetensors --labels z.safetensors --steps 1 --sigma-max 2 --out d.safetensors
             """)
@@ -34,6 +35,10 @@ struct SampleCommand: ParsableCommand {
     var classSpec: String?
     @Option(help: "Mixed class A:B:λ — λ on class A and 1−λ on class B (names or indices).")
     var mix: String?
+    @Option(help: "Class-mixing trajectory A:B: every seed is sampled at λ = linspace(0, 1, --lambdas), λ on class A, sharing its latent (a grid row per seed).")
+    var trajectory: String?
+    @Option(help: "Trajectory length L (with --trajectory).")
+    var lambdas: Int = 8
     @OptionGroup var sampler: SamplerOptions
     @Option(help: "Images per network batch.")
     var batch: Int = 64
@@ -52,8 +57,11 @@ struct SampleCommand: ParsableCommand {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         if latents != nil && seeds != nil { throw ValidationError("give either --latents or --seeds, not both") }
         if latents == nil && seeds == nil { throw ValidationError("give --latents FILE or --seeds LIST") }
-        if classSpec != nil && mix != nil { throw ValidationError("give either --class or --mix, not both") }
-        if labels != nil && (classSpec != nil || mix != nil) { throw ValidationError("give either --labels or --class/--mix") }
+        if [classSpec, mix, trajectory, labels].compactMap({ $0 }).count > 1 {
+            throw ValidationError("give only one of --class, --mix, --trajectory and --labels")
+        }
+        if trajectory != nil && seeds == nil { throw ValidationError("--trajectory needs --seeds") }
+        guard lambdas >= 2 && lambdas <= 1000 else { throw ValidationError("--lambdas must be between 2 and 1000") }
         if out == nil && png == nil && grid == nil && !json { throw ValidationError("nothing to write: give --out, --png or --grid") }
     }
 
@@ -82,11 +90,16 @@ struct SampleCommand: ParsableCommand {
             noise = FeatureMap(nchw: try file.floats("latents"), count: shape[0], channels: c, height: h, width: w)
             churnSeeds = (0..<UInt64(shape[0])).map { $0 }
         } else {
-            churnSeeds = try parseSeeds(seeds ?? "")
+            let seedList = try parseSeeds(seeds ?? "")
+            let repeats = trajectory == nil ? 1 : lambdas
+            churnSeeds = seedList.flatMap { [UInt64](repeating: $0, count: repeats) }
             let per = c * h * w
             var values: [Float] = []
             values.reserveCapacity(churnSeeds.count * per)
-            for seed in churnSeeds { values += GaussianStream(seed: seed).values(per) }
+            for seed in seedList {
+                let latent = GaussianStream(seed: seed).values(per)
+                for _ in 0..<repeats { values += latent }
+            }
             noise = FeatureMap(nchw: values, count: churnSeeds.count, channels: c, height: h, width: w)
         }
         let n = noise.count
@@ -100,6 +113,16 @@ struct SampleCommand: ParsableCommand {
                 throw CLIError("\(labels): tensor 'class_labels' has shape \(shape), expected [\(n), \(k)]")
             }
             classes = try file.floats("class_labels")
+        } else if let trajectory, k > 0 {
+            let parts = trajectory.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("--trajectory '\(trajectory)': expected A:B, e.g. 7:9") }
+            let a = try parseClass(parts[0], names: net.classNames, count: k)
+            let b = try parseClass(parts[1], names: net.classNames, count: k)
+            for i in 0..<n {
+                let lambda = Float(i % lambdas) / Float(lambdas - 1)
+                classes[i * k + a] += lambda
+                classes[i * k + b] += 1 - lambda
+            }
         } else if k > 0 {
             var vector = [Float](repeating: 0, count: k)
             if let mix {
@@ -153,12 +176,14 @@ struct SampleCommand: ParsableCommand {
         if let png {
             try FileManager.default.createDirectory(atPath: png, withIntermediateDirectories: true)
             for i in 0..<n {
-                let name = seeds != nil ? String(format: "seed%06llu.png", churnSeeds[i]) : String(format: "%06d.png", i)
+                var name = seeds != nil ? String(format: "seed%06llu", churnSeeds[i]) : String(format: "%06d", i)
+                if trajectory != nil { name += String(format: "-lambda%.3f", Double(i % lambdas) / Double(lambdas - 1)) }
+                name += ".png"
                 try pixels[i].writePNG(path: (png as NSString).appendingPathComponent(name))
             }
         }
         if let grid {
-            let columns = min(n, max(1, Int(Double(n).squareRoot().rounded(.up))))
+            let columns = trajectory != nil ? lambdas : min(n, max(1, Int(Double(n).squareRoot().rounded(.up))))
             try RasterImage.grid(pixels, columns: columns, padding: 2, scale: 2).writePNG(path: grid)
         }
 

@@ -1,0 +1,340 @@
+import ArgumentParser
+import CSMCalibration
+import CSMModels
+import Foundation
+
+/// `csm evaluate`: calibration metrics of a classifier's logits, optional temperature
+/// scaling fitted on validation logits, and a reliability diagram.
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Measure calibration from logits: accuracy, NLL, Brier, ECE, MCE, AdaECE, class-wise ECE.",
+        discussion: """
+            Logits and labels come from safetensors files (tensors 'logits' [N, K] and 'labels') or \
+            .npy arrays ('<f4', '<f8', '<i8', '<i4', C order). Labels are class ids [N] or one-hot / \
+            soft rows [N, K], whose argmax is taken. One safetensors file may hold both.
+
+            ECE, MCE and class-wise ECE use equal-width bins (lo, hi], AdaECE equal-count bins. \
+            With --val-logits, a temperature T is fitted on the validation set by minimising its NLL \
+            and the metrics are shown before and after dividing the logits by T.
+
+            Examples:
+              csm evaluate --logits test.safetensors
+              csm evaluate --logits test.npy --labels test-labels.npy --diagram reliability.png
+              csm evaluate --logits test.safetensors --val-logits val.safetensors --json
+            """)
+
+    @Option(help: ArgumentHelp("Logits [N, K]: .safetensors or .npy.", valueName: "file"))
+    var logits: String
+
+    @Option(help: ArgumentHelp(
+        "Labels: class ids [N] or one-hot/soft rows [N, K] (default: the logits file, when it is safetensors).",
+        valueName: "file"))
+    var labels: String?
+
+    @Option(help: "Bins of ECE, MCE, AdaECE and class-wise ECE.")
+    var bins = 15
+
+    @Option(help: ArgumentHelp("Validation logits to fit a temperature on.", valueName: "file"))
+    var valLogits: String?
+
+    @Option(help: ArgumentHelp("Validation labels (default: the validation logits file, when it is safetensors).", valueName: "file"))
+    var valLabels: String?
+
+    @Option(help: ArgumentHelp("Write a reliability diagram PNG (two panels when a temperature is fitted).", valueName: "file.png"))
+    var diagram: String?
+
+    @Option(help: "Name of the logits tensor in safetensors files.")
+    var logitsTensor = "logits"
+
+    @Option(help: "Name of the labels tensor in safetensors files.")
+    var labelsTensor = "labels"
+
+    @Flag(help: "Print JSON (keys accuracy, nll, brier, ece, mce, adaece, cece, …) instead of a table.")
+    var json = false
+
+    func validate() throws {
+        guard bins > 0 else { throw ValidationError("--bins must be positive, got \(bins)") }
+        if valLabels != nil && valLogits == nil {
+            throw ValidationError("--val-labels needs --val-logits")
+        }
+    }
+
+    func run() throws {
+        let reader = EvaluationInputReader(logitsTensor: logitsTensor, labelsTensor: labelsTensor)
+        let test = try reader.read(logits: logits, labels: labels)
+        let raw = try test.metrics(binCount: bins, temperature: 1)
+
+        var fit: TemperatureFit?
+        var validationFile: String?
+        var calibrated: CalibrationMetrics?
+        if let valLogits {
+            let validation = try reader.read(logits: valLogits, labels: valLabels)
+            guard validation.classCount == test.classCount else {
+                throw EvaluateError(
+                    valLogits, "\(validation.classCount) classes, but \(logits) has \(test.classCount)")
+            }
+            let fitted = try validation.fitTemperature()
+            fit = fitted
+            validationFile = valLogits
+            calibrated = try test.metrics(binCount: bins, temperature: fitted.temperature)
+        }
+
+        if let diagram {
+            var panels = [ReliabilityDiagram.Panel(title: calibrated == nil ? "Reliability" : "Uncalibrated", metrics: raw)]
+            if let calibrated, let fit {
+                panels.append(.init(title: String(format: "T = %.3f", fit.temperature), metrics: calibrated))
+            }
+            // A failed write throws PictureError, whose message names the file.
+            try ReliabilityDiagram(panels: panels).writePNG(path: diagram)
+        }
+
+        if json {
+            print(try jsonReport(raw: raw, fit: fit, validationFile: validationFile, calibrated: calibrated))
+        } else {
+            print(table(raw: raw, fit: fit, validationFile: validationFile, calibrated: calibrated))
+        }
+    }
+
+    // MARK: - Output
+
+    private func table(
+        raw: CalibrationMetrics, fit: TemperatureFit?, validationFile: String?, calibrated: CalibrationMetrics?
+    ) -> String {
+        var lines = ["\(logits): \(raw.sampleCount) samples × \(raw.classCount) classes, \(raw.binCount) bins"]
+        var header = ["metric", "value"]
+        var columns = [raw]
+        if let fit, let calibrated, let validationFile {
+            let boundary = fit.atBoundary ? " (at the end of the search range)" : ""
+            lines.append(String(
+                format: "temperature %.4f%@, fitted on %@: NLL %.6f -> %.6f", fit.temperature, boundary,
+                validationFile, fit.nllBefore, fit.nllAfter))
+            header = ["metric", "uncalibrated", String(format: "T = %.4f", fit.temperature)]
+            columns.append(calibrated)
+        }
+        lines.append("")
+        let names = raw.namedValues.map(\.name)
+        let rows = names.indices.map { i in [names[i]] + columns.map { String(format: "%.6f", $0.namedValues[i].value) } }
+        let widths = header.indices.map { c in ([header[c]] + rows.map { $0[c] }).map(\.count).max() ?? 0 }
+        func format(_ cells: [String]) -> String {
+            cells.enumerated().map { c, cell in
+                c == 0 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[c] - cell.count) + cell
+            }.joined(separator: "   ")
+        }
+        lines.append(format(header))
+        lines.append(format(widths.map { String(repeating: "-", count: $0) }))
+        lines += rows.map(format)
+        return lines.joined(separator: "\n")
+    }
+
+    private func jsonReport(
+        raw: CalibrationMetrics, fit: TemperatureFit?, validationFile: String?, calibrated: CalibrationMetrics?
+    ) throws -> String {
+        func metricsObject(_ m: CalibrationMetrics) -> [String: Any] {
+            var object: [String: Any] = [:]
+            for (name, value) in m.namedValues { object[name] = value }
+            object["reliability"] = m.bins.map {
+                ["lower": $0.lower, "upper": $0.upper, "count": $0.count, "confidence": $0.meanConfidence, "accuracy": $0.accuracy] as [String: Any]
+            }
+            return object
+        }
+        var report = metricsObject(raw)
+        report["samples"] = raw.sampleCount
+        report["classes"] = raw.classCount
+        report["bins"] = raw.binCount
+        report["logits"] = logits
+        if let fit, let calibrated, let validationFile {
+            report["temperature"] = [
+                "value": fit.temperature, "val_nll_before": fit.nllBefore, "val_nll_after": fit.nllAfter,
+                "at_boundary": fit.atBoundary, "fitted_on": validationFile,
+            ] as [String: Any]
+            report["calibrated"] = metricsObject(calibrated)
+        }
+        let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// A problem with one of `csm evaluate`'s files, reported as one line naming the file.
+struct EvaluateError: Error, CustomStringConvertible {
+    let path: String
+    let problem: String
+
+    init(_ path: String, _ problem: String) {
+        self.path = path
+        self.problem = problem
+    }
+
+    var description: String { "\(path): \(problem)" }
+}
+
+/// Logits and hard labels read for evaluation.
+struct EvaluationSet {
+    enum Values {
+        case float([Float])
+        case double([Double])
+    }
+
+    var logitsPath: String
+    var labelsPath: String
+    var values: Values
+    var sampleCount: Int
+    var classCount: Int
+    var labels: [Int]
+
+    func metrics(binCount: Int, temperature: Double) throws -> CalibrationMetrics {
+        try attributing {
+            switch values {
+            case .float(let v):
+                return try CalibrationMetrics(logits: v, classCount: classCount, labels: labels, binCount: binCount, temperature: temperature)
+            case .double(let v):
+                return try CalibrationMetrics(logits: v, classCount: classCount, labels: labels, binCount: binCount, temperature: temperature)
+            }
+        }
+    }
+
+    func fitTemperature() throws -> TemperatureFit {
+        try attributing {
+            switch values {
+            case .float(let v): return try TemperatureScaling.fit(logits: v, classCount: classCount, labels: labels)
+            case .double(let v): return try TemperatureScaling.fit(logits: v, classCount: classCount, labels: labels)
+            }
+        }
+    }
+
+    /// Runs `body`, turning a `CalibrationError` into an error naming the file at fault.
+    private func attributing<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as CalibrationError {
+            if case .labelOutOfRange = error { throw EvaluateError(labelsPath, error.description) }
+            throw EvaluateError(logitsPath, error.description)
+        }
+    }
+}
+
+/// Reads logits and labels from safetensors or .npy files, checking shapes.
+struct EvaluationInputReader {
+    var logitsTensor: String
+    var labelsTensor: String
+
+    func read(logits logitsPath: String, labels labelsArgument: String?) throws -> EvaluationSet {
+        let labelsPath: String
+        if let labelsArgument {
+            labelsPath = labelsArgument
+        } else if !isNumPy(logitsPath) {
+            labelsPath = logitsPath
+        } else {
+            throw EvaluateError(logitsPath, "a .npy file holds only logits; give the labels with --labels (or --val-labels)")
+        }
+        let logits = try readArray(logitsPath, tensor: logitsTensor)
+        guard logits.shape.count == 2, logits.shape[0] > 0, logits.shape[1] > 0 else {
+            throw EvaluateError(logitsPath, "logits must have shape [N, K] with N, K > 0, found \(logits.shape)")
+        }
+        let n = logits.shape[0], k = logits.shape[1]
+        let labelArray = try readArray(labelsPath, tensor: labelsTensor)
+        let labels = try hardLabels(labelArray, path: labelsPath, classCount: k)
+        guard labels.count == n else {
+            throw EvaluateError(labelsPath, "\(labels.count) labels for \(n) rows of logits in \(logitsPath)")
+        }
+        if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= k }) {
+            throw EvaluateError(labelsPath, "label \(labels[bad]) of sample \(bad) is outside 0..<\(k) (the logits have \(k) classes)")
+        }
+        guard case .floating(let values) = logitArrayValues(logits) else {
+            throw EvaluateError(logitsPath, "logits must be floating point, found an integer array")
+        }
+        return EvaluationSet(
+            logitsPath: logitsPath, labelsPath: labelsPath, values: values, sampleCount: n, classCount: k, labels: labels)
+    }
+
+    // MARK: - Arrays from either format
+
+    /// An array read from a file, not yet interpreted.
+    struct RawArray {
+        enum Storage {
+            case numpy(NumPyArray)
+            case safetensors(SafeTensorsFile, String)
+        }
+        var storage: Storage
+        var shape: [Int]
+        var isFloatingPoint: Bool
+    }
+
+    enum LogitValues {
+        case floating(EvaluationSet.Values)
+        case integer
+    }
+
+    private func isNumPy(_ path: String) -> Bool {
+        path.lowercased().hasSuffix(".npy")
+    }
+
+    private func readArray(_ path: String, tensor: String) throws -> RawArray {
+        guard FileManager.default.fileExists(atPath: path) else { throw EvaluateError(path, "no such file") }
+        if isNumPy(path) {
+            let array = try NumPyArray(path: path)
+            return RawArray(storage: .numpy(array), shape: array.shape, isFloatingPoint: array.dtype.isFloatingPoint)
+        }
+        let file = try SafeTensorsFile(path: path)
+        guard file.contains(tensor) else {
+            throw EvaluateError(path, "no tensor '\(tensor)' (tensors: \(file.names.joined(separator: ", ")))")
+        }
+        let entry = try file.entry(tensor)
+        return RawArray(storage: .safetensors(file, tensor), shape: entry.shape, isFloatingPoint: entry.dtype.isFloatingPoint)
+    }
+
+    private func logitArrayValues(_ array: RawArray) -> LogitValues {
+        guard array.isFloatingPoint else { return .integer }
+        switch array.storage {
+        case .numpy(let numpy):
+            return .floating(numpy.dtype == .float64 ? .double(numpy.doubles()) : .float(numpy.floats()))
+        case .safetensors(let file, let name):
+            // Float conversion cannot fail for a floating-point entry that parsed.
+            return .floating(.float((try? file.floats(name)) ?? []))
+        }
+    }
+
+    private func doubles(_ array: RawArray) throws -> [Double] {
+        switch array.storage {
+        case .numpy(let numpy): return numpy.doubles()
+        case .safetensors(let file, let name):
+            return array.isFloatingPoint ? try file.floats(name).map(Double.init) : try file.integers(name).map(Double.init)
+        }
+    }
+
+    private func integers(_ array: RawArray) throws -> [Int] {
+        switch array.storage {
+        case .numpy(let numpy): return try numpy.integers()
+        case .safetensors(let file, let name): return try file.integers(name)
+        }
+    }
+
+    /// Class ids from integer ids [N] (or [N, 1]), from floats holding whole numbers, or from
+    /// one-hot / soft rows [N, K] by argmax (lowest index on ties).
+    private func hardLabels(_ array: RawArray, path: String, classCount: Int) throws -> [Int] {
+        let shape = array.shape
+        if shape.count == 1 || (shape.count == 2 && shape[1] == 1 && classCount != 1) {
+            if !array.isFloatingPoint { return try integers(array) }
+            let values = try doubles(array)
+            if let bad = values.firstIndex(where: { $0 != $0.rounded() || !$0.isFinite }) {
+                throw EvaluateError(path, "label \(values[bad]) of sample \(bad) is not a class id (expected whole numbers, or rows [N, K])")
+            }
+            return values.map { Int($0) }
+        }
+        guard shape.count == 2 else {
+            throw EvaluateError(path, "labels must have shape [N] or [N, K], found \(shape)")
+        }
+        guard shape[1] == classCount else {
+            throw EvaluateError(path, "label rows have \(shape[1]) columns, the logits have \(classCount) classes")
+        }
+        let values = try doubles(array)
+        var labels = [Int](repeating: 0, count: shape[0])
+        for i in 0..<shape[0] {
+            var best = 0
+            for c in 1..<max(1, classCount) where values[i * classCount + c] > values[i * classCount + best] { best = c }
+            labels[i] = best
+        }
+        return labels
+    }
+}
