@@ -81,10 +81,11 @@ struct EDMUNetBlock: Sendable {
         } else {
             skip = nil
         }
-        if attention {
-            let heads = o.heads ?? outputs / o.channelsPerHead
-            guard heads > 0, outputs % heads == 0 else {
-                throw ModelFileError(r.file.path, "block '\(name)': \(outputs) channels cannot be split into attention heads")
+        // As in EDM: fewer channels than one head needs means no attention at all.
+        let heads = attention ? (o.heads ?? outputs / o.channelsPerHead) : 0
+        if heads > 0 {
+            guard outputs % heads == 0 else {
+                throw ModelFileError(r.path, "block '\(name)': \(outputs) channels cannot be split into \(heads) attention heads")
             }
             let norm2 = try r.groupNorm("\(name).norm2", channels: outputs, epsilon: o.epsilon)
             let w = try r.tensor("\(name).qkv.weight", [outputs * 3, outputs, 1, 1])

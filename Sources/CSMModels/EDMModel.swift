@@ -54,6 +54,17 @@ public final class EDMModel: Sendable {
         try reader.checkAllUsed()
     }
 
+    /// The tensors (EDM names and shapes) that a network of `configuration` stores, in
+    /// construction order: what a converter or a test needs to write a valid file.
+    public static func parameterShapes(_ configuration: EDMConfiguration) throws -> [(name: String, shape: [Int])] {
+        let reader = WeightReader(nil)
+        switch configuration.modelType {
+        case .songUNet: _ = try SongUNet(configuration, reader)
+        case .dhariwalUNet: _ = try DhariwalUNet(configuration, reader)
+        }
+        return reader.requested
+    }
+
     /// Image side length.
     public var resolution: Int { configuration.resolution }
     /// Image channels.

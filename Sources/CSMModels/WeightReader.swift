@@ -3,14 +3,25 @@ import CSMNumerics
 /// Reads a network's parameters out of a safetensors file by name, checking every shape
 /// against what the architecture needs and remembering which tensors were used, so that
 /// leftovers (a file for another architecture) are reported too.
+///
+/// Without a file it records the names and shapes the architecture asks for instead (and
+/// hands out zeros): that is how `EDMModel.parameterShapes` lists a configuration's tensors.
 final class WeightReader {
-    let file: SafeTensorsFile
+    let file: SafeTensorsFile?
     private(set) var used: Set<String> = []
+    private(set) var requested: [(name: String, shape: [Int])] = []
 
-    init(_ file: SafeTensorsFile) { self.file = file }
+    init(_ file: SafeTensorsFile?) { self.file = file }
+
+    /// The path used in error messages.
+    var path: String { file?.path ?? "<architecture>" }
 
     /// Tensor `name` as floats; its shape must be `shape`.
     func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {
+        guard let file else {
+            requested.append((name, shape))
+            return [Float](repeating: 0, count: shape.reduce(1, *))
+        }
         let actual = try file.shape(of: name)
         guard actual == shape else {
             throw ModelFileError(file.path, "tensor '\(name)' has shape \(actual) but the architecture in the metadata needs \(shape)")
@@ -21,7 +32,7 @@ final class WeightReader {
 
     /// Marks `name` used if present (optional buffers).
     func optional(_ name: String) -> Bool {
-        guard file.contains(name) else { return false }
+        guard let file, file.contains(name) else { return false }
         used.insert(name)
         return true
     }
@@ -35,7 +46,7 @@ final class WeightReader {
     func groupNorm(_ name: String, channels: Int, epsilon: Float) throws -> GroupNormWeights {
         let groups = min(32, channels / 4)
         guard groups >= 1 else {
-            throw ModelFileError(file.path, "group norm '\(name)' has \(channels) channels; EDM needs at least 4")
+            throw ModelFileError(path, "group norm '\(name)' has \(channels) channels; EDM needs at least 4")
         }
         return GroupNormWeights(gamma: try tensor("\(name).weight", [channels]), beta: try tensor("\(name).bias", [channels]),
                                 groups: groups, epsilon: epsilon)
@@ -62,7 +73,7 @@ final class WeightReader {
 
     /// A stored resample filter must equal the one the metadata implies.
     private func checkResampleFilter(_ name: String, _ filter: ResampleFilter) throws {
-        guard file.contains(name) else { return }
+        guard let file, file.contains(name) else { return }
         let l = filter.taps.count
         let stored = try tensor(name, [1, 1, l, l])
         for y in 0..<l {
@@ -74,6 +85,7 @@ final class WeightReader {
 
     /// Every tensor in the file must have been used.
     func checkAllUsed() throws {
+        guard let file else { return }
         let unused = Set(file.entries.keys).subtracting(used).sorted()
         if let first = unused.first {
             let more = unused.count > 1 ? " and \(unused.count - 1) more" : ""
