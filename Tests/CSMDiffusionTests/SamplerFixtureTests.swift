@@ -63,3 +63,38 @@ final class SamplerFixtureTests: XCTestCase {
         for i in 1..<18 { XCTAssertLessThan(t[i], t[i - 1]) }
     }
 }
+
+/// Randomness depends on seeds only, never on batching.
+final class SamplerDeterminismTests: XCTestCase {
+    func testChurnNoiseIsIndependentOfBatching() throws {
+        var settings = SamplerSettings()
+        settings.steps = 3
+        settings.churn = 10
+        let sampler = EDMSampler(model: SamplerFixtureTests.model, settings: settings)
+        let seeds: [UInt64] = [5, 9, 11]
+        let latents = FeatureMap(nchw: seeds.flatMap { GaussianStream(seed: $0).values(784) }, count: 3, channels: 1, height: 28, width: 28)
+        var labels = [Float](repeating: 0, count: 30)
+        labels[7] = 1; labels[17] = 0.5; labels[19] = 0.5; labels[21] = 1
+        let together = sampler.sample(latents: latents, classLabels: labels, churnSeeds: seeds)
+        let alone = sampler.sample(latents: latents.slice(1..<2), classLabels: Array(labels[10..<20]), churnSeeds: [9])
+        let part = Array(together.values[784..<1568])
+        XCTAssertLessThan(zip(part, alone.values).map { abs($0 - $1) }.max()!, 1e-4)
+        // Churn changes the result; a different seed changes it differently.
+        settings.churn = 0
+        let deterministic = EDMSampler(model: SamplerFixtureTests.model, settings: settings)
+            .sample(latents: latents.slice(1..<2), classLabels: Array(labels[10..<20]))
+        XCTAssertGreaterThan(zip(deterministic.values, alone.values).map { abs($0 - $1) }.max()!, 1e-2)
+        let otherSeed = sampler.sample(latents: latents.slice(1..<2), classLabels: Array(labels[10..<20]), churnSeeds: [10])
+        XCTAssertGreaterThan(zip(otherSeed.values, alone.values).map { abs($0 - $1) }.max()!, 1e-2)
+    }
+
+    func testGaussianStreamIsStandardNormal() {
+        let values = GaussianStream(seed: 123).values(100_000)
+        let mean = values.reduce(0, +) / Float(values.count)
+        let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(values.count)
+        XCTAssertEqual(mean, 0, accuracy: 0.02)
+        XCTAssertEqual(variance, 1, accuracy: 0.02)
+        XCTAssertEqual(Array(GaussianStream(seed: 123).values(10)), Array(values.prefix(10)))
+        XCTAssertNotEqual(GaussianStream(seed: 124).values(10), Array(values.prefix(10)))
+    }
+}
