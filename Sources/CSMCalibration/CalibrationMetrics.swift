@@ -67,6 +67,14 @@ extension CalibrationMetrics {
         }
     }
 
+    /// Metrics of Float logits in memory csm does not own (e.g. a memory-mapped .npy file,
+    /// see `NumPyArray.withFloat32Elements`), without copying them; see the array overload.
+    public init(
+        logits: UnsafeBufferPointer<Float>, classCount: Int, labels: [Int], binCount: Int = 15, temperature: Double = 1
+    ) throws {
+        self = try MetricsEngine.compute(logits, classCount: classCount, labels: labels, binCount: binCount, temperature: temperature)
+    }
+
     /// Metrics of Float64 `logits`; see the Float overload.
     public init(logits: [Double], classCount: Int, labels: [Int], binCount: Int = 15, temperature: Double = 1) throws {
         self = try logits.withUnsafeBufferPointer {
@@ -87,14 +95,13 @@ enum MetricsEngine {
         var brier = 0.0
         var firstBadSample: Int? = nil
         var topBins: BinAccumulator
-        /// Class-wise bins, class-major: index k · B + b.
-        var classCounts: [Int]
+        /// Class-wise bin sums, class-major: index k · B + b. (Class-wise ECE needs only the
+        /// sums of p_k and of 1[y = k] per bin, not the counts.)
         var classProbabilitySums: [Double]
         var classHits: [Double]
 
         init(classCount: Int, binCount: Int) {
             topBins = BinAccumulator(binCount: binCount)
-            classCounts = [Int](repeating: 0, count: classCount * binCount)
             classProbabilitySums = [Double](repeating: 0, count: classCount * binCount)
             classHits = [Double](repeating: 0, count: classCount * binCount)
         }
@@ -105,8 +112,7 @@ enum MetricsEngine {
             brier += other.brier
             if let bad = other.firstBadSample, firstBadSample == nil { firstBadSample = bad }
             topBins.merge(other.topBins)
-            for i in classCounts.indices {
-                classCounts[i] += other.classCounts[i]
+            for i in classProbabilitySums.indices {
                 classProbabilitySums[i] += other.classProbabilitySums[i]
                 classHits[i] += other.classHits[i]
             }
@@ -123,6 +129,7 @@ enum MetricsEngine {
         }
         let k = classCount, bins = binCount
         let scale = 1 / temperature
+        let firstUpperEdge = CalibrationBinning.equalWidthEdges(bins)[1]
         let chunkCount = (n + chunkRows - 1) / chunkRows
         var chunkTotals = [Totals](repeating: Totals(classCount: 0, binCount: 0), count: chunkCount)
         // Top-1 confidence and correctness of every sample, for the equal-count bins.
@@ -137,15 +144,12 @@ enum MetricsEngine {
                         var firstBad: Int? = nil
                         var topBins = BinAccumulator(binCount: bins)
                         let p = UnsafeMutablePointer<Double>.allocate(capacity: k)
-                        let classCounts = UnsafeMutablePointer<Int>.allocate(capacity: k * bins)
                         let classSums = UnsafeMutablePointer<Double>.allocate(capacity: k * bins)
                         let classHits = UnsafeMutablePointer<Double>.allocate(capacity: k * bins)
-                        classCounts.initialize(repeating: 0, count: k * bins)
                         classSums.initialize(repeating: 0, count: k * bins)
                         classHits.initialize(repeating: 0, count: k * bins)
                         defer {
                             p.deallocate()
-                            classCounts.deallocate()
                             classSums.deallocate()
                             classHits.deallocate()
                         }
@@ -165,9 +169,9 @@ enum MetricsEngine {
                             for c in 0..<k {
                                 let pc = p[c]
                                 squares += pc * pc
-                                let slot = c * bins + equalWidthBin(pc, binCount: bins)
-                                classCounts[slot] += 1
-                                classSums[slot] += pc
+                                // Most class probabilities are small: test the first bin before binning.
+                                let bin = pc <= firstUpperEdge ? 0 : equalWidthBin(pc, binCount: bins)
+                                classSums[c * bins + bin] += pc
                             }
                             classHits[y * bins + equalWidthBin(p[y], binCount: bins)] += 1
                             brier += squares - 2 * p[y] + 1
@@ -180,7 +184,6 @@ enum MetricsEngine {
                         totals.brier = brier
                         totals.firstBadSample = firstBad
                         totals.topBins = topBins
-                        totals.classCounts = Array(UnsafeBufferPointer(start: classCounts, count: k * bins))
                         totals.classProbabilitySums = Array(UnsafeBufferPointer(start: classSums, count: k * bins))
                         totals.classHits = Array(UnsafeBufferPointer(start: classHits, count: k * bins))
                         totalsOut[chunk] = totals
