@@ -153,6 +153,21 @@ public struct NumPyArray: Sendable {
         }
     }
 
+    /// Calls `body` with the float32 elements in place, without copying them (the file stays
+    /// memory-mapped); for large logits this saves an allocation as big as the file.
+    /// Throws when the array is not float32.
+    public func withFloat32Elements<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        guard dtype == .float32 else { throw NumPyError(path, "expected a float32 array, found \(dtype.rawValue)") }
+        let count = elementCount
+        return try payload.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else {
+                // Unaligned (or empty) data: fall back to a copy.
+                return try floats().withUnsafeBufferPointer(body)
+            }
+            return try body(UnsafeBufferPointer(start: base.bindMemory(to: Float.self, capacity: count), count: count))
+        }
+    }
+
     /// Copies the little-endian payload into an array of `T` (csm runs on little-endian hosts).
     private func copy<T>(_: T.Type) -> [T] {
         let count = elementCount

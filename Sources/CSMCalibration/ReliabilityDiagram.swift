@@ -165,7 +165,7 @@ public struct ReliabilityDiagram: Sendable {
             canvas.fillRect(x: left, y: y, width: right - left, height: bottom - y, color: Palette.histogram)
             canvas.strokeRect(x: left, y: y, width: right - left + 1, height: bottom - y + 1, color: Palette.histogramEdge)
         }
-        // Mean confidence and accuracy as vertical lines, labelled at the top.
+        // Mean confidence and accuracy as vertical lines, with a small legend top right.
         let confidenceX = px(m.meanConfidence), accuracyX = px(m.accuracy)
         canvas.drawLine(
             from: (accuracyX, Double(top)), to: (accuracyX, Double(bottom)), color: Palette.accuracyLine, width: 2,
@@ -173,13 +173,16 @@ public struct ReliabilityDiagram: Sendable {
         canvas.drawLine(
             from: (confidenceX, Double(top)), to: (confidenceX, Double(bottom)), color: Palette.confidenceLine, width: 2,
             dash: (on: 6, off: 4))
-        let confidenceOnRight = confidenceX >= accuracyX
-        canvas.drawText(
-            "avg conf", x: Int(confidenceX) + (confidenceOnRight ? 6 : -6), y: top + 4, color: Palette.confidenceLine,
-            scale: s, alignment: confidenceOnRight ? .left : .right)
-        canvas.drawText(
-            "accuracy", x: Int(accuracyX) + (confidenceOnRight ? -6 : 6), y: top + 4, color: Palette.accuracyLine,
-            scale: s, alignment: confidenceOnRight ? .right : .left)
+        let boxWidth = 164, boxX = x0 + size - boxWidth - 6, boxY = top + 6
+        canvas.fillRect(x: boxX, y: boxY, width: boxWidth, height: 44, color: Color.white.withAlpha(230))
+        canvas.strokeRect(x: boxX, y: boxY, width: boxWidth, height: 44, color: Palette.grid)
+        for (row, (label, color)) in [("accuracy", Palette.accuracyLine), ("avg conf", Palette.confidenceLine)].enumerated() {
+            let y = boxY + 8 + row * 18
+            canvas.drawLine(
+                from: (Double(boxX + 8), Double(y) + 7), to: (Double(boxX + 34), Double(y) + 7), color: color, width: 2,
+                dash: (on: 6, off: 4))
+            canvas.drawText(label, x: boxX + 42, y: y, color: color, scale: s)
+        }
         canvas.strokeRect(x: x0, y: top, width: size + 1, height: height + 1, color: Palette.frame)
         canvas.drawVerticalText("Samples", x: panelLeft + 12, y: top + height / 2, color: Palette.ink, scale: s)
 

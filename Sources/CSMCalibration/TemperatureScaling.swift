@@ -8,7 +8,7 @@ public struct TemperatureFit: Equatable, Codable, Sendable {
     public var nllBefore: Double
     /// Mean negative log-likelihood of the validation set at the fitted T.
     public var nllAfter: Double
-    /// Passes over the validation logits the search made.
+    /// Passes over the validation logits the search made (the one at T = 1 included).
     public var evaluations: Int
     /// True when T sits at an end of the search range, i.e. the optimum may lie beyond it
     /// (for instance when every validation sample is classified correctly, T → 0).
@@ -19,9 +19,11 @@ public struct TemperatureFit: Equatable, Codable, Sendable {
 /// minimise the negative log-likelihood of held-out samples. It changes confidence, never
 /// the predicted class.
 ///
-/// The fit is a golden-section search on log T over `range` (the NLL is unimodal in log T,
-/// being convex in 1/T), then Newton steps on 1/T with analytic first and second
-/// derivatives, each accepted only if it lowers the NLL.
+/// The NLL is convex in β = 1/T, with analytic first and second derivatives
+/// (mean E_p[z] − z_y and mean Var_p[z]). The fit is a safeguarded Newton search for the
+/// root of the first derivative over `range`: Newton steps inside a bracket that always
+/// holds the root, geometric bisection whenever a step would leave it. It needs a handful of
+/// passes over the logits (each O(N·K), parallel) and converges to machine precision.
 public enum TemperatureScaling {
     /// Fits T on validation `logits` (rows of `classCount`) and integer `labels`.
     public static func fit(
@@ -35,6 +37,14 @@ public enum TemperatureScaling {
         logits: [Double], classCount: Int, labels: [Int], range: ClosedRange<Double> = 0.01...100
     ) throws -> TemperatureFit {
         try logits.withUnsafeBufferPointer { try fit($0, classCount: classCount, labels: labels, range: range) }
+    }
+
+    /// Fits T on Float logits in memory csm does not own (e.g. a memory-mapped .npy file),
+    /// without copying them.
+    public static func fit(
+        logits: UnsafeBufferPointer<Float>, classCount: Int, labels: [Int], range: ClosedRange<Double> = 0.01...100
+    ) throws -> TemperatureFit {
+        try fit(logits, classCount: classCount, labels: labels, range: range)
     }
 
     /// Mean −log softmax(logits / T)_y over the samples.
@@ -80,65 +90,59 @@ public enum TemperatureScaling {
         }
         let evaluator = NLLEvaluator(logits: logits, classCount: classCount, labels: labels)
         var evaluations = 0
-        func nll(logT: Double) -> Double {
+        func evaluate(_ beta: Double) -> NLLEvaluator<T>.Result {
             evaluations += 1
-            return evaluator.evaluate(beta: exp(-logT)).value
+            return evaluator.evaluate(beta: beta, derivatives: true)
         }
 
-        let before = evaluator.evaluate(beta: 1)
-        evaluations += 1
+        // Search β = 1/T in [1/Tmax, 1/Tmin]. The NLL is convex in β, so its derivative g
+        // increases: keep a bracket [low, high] around the root of g, take Newton steps
+        // inside it and bisect (geometrically) whenever a step would leave it.
+        var low = 1 / range.upperBound, high = 1 / range.lowerBound
+        var lowEvaluated = false, highEvaluated = false
+        let start = min(max(1, low), high)
+        let before = evaluate(1)
         if let bad = before.firstBadSample { throw CalibrationError.nonFiniteLogit(sample: bad) }
-
-        // Golden-section search on u = log T.
-        let lowerU = log(range.lowerBound), upperU = log(range.upperBound)
-        let ratio = (sqrt(5.0) - 1) / 2
-        var a = lowerU, b = upperU
-        var c = b - ratio * (b - a), d = a + ratio * (b - a)
-        var fc = nll(logT: c), fd = nll(logT: d)
-        while b - a > 1e-5 {
-            if fc <= fd {
-                b = d; d = c; fd = fc
-                c = b - ratio * (b - a); fc = nll(logT: c)
+        var beta = start
+        var here = start == 1 ? before : evaluate(start)
+        var atBoundary = false
+        for _ in 0..<100 {
+            if here.first > 0 {
+                high = beta
+                highEvaluated = true
             } else {
-                a = c; c = d; fc = fd
-                d = a + ratio * (b - a); fd = nll(logT: d)
+                low = beta
+                lowEvaluated = true
             }
-        }
-        // Best point seen, boundaries included.
-        var bestU = fc <= fd ? c : d
-        var bestValue = min(fc, fd)
-        for u in [lowerU, upperU] {
-            let value = nll(logT: u)
-            if value < bestValue { bestValue = value; bestU = u }
-        }
-
-        // Newton polish on β = 1/T, where the NLL is convex.
-        let minBeta = 1 / range.upperBound, maxBeta = 1 / range.lowerBound
-        var beta = exp(-bestU)
-        for _ in 0..<8 {
-            let here = evaluator.evaluate(beta: beta, derivatives: true)
-            evaluations += 1
-            guard here.second > 0 else { break }
-            var step = here.first / here.second
-            var accepted = false
-            for _ in 0..<20 {
-                let candidate = min(max(beta - step, minBeta), maxBeta)
-                let value = evaluator.evaluate(beta: candidate).value
-                evaluations += 1
-                if value <= here.value {
-                    accepted = candidate != beta
-                    beta = candidate
-                    bestValue = value
-                    break
+            if here.first == 0 || high / low - 1 < 1e-12 { break }
+            var next = here.second > 0 ? beta - here.first / here.second : .nan
+            if !(next > low && next < high) {
+                // The step leaves the bracket. If that side is an end of the search range not
+                // yet looked at, look there: the optimum may lie at (or beyond) it.
+                if here.first < 0 && !highEvaluated {
+                    let end = evaluate(high)
+                    highEvaluated = true
+                    if end.first <= 0 {
+                        beta = high; here = end; atBoundary = true
+                        break
+                    }
+                } else if here.first > 0 && !lowEvaluated {
+                    let end = evaluate(low)
+                    lowEvaluated = true
+                    if end.first >= 0 {
+                        beta = low; here = end; atBoundary = true
+                        break
+                    }
                 }
-                step /= 2
+                next = (low * high).squareRoot()
             }
-            if !accepted || abs(step) <= 1e-13 * beta { break }
+            let converged = abs(next - beta) <= 1e-12 * beta
+            beta = next
+            here = evaluate(beta)
+            if converged { break }
         }
-        let temperature = 1 / beta
-        let atBoundary = temperature <= range.lowerBound * (1 + 1e-4) || temperature >= range.upperBound * (1 - 1e-4)
         return TemperatureFit(
-            temperature: temperature, nllBefore: before.value, nllAfter: bestValue,
+            temperature: 1 / beta, nllBefore: before.value, nllAfter: here.value,
             evaluations: evaluations, atBoundary: atBoundary)
     }
 }

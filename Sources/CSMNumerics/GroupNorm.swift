@@ -48,10 +48,7 @@ public enum GroupNorm {
                 let bias = preB.baseAddress! + image * c
                 // Per-channel sums, then group means of x + bias.
                 sum.update(repeating: 0, count: c)
-                for px in 0..<hw {
-                    let row = xp + px * c
-                    for i in 0..<c { sum[i] += row[i] }
-                }
+                accumulate(xp, pixels: hw, channels: c, into: sum, centre: nil)
                 for g in 0..<p.groups {
                     var total: Double = 0
                     for i in (g * groupSize)..<((g + 1) * groupSize) { total += Double(sum[i]) + Double(hw) * Double(bias[i]) }
@@ -60,13 +57,7 @@ public enum GroupNorm {
                 }
                 // Centred second moments.
                 sum.update(repeating: 0, count: c)
-                for px in 0..<hw {
-                    let row = xp + px * c
-                    for i in 0..<c {
-                        let v = row[i] + shift[i]
-                        sum[i] += v * v
-                    }
-                }
+                accumulate(xp, pixels: hw, channels: c, into: sum, centre: shift)
                 let postScale = scaleB.baseAddress! + image * c, postShift = shiftB.baseAddress! + image * c
                 for g in 0..<p.groups {
                     var total: Double = 0
@@ -77,11 +68,7 @@ public enum GroupNorm {
                         b[i] = (shift[i] * rstd * p.gamma[i] + p.beta[i]) * postScale[i] + postShift[i]
                     }
                 }
-                for px in 0..<hw {
-                    let row = xp + px * c, out = yp + px * c
-                    for i in 0..<c { out[i] = row[i] * a[i] + b[i] }
-                }
-                if silu { mapInPlace(yp, hw * c) { VectorMath.silu($0) } }
+                scaleAndShift(xp, pixels: hw, channels: c, a: a, b: b, silu: silu, into: yp)
             }
         }
         }
@@ -89,5 +76,60 @@ public enum GroupNorm {
         }
         }
         return y
+    }
+
+    typealias V = SIMD16<Float>
+
+    /// sums[i] += Σ_px x[px, i] (centre nil) or Σ_px (x[px, i] + centre[i])².
+    @inline(__always)
+    static func accumulate(_ x: UnsafePointer<Float>, pixels: Int, channels c: Int, into sums: UnsafeMutablePointer<Float>,
+                           centre: UnsafeMutablePointer<Float>?) {
+        var i = 0
+        while i + 16 <= c {
+            var total = V()
+            if let centre {
+                let shift = UnsafeRawPointer(centre + i).loadUnaligned(as: V.self)
+                for px in 0..<pixels {
+                    let v = UnsafeRawPointer(x + px * c + i).loadUnaligned(as: V.self) + shift
+                    total += v * v
+                }
+            } else {
+                for px in 0..<pixels { total += UnsafeRawPointer(x + px * c + i).loadUnaligned(as: V.self) }
+            }
+            UnsafeMutableRawPointer(sums + i).storeBytes(of: total, as: V.self)
+            i += 16
+        }
+        for j in i..<c {
+            var total: Float = 0
+            for px in 0..<pixels {
+                let v = x[px * c + j] + (centre?[j] ?? 0)
+                total += centre == nil ? v : v * v
+            }
+            sums[j] = total
+        }
+    }
+
+    /// y = x·a + b per channel, then SiLU if asked.
+    @inline(__always)
+    static func scaleAndShift(_ x: UnsafePointer<Float>, pixels: Int, channels c: Int, a: UnsafeMutablePointer<Float>,
+                              b: UnsafeMutablePointer<Float>, silu: Bool, into y: UnsafeMutablePointer<Float>) {
+        var i = 0
+        while i + 16 <= c {
+            let va = UnsafeRawPointer(a + i).loadUnaligned(as: V.self), vb = UnsafeRawPointer(b + i).loadUnaligned(as: V.self)
+            for px in 0..<pixels {
+                var v = UnsafeRawPointer(x + px * c + i).loadUnaligned(as: V.self) * va + vb
+                if silu { v = VectorMath.silu(v) }
+                UnsafeMutableRawPointer(y + px * c + i).storeBytes(of: v, as: V.self)
+            }
+            i += 16
+        }
+        if i < c {
+            for px in 0..<pixels {
+                for j in i..<c {
+                    let v = x[px * c + j] * a[j] + b[j]
+                    y[px * c + j] = silu ? VectorMath.silu(v) : v
+                }
+            }
+        }
     }
 }

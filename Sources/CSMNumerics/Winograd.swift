@@ -52,8 +52,11 @@ public enum Winograd {
         let totalTiles = x.count * tilesPerImage
         let chunk = max(32, min(totalTiles, (1 << 19) / (16 * (cin + cout))))
         var y = FeatureMap(uninitializedCount: x.count, height: h, width: wd, channels: cout)
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * chunk * cin)
-        let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * chunk * cout)
+        // The 16 matrices sit a little more than a power of two apart, so that a tile's 16
+        // loads and stores do not all fall into the same cache set.
+        let vStride = chunk * cin + 48, mStride = chunk * cout + 48
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * vStride)
+        let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * mStride)
         let zeros = UnsafeMutablePointer<Float>.allocate(capacity: cin + 16)
         zeros.initialize(repeating: 0, count: cin + 16)
         let rows = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 16)
@@ -81,18 +84,18 @@ public enum Winograd {
                             if ix >= 0 && ix < wd { rows[i * 4 + j] = xp + ((n * h + iy) * wd + ix) * cin }
                         }
                     }
-                    inputTransform(rows, channels: cin, into: v + t * cin, stride: chunk * cin, scratch: scratch)
+                    inputTransform(rows, channels: cin, into: v + t * cin, stride: vStride, scratch: scratch)
                 }
                 for xi in 0..<16 {
-                    BLAS.sgemm(m: count, n: cout, k: cin, a: v + xi * chunk * cin, lda: cin,
-                               b: ub.baseAddress! + xi * cin * cout, ldb: cout, c: m + xi * chunk * cout, ldc: cout)
+                    BLAS.sgemm(m: count, n: cout, k: cin, a: v + xi * vStride, lda: cin,
+                               b: ub.baseAddress! + xi * cin * cout, ldb: cout, c: m + xi * mStride, ldc: cout)
                 }
                 for t in 0..<count {
                     let tile = start + t
                     let n = tile / tilesPerImage, r = tile % tilesPerImage
                     let oy = 2 * (r / tilesX), ox = 2 * (r % tilesX)
                     let base = yp + ((n * h + oy) * wd + ox) * cout
-                    outputTransform(m + t * cout, stride: chunk * cout, channels: cout, bias: bb.baseAddress!,
+                    outputTransform(m + t * cout, stride: mStride, channels: cout, bias: bb.baseAddress!,
                                     out: base, rowStride: wd * cout, keepRight: ox + 1 < wd, keepBottom: oy + 1 < h, scratch: scratch)
                 }
                 start += count

@@ -83,7 +83,7 @@ struct EvaluateCommand: ParsableCommand {
         if let diagram {
             var panels = [ReliabilityDiagram.Panel(title: calibrated == nil ? "Reliability" : "Uncalibrated", metrics: raw)]
             if let calibrated, let fit {
-                panels.append(.init(title: String(format: "T = %.3f", fit.temperature), metrics: calibrated))
+                panels.append(.init(title: String(format: "T = %.4g", fit.temperature), metrics: calibrated))
             }
             // A failed write throws PictureError, whose message names the file.
             try ReliabilityDiagram(panels: panels).writePNG(path: diagram)
@@ -174,6 +174,8 @@ struct EvaluationSet {
     enum Values {
         case float([Float])
         case double([Double])
+        /// A float32 .npy file, read in place from its memory map.
+        case mappedFloat32(NumPyArray)
     }
 
     var logitsPath: String
@@ -190,6 +192,10 @@ struct EvaluationSet {
                 return try CalibrationMetrics(logits: v, classCount: classCount, labels: labels, binCount: binCount, temperature: temperature)
             case .double(let v):
                 return try CalibrationMetrics(logits: v, classCount: classCount, labels: labels, binCount: binCount, temperature: temperature)
+            case .mappedFloat32(let array):
+                return try array.withFloat32Elements {
+                    try CalibrationMetrics(logits: $0, classCount: classCount, labels: labels, binCount: binCount, temperature: temperature)
+                }
             }
         }
     }
@@ -199,6 +205,8 @@ struct EvaluationSet {
             switch values {
             case .float(let v): return try TemperatureScaling.fit(logits: v, classCount: classCount, labels: labels)
             case .double(let v): return try TemperatureScaling.fit(logits: v, classCount: classCount, labels: labels)
+            case .mappedFloat32(let array):
+                return try array.withFloat32Elements { try TemperatureScaling.fit(logits: $0, classCount: classCount, labels: labels) }
             }
         }
     }
@@ -288,7 +296,7 @@ struct EvaluationInputReader {
         guard array.isFloatingPoint else { return .integer }
         switch array.storage {
         case .numpy(let numpy):
-            return .floating(numpy.dtype == .float64 ? .double(numpy.doubles()) : .float(numpy.floats()))
+            return .floating(numpy.dtype == .float64 ? .double(numpy.doubles()) : .mappedFloat32(numpy))
         case .safetensors(let file, let name):
             // Float conversion cannot fail for a floating-point entry that parsed.
             return .floating(.float((try? file.floats(name)) ?? []))

@@ -1,0 +1,116 @@
+"""`make bench`: csm against PyTorch on the same sampling job, in the same run.
+
+    python3 tools/bench.py [--csm .build/release/csm] [--batch 64] [--steps 18] [--repeats 3]
+
+Runs, one after the other on this machine:
+  1. `csm bench-kernels`: csm's kernels at the default model's shapes (one core);
+  2. `csm sample` on the default model: --batch images, --steps Heun steps, mixed labels,
+     --repeats times (median reported), with csm's per-kernel profile of the last run;
+  3. tools/bench_torch.py: the same job in PyTorch on the CPU, 2 threads, with the PyTorch
+     port of the network in tools/edm_torch.py;
+and prints the machine, both images/s, GFLOP/s, peak memory and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL = os.path.join(ROOT, "Datasets", "fashion-mnist", "fashion-mnist-edm-vp32.safetensors")
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        with open("/proc/meminfo") as f:
+            memory = f"{int(f.readline().split()[1]) / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{model}, {os.cpu_count()} cores, {memory}, {platform.system()} {platform.release()}"
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def run_csm(csm: str, args, profile: bool) -> dict:
+    seeds = f"0-{args.batch - 1}"
+    command = [csm, "sample", "--model", MODEL, "--seeds", seeds, "--mix", "7:9:0.7", "--batch", str(args.batch),
+               "--steps", str(args.steps), "--json"]
+    if profile:
+        command.append("--profile")
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"bench: csm sample failed: {done.stderr.strip()}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["stderr"] = done.stderr
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--csm", default=os.path.join(ROOT, ".build", "release", "csm"))
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=18)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-kernels", action="store_true", help="leave out the per-kernel table")
+    args = parser.parse_args()
+
+    print(f"machine: {machine()}")
+    print(f"load average before: {load_average()}  (figures are only comparable on an idle machine)")
+    print(f"job: default Fashion-MNIST model (VP SongUNet, 1.75 M parameters), batch {args.batch}, "
+          f"{args.steps} Heun steps ({2 * args.steps - 1} evaluations per image)\n")
+
+    if not args.skip_kernels:
+        kernels = subprocess.run([args.csm, "bench-kernels"], capture_output=True, text=True)
+        print(kernels.stdout)
+
+    runs = [run_csm(args.csm, args, profile=(i == args.repeats - 1)) for i in range(args.repeats)]
+    csm_rate = statistics.median(r["images_per_s"] for r in runs)
+    profile = [line for line in runs[-1]["stderr"].splitlines() if line.startswith("  ")]
+    print("csm per-kernel profile (CPU-seconds summed over threads, last run):")
+    print("\n".join(profile) + "\n")
+
+    torch_command = [sys.executable, os.path.join(ROOT, "tools", "bench_torch.py"), "--model", MODEL,
+                     "--batch", str(args.batch), "--steps", str(args.steps), "--threads", "2",
+                     "--repeats", str(args.repeats)]
+    done = subprocess.run(torch_command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"bench: PyTorch peer failed: {done.stderr.strip()}")
+    peer = json.loads(done.stdout.strip().splitlines()[-1])
+
+    last = runs[-1]
+    print(f"{'':<28}{'images/s':>10}{'GFLOP/s':>10}{'peak MiB':>10}")
+    print(f"{'csm (' + last['blas_core'] + ' BLAS, ' + str(last['threads']) + ' threads)':<28}"
+          f"{csm_rate:>10.2f}{last['gflop_per_s'] * csm_rate / last['images_per_s']:>10.1f}{last['peak_rss_mib']:>10.0f}")
+    gflop_per_image = last["gflop_per_s"] / last["images_per_s"]
+    print(f"{'PyTorch ' + peer['torch'] + ' (2 threads)':<28}{peer['images_per_s']:>10.2f}"
+          f"{peer['images_per_s'] * gflop_per_image:>10.1f}{peer['peak_rss_mib']:>10.0f}")
+    print(f"\nratio csm / PyTorch: {csm_rate / peer['images_per_s']:.2f}x  "
+          f"(PyTorch single evaluations: {peer['evals_per_s_images']:.0f} images/s)")
+    if peer.get("other_load") and peer["other_load"] > 0.1:
+        print(f"warning: other processes used {peer['other_load']:.2f} cores during the PyTorch run")
+    print(f"load average after: {load_average()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
