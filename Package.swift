@@ -53,6 +53,8 @@ let package = Package(
         .testTarget(name: "CSMDiffusionTests", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics"]),
         .testTarget(name: "CSMPicturesTests", dependencies: ["CSMPictures"]),
         .testTarget(name: "CSMCalibrationTests", dependencies: ["CSMCalibration", "CSMModels"]),
+        // Runs the built csm binary end to end.
+        .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels"]),
     ],
     swiftLanguageModes: [.v5]
 )
