@@ -173,7 +173,14 @@ public struct ReliabilityDiagram: Sendable {
         canvas.drawLine(
             from: (confidenceX, Double(top)), to: (confidenceX, Double(bottom)), color: Palette.confidenceLine, width: 2,
             dash: (on: 6, off: 4))
-        let boxWidth = 164, boxX = x0 + size - boxWidth - 6, boxY = top + 6
+        // The legend goes in the top corner over the lower bars.
+        let boxWidth = 164, boxY = top + 6
+        func tallest(from lower: Double, to upper: Double) -> Int {
+            m.bins.filter { $0.upper > lower && $0.lower < upper }.map(\.count).max() ?? 0
+        }
+        let boxSpan = Double(boxWidth + 6) / Double(size)
+        let boxX = tallest(from: 1 - boxSpan, to: 1) <= tallest(from: 0, to: boxSpan)
+            ? x0 + size - boxWidth - 6 : x0 + 6
         canvas.fillRect(x: boxX, y: boxY, width: boxWidth, height: 44, color: Color.white.withAlpha(230))
         canvas.strokeRect(x: boxX, y: boxY, width: boxWidth, height: 44, color: Palette.grid)
         for (row, (label, color)) in [("accuracy", Palette.accuracyLine), ("avg conf", Palette.confidenceLine)].enumerated() {

@@ -61,8 +61,8 @@ final class WeightReader {
             let w = try tensor("\(name).weight", [outputs, inputs, kernel, kernel])
             let b = bias ? try tensor("\(name).bias", [outputs]) : nil
             weights = ConvolutionWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
-            if kernel == 3 && !fused && inputs >= 8 {
-                winograd = WinogradWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs)
+            if kernel == 3 && !fused && WinogradWeights.supports(inputChannels: inputs, outputChannels: outputs) {
+                winograd = WinogradWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile)
             }
         }
         if up || down {

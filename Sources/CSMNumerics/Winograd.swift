@@ -1,32 +1,56 @@
-/// 3×3 convolution (stride 1, padding 1) by Winograd's minimal filtering F(2×2, 3×3)
-/// (Lavin & Gray, 2016): each 2×2 output tile costs 16 multiply-adds per channel pair
-/// instead of 36, done as 16 GEMMs over tiles. Inputs and outputs are NHWC.
+import Foundation
+
+/// 3×3 convolution (stride 1, padding 1) by Winograd's minimal filtering (Lavin & Gray,
+/// 2016): F(2×2, 3×3) computes a 2×2 output tile from a 4×4 input tile with 16 products per
+/// channel pair instead of 36; F(4×4, 3×3) a 4×4 tile from 6×6 with 36 instead of 144. The
+/// products over channels are α² GEMMs over all tiles. NHWC in and out; channel counts must
+/// be multiples of 16 (the vector width).
 public struct WinogradWeights: Sendable {
+    /// Output tile side m: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3).
+    public let tile: Int
     public let inputChannels: Int
     public let outputChannels: Int
-    /// U = G·g·Gᵀ: [16][Cin][Cout].
+    /// U = G·g·Gᵀ: [α²][Cin][Cout], α = tile + 2.
     public let transformed: [Float]
-    public let bias: [Float]?
+    public let bias: [Float]
+
+    /// True when `Winograd` can run a layer with these channel counts.
+    public static func supports(inputChannels: Int, outputChannels: Int) -> Bool {
+        inputChannels % 16 == 0 && outputChannels % 16 == 0 && inputChannels > 0 && outputChannels > 0
+    }
+
+    /// The filter transforms G (α×3).
+    static let g2: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+    static let g4: [[Double]] = [
+        [1.0 / 4, 0, 0],
+        [-1.0 / 6, -1.0 / 6, -1.0 / 6],
+        [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+        [1.0 / 24, 1.0 / 12, 1.0 / 6],
+        [1.0 / 24, -1.0 / 12, 1.0 / 6],
+        [0, 0, 1],
+    ]
 
     /// From PyTorch-layout weights [Cout, Cin, 3, 3].
-    public init(pytorch weight: [Float], bias: [Float]?, outputChannels: Int, inputChannels: Int) {
-        precondition(weight.count == outputChannels * inputChannels * 9)
+    public init(pytorch weight: [Float], bias: [Float]?, outputChannels: Int, inputChannels: Int, tile: Int = 2) {
+        precondition(weight.count == outputChannels * inputChannels * 9 && (tile == 2 || tile == 4))
+        precondition(Self.supports(inputChannels: inputChannels, outputChannels: outputChannels))
+        self.tile = tile
         self.inputChannels = inputChannels
         self.outputChannels = outputChannels
-        self.bias = bias
-        var u = [Float](repeating: 0, count: 16 * inputChannels * outputChannels)
-        let g: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        self.bias = bias ?? [Float](repeating: 0, count: outputChannels)
+        let g = tile == 2 ? Self.g2 : Self.g4
+        let alpha = tile + 2
+        var u = [Float](repeating: 0, count: alpha * alpha * inputChannels * outputChannels)
         for co in 0..<outputChannels {
             for ci in 0..<inputChannels {
                 let base = (co * inputChannels + ci) * 9
-                // t = G·w (4×3), then U = t·Gᵀ (4×4).
-                var t = [[Float]](repeating: [0, 0, 0], count: 4)
-                for i in 0..<4 { for j in 0..<3 { for k in 0..<3 { t[i][j] += g[i][k] * weight[base + k * 3 + j] } } }
-                for i in 0..<4 {
-                    for j in 0..<4 {
-                        var value: Float = 0
-                        for k in 0..<3 { value += t[i][k] * g[j][k] }
-                        u[((i * 4 + j) * inputChannels + ci) * outputChannels + co] = value
+                for i in 0..<alpha {
+                    for j in 0..<alpha {
+                        var value = 0.0
+                        for k in 0..<3 {
+                            for l in 0..<3 { value += g[i][k] * Double(weight[base + k * 3 + l]) * g[j][l] }
+                        }
+                        u[((i * alpha + j) * inputChannels + ci) * outputChannels + co] = Float(value)
                     }
                 }
             }
@@ -38,65 +62,91 @@ public struct WinogradWeights: Sendable {
 public enum Winograd {
     typealias V = SIMD16<Float>
 
+    /// The tile size networks use: `CSM_WINOGRAD_TILE` (2 or 4) if set, else 4.
+    public static let defaultTile: Int = {
+        if let text = getenv("CSM_WINOGRAD_TILE"), let tile = Int(String(cString: text)), tile == 2 || tile == 4 { return tile }
+        return 4
+    }()
+
     /// conv3×3(x, w) + b with padding 1.
     public static func apply(_ x: FeatureMap, _ w: WinogradWeights) -> FeatureMap {
-        Profiler.measure("conv3x3") { convolve(x, w) }
+        Profiler.measure("conv3x3") {
+            w.tile == 2 ? convolve(x, w, F2.self) : convolve(x, w, F4.self)
+        }
     }
 
-    static func convolve(_ x: FeatureMap, _ w: WinogradWeights) -> FeatureMap {
+    static func convolve<T: WinogradTransform>(_ x: FeatureMap, _ w: WinogradWeights, _: T.Type) -> FeatureMap {
         precondition(x.channels == w.inputChannels, "convolution: \(x.channels) input channels, weights expect \(w.inputChannels)")
-        let cin = w.inputChannels, cout = w.outputChannels
+        let cin = w.inputChannels, cout = w.outputChannels, m = T.tile, alpha = m + 2, points = alpha * alpha
         let h = x.height, wd = x.width
-        let tilesY = (h + 1) / 2, tilesX = (wd + 1) / 2
+        let tilesY = (h + m - 1) / m, tilesX = (wd + m - 1) / m
         let tilesPerImage = tilesY * tilesX
         let totalTiles = x.count * tilesPerImage
-        let chunk = max(32, min(totalTiles, (1 << 19) / (16 * (cin + cout))))
-        var y = FeatureMap(uninitializedCount: x.count, height: h, width: wd, channels: cout)
-        // The 16 matrices sit a little more than a power of two apart, so that a tile's 16
+        let chunk = max(16, min(totalTiles, (1 << 19) / (points * (cin + cout))))
+        // The α² matrices sit a little more than a power of two apart, so that a tile's
         // loads and stores do not all fall into the same cache set.
         let vStride = chunk * cin + 48, mStride = chunk * cout + 48
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * vStride)
-        let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * mStride)
-        let zeros = UnsafeMutablePointer<Float>.allocate(capacity: cin + 16)
-        zeros.initialize(repeating: 0, count: cin + 16)
-        let rows = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 16)
-        let scratch = UnsafeMutablePointer<V>.allocate(capacity: 16)
-        defer { v.deallocate(); m.deallocate(); zeros.deallocate(); rows.deallocate(); scratch.deallocate() }
-        let biasValues = w.bias ?? [Float](repeating: 0, count: cout)
+        var y = FeatureMap(uninitializedCount: x.count, height: h, width: wd, channels: cout)
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * vStride)
+        let product = UnsafeMutablePointer<Float>.allocate(capacity: points * mStride)
+        let scratch = UnsafeMutablePointer<V>.allocate(capacity: 3 * points)
+        defer { v.deallocate(); product.deallocate(); scratch.deallocate() }
         x.values.withUnsafeBufferPointer { xb in
         y.values.withUnsafeMutableBufferPointer { yb in
         w.transformed.withUnsafeBufferPointer { ub in
-        biasValues.withUnsafeBufferPointer { bb in
+        w.bias.withUnsafeBufferPointer { bb in
             let xp = xb.baseAddress!, yp = yb.baseAddress!
             var start = 0
             while start < totalTiles {
                 let count = min(chunk, totalTiles - start)
-                for t in 0..<count {
-                    let tile = start + t
-                    let n = tile / tilesPerImage, r = tile % tilesPerImage
-                    let y0 = 2 * (r / tilesX) - 1, x0 = 2 * (r % tilesX) - 1
-                    for k in 0..<16 { rows[k] = UnsafePointer(zeros) }
-                    for i in 0..<4 {
-                        let iy = y0 + i
-                        guard iy >= 0 && iy < h else { continue }
-                        for j in 0..<4 {
-                            let ix = x0 + j
-                            if ix >= 0 && ix < wd { rows[i * 4 + j] = xp + ((n * h + iy) * wd + ix) * cin }
+                Profiler.measure("winograd-in") {
+                    for t in 0..<count {
+                        let r = (start + t) % tilesPerImage, n = (start + t) / tilesPerImage
+                        let y0 = m * (r / tilesX) - 1, x0 = m * (r % tilesX) - 1
+                        for c in stride(from: 0, to: cin, by: 16) {
+                            // Gather the α×α input patch (zeros outside the image).
+                            for i in 0..<alpha {
+                                let iy = y0 + i
+                                for j in 0..<alpha {
+                                    let ix = x0 + j
+                                    scratch[i * alpha + j] = (iy >= 0 && iy < h && ix >= 0 && ix < wd)
+                                        ? UnsafeRawPointer(xp + ((n * h + iy) * wd + ix) * cin + c).loadUnaligned(as: V.self) : V()
+                                }
+                            }
+                            let rows = scratch + points, out = scratch + 2 * points
+                            for j in 0..<alpha { T.input(scratch + j, alpha, rows + j, alpha) }
+                            for i in 0..<alpha { T.input(rows + i * alpha, 1, out + i * alpha, 1) }
+                            let dst = v + t * cin + c
+                            for k in 0..<points { UnsafeMutableRawPointer(dst + k * vStride).storeBytes(of: out[k], as: V.self) }
                         }
                     }
-                    inputTransform(rows, channels: cin, into: v + t * cin, stride: vStride, scratch: scratch)
                 }
-                for xi in 0..<16 {
-                    BLAS.sgemm(m: count, n: cout, k: cin, a: v + xi * vStride, lda: cin,
-                               b: ub.baseAddress! + xi * cin * cout, ldb: cout, c: m + xi * mStride, ldc: cout)
+                Profiler.measure("winograd-gemm") {
+                    for k in 0..<points {
+                        BLAS.sgemm(m: count, n: cout, k: cin, a: v + k * vStride, lda: cin,
+                                   b: ub.baseAddress! + k * cin * cout, ldb: cout, c: product + k * mStride, ldc: cout)
+                    }
                 }
-                for t in 0..<count {
-                    let tile = start + t
-                    let n = tile / tilesPerImage, r = tile % tilesPerImage
-                    let oy = 2 * (r / tilesX), ox = 2 * (r % tilesX)
-                    let base = yp + ((n * h + oy) * wd + ox) * cout
-                    outputTransform(m + t * cout, stride: mStride, channels: cout, bias: bb.baseAddress!,
-                                    out: base, rowStride: wd * cout, keepRight: ox + 1 < wd, keepBottom: oy + 1 < h, scratch: scratch)
+                Profiler.measure("winograd-out") {
+                    for t in 0..<count {
+                        let r = (start + t) % tilesPerImage, n = (start + t) / tilesPerImage
+                        let oy = m * (r / tilesX), ox = m * (r % tilesX)
+                        let rowsKept = min(m, h - oy), columnsKept = min(m, wd - ox)
+                        for c in stride(from: 0, to: cout, by: 16) {
+                            let src = product + t * cout + c
+                            for k in 0..<points { scratch[k] = UnsafeRawPointer(src + k * mStride).loadUnaligned(as: V.self) }
+                            let rows = scratch + points, out = scratch + 2 * points
+                            for j in 0..<alpha { T.output(scratch + j, alpha, rows + j, alpha) }
+                            for i in 0..<m { T.output(rows + i * alpha, 1, out + i * m, 1) }
+                            let bias = UnsafeRawPointer(bb.baseAddress! + c).loadUnaligned(as: V.self)
+                            for i in 0..<rowsKept {
+                                for j in 0..<columnsKept {
+                                    let dst = yp + ((n * h + oy + i) * wd + ox + j) * cout + c
+                                    UnsafeMutableRawPointer(dst).storeBytes(of: out[i * m + j] + bias, as: V.self)
+                                }
+                            }
+                        }
+                    }
                 }
                 start += count
             }
@@ -106,78 +156,60 @@ public enum Winograd {
         }
         return y
     }
+}
 
-    /// V = Bᵀ·d·B for one 4×4 tile; `rows[i·4+j]` points at the channels of input pixel (i, j).
+/// The 1-D transforms of one Winograd variant: input (Bᵀ, α → α) and output (Aᵀ, α → m),
+/// each reading and writing vectors `stride` apart.
+protocol WinogradTransform {
+    static var tile: Int { get }
+    static func input(_ d: UnsafeMutablePointer<SIMD16<Float>>, _ ds: Int, _ o: UnsafeMutablePointer<SIMD16<Float>>, _ os: Int)
+    static func output(_ d: UnsafeMutablePointer<SIMD16<Float>>, _ ds: Int, _ o: UnsafeMutablePointer<SIMD16<Float>>, _ os: Int)
+}
+
+/// F(2×2, 3×3): points 0, ±1, ∞.
+enum F2: WinogradTransform {
+    static var tile: Int { 2 }
+
     @inline(__always)
-    static func inputTransform(_ d: UnsafeMutablePointer<UnsafePointer<Float>>, channels: Int, into out: UnsafeMutablePointer<Float>,
-                               stride: Int, scratch t: UnsafeMutablePointer<V>) {
-        var c = 0
-        while c < channels {
-            let width = min(16, channels - c)
-            @inline(__always) func load(_ k: Int) -> V {
-                if width == 16 { return UnsafeRawPointer(d[k] + c).loadUnaligned(as: V.self) }
-                var value = V()
-                for e in 0..<width { value[e] = d[k][c + e] }
-                return value
-            }
-            @inline(__always) func store(_ k: Int, _ value: V) {
-                let p = out + k * stride + c
-                if width == 16 { UnsafeMutableRawPointer(p).storeBytes(of: value, as: V.self) } else { for e in 0..<width { p[e] = value[e] } }
-            }
-            // Rows: t = Bᵀ·d.
-            for j in 0..<4 {
-                let d0 = load(j), d1 = load(4 + j), d2 = load(8 + j), d3 = load(12 + j)
-                t[j] = d0 - d2
-                t[4 + j] = d1 + d2
-                t[8 + j] = d2 - d1
-                t[12 + j] = d1 - d3
-            }
-            // Columns: V = t·B.
-            for i in 0..<4 {
-                let t0 = t[i * 4], t1 = t[i * 4 + 1], t2 = t[i * 4 + 2], t3 = t[i * 4 + 3]
-                store(i * 4, t0 - t2)
-                store(i * 4 + 1, t1 + t2)
-                store(i * 4 + 2, t2 - t1)
-                store(i * 4 + 3, t1 - t3)
-            }
-            c += 16
-        }
+    static func input(_ d: UnsafeMutablePointer<SIMD16<Float>>, _ ds: Int, _ o: UnsafeMutablePointer<SIMD16<Float>>, _ os: Int) {
+        let d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds]
+        o[0] = d0 - d2
+        o[os] = d1 + d2
+        o[2 * os] = d2 - d1
+        o[3 * os] = d1 - d3
     }
 
-    /// Y = Aᵀ·M·A + bias for one tile, written at `out` (2×2 pixels, clipped at edges).
     @inline(__always)
-    static func outputTransform(_ m: UnsafeMutablePointer<Float>, stride: Int, channels: Int, bias: UnsafePointer<Float>,
-                                out: UnsafeMutablePointer<Float>, rowStride: Int, keepRight: Bool, keepBottom: Bool,
-                                scratch: UnsafeMutablePointer<V>) {
-        var c = 0
-        while c < channels {
-            let width = min(16, channels - c)
-            @inline(__always) func load(_ k: Int) -> V {
-                let p = m + k * stride + c
-                if width == 16 { return UnsafeRawPointer(p).loadUnaligned(as: V.self) }
-                var value = V()
-                for e in 0..<width { value[e] = p[e] }
-                return value
-            }
-            @inline(__always) func store(_ p: UnsafeMutablePointer<Float>, _ value: V) {
-                if width == 16 { UnsafeMutableRawPointer(p + c).storeBytes(of: value, as: V.self) } else { for e in 0..<width { p[c + e] = value[e] } }
-            }
-            var b = V()
-            if width == 16 { b = UnsafeRawPointer(bias + c).loadUnaligned(as: V.self) } else { for e in 0..<width { b[e] = bias[c + e] } }
-            // Rows: s = Aᵀ·M (2×4).
-            let s0 = scratch, s1 = scratch + 4
-            for j in 0..<4 {
-                let m0 = load(j), m1 = load(4 + j), m2 = load(8 + j), m3 = load(12 + j)
-                s0[j] = m0 + m1 + m2
-                s1[j] = m1 - m2 - m3
-            }
-            store(out, s0[0] + s0[1] + s0[2] + b)
-            if keepRight { store(out + channels, s0[1] - s0[2] - s0[3] + b) }
-            if keepBottom {
-                store(out + rowStride, s1[0] + s1[1] + s1[2] + b)
-                if keepRight { store(out + rowStride + channels, s1[1] - s1[2] - s1[3] + b) }
-            }
-            c += 16
-        }
+    static func output(_ d: UnsafeMutablePointer<SIMD16<Float>>, _ ds: Int, _ o: UnsafeMutablePointer<SIMD16<Float>>, _ os: Int) {
+        let m0 = d[0], m1 = d[ds], m2 = d[2 * ds], m3 = d[3 * ds]
+        o[0] = m0 + m1 + m2
+        o[os] = m1 - m2 - m3
+    }
+}
+
+/// F(4×4, 3×3): points 0, ±1, ±2, ∞.
+enum F4: WinogradTransform {
+    static var tile: Int { 4 }
+
+    @inline(__always)
+    static func input(_ d: UnsafeMutablePointer<SIMD16<Float>>, _ ds: Int, _ o: UnsafeMutablePointer<SIMD16<Float>>, _ os: Int) {
+        let d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds], d5 = d[5 * ds]
+        let a = d4 - 4 * d2, b = d3 - 4 * d1, c = d4 - d2, e = 2 * (d3 - d1)
+        o[0] = 4 * d0 - 5 * d2 + d4
+        o[os] = a + b
+        o[2 * os] = a - b
+        o[3 * os] = c + e
+        o[4 * os] = c - e
+        o[5 * os] = 4 * d1 - 5 * d3 + d5
+    }
+
+    @inline(__always)
+    static func output(_ d: UnsafeMutablePointer<SIMD16<Float>>, _ ds: Int, _ o: UnsafeMutablePointer<SIMD16<Float>>, _ os: Int) {
+        let m0 = d[0], m1 = d[ds], m2 = d[2 * ds], m3 = d[3 * ds], m4 = d[4 * ds], m5 = d[5 * ds]
+        let s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4
+        o[0] = m0 + s12 + s34
+        o[os] = d12 + 2 * d34
+        o[2 * os] = s12 + 4 * s34
+        o[3 * os] = d12 + 8 * d34 + m5
     }
 }

@@ -23,9 +23,11 @@ struct BenchKernelsCommand: ParsableCommand {
             let weight = (0..<(cout * cin * 9)).map { Float($0 % 7) / 70 - 0.05 }
             let flops = 2.0 * Double(batch * size * size * cin * cout * 9)
             let direct = ConvolutionWeights(pytorch: weight, bias: nil, outputChannels: cout, inputChannels: cin, kernel: 3)
-            let winograd = WinogradWeights(pytorch: weight, bias: nil, outputChannels: cout, inputChannels: cin)
+            let winograd2 = WinogradWeights(pytorch: weight, bias: nil, outputChannels: cout, inputChannels: cin, tile: 2)
+            let winograd4 = WinogradWeights(pytorch: weight, bias: nil, outputChannels: cout, inputChannels: cin, tile: 4)
             report("conv3x3 im2col+GEMM", "\(size)x\(size) \(cin)->\(cout)", flops) { _ = Convolution.apply(x, direct, padding: 1) }
-            report("conv3x3 Winograd F(2,3)", "\(size)x\(size) \(cin)->\(cout)", flops) { _ = Winograd.apply(x, winograd) }
+            report("conv3x3 Winograd F(2,3)", "\(size)x\(size) \(cin)->\(cout)", flops) { _ = Winograd.apply(x, winograd2) }
+            report("conv3x3 Winograd F(4,3)", "\(size)x\(size) \(cin)->\(cout)", flops) { _ = Winograd.apply(x, winograd4) }
             let norm = GroupNormWeights(gamma: [Float](repeating: 1, count: cin), beta: [Float](repeating: 0, count: cin),
                                         groups: min(32, cin / 4), epsilon: 1e-6)
             report("groupnorm+silu", "\(size)x\(size) \(cin)", 0) { _ = GroupNorm.apply(x, norm, silu: true) }

@@ -13,7 +13,7 @@ struct CSM: ParsableCommand {
               csm evaluate --logits val.safetensors --diagram rel.png
             """,
         version: CSMVersion.string,
-        subcommands: [SampleCommand.self, BenchKernelsCommand.self])
+        subcommands: [SampleCommand.self, BenchKernelsCommand.self, EvaluateCommand.self])
 }
 
 enum CSMVersion {

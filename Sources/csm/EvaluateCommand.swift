@@ -20,7 +20,7 @@ struct EvaluateCommand: ParsableCommand {
 
             Examples:
               csm evaluate --logits test.safetensors
-              csm evaluate --logits test.npy --labels test-labels.npy --diagram reliability.png
+              csm evaluate --logits test.npy --labels labels.npy --diagram rel.png
               csm evaluate --logits test.safetensors --val-logits val.safetensors --json
             """)
 
@@ -151,7 +151,7 @@ struct EvaluateCommand: ParsableCommand {
             ] as [String: Any]
             report["calibrated"] = metricsObject(calibrated)
         }
-        let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
+        let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
     }
 }

@@ -97,6 +97,16 @@ final class NumPyArrayTests: XCTestCase {
         XCTAssertTrue(problem(Data(npy(descr: "<f4", shape: "(2,)", payload: floats).prefix(20))).contains("truncated"))
     }
 
+    func testFloat32ElementsInPlace() throws {
+        let values: [Float] = [0.5, -1, 2, 3, -0.25, 9]
+        let array = try NumPyArray(data: npy(descr: "<f4", shape: "(3, 2)", payload: bytes(values)), path: "m.npy")
+        XCTAssertEqual(try array.withFloat32Elements { Array($0) }, values)
+        let metrics = try array.withFloat32Elements { try CalibrationMetrics(logits: $0, classCount: 2, labels: [0, 1, 1]) }
+        XCTAssertEqual(metrics, try CalibrationMetrics(logits: values, classCount: 2, labels: [0, 1, 1]))
+        let doubles = try NumPyArray(data: npy(descr: "<f8", shape: "(1,)", payload: bytes([1.0])), path: "d.npy")
+        XCTAssertThrowsError(try doubles.withFloat32Elements { _ in 0 })
+    }
+
     func testMissingFile() {
         XCTAssertThrowsError(try NumPyArray(path: "/nonexistent/logits.npy")) {
             XCTAssertEqual(String(describing: $0), "/nonexistent/logits.npy: no such file")

@@ -34,6 +34,7 @@ final class TemperatureScalingTests: XCTestCase {
         let fit = try TemperatureScaling.fit(logits: logits, classCount: 5, labels: labels)
         XCTAssertEqual(fit.temperature, 2.5, accuracy: 0.1)
         XCTAssertFalse(fit.atBoundary)
+        XCTAssertLessThanOrEqual(fit.evaluations, 12, "each evaluation is a pass over all logits")
         XCTAssertLessThan(fit.nllAfter, fit.nllBefore)
         XCTAssertEqual(fit.nllBefore, try nll(logits, labels, 5, 1), accuracy: 1e-12)
         XCTAssertEqual(fit.nllAfter, try nll(logits, labels, 5, fit.temperature), accuracy: 1e-12)

@@ -32,6 +32,7 @@ final class SamplerFixtureTests: XCTestCase {
         var worst: Float = 0
         for i in 0..<expected.count { worst = max(worst, abs(images[i] - expected[i])) }
         XCTAssertLessThanOrEqual(worst, 1e-3)
+        print("18-step Heun: max |error| \(worst)")
     }
 
     func testOneStepIsDenoiserAtSigmaMax() throws {

@@ -50,12 +50,14 @@ final class KernelReferenceTests: XCTestCase {
 
     func testWinogradMatchesDirect() {
         // Odd and even sizes (edge tiles), channel counts off the vector width.
-        for (cin, cout, h, w) in [(16, 16, 8, 8), (32, 48, 7, 7), (8, 24, 5, 6), (20, 12, 28, 28), (64, 64, 14, 14)] {
-            let x = random(3 * cin * h * w, seed: 4), weight = random(cout * cin * 9, seed: 5), bias = random(cout, seed: 6)
-            let got = Winograd.apply(FeatureMap(nchw: x, count: 3, channels: cin, height: h, width: w),
-                                     WinogradWeights(pytorch: weight, bias: bias, outputChannels: cout, inputChannels: cin)).nchw
-            let expected = referenceConvolution(x, n: 3, cin: cin, h: h, w: w, weight: weight, bias: bias, cout: cout, k: 3, padding: 1)
-            assertClose(got, expected, tolerance: 2e-5 * Float(cin), "cin \(cin) cout \(cout) \(h)x\(w)")
+        for tile in [2, 4] {
+            for (cin, cout, h, w) in [(16, 16, 8, 8), (32, 48, 7, 7), (16, 32, 5, 6), (32, 16, 28, 28), (64, 64, 14, 14), (16, 16, 1, 3)] {
+                let x = random(3 * cin * h * w, seed: 4), weight = random(cout * cin * 9, seed: 5), bias = random(cout, seed: 6)
+                let got = Winograd.apply(FeatureMap(nchw: x, count: 3, channels: cin, height: h, width: w),
+                                         WinogradWeights(pytorch: weight, bias: bias, outputChannels: cout, inputChannels: cin, tile: tile)).nchw
+                let expected = referenceConvolution(x, n: 3, cin: cin, h: h, w: w, weight: weight, bias: bias, cout: cout, k: 3, padding: 1)
+                assertClose(got, expected, tolerance: 1e-6 * Float(cin * 9), "F(\(tile)) cin \(cin) cout \(cout) \(h)x\(w)")
+            }
         }
     }
 
