@@ -82,7 +82,9 @@ public final class EDMModel: Sendable {
     public func denoise(_ x: FeatureMap, sigma: [Float], classLabels: [Float]) -> FeatureMap {
         let n = x.count, k = labelDimension
         precondition(sigma.count == n && (k == 0 || classLabels.count == n * k), "denoise: batch sizes disagree")
-        let parts = Parallel.ranges(n)
+        // Cores take micro-batches in turn: small enough that a layer's activations stay
+        // in the core's cache, large enough to keep the GEMMs efficient.
+        let parts = Parallel.ranges(n, parts: max(Parallel.workerCount, (n + Self.microBatch - 1) / Self.microBatch))
         var results = [FeatureMap?](repeating: nil, count: parts.count)
         results.withUnsafeMutableBufferPointer { out in
             let slots = out
@@ -102,6 +104,12 @@ public final class EDMModel: Sendable {
         let labels = [Float](repeating: labelDimension > 0 ? 1 / Float(labelDimension) : 0, count: labelDimension)
         return Double(Profiler.countFLOPs { _ = denoiseSerial(x, sigma: [1], classLabels: labels) })
     }
+
+    /// Images per network pass on one core (`CSM_MICROBATCH` overrides).
+    static let microBatch: Int = {
+        if let text = ProcessInfo.processInfo.environment["CSM_MICROBATCH"], let value = Int(text), value > 0 { return value }
+        return 8
+    }()
 
     /// The preconditioning coefficients (c_skip, c_out, c_in, c_noise) at σ.
     public func coefficients(sigma: Double) -> (skip: Double, out: Double, input: Double, noise: Double) {

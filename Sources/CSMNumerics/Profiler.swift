@@ -55,6 +55,15 @@ public enum Profiler {
         return result
     }
 
+    /// Runs `body` without adding its matrix products to the FLOP tally (for kernels that
+    /// count their nominal FLOPs themselves).
+    public static func withoutFLOPCounting<T>(_ body: () -> T) -> T {
+        guard countingFLOPs else { return body() }
+        countingFLOPs = false
+        defer { countingFLOPs = true }
+        return body()
+    }
+
     /// Clears the table.
     public static func reset() {
         lock.lock()

@@ -62,6 +62,12 @@ public struct WinogradWeights: Sendable {
 public enum Winograd {
     typealias V = SIMD16<Float>
 
+    /// Floats of transformed input and product per chunk of tiles (tuning knob).
+    static let chunkFloats: Int = {
+        if let text = getenv("CSM_WINOGRAD_CHUNK"), let value = Int(String(cString: text)), value > 0 { return value }
+        return 1 << 16
+    }()
+
     /// The tile size networks use: `CSM_WINOGRAD_TILE` (2 or 4) if set, else 4.
     public static let defaultTile: Int = {
         if let text = getenv("CSM_WINOGRAD_TILE"), let tile = Int(String(cString: text)), tile == 2 || tile == 4 { return tile }
@@ -70,8 +76,10 @@ public enum Winograd {
 
     /// conv3×3(x, w) + b with padding 1.
     public static func apply(_ x: FeatureMap, _ w: WinogradWeights) -> FeatureMap {
-        Profiler.measure("conv3x3") {
-            w.tile == 2 ? convolve(x, w, F2.self) : convolve(x, w, F4.self)
+        // FLOPs are counted as a direct convolution's, the figure users compare.
+        Profiler.addFLOPs(2 * 9 * x.count * x.pixels * w.inputChannels * w.outputChannels)
+        return Profiler.measure("conv3x3") {
+            Profiler.withoutFLOPCounting { w.tile == 2 ? convolve(x, w, F2.self) : convolve(x, w, F4.self) }
         }
     }
 
@@ -82,7 +90,7 @@ public enum Winograd {
         let tilesY = (h + m - 1) / m, tilesX = (wd + m - 1) / m
         let tilesPerImage = tilesY * tilesX
         let totalTiles = x.count * tilesPerImage
-        let chunk = max(16, min(totalTiles, (1 << 19) / (points * (cin + cout))))
+        let chunk = max(16, min(totalTiles, chunkFloats / (points * (cin + cout))))
         // The α² matrices sit a little more than a power of two apart, so that a tile's
         // loads and stores do not all fall into the same cache set.
         let vStride = chunk * cin + 48, mStride = chunk * cout + 48

@@ -1,0 +1,89 @@
+import CHDF5
+import CHDF5Shim
+import Foundation
+
+/// Small helpers around the HDF5 C library. Debian's serial HDF5 is not thread-safe, so
+/// every call into it from csm runs under one process-wide lock.
+enum HDF5 {
+    private static let lock = NSRecursiveLock()
+
+    /// Runs `body` holding the HDF5 lock, with HDF5's automatic error printing turned off.
+    static func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        _ = csm_h5_silence_errors()
+        return try body()
+    }
+
+    /// Runs `body` holding the HDF5 lock (the lock is recursive).
+    static func withLock<T>(_ body: () -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body()
+    }
+
+    /// The innermost message on HDF5's error stack (which is then cleared).
+    static func takeErrorMessage() -> String {
+        var buffer = [CChar](repeating: 0, count: 1024)
+        let count = buffer.withUnsafeMutableBufferPointer { csm_h5_take_error_message($0.baseAddress, $0.count) }
+        let message = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return count > 0 && !message.isEmpty ? message : "unknown HDF5 error"
+    }
+
+    static var defaultList: hid_t { csm_h5p_default() }
+    static var all: hid_t { csm_h5s_all() }
+}
+
+/// Closes an HDF5 identifier with the matching H5?close when released.
+final class HDF5Handle {
+    enum Kind { case file, group, dataset, dataspace, datatype, attribute, propertyList }
+
+    let id: hid_t
+    let kind: Kind
+
+    init(_ id: hid_t, _ kind: Kind) {
+        self.id = id
+        self.kind = kind
+    }
+
+    /// Closes now; returns false when HDF5 reports an error (for files: the final flush failed).
+    @discardableResult
+    func close() -> Bool {
+        HDF5.withLock { closeLocked() }
+    }
+
+    private func closeLocked() -> Bool {
+        guard !closed else { return true }
+        closed = true
+        switch kind {
+        case .file: return H5Fclose(id) >= 0
+        case .group: return H5Gclose(id) >= 0
+        case .dataset: return H5Dclose(id) >= 0
+        case .dataspace: return H5Sclose(id) >= 0
+        case .datatype: return H5Tclose(id) >= 0
+        case .attribute: return H5Aclose(id) >= 0
+        case .propertyList: return H5Pclose(id) >= 0
+        }
+    }
+
+    private var closed = false
+
+    deinit { close() }
+}
+
+/// Fails with a `ShardError` carrying HDF5's message when `id` is negative.
+@discardableResult
+func check(_ id: hid_t, _ path: String, dataset: String? = nil, _ action: String) throws -> hid_t {
+    guard id >= 0 else { throw ShardError(path, dataset: dataset, "\(action): \(HDF5.takeErrorMessage())") }
+    return id
+}
+
+/// Fails with a `ShardError` carrying HDF5's message when `status` is negative.
+func check(_ status: herr_t, _ path: String, dataset: String? = nil, _ action: String) throws {
+    guard status >= 0 else { throw ShardError(path, dataset: dataset, "\(action): \(HDF5.takeErrorMessage())") }
+}
+
+/// Wraps a new identifier in a handle, or fails with HDF5's message.
+func handle(_ id: hid_t, _ kind: HDF5Handle.Kind, _ path: String, dataset: String? = nil, _ action: String) throws -> HDF5Handle {
+    HDF5Handle(try check(id, path, dataset: dataset, action), kind)
+}

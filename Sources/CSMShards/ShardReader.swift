@@ -1,0 +1,265 @@
+import CHDF5
+import CHDF5Shim
+import Foundation
+
+/// Reads a `csm-shard/1` file. Opening validates the schema: the root attributes, every
+/// dataset's presence, element type and shape. Reads are of whole datasets or of a range
+/// of samples; a corrupted chunk (Fletcher-32 mismatch, broken compression) surfaces as a
+/// `ShardError` naming the file and the dataset. Safe to use from several threads: all
+/// HDF5 calls are serialised.
+public final class ShardReader: @unchecked Sendable {
+    /// The file read.
+    public let path: String
+    /// The root attributes.
+    public let metadata: ShardMetadata
+    /// Number of samples N.
+    public let count: Int
+    /// Image height H.
+    public let height: Int
+    /// Image width W.
+    public let width: Int
+    /// Image channels C.
+    public let channels: Int
+    private let file: HDF5Handle
+
+    /// Number of classes K.
+    public var numClasses: Int { metadata.numClasses }
+
+    /// Opens and validates the shard at `path`.
+    public init(path: String) throws {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ShardError(path, "no such file") }
+        guard !isDirectory.boolValue else { throw ShardError(path, "is a directory, not a shard") }
+        let opened: (HDF5Handle, ShardMetadata, [Int]) = try HDF5.locked {
+            guard H5Fis_hdf5(path) > 0 else {
+                _ = HDF5.takeErrorMessage()
+                throw ShardError(path, "not an HDF5 file")
+            }
+            let file = try handle(H5Fopen(path, csm_h5f_acc_rdonly(), HDF5.defaultList), .file, path, "cannot open")
+            let metadata = try Self.readMetadata(file, path)
+            let imageShape = try Self.validateDatasets(file, path, classes: metadata.numClasses)
+            return (file, metadata, imageShape)
+        }
+        file = opened.0
+        metadata = opened.1
+        count = opened.2[0]
+        height = opened.2[1]
+        width = opened.2[2]
+        channels = opened.2[3]
+    }
+
+    deinit { file.close() }
+
+    // MARK: Reading
+
+    /// Pixels [n, H, W, C] of samples `rows` (all when nil).
+    public func images(rows: Range<Int>? = nil) throws -> [UInt8] { try read(.images, rows: rows, UInt8.self) }
+    /// Soft labels [n, K].
+    public func labels(rows: Range<Int>? = nil) throws -> [Float] { try read(.labels, rows: rows, Float.self) }
+    public func classA(rows: Range<Int>? = nil) throws -> [Int32] { try read(.classA, rows: rows, Int32.self) }
+    public func classB(rows: Range<Int>? = nil) throws -> [Int32] { try read(.classB, rows: rows, Int32.self) }
+    public func lambdaGen(rows: Range<Int>? = nil) throws -> [Float] { try read(.lambdaGen, rows: rows, Float.self) }
+    public func lambdaProj(rows: Range<Int>? = nil) throws -> [Float] { try read(.lambdaProj, rows: rows, Float.self) }
+    public func probA(rows: Range<Int>? = nil) throws -> [Float] { try read(.probA, rows: rows, Float.self) }
+    public func probB(rows: Range<Int>? = nil) throws -> [Float] { try read(.probB, rows: rows, Float.self) }
+    public func consistent(rows: Range<Int>? = nil) throws -> [UInt8] { try read(.consistent, rows: rows, UInt8.self) }
+    public func group(rows: Range<Int>? = nil) throws -> [Int64] { try read(.group, rows: rows, Int64.self) }
+    public func seed(rows: Range<Int>? = nil) throws -> [Int64] { try read(.seed, rows: rows, Int64.self) }
+
+    /// Every column of samples `rows` (all when nil).
+    public func read(rows: Range<Int>? = nil) throws -> ShardSamples {
+        ShardSamples(height: height, width: width, channels: channels, numClasses: numClasses,
+                     images: try images(rows: rows), labels: try labels(rows: rows),
+                     classA: try classA(rows: rows), classB: try classB(rows: rows),
+                     lambdaGen: try lambdaGen(rows: rows), lambdaProj: try lambdaProj(rows: rows),
+                     probA: try probA(rows: rows), probB: try probB(rows: rows),
+                     consistent: try consistent(rows: rows), group: try group(rows: rows), seed: try seed(rows: rows))
+    }
+
+    /// Reads every dataset in full, so that every chunk's checksum is checked.
+    public func verify() throws {
+        for dataset in ShardDataset.allCases {
+            switch dataset.elementType {
+            case .uint8: _ = try read(dataset, rows: nil, UInt8.self)
+            case .int32: _ = try read(dataset, rows: nil, Int32.self)
+            case .int64: _ = try read(dataset, rows: nil, Int64.self)
+            case .float32: _ = try read(dataset, rows: nil, Float.self)
+            }
+        }
+    }
+
+    /// Where `dataset`'s stored chunks lie in the file, as byte ranges in storage order
+    /// (for verification tools and corruption tests).
+    public func storageRanges(of dataset: ShardDataset) throws -> [Range<Int>] {
+        try HDF5.locked {
+            let name = dataset.name
+            let id = try handle(H5Dopen2(file.id, name, HDF5.defaultList), .dataset, path, dataset: name, "cannot open")
+            let space = try handle(H5Dget_space(id.id), .dataspace, path, dataset: name, "cannot read the shape")
+            var chunks: hsize_t = 0
+            guard H5Dget_num_chunks(id.id, space.id, &chunks) >= 0 else {
+                _ = HDF5.takeErrorMessage()
+                return []   // not chunked (an empty dataset)
+            }
+            var ranges: [Range<Int>] = []
+            var offset = [hsize_t](repeating: 0, count: 4)
+            for index in 0..<chunks {
+                var mask: UInt32 = 0, address: haddr_t = 0, size: hsize_t = 0
+                try check(H5Dget_chunk_info(id.id, space.id, index, &offset, &mask, &address, &size), path, dataset: name,
+                          "cannot locate chunk \(index)")
+                ranges.append(Int(address)..<(Int(address) + Int(size)))
+            }
+            return ranges
+        }
+    }
+
+    private func read<T>(_ dataset: ShardDataset, rows: Range<Int>?, _ type: T.Type) throws -> [T] {
+        let rows = rows ?? 0..<count
+        let name = dataset.name
+        guard rows.lowerBound >= 0, rows.upperBound <= count else {
+            throw ShardError(path, dataset: name, "rows \(rows.lowerBound)..<\(rows.upperBound) lie outside 0..<\(count)")
+        }
+        precondition(MemoryLayout<T>.size == dataset.elementType.size, "ShardReader: \(T.self) does not match \(name)")
+        let rowShape = dataset.rowShape(height: height, width: width, channels: channels, classes: numClasses)
+        let total = rows.count * rowShape.reduce(1, *)
+        guard total > 0 else { return [] }
+        return try HDF5.locked {
+            let id = try handle(H5Dopen2(file.id, name, HDF5.defaultList), .dataset, path, dataset: name, "cannot open")
+            let fileSpace = try handle(H5Dget_space(id.id), .dataspace, path, dataset: name, "cannot read the shape")
+            let start = ([rows.lowerBound] + rowShape.map { _ in 0 }).map { hsize_t($0) }
+            let extent = ([rows.count] + rowShape).map { hsize_t($0) }
+            try check(H5Sselect_hyperslab(fileSpace.id, H5S_SELECT_SET, start, nil, extent, nil), path, dataset: name,
+                      "cannot select rows")
+            let memorySpace = try handle(H5Screate_simple(Int32(extent.count), extent, nil), .dataspace, path, dataset: name,
+                                         "cannot create dataspace")
+            return try [T](unsafeUninitializedCapacity: total) { buffer, initialized in
+                try check(H5Dread(id.id, dataset.elementType.memoryType, memorySpace.id, fileSpace.id, HDF5.defaultList,
+                                  buffer.baseAddress), path, dataset: name, "cannot read")
+                initialized = total
+            }
+        }
+    }
+
+    // MARK: Validation
+
+    private static func readMetadata(_ file: HDF5Handle, _ path: String) throws -> ShardMetadata {
+        let root = try handle(H5Gopen2(file.id, "/", HDF5.defaultList), .group, path, "cannot open the root group")
+        guard H5Aexists(root.id, "schema") > 0 else { throw ShardError(path, "not a csm-shard/1 file (no 'schema' attribute)") }
+        let schema = try readString(root, "schema", path)
+        guard schema == ShardMetadata.schema else {
+            throw ShardError(path, dataset: "schema", "is '\(schema)', expected \(ShardMetadata.schema)")
+        }
+        let kindName = try readString(root, "kind", path)
+        guard let kind = ShardKind(rawValue: kindName) else {
+            throw ShardError(path, dataset: "kind", "is '\(kindName)', expected mixed or real")
+        }
+        let numClasses = try readInteger(root, "num_classes", path)
+        let namesText = try readString(root, "class_names", path)
+        guard let names = try? JSONSerialization.jsonObject(with: Data(namesText.utf8)) as? [String] else {
+            throw ShardError(path, dataset: "class_names", "is not a JSON list of strings")
+        }
+        guard names.count == numClasses else {
+            throw ShardError(path, dataset: "class_names", "has \(names.count) names but num_classes is \(numClasses)")
+        }
+        let metadata = ShardMetadata(
+            kind: kind, classNames: names, sharpness: try readDouble(root, "sharpness", path),
+            generator: try readString(root, "generator", path), annotator: try readString(root, "annotator", path),
+            shardIndex: try readInteger(root, "shard_index", path), numShards: try readInteger(root, "num_shards", path),
+            createdBy: try readString(root, "created_by", path))
+        try metadata.validate(path: path)
+        return metadata
+    }
+
+    /// Checks every dataset's type and shape; returns [N, H, W, C].
+    private static func validateDatasets(_ file: HDF5Handle, _ path: String, classes: Int) throws -> [Int] {
+        var imageShape: [Int] = []
+        for dataset in ShardDataset.allCases {
+            let name = dataset.name
+            guard H5Lexists(file.id, name, HDF5.defaultList) > 0 else { throw ShardError(path, dataset: name, "missing dataset") }
+            let id = try handle(H5Dopen2(file.id, name, HDF5.defaultList), .dataset, path, dataset: name, "cannot open")
+            let type = try handle(H5Dget_type(id.id), .datatype, path, dataset: name, "cannot read the type")
+            let expected = dataset.elementType
+            let actual = describe(type.id)
+            guard actual == expected.rawValue else {
+                throw ShardError(path, dataset: name, "is \(actual), expected \(expected.rawValue)")
+            }
+            let space = try handle(H5Dget_space(id.id), .dataspace, path, dataset: name, "cannot read the shape")
+            let rank = H5Sget_simple_extent_ndims(space.id)
+            guard rank >= 0, rank <= 8 else { throw ShardError(path, dataset: name, "has an unreadable shape") }
+            var dims = [hsize_t](repeating: 0, count: Int(rank))
+            try check(H5Sget_simple_extent_dims(space.id, &dims, nil), path, dataset: name, "cannot read the shape")
+            let shape = dims.map { Int($0) }
+            if dataset == .images {
+                guard shape.count == 4, shape[1] > 0, shape[2] > 0, shape[3] > 0 else {
+                    throw ShardError(path, dataset: name, "has shape \(shape), expected [N, H, W, C]")
+                }
+                imageShape = shape
+                continue
+            }
+            let expectedShape = [imageShape[0]] + dataset.rowShape(height: imageShape[1], width: imageShape[2],
+                                                                  channels: imageShape[3], classes: classes)
+            guard shape == expectedShape else {
+                throw ShardError(path, dataset: name, "has shape \(shape), expected \(expectedShape)")
+            }
+        }
+        return imageShape
+    }
+
+    /// The schema name of an HDF5 element type ("float32", "int64", …) or a description of it.
+    private static func describe(_ type: hid_t) -> String {
+        let size = H5Tget_size(type)
+        let typeClass = H5Tget_class(type)
+        if typeClass == H5T_INTEGER {
+            return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + "\(8 * size)"
+        }
+        if typeClass == H5T_FLOAT { return "float\(8 * size)" }
+        if typeClass == H5T_STRING { return "a string" }
+        return "of an unsupported HDF5 type"
+    }
+
+    private static func openAttribute(_ root: HDF5Handle, _ name: String, _ path: String) throws -> HDF5Handle {
+        guard H5Aexists(root.id, name) > 0 else { throw ShardError(path, dataset: name, "missing attribute") }
+        let attribute = try handle(H5Aopen(root.id, name, HDF5.defaultList), .attribute, path, dataset: name, "cannot open attribute")
+        let space = try handle(H5Aget_space(attribute.id), .dataspace, path, dataset: name, "cannot read the attribute's shape")
+        guard H5Sget_simple_extent_npoints(space.id) == 1 else { throw ShardError(path, dataset: name, "is not a single value") }
+        return attribute
+    }
+
+    private static func readString(_ root: HDF5Handle, _ name: String, _ path: String) throws -> String {
+        let attribute = try openAttribute(root, name, path)
+        let type = try handle(H5Aget_type(attribute.id), .datatype, path, dataset: name, "cannot read the attribute's type")
+        guard H5Tget_class(type.id) == H5T_STRING else { throw ShardError(path, dataset: name, "is not a string") }
+        if H5Tis_variable_str(type.id) > 0 {
+            var pointer: UnsafeMutablePointer<CChar>?
+            try check(H5Aread(attribute.id, type.id, &pointer), path, dataset: name, "cannot read attribute")
+            guard let pointer else { return "" }
+            defer { H5free_memory(pointer) }
+            return String(cString: pointer)
+        }
+        let size = H5Tget_size(type.id)
+        guard size > 0, size < 1 << 24 else { throw ShardError(path, dataset: name, "has an implausible string size") }
+        var bytes = [UInt8](repeating: 0, count: size)
+        try check(H5Aread(attribute.id, type.id, &bytes), path, dataset: name, "cannot read attribute")
+        let end = bytes.firstIndex(of: 0) ?? bytes.count
+        return String(decoding: bytes[..<end], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+    }
+
+    private static func readInteger(_ root: HDF5Handle, _ name: String, _ path: String) throws -> Int {
+        let attribute = try openAttribute(root, name, path)
+        let type = try handle(H5Aget_type(attribute.id), .datatype, path, dataset: name, "cannot read the attribute's type")
+        guard H5Tget_class(type.id) == H5T_INTEGER else { throw ShardError(path, dataset: name, "is not an integer") }
+        var value: Int64 = 0
+        try check(H5Aread(attribute.id, csm_h5t_native_int64(), &value), path, dataset: name, "cannot read attribute")
+        return Int(value)
+    }
+
+    private static func readDouble(_ root: HDF5Handle, _ name: String, _ path: String) throws -> Double {
+        let attribute = try openAttribute(root, name, path)
+        let type = try handle(H5Aget_type(attribute.id), .datatype, path, dataset: name, "cannot read the attribute's type")
+        let typeClass = H5Tget_class(type.id)
+        guard typeClass == H5T_FLOAT || typeClass == H5T_INTEGER else { throw ShardError(path, dataset: name, "is not a number") }
+        var value: Double = 0
+        try check(H5Aread(attribute.id, csm_h5t_native_double(), &value), path, dataset: name, "cannot read attribute")
+        return value
+    }
+}

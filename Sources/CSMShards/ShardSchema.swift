@@ -1,0 +1,216 @@
+import CHDF5
+import CHDF5Shim
+import Foundation
+
+/// The datasets of a `csm-shard/1` file, in the order the writer creates them.
+public enum ShardDataset: String, CaseIterable, Sendable {
+    /// uint8 [N, H, W, C]: pixels, HWC like PIL and torchvision.
+    case images
+    /// float32 [N, K]: the soft label (real data: one-hot).
+    case labels
+    /// int32 [N]: first class of the pair (real data: the class).
+    case classA = "class_a"
+    /// int32 [N]: second class of the pair (real data: −1).
+    case classB = "class_b"
+    /// float32 [N]: mixing ratio given to the network (real data: 1).
+    case lambdaGen = "lambda_gen"
+    /// float32 [N]: raw projection λ̂ (real data: NaN).
+    case lambdaProj = "lambda_proj"
+    /// float32 [N]: classifier probability of class a.
+    case probA = "prob_a"
+    /// float32 [N]: classifier probability of class b.
+    case probB = "prob_b"
+    /// uint8 [N]: classifier-consistency flag (0 or 1).
+    case consistent
+    /// int64 [N]: trajectory id (real data: −1).
+    case group
+    /// int64 [N]: seed of the latent (real data: −1).
+    case seed
+
+    /// The HDF5 dataset name.
+    public var name: String { rawValue }
+
+    /// The element type the schema requires.
+    public var elementType: ShardElementType {
+        switch self {
+        case .images, .consistent: return .uint8
+        case .labels, .lambdaGen, .lambdaProj, .probA, .probB: return .float32
+        case .classA, .classB: return .int32
+        case .group, .seed: return .int64
+        }
+    }
+
+    /// Dimensions after the sample axis: [H, W, C] for images, [K] for labels, none otherwise.
+    func rowShape(height: Int, width: Int, channels: Int, classes: Int) -> [Int] {
+        switch self {
+        case .images: return [height, width, channels]
+        case .labels: return [classes]
+        default: return []
+        }
+    }
+}
+
+/// Element types used by the schema.
+public enum ShardElementType: String, Sendable {
+    case uint8, int32, int64, float32
+
+    /// Bytes per element.
+    public var size: Int {
+        switch self {
+        case .uint8: return 1
+        case .int32, .float32: return 4
+        case .int64: return 8
+        }
+    }
+
+    var isInteger: Bool { self != .float32 }
+    var isSigned: Bool { self == .int32 || self == .int64 }
+
+    /// The little-endian type stored in the file.
+    var fileType: hid_t {
+        switch self {
+        case .uint8: return csm_h5t_std_u8le()
+        case .int32: return csm_h5t_std_i32le()
+        case .int64: return csm_h5t_std_i64le()
+        case .float32: return csm_h5t_ieee_f32le()
+        }
+    }
+
+    /// The matching in-memory type.
+    var memoryType: hid_t {
+        switch self {
+        case .uint8: return csm_h5t_native_uint8()
+        case .int32: return csm_h5t_native_int32()
+        case .int64: return csm_h5t_native_int64()
+        case .float32: return csm_h5t_native_float()
+        }
+    }
+}
+
+/// What a shard holds: `mixed` (generated, reannotated) or `real` (an imported dataset).
+public enum ShardKind: String, Sendable, Codable {
+    case mixed, real
+}
+
+/// The root attributes of a shard.
+public struct ShardMetadata: Equatable, Sendable {
+    /// The schema name written to every shard.
+    public static let schema = "csm-shard/1"
+
+    public var kind: ShardKind
+    /// One name per class; `num_classes` is their count.
+    public var classNames: [String]
+    /// The sharpness s used to compute `labels` from `lambda_proj` (real data: NaN).
+    public var sharpness: Double
+    /// Generator settings as JSON text (model file name and SHA-256, sampler settings, …).
+    public var generator: String
+    /// Annotator settings as JSON text (classifier and prototypes SHA-256, δ, …).
+    public var annotator: String
+    /// This shard's position in the run, 0-based.
+    public var shardIndex: Int
+    /// Shards in the run.
+    public var numShards: Int
+    /// The tool and version that wrote the shard, e.g. "csm 0.1.0".
+    public var createdBy: String
+
+    /// Number of classes K.
+    public var numClasses: Int { classNames.count }
+
+    public init(kind: ShardKind, classNames: [String], sharpness: Double, generator: String = "{}", annotator: String = "{}",
+                shardIndex: Int = 0, numShards: Int = 1, createdBy: String) {
+        self.kind = kind
+        self.classNames = classNames
+        self.sharpness = sharpness
+        self.generator = generator
+        self.annotator = annotator
+        self.shardIndex = shardIndex
+        self.numShards = numShards
+        self.createdBy = createdBy
+    }
+
+    /// Checks the values a shard must satisfy; `path` names the file in errors.
+    func validate(path: String) throws {
+        guard !classNames.isEmpty else { throw ShardError(path, dataset: "class_names", "needs at least one class") }
+        guard shardIndex >= 0, numShards >= 1, shardIndex < numShards else {
+            throw ShardError(path, dataset: "shard_index", "shard \(shardIndex) of \(numShards) is out of range")
+        }
+        for (name, text) in [("generator", generator), ("annotator", annotator)] where !isJSON(text) {
+            throw ShardError(path, dataset: name, "is not valid JSON")
+        }
+    }
+
+    /// `class_names` as the JSON list stored in the file.
+    var classNamesJSON: String {
+        let data = (try? JSONSerialization.data(withJSONObject: classNames, options: [.withoutEscapingSlashes])) ?? Data("[]".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// True when `text` parses as JSON (any value).
+func isJSON(_ text: String) -> Bool {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) != nil
+}
+
+/// The per-sample columns of a shard, N samples of H×W×C images and K classes. Arrays
+/// are row-major, in the schema's types.
+public struct ShardSamples: Equatable, Sendable {
+    public var height: Int
+    public var width: Int
+    public var channels: Int
+    public var numClasses: Int
+    /// [N, H, W, C].
+    public var images: [UInt8]
+    /// [N, K].
+    public var labels: [Float]
+    public var classA: [Int32]
+    public var classB: [Int32]
+    public var lambdaGen: [Float]
+    public var lambdaProj: [Float]
+    public var probA: [Float]
+    public var probB: [Float]
+    public var consistent: [UInt8]
+    public var group: [Int64]
+    public var seed: [Int64]
+
+    public init(height: Int, width: Int, channels: Int, numClasses: Int, images: [UInt8], labels: [Float],
+                classA: [Int32], classB: [Int32], lambdaGen: [Float], lambdaProj: [Float], probA: [Float], probB: [Float],
+                consistent: [UInt8], group: [Int64], seed: [Int64]) {
+        self.height = height
+        self.width = width
+        self.channels = channels
+        self.numClasses = numClasses
+        self.images = images
+        self.labels = labels
+        self.classA = classA
+        self.classB = classB
+        self.lambdaGen = lambdaGen
+        self.lambdaProj = lambdaProj
+        self.probA = probA
+        self.probB = probB
+        self.consistent = consistent
+        self.group = group
+        self.seed = seed
+    }
+
+    /// Number of samples N.
+    public var count: Int { classA.count }
+
+    /// Bytes of one image.
+    public var imageSize: Int { height * width * channels }
+
+    /// Checks that every column holds N rows; `path` names the file in errors.
+    func validate(path: String) throws {
+        guard height > 0, width > 0, channels > 0 else { throw ShardError(path, dataset: "images", "image size must be positive") }
+        guard numClasses > 0 else { throw ShardError(path, dataset: "labels", "needs at least one class") }
+        let n = count
+        let lengths: [(ShardDataset, Int, Int)] = [
+            (.images, images.count, n * imageSize), (.labels, labels.count, n * numClasses),
+            (.classB, classB.count, n), (.lambdaGen, lambdaGen.count, n), (.lambdaProj, lambdaProj.count, n),
+            (.probA, probA.count, n), (.probB, probB.count, n), (.consistent, consistent.count, n),
+            (.group, group.count, n), (.seed, seed.count, n),
+        ]
+        for (dataset, actual, expected) in lengths where actual != expected {
+            throw ShardError(path, dataset: dataset.name, "holds \(actual) values but \(n) samples need \(expected)")
+        }
+    }
+}
