@@ -65,7 +65,7 @@ public enum Winograd {
     /// Floats of transformed input and product per chunk of tiles (tuning knob).
     static let chunkFloats: Int = {
         if let text = getenv("CSM_WINOGRAD_CHUNK"), let value = Int(String(cString: text)), value > 0 { return value }
-        return 1 << 16
+        return 1 << 17
     }()
 
     /// The tile size networks use: `CSM_WINOGRAD_TILE` (2 or 4) if set, else 4.
