@@ -46,7 +46,7 @@ public struct ShardWriter: Sendable {
     private func writeFile(_ samples: ShardSamples, metadata: ShardMetadata, temporary: String, path: String) throws {
         let creation = try handle(H5Pcreate(csm_h5p_file_create()), .propertyList, path, "cannot create file properties")
         // The root group carries no access/modification times.
-        try check(H5Pset_obj_track_times(creation.id, 0), path, "cannot turn off time tracking")
+        try check(H5Pset_obj_track_times(creation.id, false), path, "cannot turn off time tracking")
         let access = try handle(H5Pcreate(csm_h5p_file_access()), .propertyList, path, "cannot create file-access properties")
         try check(H5Pset_libver_bounds(access.id, H5F_LIBVER_V18, H5F_LIBVER_V18), path, "cannot pin the file format")
         let file = try handle(H5Fcreate(temporary, csm_h5f_acc_trunc(), creation.id, access.id), .file, path, "cannot create")
@@ -90,7 +90,7 @@ public struct ShardWriter: Sendable {
         let dims = ([count] + rowShape).map { hsize_t($0) }
         let space = try handle(H5Screate_simple(Int32(dims.count), dims, nil), .dataspace, path, dataset: name, "cannot create dataspace")
         let properties = try handle(H5Pcreate(csm_h5p_dataset_create()), .propertyList, path, dataset: name, "cannot create properties")
-        try check(H5Pset_obj_track_times(properties.id, 0), path, dataset: name, "cannot turn off time tracking")
+        try check(H5Pset_obj_track_times(properties.id, false), path, dataset: name, "cannot turn off time tracking")
         // An empty dataset cannot be chunked along a zero-length axis; it stays contiguous.
         if count > 0 {
             let rowBytes = max(1, rowShape.reduce(dataset.elementType.size, *))

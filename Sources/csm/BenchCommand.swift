@@ -16,7 +16,7 @@ struct BenchKernelsCommand: ParsableCommand {
 
     func run() {
         print("BLAS: OpenBLAS \(BLAS.coreName) kernels on \(CPUFeatures.modelName)")
-        print("kernel                     shape                  ms/call   GFLOP/s")
+        print(padded("kernel", 26) + " " + padded("shape", 20) + "  ms/call   GFLOP/s")
         for (size, cin, cout) in [(28, 32, 32), (14, 64, 64), (7, 64, 64), (28, 96, 32), (14, 128, 64)] {
             let x = FeatureMap(count: batch, height: size, width: size, channels: cin,
                                values: (0..<(batch * size * size * cin)).map { Float($0 % 13) / 13 - 0.5 })
@@ -42,6 +42,6 @@ struct BenchKernelsCommand: ParsableCommand {
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         let rate = flops > 0 ? String(format: "%9.1f", flops / best / 1e9) : "        -"
-        print(String(format: "%-26@ %-20@ %8.2f %@", name as NSString, shape as NSString, best * 1000, rate))
+        print(padded(name, 26) + " " + padded(shape, 20) + String(format: " %8.2f %@", best * 1000, rate))
     }
 }

@@ -61,3 +61,8 @@ func peakMemoryMiB() -> Double {
     }
     return 0
 }
+
+/// `text` padded with spaces to `width` characters (String(format:) does not pad %@ on Linux).
+func padded(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+}

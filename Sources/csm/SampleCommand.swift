@@ -193,7 +193,7 @@ struct SampleCommand: ParsableCommand {
                           n, seconds, rate, evaluations, gflop, peakMemoryMiB()))
         if profile {
             for row in Profiler.report() {
-                printError(String(format: "  %-12@ %8.3f s  %6d calls", row.name as NSString, row.seconds, row.calls))
+                printError("  " + padded(row.name, 14) + String(format: " %8.3f s  %7d calls", row.seconds, row.calls))
             }
         }
         if json {
