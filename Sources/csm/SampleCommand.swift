@@ -183,8 +183,20 @@ struct SampleCommand: ParsableCommand {
             }
         }
         if let grid {
-            let columns = trajectory != nil ? lambdas : min(n, max(1, Int(Double(n).squareRoot().rounded(.up))))
-            try RasterImage.grid(pixels, columns: columns, padding: 2, scale: 2).writePNG(path: grid)
+            if trajectory != nil {
+                let names = net.classNames
+                let parts = (trajectory ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+                let a = try parseClass(parts[0], names: names, count: k), b = try parseClass(parts[1], names: names, count: k)
+                let nameA = names?[a] ?? "class \(a)", nameB = names?[b] ?? "class \(b)"
+                let seedList = stride(from: 0, to: n, by: lambdas).map { churnSeeds[$0] }
+                try ContactSheet(images: pixels, columns: lambdas,
+                                 title: "\(nameA) <- \(nameB)",
+                                 columnLabels: (0..<lambdas).map { String(format: "λ=%.2f", Double($0) / Double(lambdas - 1)) },
+                                 rowLabels: seedList.map { "seed \($0)" }, scale: 2).writePNG(path: grid)
+            } else {
+                let columns = min(n, max(1, Int(Double(n).squareRoot().rounded(.up))))
+                try RasterImage.grid(pixels, columns: columns, padding: 2, scale: 2).writePNG(path: grid)
+            }
         }
 
         let rate = Double(n) / seconds
