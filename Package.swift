@@ -21,14 +21,20 @@ let package = Package(
         .library(name: "CSMDiffusion", targets: ["CSMDiffusion"]),
         .library(name: "CSMCalibration", targets: ["CSMCalibration"]),
         .library(name: "CSMPictures", targets: ["CSMPictures"]),
+        .library(name: "CSMPipeline", targets: ["CSMPipeline"]),
+        .library(name: "CSMShards", targets: ["CSMShards"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System libraries (Debian packages; `make deps` installs them).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
+        // HDF5 macros Swift cannot import (H5P_DEFAULT, H5T_NATIVE_*, …) as functions, and the error stack.
+        .target(name: "CHDF5Shim", dependencies: ["CHDF5"]),
 
         // Tensors, BLAS bridge, kernels, thread pool. Knows nothing about diffusion or files.
         .target(name: "CSMNumerics", dependencies: ["CBLAS"], swiftSettings: optimised),
@@ -40,6 +46,12 @@ let package = Package(
         .target(name: "CSMPictures", dependencies: ["CPNG"], swiftSettings: optimised),
         // Calibration metrics, reliability diagrams, losses, temperature scaling.
         .target(name: "CSMCalibration", dependencies: ["CSMPictures"], swiftSettings: optimised),
+        // The csm-shard/1 HDF5 schema: writer, reader, manifest.
+        .target(name: "CSMShards", dependencies: ["CHDF5", "CHDF5Shim", .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: optimised),
+
+        // generate = sample → reannotate → write: plans, seeds, reannotation.
+        .target(name: "CSMPipeline", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics"], swiftSettings: optimised),
 
         .executableTarget(
             name: "csm",
@@ -52,7 +64,9 @@ let package = Package(
         .testTarget(name: "CSMModelsTests", dependencies: ["CSMModels", "CSMNumerics"]),
         .testTarget(name: "CSMDiffusionTests", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics"]),
         .testTarget(name: "CSMPicturesTests", dependencies: ["CSMPictures"]),
+        .testTarget(name: "CSMPipelineTests", dependencies: ["CSMPipeline", "CSMDiffusion"]),
         .testTarget(name: "CSMCalibrationTests", dependencies: ["CSMCalibration", "CSMModels"]),
+        .testTarget(name: "CSMShardsTests", dependencies: ["CSMShards"]),
         // Runs the built csm binary end to end.
         .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels"]),
     ],

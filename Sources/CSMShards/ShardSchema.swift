@@ -210,7 +210,7 @@ public struct ShardSamples: Equatable, Sendable {
             (.group, group.count, n), (.seed, seed.count, n),
         ]
         for (dataset, actual, expected) in lengths where actual != expected {
-            throw ShardError(path, dataset: dataset.name, "holds \(actual) values but \(n) samples need \(expected)")
+            throw ShardError(path, dataset: dataset.name, "holds \(actual) values, expected \(expected) for \(n) samples")
         }
     }
 }

@@ -27,7 +27,7 @@ final class ModelFileValidationTests: XCTestCase {
 
     func assertRejected(_ bytes: [UInt8], mentions: String, file: StaticString = #filePath, line: UInt = #line) {
         let path = NSTemporaryDirectory() + "csm-bad-\(UUID().uuidString).safetensors"
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         defer { try? FileManager.default.removeItem(atPath: path) }
         do {
             _ = try EDMModel(path: path)

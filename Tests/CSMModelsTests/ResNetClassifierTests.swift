@@ -297,14 +297,14 @@ final class ResNetClassifierTests: XCTestCase {
 
     func load(_ bytes: [UInt8]) throws -> ResNetClassifier {
         let path = NSTemporaryDirectory() + "csm-resnet-\(UUID().uuidString).safetensors"
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         defer { try? FileManager.default.removeItem(atPath: path) }
         return try ResNetClassifier(path: path)
     }
 
     func assertRejected(_ bytes: [UInt8], mentions: String, file: StaticString = #filePath, line: UInt = #line) {
         let path = NSTemporaryDirectory() + "csm-bad-\(UUID().uuidString).safetensors"
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         defer { try? FileManager.default.removeItem(atPath: path) }
         do {
             _ = try ResNetClassifier(path: path)
