@@ -33,6 +33,7 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // HDF5 macros Swift cannot import (H5P_DEFAULT, H5T_NATIVE_*, …) as functions, and the error stack.
         .target(name: "CHDF5Shim", dependencies: ["CHDF5"]),
 
@@ -47,16 +48,17 @@ let package = Package(
         // Calibration metrics, reliability diagrams, losses, temperature scaling.
         .target(name: "CSMCalibration", dependencies: ["CSMPictures"], swiftSettings: optimised),
         // The csm-shard/1 HDF5 schema: writer, reader, manifest.
-        .target(name: "CSMShards", dependencies: ["CHDF5", "CHDF5Shim", .product(name: "Crypto", package: "swift-crypto")],
+        .target(name: "CSMShards", dependencies: ["CHDF5", "CHDF5Shim", "CZlib", "CPNG", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: optimised),
 
         // generate = sample → reannotate → write: plans, seeds, reannotation.
-        .target(name: "CSMPipeline", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics"], swiftSettings: optimised),
+        .target(name: "CSMPipeline", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMShards"], swiftSettings: optimised),
 
         .executableTarget(
             name: "csm",
             dependencies: [
-                "CSMNumerics", "CSMModels", "CSMDiffusion", "CSMCalibration", "CSMPictures",
+                "CSMNumerics", "CSMModels", "CSMDiffusion", "CSMCalibration", "CSMPictures", "CSMPipeline", "CSMShards",
+                "CSMShards", "CSMPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -64,11 +66,11 @@ let package = Package(
         .testTarget(name: "CSMModelsTests", dependencies: ["CSMModels", "CSMNumerics"]),
         .testTarget(name: "CSMDiffusionTests", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics"]),
         .testTarget(name: "CSMPicturesTests", dependencies: ["CSMPictures"]),
-        .testTarget(name: "CSMPipelineTests", dependencies: ["CSMPipeline", "CSMDiffusion"]),
+        .testTarget(name: "CSMPipelineTests", dependencies: ["CSMPipeline", "CSMDiffusion", "CSMModels", "CSMShards"]),
         .testTarget(name: "CSMCalibrationTests", dependencies: ["CSMCalibration", "CSMModels"]),
         .testTarget(name: "CSMShardsTests", dependencies: ["CSMShards"]),
         // Runs the built csm binary end to end.
-        .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels"]),
+        .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels", "CSMShards"]),
     ],
     swiftLanguageModes: [.v5]
 )

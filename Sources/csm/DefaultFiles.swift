@@ -5,6 +5,7 @@ import Foundation
 enum DefaultFiles {
     static let diffusionModel = "fashion-mnist/fashion-mnist-edm-vp32.safetensors"
     static let classifier = "fashion-mnist/fashion-mnist-resnet20.safetensors"
+    static let prototypes = "fashion-mnist/fashion-mnist-resnet20.prototypes.safetensors"
 
     static func locate(_ relative: String) throws -> String {
         var roots: [URL] = []

@@ -8,6 +8,7 @@ final class ProgressReporter {
     let unit: String
     let start = Date()
     private var lastPrint = Date.distantPast
+    private var finished = false
     private let interactive = isatty(STDERR_FILENO) != 0
     private let lock = NSLock()
 
@@ -23,8 +24,9 @@ final class ProgressReporter {
         defer { lock.unlock() }
         let now = Date()
         let interval = interactive ? 0.1 : 5
-        guard now.timeIntervalSince(lastPrint) >= interval || done >= total else { return }
+        guard !finished, now.timeIntervalSince(lastPrint) >= interval || done >= total else { return }
         lastPrint = now
+        finished = done >= total
         let elapsed = now.timeIntervalSince(start)
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         let eta = rate > 0 ? Double(total - done) / rate : 0

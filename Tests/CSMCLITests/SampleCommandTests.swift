@@ -4,14 +4,15 @@ import XCTest
 
 /// Runs the built `csm` binary (it sits beside the test bundle) and returns its exit
 /// status, stdout and stderr.
-func runCSM(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+func csmExecutable() -> URL {
     let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    var executable = bundle.appendingPathComponent("csm")
-    if !FileManager.default.fileExists(atPath: executable.path) {
-        executable = Bundle.main.bundleURL.appendingPathComponent("csm")
-    }
+    let executable = bundle.appendingPathComponent("csm")
+    return FileManager.default.fileExists(atPath: executable.path) ? executable : Bundle.main.bundleURL.appendingPathComponent("csm")
+}
+
+func runCSM(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
     let process = Process()
-    process.executableURL = executable
+    process.executableURL = csmExecutable()
     process.arguments = arguments
     process.currentDirectoryURL = packageRoot()
     let out = Pipe(), err = Pipe()

@@ -1,0 +1,105 @@
+import CZlib
+import Foundation
+
+/// Reads MNIST-style IDX files (MNIST, Fashion-MNIST), gzipped or not: images with magic
+/// 0x00000803 (uint8 [N, rows, cols]) and labels with magic 0x00000801 (uint8 [N]).
+/// Validation is strict: a wrong magic number, a truncated file, trailing bytes, or image
+/// and label counts that differ are errors naming the file.
+public enum IDXReader {
+    /// Magic number of an IDX file of uint8 images [N, rows, cols].
+    public static let imagesMagic: UInt32 = 0x0000_0803
+    /// Magic number of an IDX file of uint8 labels [N].
+    public static let labelsMagic: UInt32 = 0x0000_0801
+
+    /// Images [N, rows, cols, 1] and labels from a pair of IDX files, with `classNames`
+    /// (every label must index into it).
+    public static func read(images imagesPath: String, labels labelsPath: String, classNames: [String]) throws -> LabeledImages {
+        let (rows, cols, pixels, imageCount) = try readImages(imagesPath)
+        let labels = try readLabels(labelsPath)
+        guard labels.count == imageCount else {
+            throw ImportError(labelsPath, "holds \(labels.count) labels but \(imagesPath) holds \(imageCount) images")
+        }
+        guard !classNames.isEmpty else { throw ImportError(labelsPath, "no class names given") }
+        if let bad = labels.firstIndex(where: { Int($0) >= classNames.count }) {
+            throw ImportError(labelsPath, "label \(labels[bad]) at index \(bad) is outside the \(classNames.count) classes")
+        }
+        return LabeledImages(height: rows, width: cols, channels: 1, classNames: classNames, images: pixels,
+                             labels: labels.map { Int32($0) })
+    }
+
+    /// The images of an IDX images file: (rows, cols, pixels [N·rows·cols], N).
+    public static func readImages(_ path: String) throws -> (rows: Int, cols: Int, pixels: [UInt8], count: Int) {
+        let bytes = try GzipFile.read(path)
+        let magic = try header(bytes, 0, path)
+        guard magic == imagesMagic else {
+            throw ImportError(path, String(format: "magic number 0x%08x is not an IDX images file (0x%08x)", magic, imagesMagic))
+        }
+        guard bytes.count >= 16 else { throw ImportError(path, "truncated header (\(bytes.count) bytes)") }
+        let count = Int(try header(bytes, 4, path)), rows = Int(try header(bytes, 8, path)), cols = Int(try header(bytes, 12, path))
+        guard rows > 0, cols > 0 else { throw ImportError(path, "image size \(rows)×\(cols) is empty") }
+        let expected = 16 + count * rows * cols
+        guard bytes.count >= expected else {
+            throw ImportError(path, "truncated: \(bytes.count) bytes, expected \(expected) for \(count) images of \(rows)×\(cols)")
+        }
+        guard bytes.count == expected else { throw ImportError(path, "\(bytes.count - expected) unexpected bytes after the images") }
+        return (rows, cols, Array(bytes[16...]), count)
+    }
+
+    /// The labels of an IDX labels file.
+    public static func readLabels(_ path: String) throws -> [UInt8] {
+        let bytes = try GzipFile.read(path)
+        let magic = try header(bytes, 0, path)
+        guard magic == labelsMagic else {
+            throw ImportError(path, String(format: "magic number 0x%08x is not an IDX labels file (0x%08x)", magic, labelsMagic))
+        }
+        let count = Int(try header(bytes, 4, path))
+        let expected = 8 + count
+        guard bytes.count >= expected else { throw ImportError(path, "truncated: \(bytes.count) bytes, expected \(expected) for \(count) labels") }
+        guard bytes.count == expected else { throw ImportError(path, "\(bytes.count - expected) unexpected bytes after the labels") }
+        return Array(bytes[8...])
+    }
+
+    /// The big-endian 32-bit integer at `offset`.
+    private static func header(_ bytes: [UInt8], _ offset: Int, _ path: String) throws -> UInt32 {
+        guard bytes.count >= offset + 4 else { throw ImportError(path, "truncated header (\(bytes.count) bytes)") }
+        return bytes[offset..<(offset + 4)].reduce(0) { $0 << 8 | UInt32($1) }
+    }
+}
+
+/// Whole-file reads through zlib, which passes plain files through unchanged and
+/// decompresses gzip files.
+public enum GzipFile {
+    /// The (decompressed) contents of `path`.
+    public static func read(_ path: String) throws -> [UInt8] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ImportError(path, "no such file") }
+        guard !isDirectory.boolValue else { throw ImportError(path, "is a directory, not a file") }
+        guard let file = gzopen(path, "rb") else { throw ImportError(path, "cannot be opened: \(String(cString: strerror(errno)))") }
+        var result: [UInt8] = []
+        var block = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let got = block.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
+            if got < 0 {
+                let message = errorMessage(file)
+                gzclose_r(file)
+                throw ImportError(path, "cannot be decompressed: \(message)")
+            }
+            if got == 0 { break }
+            result.append(contentsOf: block[0..<Int(got)])
+        }
+        var code: Int32 = 0
+        _ = gzerror(file, &code)
+        let closed = gzclose_r(file)
+        guard code == Z_OK, closed == Z_OK else {
+            throw ImportError(path, code == Z_BUF_ERROR || closed == Z_BUF_ERROR
+                              ? "truncated gzip stream (unexpected end of file)" : "cannot be decompressed (zlib error \(code))")
+        }
+        return result
+    }
+
+    private static func errorMessage(_ file: gzFile) -> String {
+        var code: Int32 = 0
+        guard let text = gzerror(file, &code) else { return "zlib error" }
+        return String(cString: text)
+    }
+}

@@ -1,0 +1,239 @@
+import ArgumentParser
+import CSMDiffusion
+import CSMModels
+import CSMNumerics
+import CSMPipeline
+import CSMShards
+import Foundation
+
+/// `csm generate`: CSM's class-mixed samples with calibrated soft labels, as HDF5 shards.
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate class-mixed trajectories, reannotate their soft labels, write csm-shard/1 HDF5 shards.",
+        discussion: """
+            Every pair (a, b) gets --groups-per-pair trajectories of --lambdas samples that share
+            one latent, with class vector λ·e_a + (1−λ)·e_b, λ = linspace(0, 1, L). The
+            classifier's features place each sample between the class prototypes (λ̂), and the
+            soft label is λ' = σ(s·(λ̂ − 0.5)) on a, 1 − λ' on b.
+
+            Shard file k holds a fixed range of groups, and a group's latent depends only on
+            (--seed, group), so runs split with --shard-index/--num-shards (or a Slurm array /
+            Kubernetes Indexed Job) write exactly the files of a single run; `csm merge` joins
+            their manifests. Rerunning an interrupted command resumes it.
+
+            Examples:
+              csm generate --out data/                         # defaults: Fashion-MNIST, all 45 pairs
+              csm generate --out data/ --pairs Sneaker:"Ankle boot",Shirt:T-shirt/top --groups-per-pair 16
+              csm generate --out part2/ --shard-index 2 --num-shards 8
+            """)
+
+    @Option(help: "Output directory (shards + manifest.json).")
+    var out: String
+    @Option(help: "edm-diffusion/1 model (default: the Fashion-MNIST model).")
+    var model: String?
+    @Option(help: "resnet-classifier/1 classifier (default: the Fashion-MNIST ResNet-20).")
+    var classifier: String?
+    @Option(help: "Class prototypes from `csm prototypes` (default: the Fashion-MNIST ones).")
+    var prototypes: String?
+    @Option(help: "Class pairs: all, or A:B,C:D,… (indices or names).")
+    var pairs: String = "all"
+    @Option(name: .customLong("groups-per-pair"), help: "Trajectories per pair.")
+    var groupsPerPair: Int = 2
+    @Option(help: "Trajectory length L (samples per group).")
+    var lambdas: Int = 8
+    @Option(help: "Global seed; a group's latent is a pure function of (seed, group id).")
+    var seed: UInt64 = 0
+    @OptionGroup var sampler: SamplerOptions
+    @Option(help: "Images per network batch.")
+    var batch: Int = 64
+    @Option(help: "Sharpness s of the calibrated ratio σ(s·(λ̂ − 0.5)).")
+    var sharpness: Double = 10
+    @Option(name: .customLong("consistency-margin"), help: "δ: a sample is consistent when its top-1 class is a or b and −δ ≤ λ̂ ≤ 1+δ.")
+    var consistencyMargin: Double = 0.25
+    @Option(name: .customLong("shard-size"), help: "Samples per shard file (rounded down to whole trajectories).")
+    var shardSize: Int = 512
+    @Option(name: .customLong("shard-index"), help: "This worker's index (default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX).")
+    var shardIndex: Int?
+    @Option(name: .customLong("num-shards"), help: "Number of workers (default: SLURM_ARRAY_TASK_COUNT).")
+    var numShards: Int?
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard sharpness > 0 && sharpness.isFinite else { throw ValidationError("--sharpness must be positive") }
+        guard consistencyMargin >= 0 else { throw ValidationError("--consistency-margin must be ≥ 0") }
+    }
+
+    func run() throws {
+        do {
+            try generate()
+        } catch let error as ModelFileError {
+            throw CLIError(error.description)
+        } catch let error as ShardError {
+            throw CLIError(error.description)
+        } catch let error as PlanError {
+            throw CLIError(error.description)
+        }
+    }
+
+    /// (worker index, worker count) from the flags or the scheduler's environment.
+    func worker() throws -> (index: Int, count: Int) {
+        let env = ProcessInfo.processInfo.environment
+        var index = shardIndex, count = numShards
+        if index == nil, let id = env["SLURM_ARRAY_TASK_ID"].flatMap(Int.init) {
+            index = id - (env["SLURM_ARRAY_TASK_MIN"].flatMap(Int.init) ?? 0)
+            if count == nil { count = env["SLURM_ARRAY_TASK_COUNT"].flatMap(Int.init) }
+        }
+        if index == nil, let id = env["JOB_COMPLETION_INDEX"].flatMap(Int.init) { index = id }
+        let n = count ?? 1, i = index ?? 0
+        guard n >= 1, i >= 0, i < n else {
+            throw ValidationError("worker \(i) of \(n) is out of range (--shard-index must be below --num-shards)")
+        }
+        if index != nil && count == nil && n == 1 && i > 0 {
+            throw ValidationError("--shard-index needs --num-shards")
+        }
+        return (i, n)
+    }
+
+    private func generate() throws {
+        let modelPath = try model ?? DefaultFiles.locate(DefaultFiles.diffusionModel)
+        let classifierPath = try classifier ?? DefaultFiles.locate(DefaultFiles.classifier)
+        let prototypesPath = try prototypes ?? DefaultFiles.locate(DefaultFiles.prototypes)
+        let net = try EDMModel(path: modelPath)
+        let resnet = try ResNetClassifier(path: classifierPath)
+        let classifierSHA = try Manifest.sha256(ofFile: classifierPath)
+        let loaded = try loadPrototypes(prototypesPath, classifierSHA256: classifierSHA)
+        let names = net.classNames ?? resnet.classNames
+        let classPairs = try ClassPair.parse(pairs, classNames: names, classCount: net.labelDimension)
+        let plan = try GenerationPlan(pairs: classPairs, groupsPerPair: groupsPerPair, lambdas: lambdas, seed: seed, shardSize: shardSize)
+        let settings = sampler.settings
+        let (workerIndex, workerCount) = try worker()
+
+        let modelSHA = try Manifest.sha256(ofFile: modelPath)
+        let samplerJSON: JSONValue = .object([
+            "steps": .int(Int64(settings.steps)), "sigma_min": .double(settings.sigmaMin), "sigma_max": .double(settings.sigmaMax),
+            "rho": .double(settings.rho), "solver": .string(settings.solver.rawValue), "churn": .double(settings.churn),
+            "churn_sigma_min": .double(settings.churnSigmaMin),
+            "churn_sigma_max": settings.churnSigmaMax.isFinite ? .double(settings.churnSigmaMax) : .string("inf"),
+            "churn_noise": .double(settings.churnNoise),
+        ])
+        let generator: JSONValue = .object([
+            "model": .string((modelPath as NSString).lastPathComponent), "model_sha256": .string(modelSHA),
+            "sampler": samplerJSON, "seed": .int(Int64(bitPattern: seed)), "lambdas": .int(Int64(lambdas)),
+            "seeding": .string("group latent = Philox4x32-10 Gaussian stream keyed by splitmix64(seed, group)"),
+        ])
+        let annotator: JSONValue = .object([
+            "classifier": .string((classifierPath as NSString).lastPathComponent), "classifier_sha256": .string(classifierSHA),
+            "prototypes_sha256": .string(try Manifest.sha256(ofFile: prototypesPath)),
+            "sharpness": .double(sharpness), "consistency_margin": .double(consistencyMargin),
+        ])
+        let config: JSONValue = .object([
+            "generator": generator, "annotator": annotator,
+            "pairs": .array(classPairs.map { .array([.int(Int64($0.a)), .int(Int64($0.b))]) }),
+            "groups_per_pair": .int(Int64(groupsPerPair)), "shard_size": .int(Int64(shardSize)),
+            "num_shards": .int(Int64(plan.shardCount)), "class_names": .array(names.map { .string($0) }),
+            "image": .array([.int(Int64(net.resolution)), .int(Int64(net.resolution)), .int(Int64(net.channels))]),
+        ])
+
+        let job = try ShardGenerator(
+            plan: plan, sampler: EDMSampler(model: net, settings: settings), classifier: resnet,
+            reannotation: Reannotation(prototypes: loaded, sharpness: sharpness, margin: consistencyMargin),
+            batch: batch, config: config, generatorJSON: try json(generator), annotatorJSON: try json(annotator),
+            classNames: names, createdBy: "csm \(CSMVersion.string)")
+        var manifest = try job.openManifest(in: out)
+        let mine = plan.shards(ofWorker: workerIndex, of: workerCount)
+        let todo = job.pending(mine, manifest: manifest, directory: out)
+        let skipped = mine.count - todo.count
+        let images = todo.reduce(0) { $0 + plan.groups(ofShard: $1).count * plan.lambdas }
+        printError("csm generate: \(plan.pairs.count) pairs × \(groupsPerPair) groups × \(lambdas) λ = \(plan.sampleCount) samples in \(plan.shardCount) shards; "
+                   + "worker \(workerIndex + 1)/\(workerCount): \(mine.count) shards" + (skipped > 0 ? " (\(skipped) already done)" : ""))
+
+        let progress = ProgressReporter("generating", total: images, unit: "images")
+        var done = 0
+        var summary = GenerationSummary(lambdas: lambdas)
+        let started = Date()
+        for index in todo {
+            let base = done
+            var produced: ShardSamples?
+            try job.generate(shard: index, into: out, manifest: &manifest, samples: &produced) { evaluated, total in
+                progress.update(base + evaluated * plan.groups(ofShard: index).count * plan.lambdas / max(1, total))
+            }
+            if let produced { summary.add(produced) }
+            done += plan.groups(ofShard: index).count * plan.lambdas
+            progress.update(done)
+        }
+        let seconds = Date().timeIntervalSince(started)
+        printError(summary.report(directory: out, shards: todo.count, skipped: skipped, seconds: seconds, manifest: manifest))
+    }
+
+    private func json(_ value: JSONValue) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}
+
+/// Reads class prototypes (tensor `prototypes` [K, F]) and checks they were made with the
+/// classifier in use.
+func loadPrototypes(_ path: String, classifierSHA256: String) throws -> [[Float]] {
+    let file = try SafeTensorsFile(path: path)
+    guard file.metadata["format"] == "csm-prototypes/1" else {
+        throw ModelFileError(path, "format is '\(file.metadata["format"] ?? "missing")', expected csm-prototypes/1")
+    }
+    guard file.metadata["classifier_sha256"] == classifierSHA256 else {
+        throw ModelFileError(path, "the prototypes were made with another classifier (SHA-256 differs); rerun `csm prototypes`")
+    }
+    let shape = try file.shape(of: "prototypes")
+    guard shape.count == 2, shape[0] > 0, shape[1] > 0 else {
+        throw ModelFileError(path, "tensor 'prototypes' has shape \(shape), expected [classes, features]")
+    }
+    let values = try file.floats("prototypes")
+    return (0..<shape[0]).map { Array(values[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
+}
+
+/// What a generate run made, for the closing screen.
+struct GenerationSummary {
+    let lambdas: Int
+    var samples = 0
+    var consistent = 0
+    var projectionSums: [Double]
+    var projectionCounts: [Int]
+    var endpointsRight = 0
+    var endpoints = 0
+
+    init(lambdas: Int) {
+        self.lambdas = lambdas
+        projectionSums = [Double](repeating: 0, count: lambdas)
+        projectionCounts = [Int](repeating: 0, count: lambdas)
+    }
+
+    mutating func add(_ s: ShardSamples) {
+        for i in 0..<s.count {
+            samples += 1
+            consistent += Int(s.consistent[i])
+            let step = Int((Double(s.lambdaGen[i]) * Double(lambdas - 1)).rounded())
+            projectionSums[step] += Double(s.lambdaProj[i])
+            projectionCounts[step] += 1
+            if step == 0 || step == lambdas - 1 {
+                endpoints += 1
+                // The endpoint is right when the classifier prefers the class the network was given.
+                if (step == lambdas - 1 && s.probA[i] > s.probB[i]) || (step == 0 && s.probB[i] > s.probA[i]) { endpointsRight += 1 }
+            }
+        }
+    }
+
+    func report(directory: String, shards: Int, skipped: Int, seconds: Double, manifest: Manifest) -> String {
+        var lines = ["", "wrote \(shards) shards (\(samples) samples) to \(directory) in \(String(format: "%.1f", seconds)) s"
+                     + (seconds > 0 && samples > 0 ? String(format: " — %.2f images/s", Double(samples) / seconds) : "")]
+        if skipped > 0 { lines.append("skipped \(skipped) shards already finished") }
+        lines.append("manifest: \(manifest.shards.count) shards, \(manifest.totalCount) samples")
+        if samples > 0 {
+            lines.append(String(format: "consistent samples: %.1f%%; endpoints the classifier agrees with: %.1f%%",
+                                100 * Double(consistent) / Double(samples), 100 * Double(endpointsRight) / Double(max(1, endpoints))))
+            let means = (0..<lambdas).map { projectionCounts[$0] > 0 ? projectionSums[$0] / Double(projectionCounts[$0]) : .nan }
+            lines.append("λ_gen: " + (0..<lambdas).map { String(format: "%5.2f", Double($0) / Double(lambdas - 1)) }.joined(separator: " "))
+            lines.append("mean λ̂: " + means.map { String(format: "%5.2f", $0) }.joined(separator: " "))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,221 @@
+import ArgumentParser
+import CSMShards
+import Foundation
+
+/// `csm import`: turns a labelled image dataset into real-data csm-shard/1 shards
+/// (one-hot labels) plus a manifest.
+struct ImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Import a labelled image dataset as real-data shards (real-<split>-NNNNN.h5 + manifest.json).",
+        discussion: """
+            Examples:
+              csm import fashion-mnist --split train --out data/fmnist-train
+              csm import idx --images t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz \\
+                  --class-names names.json --split test --out data/test
+              csm import cifar10 --source cifar-10-batches-bin --split test --out data/cifar10-test
+              csm import folder pictures/ --split train --out data/pictures
+            """,
+        subcommands: [ImportFashionMNIST.self, ImportIDX.self, ImportCIFAR10.self, ImportCIFAR100.self, ImportFolder.self])
+}
+
+/// Options every import shares.
+struct ImportOutputOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Output folder for the shards and manifest.json.", valueName: "dir"))
+    var out: String
+
+    @Option(help: "Images per shard.")
+    var shardSize = 10_000
+
+    func validate() throws {
+        guard shardSize > 0 else { throw ValidationError("--shard-size must be positive, got \(shardSize)") }
+    }
+
+    /// Writes `data` as shards of `split`, with progress and a one-line summary.
+    func write(_ data: LabeledImages, split: String, config: [String: JSONValue]) throws {
+        let importer = RealDataImport(split: split, shardSize: shardSize, createdBy: "csm \(CSMVersion.string)")
+        let progress = ProgressReporter("writing shards", total: data.count, unit: "images")
+        let start = Date()
+        let manifest = try importer.write(data, to: out, config: .object(config)) { progress.update($0) }
+        let seconds = Date().timeIntervalSince(start)
+        print(String(format: "imported %d images (%d×%d×%d, %d classes) into %d shard%@ in %@ (%.1f s)",
+                     data.count, data.height, data.width, data.channels, data.classNames.count, manifest.shards.count,
+                     manifest.shards.count == 1 ? "" : "s", out, seconds))
+    }
+}
+
+/// A dataset split name as it appears in file names.
+func validateSplit(_ split: String) throws {
+    guard !split.isEmpty, split.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+        throw ValidationError("--split must be letters, digits or '_', got '\(split)'")
+    }
+}
+
+/// Runs an import, turning library errors into one-line CLI errors.
+func runImport(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ImportError {
+        throw CLIError(error.description)
+    } catch let error as ShardError {
+        throw CLIError(error.description)
+    }
+}
+
+struct ImportFashionMNIST: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fashion-mnist",
+        abstract: "Import Fashion-MNIST from its IDX files (Debian's dataset-fashion-mnist by default).")
+
+    static let classNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                             "Ankle boot"]
+
+    @Option(help: "train or test.")
+    var split: String
+
+    @Option(help: ArgumentHelp("Folder with train-images-idx3-ubyte.gz etc. (plain files work too).", valueName: "dir"))
+    var source = "/usr/share/datasets/fashion-mnist"
+
+    @OptionGroup var output: ImportOutputOptions
+
+    func validate() throws {
+        guard split == "train" || split == "test" else { throw ValidationError("--split must be train or test, got '\(split)'") }
+    }
+
+    func run() throws {
+        let prefix = split == "train" ? "train" : "t10k"
+        func locate(_ name: String) throws -> String {
+            for candidate in [name + ".gz", name] {
+                let path = (source as NSString).appendingPathComponent(candidate)
+                if FileManager.default.fileExists(atPath: path) { return path }
+            }
+            throw CLIError("\((source as NSString).appendingPathComponent(name)).gz: no such file (is dataset-fashion-mnist installed? try --source)")
+        }
+        let images = try locate("\(prefix)-images-idx3-ubyte")
+        let labels = try locate("\(prefix)-labels-idx1-ubyte")
+        try runImport {
+            let data = try IDXReader.read(images: images, labels: labels, classNames: Self.classNames)
+            try output.write(data, split: split, config: [
+                "source": .string("fashion-mnist"), "split": .string(split),
+                "images": .string(images), "labels": .string(labels),
+                "images_sha256": .string(try Manifest.sha256(ofFile: images)),
+                "labels_sha256": .string(try Manifest.sha256(ofFile: labels)),
+            ])
+        }
+    }
+}
+
+struct ImportIDX: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "idx", abstract: "Import a pair of MNIST-style IDX files (gzipped or not).")
+
+    @Option(help: ArgumentHelp("IDX images file (magic 0x00000803).", valueName: "file"))
+    var images: String
+
+    @Option(help: ArgumentHelp("IDX labels file (magic 0x00000801).", valueName: "file"))
+    var labels: String
+
+    @Option(help: ArgumentHelp("JSON file with the list of class names.", valueName: "file.json"))
+    var classNames: String
+
+    @Option(help: "Split name used in the shard file names.")
+    var split = "train"
+
+    @OptionGroup var output: ImportOutputOptions
+
+    func validate() throws { try validateSplit(split) }
+
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: classNames) else { throw CLIError("\(classNames): cannot be read") }
+        guard let names = try? JSONSerialization.jsonObject(with: data) as? [String], !names.isEmpty else {
+            throw CLIError("\(classNames): is not a JSON list of class names")
+        }
+        try runImport {
+            let dataset = try IDXReader.read(images: images, labels: labels, classNames: names)
+            try output.write(dataset, split: split, config: [
+                "source": .string("idx"), "split": .string(split), "images": .string(images), "labels": .string(labels),
+                "images_sha256": .string(try Manifest.sha256(ofFile: images)),
+                "labels_sha256": .string(try Manifest.sha256(ofFile: labels)),
+            ])
+        }
+    }
+}
+
+/// Shared body of the CIFAR imports.
+func importCIFAR(_ variant: CIFARReader.Variant, source: String, split: String, output: ImportOutputOptions) throws {
+    try runImport {
+        let folder = CIFARReader.dataFolder(variant, source: source)
+        let files = CIFARReader.fileNames(variant, split: split).map { (folder as NSString).appendingPathComponent($0) }
+        let names = try CIFARReader.classNames(variant, folder: folder)
+        let data = try CIFARReader.read(variant, files: files, classNames: names)
+        try output.write(data, split: split, config: [
+            "source": .string(variant.rawValue), "split": .string(split),
+            "files": .array(try files.map { .object(["file": .string($0), "sha256": .string(try Manifest.sha256(ofFile: $0))]) }),
+        ])
+    }
+}
+
+struct ImportCIFAR10: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cifar10", abstract: "Import CIFAR-10 (binary version: data_batch_1..5.bin, test_batch.bin).")
+
+    @Option(help: ArgumentHelp("Folder with the .bin files (or its parent).", valueName: "dir"))
+    var source: String
+
+    @Option(help: "train or test.")
+    var split: String
+
+    @OptionGroup var output: ImportOutputOptions
+
+    func validate() throws {
+        guard split == "train" || split == "test" else { throw ValidationError("--split must be train or test, got '\(split)'") }
+    }
+
+    func run() throws { try importCIFAR(.cifar10, source: source, split: split, output: output) }
+}
+
+struct ImportCIFAR100: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cifar100", abstract: "Import CIFAR-100 with its fine labels (binary version: train.bin, test.bin).")
+
+    @Option(help: ArgumentHelp("Folder with the .bin files (or its parent).", valueName: "dir"))
+    var source: String
+
+    @Option(help: "train or test.")
+    var split: String
+
+    @OptionGroup var output: ImportOutputOptions
+
+    func validate() throws {
+        guard split == "train" || split == "test" else { throw ValidationError("--split must be train or test, got '\(split)'") }
+    }
+
+    func run() throws { try importCIFAR(.cifar100, source: source, split: split, output: output) }
+}
+
+struct ImportFolder: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "folder",
+        abstract: "Import an ImageFolder tree: one subfolder per class (sorted by name), PNG images inside.")
+
+    @Argument(help: ArgumentHelp("The root folder.", valueName: "dir"))
+    var root: String
+
+    @Option(help: "Split name used in the shard file names.")
+    var split = "train"
+
+    @OptionGroup var output: ImportOutputOptions
+
+    func validate() throws { try validateSplit(split) }
+
+    func run() throws {
+        try runImport {
+            var progress: ProgressReporter?
+            let data = try ImageFolderReader.read(root) { done, total in
+                if progress == nil { progress = ProgressReporter("reading images", total: total, unit: "images") }
+                progress?.update(done)
+            }
+            try output.write(data, split: split, config: ["source": .string("folder"), "root": .string(root), "split": .string(split)])
+        }
+    }
+}

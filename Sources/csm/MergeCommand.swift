@@ -1,0 +1,78 @@
+import ArgumentParser
+import CSMShards
+import Foundation
+
+/// `csm merge`: joins the directories of a split `csm generate` run into one.
+struct MergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Join the output directories of split generate runs into one directory and manifest.",
+        discussion: """
+            Every input must come from the same configuration (its manifest's config); shard
+            files are checked against their SHA-256, copied into --out (unless already there)
+            and listed in one manifest.
+
+            Example:
+              csm merge part0/ part1/ part2/ --out data/
+            """)
+
+    @Argument(help: "Directories written by csm generate.")
+    var inputs: [String]
+    @Option(help: "Output directory (may be one of the inputs).")
+    var out: String
+
+    func run() throws {
+        do {
+            try merge()
+        } catch let error as ShardError {
+            throw CLIError(error.description)
+        }
+    }
+
+    private func merge() throws {
+        guard !inputs.isEmpty else { throw ValidationError("give at least one input directory") }
+        let manifests = try inputs.map { dir -> (String, Manifest) in
+            let path = (dir as NSString).appendingPathComponent("manifest.json")
+            guard FileManager.default.fileExists(atPath: path) else { throw CLIError("\(path): no manifest (not a csm generate directory)") }
+            return (dir, try Manifest.read(from: path))
+        }
+        let config = manifests[0].1.config
+        for (dir, manifest) in manifests where manifest.config != config {
+            throw CLIError("\(dir): made with another configuration than \(manifests[0].0); cannot merge")
+        }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let outManifestPath = (out as NSString).appendingPathComponent("manifest.json")
+        var merged = Manifest(config: config)
+        if FileManager.default.fileExists(atPath: outManifestPath) {
+            merged = try Manifest.read(from: outManifestPath)
+            guard merged.config == config else { throw CLIError("\(outManifestPath): made with another configuration; cannot merge into it") }
+        }
+        var copied = 0
+        for (dir, manifest) in manifests {
+            for shard in manifest.shards {
+                if let existing = merged.shards.first(where: { $0.shardIndex == shard.shardIndex }), existing.sha256 != shard.sha256 {
+                    throw CLIError("\(dir): shard \(shard.shardIndex) differs from the one already in \(out)")
+                }
+                let source = (dir as NSString).appendingPathComponent(shard.file)
+                guard try Manifest.sha256(ofFile: source) == shard.sha256 else {
+                    throw CLIError("\(source): SHA-256 does not match its manifest (damaged or changed file)")
+                }
+                let target = (out as NSString).appendingPathComponent(shard.file)
+                let same = URL(fileURLWithPath: source).standardizedFileURL.path == URL(fileURLWithPath: target).standardizedFileURL.path
+                if !same && (try? Manifest.sha256(ofFile: target)) != shard.sha256 {
+                    let temporary = ShardWriter.temporaryPath(for: target)
+                    try? FileManager.default.removeItem(atPath: temporary)
+                    try FileManager.default.copyItem(atPath: source, toPath: temporary)
+                    guard rename(temporary, target) == 0 else { throw CLIError("\(target): cannot rename into place") }
+                    copied += 1
+                }
+                merged.record(shard)
+            }
+        }
+        try merged.write(to: outManifestPath)
+        let expected: Int? = { if case .int(let n)? = config["num_shards"] { return Int(n) } else { return nil } }()
+        let missing = expected.map { n in (0..<n).filter { i in !merged.shards.contains { $0.shardIndex == i } } } ?? []
+        printError("merged \(manifests.count) directories into \(out): \(merged.shards.count) shards, \(merged.totalCount) samples (\(copied) files copied)"
+                   + (missing.isEmpty ? "" : "; still missing shards \(missing.map(String.init).joined(separator: ", "))"))
+    }
+}

@@ -1,0 +1,124 @@
+import CSMModels
+import CSMShards
+import Foundation
+import XCTest
+
+/// `csm generate` and `csm merge` end to end: splits, crashes and bad input.
+final class GenerateCommandTests: XCTestCase {
+    /// Prototypes made from the classifier fixture's features (classes it lacks stay at zero).
+    static let prototypes: String = {
+        let root = packageRoot()
+        let reference = try! SafeTensorsFile(path: root.appendingPathComponent("Tests/Fixtures/resnet/fashion-mnist-resnet20.forward.safetensors").path)
+        let features = try! reference.floats("features"), labels = try! reference.integers("labels")
+        var sums = [Float](repeating: 0, count: 10 * 64), counts = [Float](repeating: 0, count: 10)
+        for (i, label) in labels.enumerated() {
+            counts[label] += 1
+            for j in 0..<64 { sums[label * 64 + j] += features[i * 64 + j] }
+        }
+        for k in 0..<10 where counts[k] > 0 { for j in 0..<64 { sums[k * 64 + j] /= counts[k] } }
+        let classifier = root.appendingPathComponent("Datasets/fashion-mnist/fashion-mnist-resnet20.safetensors").path
+        let path = NSTemporaryDirectory() + "csm-test-prototypes-\(getpid()).safetensors"
+        try! SafeTensorsWriter.write([.init(name: "prototypes", shape: [10, 64], values: sums), .init(name: "counts", shape: [10], values: counts)],
+                                     metadata: ["format": "csm-prototypes/1", "classifier_sha256": try! Manifest.sha256(ofFile: classifier)],
+                                     to: path)
+        return path
+    }()
+
+    func arguments(_ out: String, _ extra: [String] = []) -> [String] {
+        ["generate", "--out", out, "--prototypes", Self.prototypes, "--pairs", "7:9,0:1,2:4", "--groups-per-pair", "2",
+         "--shard-size", "16", "--steps", "3", "--batch", "16"] + extra
+    }
+
+    func files(_ dir: String) throws -> [String: Data] {
+        var result: [String: Data] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) {
+            result[name] = FileManager.default.contents(atPath: dir + "/" + name)
+        }
+        return result
+    }
+
+    func testSplitThreeWaysAndMergedEqualsSingleRun() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let single = try runCSM(arguments(dir + "/single"))
+        XCTAssertEqual(single.status, 0, single.err)
+        for i in 0..<3 {
+            let part = try runCSM(arguments(dir + "/part\(i)", ["--shard-index", "\(i)", "--num-shards", "3"]))
+            XCTAssertEqual(part.status, 0, part.err)
+        }
+        let merged = try runCSM(["merge", dir + "/part0", dir + "/part1", dir + "/part2", "--out", dir + "/merged"])
+        XCTAssertEqual(merged.status, 0, merged.err)
+        let expected = try files(dir + "/single")
+        XCTAssertEqual(expected.keys.sorted(), ["manifest.json", "mixed-00000.h5", "mixed-00001.h5", "mixed-00002.h5"])
+        XCTAssertEqual(try files(dir + "/merged"), expected)
+
+        // The shards follow the schema and the labels are soft two-class labels.
+        let reader = try ShardReader(path: dir + "/single/mixed-00001.h5")
+        XCTAssertEqual(reader.count, 16)
+        let labels = try reader.labels()
+        for i in 0..<16 {
+            let row = labels[(i * 10)..<((i + 1) * 10)]
+            XCTAssertEqual(Double(row.reduce(0, +)), 1, accuracy: 1e-5)
+            XCTAssertLessThanOrEqual(row.filter { $0 != 0 }.count, 2)
+        }
+    }
+
+    func testKilledRunResumesToTheSameBytes() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let reference = try runCSM(arguments(dir + "/reference"))
+        XCTAssertEqual(reference.status, 0, reference.err)
+        let expected = try files(dir + "/reference")
+        for delay in [0.3, 0.9, 1.6] {
+            let target = dir + "/killed-\(delay)"
+            let process = Process()
+            process.executableURL = csmExecutable()
+            process.arguments = arguments(target)
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            Thread.sleep(forTimeInterval: delay)
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            let resumed = try runCSM(arguments(target))
+            XCTAssertEqual(resumed.status, 0, resumed.err)
+            var got = try files(target)
+            got = got.filter { !$0.key.hasPrefix(".") }     // a leftover temporary from the kill is not a shard
+            XCTAssertEqual(got, expected, "killed after \(delay) s")
+        }
+    }
+
+    func testRefusesAnotherConfigurationAndBadInput() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        XCTAssertEqual(try runCSM(arguments(dir + "/run", ["--pairs", "7:9", "--groups-per-pair", "1"])).status, 0)
+        let other = try runCSM(arguments(dir + "/run", ["--pairs", "7:9", "--groups-per-pair", "1", "--sharpness", "3"]))
+        XCTAssertNotEqual(other.status, 0)
+        XCTAssertTrue(other.err.contains("another configuration"), other.err)
+
+        let badPairs = try runCSM(arguments(dir + "/bad", ["--pairs", "7:7"]))
+        XCTAssertNotEqual(badPairs.status, 0)
+        XCTAssertTrue(badPairs.err.contains("7:7"), badPairs.err)
+
+        // Prototypes made with another classifier.
+        let foreign = dir + "/foreign.safetensors"
+        try SafeTensorsWriter.write([.init(name: "prototypes", shape: [10, 64], values: [Float](repeating: 0, count: 640))],
+                                    metadata: ["format": "csm-prototypes/1", "classifier_sha256": String(repeating: "0", count: 64)], to: foreign)
+        let wrong = try runCSM(["generate", "--out", dir + "/w", "--prototypes", foreign, "--pairs", "7:9", "--groups-per-pair", "1"])
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.err.contains("another classifier"), wrong.err)
+
+        // Unwritable output directory.
+        let locked = dir + "/locked"
+        try FileManager.default.createDirectory(atPath: locked, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o500], ofItemAtPath: locked)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: locked) }
+        if getuid() != 0 {
+            let unwritable = try runCSM(arguments(locked + "/out"))
+            XCTAssertNotEqual(unwritable.status, 0)
+            XCTAssertEqual(unwritable.err.split(separator: "\n").count, 1, unwritable.err)
+        }
+        let notADirectory = try runCSM(arguments(foreign))
+        XCTAssertNotEqual(notADirectory.status, 0)
+        XCTAssertFalse(notADirectory.err.contains("Fatal"), notADirectory.err)
+    }
+}
