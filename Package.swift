@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "CSMCalibration", targets: ["CSMCalibration"]),
         .library(name: "CSMPictures", targets: ["CSMPictures"]),
         .library(name: "CSMPipeline", targets: ["CSMPipeline"]),
+        .library(name: "CSMLoader", targets: ["CSMLoader"]),
         .library(name: "CSMShards", targets: ["CSMShards"]),
     ],
     dependencies: [
@@ -51,6 +52,9 @@ let package = Package(
         .target(name: "CSMShards", dependencies: ["CHDF5", "CHDF5Shim", "CZlib", "CPNG", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: optimised),
 
+        // The loader library: datasets over shards, paired sampling, transforms, batching, prefetch.
+        .target(name: "CSMLoader", dependencies: ["CSMShards"], swiftSettings: optimised),
+
         // generate = sample → reannotate → write: plans, seeds, reannotation.
         .target(name: "CSMPipeline", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMShards"], swiftSettings: optimised),
 
@@ -69,6 +73,7 @@ let package = Package(
         .testTarget(name: "CSMPipelineTests", dependencies: ["CSMPipeline", "CSMDiffusion", "CSMModels", "CSMShards"]),
         .testTarget(name: "CSMCalibrationTests", dependencies: ["CSMCalibration", "CSMModels"]),
         .testTarget(name: "CSMShardsTests", dependencies: ["CSMShards"]),
+        .testTarget(name: "CSMLoaderTests", dependencies: ["CSMLoader", "CSMShards"]),
         // Runs the built csm binary end to end.
         .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels", "CSMShards"]),
     ],

@@ -1,0 +1,96 @@
+/// What turns stored uint8 HWC pixels into a float CHW training input:
+/// x = (pixel·scale − mean[c]) / std[c], after an optional random crop (zero padding
+/// `cropPadding` on each side, then a random H×W window) and random horizontal flip.
+public struct ImageTransform: Sendable {
+    public var scale: Float
+    public var mean: [Float]
+    public var std: [Float]
+    public var cropPadding: Int
+    public var horizontalFlip: Bool
+
+    /// Scales to [0, 1]; no normalisation, crop or flip.
+    public init(scale: Float = 1 / 255, mean: [Float] = [], std: [Float] = [], cropPadding: Int = 0, horizontalFlip: Bool = false) {
+        self.scale = scale
+        self.mean = mean
+        self.std = std
+        self.cropPadding = cropPadding
+        self.horizontalFlip = horizontalFlip
+    }
+
+    /// The usual training augmentation: crop with padding, flip, normalise.
+    public static func training(mean: [Float], std: [Float], cropPadding: Int = 2) -> ImageTransform {
+        ImageTransform(mean: mean, std: std, cropPadding: cropPadding, horizontalFlip: true)
+    }
+
+    /// Writes the transformed image (C·H·W floats) to `out`; `random` draws the crop offset
+    /// and the flip.
+    public func apply(_ pixels: ArraySlice<UInt8>, height h: Int, width w: Int, channels c: Int,
+                      random: inout LoaderRandom, into out: UnsafeMutablePointer<Float>) {
+        let p = cropPadding
+        let dy = p > 0 ? Int(random.next() % UInt64(2 * p + 1)) - p : 0
+        let dx = p > 0 ? Int(random.next() % UInt64(2 * p + 1)) - p : 0
+        let flip = horizontalFlip && random.next() & 1 == 1
+        var a = [Float](repeating: scale, count: c), b = [Float](repeating: 0, count: c)
+        for ch in 0..<c {
+            let m = ch < mean.count ? mean[ch] : (mean.count == 1 ? mean[0] : 0)
+            let s = ch < std.count ? std[ch] : (std.count == 1 ? std[0] : 1)
+            a[ch] = scale / s
+            b[ch] = -m / s
+        }
+        pixels.withUnsafeBufferPointer { source in
+            let src = source.baseAddress!
+            for ch in 0..<c {
+                let plane = out + ch * h * w
+                let zero = b[ch]
+                for y in 0..<h {
+                    let sy = y + dy
+                    let row = plane + y * w
+                    guard sy >= 0 && sy < h else {
+                        row.update(repeating: zero, count: w)
+                        continue
+                    }
+                    for x in 0..<w {
+                        let sx = (flip ? w - 1 - x : x) + dx
+                        row[x] = (sx >= 0 && sx < w) ? Float(src[(sy * w + sx) * c + ch]) * a[ch] + b[ch] : zero
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for augmentation and sampling draws;
+/// seeded from (seed, epoch, position) so results never depend on thread count.
+public struct LoaderRandom: Sendable {
+    private var state: UInt64
+
+    public init(_ keys: UInt64...) {
+        var s: UInt64 = 0x243F_6A88_85A3_08D3
+        for key in keys { s = LoaderRandom.mix(s ^ key) }
+        state = s
+    }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        return LoaderRandom.mix(state)
+    }
+
+    /// A value in 0..<bound.
+    public mutating func next(below bound: Int) -> Int { Int(next() % UInt64(bound)) }
+
+    static func mix(_ value: UInt64) -> UInt64 {
+        var z = value
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A permutation of 0..<count (Fisher–Yates).
+    public mutating func permutation(_ count: Int) -> [Int] {
+        var order = Array(0..<count)
+        if count > 1 {
+            for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, next(below: i + 1)) }
+        }
+        return order
+    }
+}

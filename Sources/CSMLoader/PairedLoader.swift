@@ -1,0 +1,98 @@
+import Foundation
+
+/// A batch as the CSM paper trains: real images with hard labels, and for each of them a
+/// group of mixed images — the endpoint of the real sample's class from a trajectory that
+/// contains it, plus `augmentations` interior members — with their soft targets.
+public struct PairedBatch: Sendable {
+    public let real: Batch
+    /// Hard labels of the real images.
+    public let realLabels: [Int]
+    /// count · (augmentations + 1) images, the group of real image j at rows j·(n+1) …;
+    /// its first member is the endpoint.
+    public let mixed: Batch
+    public let groupSize: Int
+}
+
+/// Paired sampling over a real set and a mixed set (CSM's recipe). For real sample i of
+/// class c: pick a trajectory whose pair contains c, take its endpoint of class c (λ = 1 when
+/// c is class a, λ = 0 when c is class b) and `augmentations` members with 0 < λ < 1, all at
+/// random but reproducibly from (seed, epoch, position).
+public final class PairedLoader: @unchecked Sendable {
+    public let real: BatchLoader
+    public let mixed: ShardSet
+    public let augmentations: Int
+    public let options: LoaderOptions
+    /// Trajectories (sample indices sorted by λ_gen) by class they contain.
+    private let trajectoriesByClass: [[[Int]]]
+
+    public init(real: ShardSet, mixed: ShardSet, augmentations: Int = 2, options: LoaderOptions = LoaderOptions()) throws {
+        guard real.numClasses == mixed.numClasses, real.height == mixed.height, real.width == mixed.width,
+              real.channels == mixed.channels else {
+            throw LoaderError("real and mixed data differ in classes or image size")
+        }
+        self.real = BatchLoader(real, indices: real.indices(kind: .real), options: options)
+        self.mixed = mixed
+        self.augmentations = max(0, augmentations)
+        self.options = options
+        var members: [Int64: [Int]] = [:]
+        for i in mixed.indices(kind: .mixed) { members[mixed.group[i], default: []].append(i) }
+        var byClass = [[[Int]]](repeating: [], count: real.numClasses)
+        for key in members.keys.sorted() {
+            let trajectory = members[key]!.sorted { mixed.lambdaGen[$0] < mixed.lambdaGen[$1] }
+            guard let first = trajectory.first, trajectory.count >= 2 else { continue }
+            byClass[Int(mixed.classA[first])].append(trajectory)
+            byClass[Int(mixed.classB[first])].append(trajectory)
+        }
+        for c in Set(self.real.indices.map { Int(real.classA[$0]) }) where byClass[c].isEmpty {
+            throw LoaderError("no mixed trajectory contains class \(c) (\(real.classNames[c]))")
+        }
+        trajectoriesByClass = byClass
+    }
+
+    public var batchCount: Int { real.batchCount }
+
+    /// The mixed samples chosen for real sample `index` at `position` of `epoch`:
+    /// endpoint first, then the interior members.
+    public func group(forReal index: Int, position: Int, epoch: Int) -> [Int] {
+        let c = Int(real.set.classA[index])
+        var random = LoaderRandom(options.seed, UInt64(epoch), UInt64(position), 0x5041_4952)
+        let candidates = trajectoriesByClass[c]
+        let trajectory = candidates[random.next(below: candidates.count)]
+        let endpoint = Int(mixed.classA[trajectory[0]]) == c ? trajectory.last! : trajectory.first!
+        let interior = Array(trajectory.dropFirst().dropLast())
+        var chosen = [endpoint]
+        for _ in 0..<augmentations {
+            chosen.append(interior.isEmpty ? endpoint : interior[random.next(below: interior.count)])
+        }
+        return chosen
+    }
+
+    /// Paired batch `number` of `epoch`.
+    public func batch(_ number: Int, epoch: Int, order: [Int]? = nil) throws -> PairedBatch {
+        let order = order ?? real.order(epoch: epoch)
+        let realBatch = try real.batch(number, epoch: epoch, order: order)
+        let start = number * options.batchSize
+        var chosen: [Int] = []
+        for (j, i) in realBatch.indices.enumerated() { chosen += group(forReal: i, position: start + j, epoch: epoch) }
+        let mixedLoader = BatchLoader(mixed, indices: chosen, options: LoaderOptions(
+            batchSize: max(1, chosen.count), shuffle: false, seed: options.seed ^ 0x4D49_5845, sharpness: options.sharpness,
+            transform: options.transform, prefetch: 1, threads: 1))
+        let mixedBatch = try mixedLoader.batch(0, epoch: epoch)
+        return PairedBatch(real: realBatch, realLabels: realBatch.indices.map { Int(real.set.classA[$0]) },
+                           mixed: mixedBatch, groupSize: augmentations + 1)
+    }
+
+    /// The paired batches of `epoch`, prepared ahead on background threads.
+    public func epoch(_ epoch: Int) -> Prefetcher<PairedBatch> {
+        let order = real.order(epoch: epoch)
+        return Prefetcher(count: batchCount, ahead: options.prefetch, threads: options.threads) { [self] number in
+            try self.batch(number, epoch: epoch, order: order)
+        }
+    }
+}
+
+/// A loader error, one line.
+public struct LoaderError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,166 @@
+import CSMShards
+import Foundation
+
+/// Samples of one or many csm-shard/1 files (mixed and real), opened through a manifest, a
+/// directory holding one, a single shard, or a list of those. The small per-sample columns
+/// are read at once; each shard's images are read (and checked through Fletcher-32) the first
+/// time one of them is needed, then kept in memory.
+public final class ShardSet: @unchecked Sendable {
+    /// One shard file.
+    public struct Shard: Sendable {
+        public let path: String
+        public let metadata: ShardMetadata
+        /// Index of its first sample in the set.
+        public let offset: Int
+        public let count: Int
+    }
+
+    public let shards: [Shard]
+    public let height: Int
+    public let width: Int
+    public let channels: Int
+    public let classNames: [String]
+
+    // Columns over the whole set.
+    public let labels: [Float]
+    public let classA: [Int32]
+    public let classB: [Int32]
+    public let lambdaGen: [Float]
+    public let lambdaProj: [Float]
+    public let probA: [Float]
+    public let probB: [Float]
+    public let consistent: [UInt8]
+    public let group: [Int64]
+    public let seed: [Int64]
+    /// Which shard each sample is in.
+    public let shardOfSample: [Int32]
+
+    private var imageCache: [[UInt8]?]
+    private let locks: [NSLock]
+
+    public var count: Int { classA.count }
+    public var numClasses: Int { classNames.count }
+    public var imageSize: Int { height * width * channels }
+
+    /// Opens `path`: a manifest.json, a directory with one, or a single shard (.h5).
+    public convenience init(path: String) throws {
+        try self.init(paths: [path])
+    }
+
+    /// Opens several manifests, directories or shards as one set (same image size and classes).
+    public init(paths: [String]) throws {
+        var files: [String] = []
+        for path in paths { files += try Self.shardFiles(path) }
+        guard !files.isEmpty else { throw ShardError(paths.first ?? "", "no shards") }
+        var shards: [Shard] = []
+        var labels: [Float] = [], classA: [Int32] = [], classB: [Int32] = [], lambdaGen: [Float] = [], lambdaProj: [Float] = []
+        var probA: [Float] = [], probB: [Float] = [], consistent: [UInt8] = [], group: [Int64] = [], seed: [Int64] = []
+        var shardOfSample: [Int32] = []
+        var shape: (Int, Int, Int)?
+        var names: [String]?
+        for file in files {
+            let reader = try ShardReader(path: file)
+            if let shape, shape != (reader.height, reader.width, reader.channels) {
+                throw ShardError(file, dataset: "images", "image size \(reader.height)×\(reader.width)×\(reader.channels) differs from the other shards' \(shape.0)×\(shape.1)×\(shape.2)")
+            }
+            if let names, names != reader.metadata.classNames {
+                throw ShardError(file, dataset: "class_names", "classes differ from the other shards'")
+            }
+            shape = (reader.height, reader.width, reader.channels)
+            names = reader.metadata.classNames
+            shards.append(Shard(path: file, metadata: reader.metadata, offset: classA.count, count: reader.count))
+            labels += try reader.labels()
+            classA += try reader.classA()
+            classB += try reader.classB()
+            lambdaGen += try reader.lambdaGen()
+            lambdaProj += try reader.lambdaProj()
+            probA += try reader.probA()
+            probB += try reader.probB()
+            consistent += try reader.consistent()
+            group += try reader.group()
+            seed += try reader.seed()
+            shardOfSample += [Int32](repeating: Int32(shards.count - 1), count: reader.count)
+        }
+        self.shards = shards
+        (height, width, channels) = shape ?? (0, 0, 0)
+        classNames = names ?? []
+        self.labels = labels
+        self.classA = classA
+        self.classB = classB
+        self.lambdaGen = lambdaGen
+        self.lambdaProj = lambdaProj
+        self.probA = probA
+        self.probB = probB
+        self.consistent = consistent
+        self.group = group
+        self.seed = seed
+        self.shardOfSample = shardOfSample
+        imageCache = [[UInt8]?](repeating: nil, count: shards.count)
+        locks = shards.map { _ in NSLock() }
+    }
+
+    /// The shard files behind a path, in manifest order.
+    static func shardFiles(_ path: String) throws -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ShardError(path, "no such file or directory") }
+        var manifestPath = path
+        if isDirectory.boolValue {
+            manifestPath = (path as NSString).appendingPathComponent("manifest.json")
+            guard FileManager.default.fileExists(atPath: manifestPath) else { throw ShardError(path, "no manifest.json in this directory") }
+        } else if !path.hasSuffix(".json") {
+            return [path]
+        }
+        let manifest = try Manifest.read(from: manifestPath)
+        let base = (manifestPath as NSString).deletingLastPathComponent
+        return manifest.shards.sorted { $0.shardIndex < $1.shardIndex }.map { (base as NSString).appendingPathComponent($0.file) }
+    }
+
+    /// True for samples of real data.
+    public func isReal(_ i: Int) -> Bool { shards[Int(shardOfSample[i])].metadata.kind == .real }
+
+    /// All images of shard `s` (read once, then cached).
+    public func images(ofShard s: Int) throws -> [UInt8] {
+        locks[s].lock()
+        defer { locks[s].unlock() }
+        if let cached = imageCache[s] { return cached }
+        let images = try ShardReader(path: shards[s].path).images()
+        imageCache[s] = images
+        return images
+    }
+
+    /// Reads every shard's images now (a warm cache).
+    public func loadAllImages() throws {
+        for s in shards.indices { _ = try images(ofShard: s) }
+    }
+
+    /// The uint8 HWC pixels of sample `i`.
+    public func image(_ i: Int) throws -> ArraySlice<UInt8> {
+        let s = Int(shardOfSample[i])
+        let row = i - shards[s].offset
+        return try images(ofShard: s)[(row * imageSize)..<((row + 1) * imageSize)]
+    }
+
+    /// The soft label of sample `i`: as stored, or re-derived from λ̂ for `sharpness`
+    /// (λ' = clip(σ(s·(λ̂ − 0.5)), 0, 1) on class a, 1 − λ' on class b; real data stays one-hot).
+    public func label(_ i: Int, sharpness: Double? = nil) -> [Float] {
+        let k = numClasses
+        guard let sharpness, !isReal(i), lambdaProj[i].isFinite else { return Array(labels[(i * k)..<((i + 1) * k)]) }
+        var label = [Float](repeating: 0, count: k)
+        let ratio = Float(min(1, max(0, 1 / (1 + exp(-sharpness * (Double(lambdaProj[i]) - 0.5))))))
+        label[Int(classA[i])] += ratio
+        label[Int(classB[i])] += 1 - ratio
+        return label
+    }
+
+    /// Indices of the samples that pass a filter.
+    public func indices(consistentOnly: Bool = false, pairs: [(Int, Int)]? = nil, kind: ShardKind? = nil) -> [Int] {
+        (0..<count).filter { i in
+            if consistentOnly && consistent[i] == 0 { return false }
+            if let kind, (isReal(i) ? ShardKind.real : .mixed) != kind { return false }
+            if let pairs, !pairs.contains(where: { Int32($0.0) == classA[i] && Int32($0.1) == classB[i] || Int32($0.1) == classA[i] && Int32($0.0) == classB[i] }) {
+                return false
+            }
+            return true
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import CSMLoader
+import CSMShards
+import Foundation
+import XCTest
+
+/// Small shard sets written in the test: `groups` trajectories of 4 samples over pairs
+/// (0,1), (1,2), (2,0), and a real set with classes 0, 1, 2.
+final class LoaderTests: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "csm-loader-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    let names = ["zero", "one", "two"]
+
+    func writeMixed(groups: Int, shards: Int) throws -> String {
+        let dir = directory + "/mixed"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var manifest = Manifest(config: .object(["test": .bool(true)]))
+        let pairs = [(0, 1), (1, 2), (2, 0)]
+        let perShard = groups / shards
+        for s in 0..<shards {
+            var samples = ShardSamples(height: 4, width: 5, channels: 1, numClasses: 3, images: [], labels: [], classA: [], classB: [],
+                                       lambdaGen: [], lambdaProj: [], probA: [], probB: [], consistent: [], group: [], seed: [])
+            for g in (s * perShard)..<((s + 1) * perShard) {
+                let (a, b) = pairs[g % 3]
+                for i in 0..<4 {
+                    let lambda = Float(i) / 3
+                    samples.images += (0..<20).map { UInt8(truncatingIfNeeded: g * 31 + i * 7 + $0) }
+                    var label = [Float](repeating: 0, count: 3)
+                    label[a] = lambda
+                    label[b] = 1 - lambda
+                    samples.labels += label
+                    samples.classA.append(Int32(a))
+                    samples.classB.append(Int32(b))
+                    samples.lambdaGen.append(lambda)
+                    samples.lambdaProj.append(lambda * 1.2 - 0.1)
+                    samples.probA.append(lambda)
+                    samples.probB.append(1 - lambda)
+                    samples.consistent.append(i == 2 ? 0 : 1)
+                    samples.group.append(Int64(g))
+                    samples.seed.append(Int64(1000 + g))
+                }
+            }
+            let name = String(format: "mixed-%05d.h5", s)
+            try ShardWriter().write(samples, metadata: ShardMetadata(kind: .mixed, classNames: names, sharpness: 10, shardIndex: s,
+                                                                     numShards: shards, createdBy: "test"), to: dir + "/" + name)
+            manifest.record(.init(file: name, count: samples.count, sha256: try Manifest.sha256(ofFile: dir + "/" + name), shardIndex: s))
+        }
+        try manifest.write(to: dir + "/manifest.json")
+        return dir
+    }
+
+    func writeReal(count: Int) throws -> String {
+        let path = directory + "/real.h5"
+        var samples = ShardSamples(height: 4, width: 5, channels: 1, numClasses: 3, images: [], labels: [], classA: [], classB: [],
+                                   lambdaGen: [], lambdaProj: [], probA: [], probB: [], consistent: [], group: [], seed: [])
+        for i in 0..<count {
+            samples.images += (0..<20).map { UInt8(truncatingIfNeeded: 200 + i + $0) }
+            var label = [Float](repeating: 0, count: 3)
+            label[i % 3] = 1
+            samples.labels += label
+            samples.classA.append(Int32(i % 3))
+            samples.classB.append(-1)
+            samples.lambdaGen.append(1)
+            samples.lambdaProj.append(.nan)
+            samples.probA.append(1)
+            samples.probB.append(0)
+            samples.consistent.append(1)
+            samples.group.append(-1)
+            samples.seed.append(-1)
+        }
+        try ShardWriter().write(samples, metadata: ShardMetadata(kind: .real, classNames: names, sharpness: 0, createdBy: "test"), to: path)
+        return path
+    }
+
+    func testOpensManifestDirectoryAndFile() throws {
+        let dir = try writeMixed(groups: 6, shards: 2)
+        let set = try ShardSet(path: dir)
+        XCTAssertEqual(set.count, 24)
+        XCTAssertEqual(try ShardSet(path: dir + "/manifest.json").count, 24)
+        XCTAssertEqual(try ShardSet(path: dir + "/mixed-00001.h5").count, 12)
+        XCTAssertEqual(Array(try set.image(13)), (0..<20).map { UInt8(truncatingIfNeeded: 3 * 31 + 1 * 7 + $0) })
+        XCTAssertEqual(set.group[13], 3)
+        XCTAssertEqual(set.indices(consistentOnly: true).count, 18)
+        XCTAssertEqual(set.indices(pairs: [(1, 0)]).count, 8)
+        // Soft labels re-derived from λ̂ for another sharpness.
+        let label = set.label(5, sharpness: 4)
+        let expected = Float(1 / (1 + exp(-4 * (Double(set.lambdaProj[5]) - 0.5))))
+        XCTAssertEqual(label[Int(set.classA[5])], expected, accuracy: 1e-6)
+        XCTAssertEqual(label.reduce(0, +), 1, accuracy: 1e-6)
+        XCTAssertEqual(set.label(5), Array(set.labels[15..<18]))
+    }
+
+    func testEpochsCoverEverySampleOnceAndAreDeterministic() throws {
+        let set = try ShardSet(path: try writeMixed(groups: 9, shards: 3))
+        var options = LoaderOptions(batchSize: 5, seed: 7, transform: .training(mean: [0.5], std: [0.25], cropPadding: 1))
+        options.threads = 1
+        let one = BatchLoader(set, options: options)
+        options.threads = 4
+        options.prefetch = 3
+        let many = BatchLoader(set, options: options)
+        var seen: [Int] = []
+        let a = Array(one.epoch(2)), b = Array(many.epoch(2))
+        XCTAssertEqual(a.count, 8)
+        for (x, y) in zip(a, b) {
+            XCTAssertEqual(x.indices, y.indices)
+            XCTAssertEqual(x.images, y.images)
+            XCTAssertEqual(x.targets, y.targets)
+            seen += x.indices
+        }
+        XCTAssertEqual(seen.sorted(), Array(0..<36))
+        XCTAssertNotEqual(Array(one.epoch(3)).first?.indices, a.first?.indices)
+        options.dropLast = true
+        XCTAssertEqual(BatchLoader(set, options: options).batchCount, 7)
+    }
+
+    func testTransformsCropFlipNormalise() {
+        let pixels: [UInt8] = (0..<12).map { UInt8($0 * 10) }        // 3×4, one channel
+        var out = [Float](repeating: 0, count: 12)
+        var random = LoaderRandom(1)
+        ImageTransform(mean: [0.5], std: [0.5]).apply(pixels[...], height: 3, width: 4, channels: 1, random: &random, into: &out)
+        XCTAssertEqual(out[5], (50 / 255 - 0.5) / 0.5, accuracy: 1e-6)
+        // Flip only: every draw either flips or not; check one of each.
+        var flipped = false, plain = false
+        for seed in 0..<20 {
+            var r = LoaderRandom(UInt64(seed))
+            ImageTransform(scale: 1, horizontalFlip: true).apply(pixels[...], height: 3, width: 4, channels: 1, random: &r, into: &out)
+            if out[0] == 30 && out[3] == 0 { flipped = true }
+            if out[0] == 0 && out[3] == 30 { plain = true }
+        }
+        XCTAssertTrue(flipped && plain)
+        // Crop with padding shifts the image and fills with the normalised zero.
+        var shifted = false
+        for seed in 0..<20 {
+            var r = LoaderRandom(UInt64(seed))
+            ImageTransform(scale: 1, cropPadding: 1).apply(pixels[...], height: 3, width: 4, channels: 1, random: &r, into: &out)
+            if out[0] == 0 && out[1] == 0 && out[5] == 0 { shifted = true }   // moved down-right by one
+        }
+        XCTAssertTrue(shifted)
+    }
+
+    func testPairedBatchesFollowTheRecipe() throws {
+        let mixed = try ShardSet(path: try writeMixed(groups: 9, shards: 3))
+        let real = try ShardSet(path: try writeReal(count: 10))
+        let loader = try PairedLoader(real: real, mixed: mixed, augmentations: 2, options: LoaderOptions(batchSize: 4, seed: 3))
+        var total = 0
+        for batch in loader.epoch(0) {
+            XCTAssertEqual(batch.mixed.count, batch.real.count * 3)
+            for (j, c) in batch.realLabels.enumerated() {
+                let group = Array(batch.mixed.indices[(j * 3)..<((j + 1) * 3)])
+                for i in group {
+                    XCTAssertTrue(mixed.classA[i] == c || mixed.classB[i] == c, "group contains the real class")
+                    XCTAssertEqual(mixed.group[i], mixed.group[group[0]], "one trajectory")
+                }
+                let endpoint = group[0]
+                XCTAssertEqual(mixed.lambdaGen[endpoint], Int(mixed.classA[endpoint]) == c ? 1 : 0, "endpoint of class \(c)")
+                for i in group.dropFirst() { XCTAssertTrue(mixed.lambdaGen[i] > 0 && mixed.lambdaGen[i] < 1) }
+            }
+            total += batch.real.count
+        }
+        XCTAssertEqual(total, 10)
+    }
+
+    func testCorruptAndTruncatedShardsAreErrorsNamingTheFile() throws {
+        let dir = try writeMixed(groups: 6, shards: 2)
+        let path = dir + "/mixed-00001.h5"
+        // Flip a byte inside the images' stored chunks.
+        let range = try ShardReader(path: path).storageRanges(of: .images).first!
+        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+        bytes[range.lowerBound + range.count / 2] ^= 0x55
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        let set = try ShardSet(path: dir)
+        XCTAssertNoThrow(try set.image(0))
+        XCTAssertThrowsError(try set.image(20)) { error in
+            XCTAssertTrue("\(error)".contains("mixed-00001.h5") && "\(error)".contains("images"), "\(error)")
+        }
+        let loader = BatchLoader(set, options: LoaderOptions(batchSize: 24, shuffle: false))
+        XCTAssertThrowsError(try loader.epoch(0).nextItem())
+        // Truncated.
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes.prefix(bytes.count / 2)))
+        XCTAssertThrowsError(try ShardSet(path: dir)) { error in XCTAssertTrue("\(error)".contains("mixed-00001.h5"), "\(error)") }
+    }
+}
