@@ -4,7 +4,7 @@
 SWIFT      ?= swift
 BUILD_FLAGS = -c release
 CSM         = .build/release/csm
-PACKAGES    = libopenblas-dev libhdf5-dev libpng-dev libjpeg-dev
+PACKAGES    = libopenblas-dev libhdf5-dev libpng-dev libjpeg-dev zlib1g-dev dataset-fashion-mnist
 SUDO        = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build test demo bench clean

@@ -61,7 +61,7 @@ let package = Package(
         .executableTarget(
             name: "csm",
             dependencies: [
-                "CSMNumerics", "CSMModels", "CSMDiffusion", "CSMCalibration", "CSMPictures", "CSMPipeline", "CSMShards",
+                "CSMNumerics", "CSMModels", "CSMDiffusion", "CSMCalibration", "CSMPictures", "CSMPipeline", "CSMShards", "CSMLoader",
                 "CSMShards", "CSMPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),

@@ -1,5 +1,7 @@
 import ArgumentParser
+import CSMLoader
 import CSMNumerics
+import CSMShards
 import Foundation
 
 /// `csm bench-kernels`: times csm's kernels at the default model's shapes (best of
@@ -43,5 +45,53 @@ struct BenchKernelsCommand: ParsableCommand {
         }
         let rate = flops > 0 ? String(format: "%9.1f", flops / best / 1e9) : "        -"
         print(padded(name, 26) + " " + padded(shape, 20) + String(format: " %8.2f %@", best * 1000, rate))
+    }
+}
+
+/// `csm bench-loader`: the Swift loader's throughput on a shard set (warm cache).
+struct BenchLoaderCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-loader",
+        abstract: "Time the loader: batches of crop + flip + normalise from shards already in memory.")
+
+    @Argument(help: "Shards: a manifest, a directory with one, or a .h5 file.")
+    var data: String
+    @Option(help: "Batch size.")
+    var batchSize: Int = 128
+    @Option(help: "Epochs to time.")
+    var epochs: Int = 5
+    @Option(help: "Loader threads.")
+    var threads: Int = 2
+    @Flag(help: "Print one JSON line.")
+    var json = false
+
+    func run() throws {
+        let set: ShardSet
+        do {
+            set = try ShardSet(path: data)
+            try set.loadAllImages()
+        } catch let error as ShardError {
+            throw CLIError(error.description)
+        }
+        let options = LoaderOptions(batchSize: batchSize, seed: 0,
+                                    transform: .training(mean: [Float](repeating: 0.5, count: set.channels),
+                                                         std: [Float](repeating: 0.25, count: set.channels), cropPadding: 2),
+                                    prefetch: 2 * threads, threads: threads)
+        let loader = BatchLoader(set, options: options)
+        for _ in loader.epoch(0) {}                       // warm-up
+        var images = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        for epoch in 1...max(1, epochs) {
+            let batches = loader.epoch(epoch)
+            while let batch = try batches.nextItem() { images += batch.count }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if json {
+            print(String(format: "{\"images_per_s\": %.1f, \"images\": %d, \"seconds\": %.4f, \"batch\": %d, \"threads\": %d}",
+                         Double(images) / seconds, images, seconds, batchSize, threads))
+        } else {
+            print(String(format: "%d images in %.3f s: %.0f images/s (batch %d, %d threads, crop + flip + normalise)",
+                         images, seconds, Double(images) / seconds, batchSize, threads))
+        }
     }
 }
