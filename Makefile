@@ -28,11 +28,13 @@ test: deps
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build
 
-## demo: class-mixed trajectories (sneaker ← ankle boot) from the default model, as a PNG.
+## demo: class-mixed trajectories as a PNG, then a CSM dataset with the defaults (720 images).
 demo: build
 	@mkdir -p demo-out
 	$(CSM) sample --seeds 0-7 --trajectory Sneaker:"Ankle boot" --lambdas 8 --grid demo-out/trajectories.png
 	@echo "wrote demo-out/trajectories.png (rows: seeds 0-7; columns: λ = 0 … 1 on Sneaker)"
+	$(CSM) generate --out demo-out/data
+	@echo "shards and manifest: demo-out/data/"
 
 ## bench: csm against PyTorch on the same job in the same run (installs PyTorch with pip).
 bench: build

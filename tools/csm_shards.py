@@ -30,6 +30,7 @@ import argparse
 import hashlib
 import json
 import math
+import operator
 import os
 import sys
 from dataclasses import dataclass
@@ -360,6 +361,13 @@ class CSMShards:
         self.shards: list[ShardInfo] = []
         columns: dict[str, list[np.ndarray]] = {name: [] for name in SCALAR_COLUMNS}
         for entry in entries:
+            if verify and self.manifest_path is not None:
+                if not os.path.isfile(entry.path):
+                    raise ShardError(entry.path, f"no such file (listed in {self.manifest_path})")
+                actual = sha256_of_file(entry.path)
+                if actual != entry.sha256:
+                    raise ShardError(entry.path, f"SHA-256 is {actual} but {self.manifest_path} records {entry.sha256} "
+                                                 "(the file changed or is corrupt)")
             with _open_shard(entry.path) as f:
                 info = _validate(f, entry.path)
                 if entry.count >= 0 and entry.count != info.count:
@@ -373,11 +381,6 @@ class CSMShards:
                     continue
                 for name in SCALAR_COLUMNS:
                     columns[name].append(_read(f, entry.path, name))
-            if verify and self.manifest_path is not None:
-                actual = sha256_of_file(entry.path)
-                if actual != entry.sha256:
-                    raise ShardError(entry.path, f"SHA-256 is {actual} but {self.manifest_path} records {entry.sha256} "
-                                                 "(the file changed or is corrupt)")
             self.shards.append(info)
         if not self.shards:
             raise ShardError(self.path, f"holds no shard of kind '{kind}'")
@@ -521,9 +524,10 @@ class CSMShards:
 
     def _position(self, index: int) -> int:
         n = len(self._rows)
-        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"sample indices are integers, got {type(index).__name__}")
-        position = int(index) + n if index < 0 else int(index)
+        if isinstance(index, (bool, np.bool_)):
+            raise TypeError("sample indices are integers, got bool")
+        index = operator.index(index)
+        position = index + n if index < 0 else index
         if not 0 <= position < n:
             raise IndexError(f"sample {index} is out of range for {n} samples")
         return position
@@ -605,7 +609,7 @@ class TrajectoryPairing:
         boundaries = np.flatnonzero(np.diff(group[order])) + 1
         # Per class c: the candidate trajectories as (endpoint position, interior positions).
         self._candidates: dict[int, list[tuple[int, np.ndarray]]] = {c: [] for c in range(real.num_classes)}
-        for members in np.split(order, boundaries) if len(order) else []:
+        for members in (np.split(order, boundaries) if len(order) else []):
             a, b = int(class_a[members[0]]), int(class_b[members[0]])
             if b < 0:
                 continue    # a real sample in the mixed data: not part of any trajectory
@@ -743,10 +747,9 @@ class PairedCSMDataset:
         mixed = mixed_path if isinstance(mixed_path, CSMShards) else CSMShards(
             mixed_path, verify=verify, consistent_only=consistent_only, sharpness=sharpness)
         for shards, wanted in ((real, "real"), (mixed, "mixed")):
-            wrong = [info.path for info in shards.shards if info.kind != wanted]
-            if wrong:
-                raise ShardError(wrong[0], f"is of kind '{'mixed' if wanted == 'real' else 'real'}', expected "
-                                           f"'{wanted}' here", "kind")
+            for info in shards.shards:
+                if info.kind != wanted:
+                    raise ShardError(info.path, f"is '{info.kind}', expected '{wanted}' here", "kind")
         self.pairing = TrajectoryPairing(real, mixed, n_aug=n_aug, seed=seed,
                                          skip_unpaired_classes=skip_unpaired_classes)
         self.transform = transform

@@ -102,7 +102,10 @@ struct GenerateCommand: ParsableCommand {
         let net = try EDMModel(path: modelPath)
         let resnet = try ResNetClassifier(path: classifierPath)
         let classifierSHA = try Manifest.sha256(ofFile: classifierPath)
-        let loaded = try loadPrototypes(prototypesPath, classifierSHA256: classifierSHA)
+        let loaded = try ClassPrototypes(path: prototypesPath)
+        guard loaded.classifierSHA256 == classifierSHA else {
+            throw CLIError("\(prototypesPath): the prototypes were made with another classifier (SHA-256 differs); rerun `csm prototypes`")
+        }
         let names = net.classNames ?? resnet.classNames
         let classPairs = try ClassPair.parse(pairs, classNames: names, classCount: net.labelDimension)
         let plan = try GenerationPlan(pairs: classPairs, groupsPerPair: groupsPerPair, lambdas: lambdas, seed: seed, shardSize: shardSize)
@@ -137,7 +140,7 @@ struct GenerateCommand: ParsableCommand {
 
         let job = try ShardGenerator(
             plan: plan, sampler: EDMSampler(model: net, settings: settings), classifier: resnet,
-            reannotation: Reannotation(prototypes: loaded, sharpness: sharpness, margin: consistencyMargin),
+            reannotation: Reannotation(prototypes: loaded.prototypes, sharpness: sharpness, margin: consistencyMargin),
             batch: batch, config: config, generatorJSON: try json(generator), annotatorJSON: try json(annotator),
             classNames: names, createdBy: "csm \(CSMVersion.string)")
         var manifest = try job.openManifest(in: out)
@@ -171,24 +174,6 @@ struct GenerateCommand: ParsableCommand {
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
-}
-
-/// Reads class prototypes (tensor `prototypes` [K, F]) and checks they were made with the
-/// classifier in use.
-func loadPrototypes(_ path: String, classifierSHA256: String) throws -> [[Float]] {
-    let file = try SafeTensorsFile(path: path)
-    guard file.metadata["format"] == "csm-prototypes/1" else {
-        throw ModelFileError(path, "format is '\(file.metadata["format"] ?? "missing")', expected csm-prototypes/1")
-    }
-    guard file.metadata["classifier_sha256"] == classifierSHA256 else {
-        throw ModelFileError(path, "the prototypes were made with another classifier (SHA-256 differs); rerun `csm prototypes`")
-    }
-    let shape = try file.shape(of: "prototypes")
-    guard shape.count == 2, shape[0] > 0, shape[1] > 0 else {
-        throw ModelFileError(path, "tensor 'prototypes' has shape \(shape), expected [classes, features]")
-    }
-    let values = try file.floats("prototypes")
-    return (0..<shape[0]).map { Array(values[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
 }
 
 /// What a generate run made, for the closing screen.

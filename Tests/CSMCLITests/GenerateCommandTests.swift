@@ -1,4 +1,5 @@
 import CSMModels
+import CSMPipeline
 import CSMShards
 import Foundation
 import XCTest
@@ -18,9 +19,10 @@ final class GenerateCommandTests: XCTestCase {
         for k in 0..<10 where counts[k] > 0 { for j in 0..<64 { sums[k * 64 + j] /= counts[k] } }
         let classifier = root.appendingPathComponent("Datasets/fashion-mnist/fashion-mnist-resnet20.safetensors").path
         let path = NSTemporaryDirectory() + "csm-test-prototypes-\(getpid()).safetensors"
-        try! SafeTensorsWriter.write([.init(name: "prototypes", shape: [10, 64], values: sums), .init(name: "counts", shape: [10], values: counts)],
-                                     metadata: ["format": "csm-prototypes/1", "classifier_sha256": try! Manifest.sha256(ofFile: classifier)],
-                                     to: path)
+        let names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+        try! ClassPrototypes(prototypes: (0..<10).map { Array(sums[($0 * 64)..<(($0 + 1) * 64)]) }, counts: counts,
+                             classifierSHA256: try! Manifest.sha256(ofFile: classifier), classifier: "fashion-mnist-resnet20.safetensors",
+                             classNames: names, source: "test fixture").write(to: path)
         return path
     }()
 
@@ -101,8 +103,9 @@ final class GenerateCommandTests: XCTestCase {
 
         // Prototypes made with another classifier.
         let foreign = dir + "/foreign.safetensors"
-        try SafeTensorsWriter.write([.init(name: "prototypes", shape: [10, 64], values: [Float](repeating: 0, count: 640))],
-                                    metadata: ["format": "csm-prototypes/1", "classifier_sha256": String(repeating: "0", count: 64)], to: foreign)
+        try ClassPrototypes(prototypes: [[Float]](repeating: [Float](repeating: 0, count: 64), count: 10), counts: [Float](repeating: 1, count: 10),
+                            classifierSHA256: String(repeating: "0", count: 64), classifier: "other", classNames: (0..<10).map { "c\($0)" },
+                            source: "test").write(to: foreign)
         let wrong = try runCSM(["generate", "--out", dir + "/w", "--prototypes", foreign, "--pairs", "7:9", "--groups-per-pair", "1"])
         XCTAssertNotEqual(wrong.status, 0)
         XCTAssertTrue(wrong.err.contains("another classifier"), wrong.err)
