@@ -3,7 +3,7 @@
 Usage:
 
     python3 tools/convert_edm_pkl.py --edm-repo PATH/TO/edm \
-        [--class-names '["airplane", "automobile", ...]'] [--provenance TEXT] [--dtype f32|f16] \
+        [--class-names '["airplane", "automobile", ...]'] [--provenance TEXT] [--dtype f32|f16] [--no-verify] \
         edm-cifar10-32x32-cond-vp.pkl edm-cifar10-32x32-cond-vp.safetensors
 
     python3 tools/convert_edm_pkl.py --self-test
@@ -25,7 +25,10 @@ writes
     warning); optionally `class_names` (JSON list) and `provenance` (text; by default it
     names the source pickle).
 The output is written to a temporary file beside the target and renamed into place, so an
-interrupted conversion never leaves a partial file.
+interrupted conversion never leaves a partial file. Afterwards the file is read back with
+tools/edm_torch.py and D(x; sigma) is compared with the pickled network on random inputs
+(per sample max|error| <= 1e-4 (1 + max|ref|)); `--no-verify` skips that, and a failed
+comparison exits with status 1.
 
 `--self-test` needs no EDM checkout: it pickles stand-in preconditioners built from
 tools/edm_torch.py (with random weights and an `init_kwargs` attribute, including values
@@ -36,6 +39,7 @@ and compares D(x; sigma) with the original network.
 from __future__ import annotations
 
 import argparse
+import copy
 import inspect
 import json
 import os
@@ -153,9 +157,11 @@ def write_safetensors_atomic(path: str, tensors: dict, metadata: dict) -> None:
         raise
 
 
-def convert(pkl_path: str, out_path: str, dtype: str = "f32", class_names: list[str] | None = None,
-            provenance: str | None = None) -> dict:
-    """Convert `pkl_path`'s ['ema'] network to `out_path`; returns the metadata written."""
+SUPPORTED = ("VPPrecond", "VEPrecond", "EDMPrecond")
+
+
+def load_ema(pkl_path: str) -> torch.nn.Module:
+    """The `['ema']` network of an EDM training pickle (needs EDM's modules importable)."""
     try:
         with open(pkl_path, "rb") as f:
             data = pickle.load(f)
@@ -170,21 +176,61 @@ def convert(pkl_path: str, out_path: str, dtype: str = "f32", class_names: list[
     net = data["ema"]
     if not isinstance(net, torch.nn.Module):
         raise ConversionError(f"{pkl_path}: ['ema'] is a {type(net).__name__}, not a torch.nn.Module")
+    if type(net).__name__ not in SUPPORTED:
+        raise ConversionError(f"{pkl_path}: ['ema'] is a {type(net).__name__}; csm reads {', '.join(SUPPORTED)}")
+    return net.eval()
 
+
+def convert(pkl_path: str, out_path: str, dtype: str = "f32", class_names: list[str] | None = None,
+            provenance: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """Convert `pkl_path`'s ['ema'] network to `out_path`; returns the network and the metadata written."""
+    net = load_ema(pkl_path)
     config = network_config(net)
     if class_names is not None:
         label_dim = config["init_kwargs"].get("label_dim", 0)
-        if label_dim and len(class_names) != label_dim:
+        if len(class_names) != label_dim:
             raise ConversionError(f"{pkl_path}: {len(class_names)} class names given but the network has "
                                   f"label_dim = {label_dim}")
     metadata = {"format": FORMAT, "edm": json.dumps(config)}
     if class_names is not None:
         metadata["class_names"] = json.dumps(class_names)
     metadata["provenance"] = provenance if provenance is not None else (
-        f"converted by tools/convert_edm_pkl.py from {os.path.basename(pkl_path)} ['ema'], "
-        f"tensors {dtype}")
+        f"converted by tools/convert_edm_pkl.py from {os.path.basename(pkl_path)} ['ema'], tensors {dtype}")
     write_safetensors_atomic(out_path, export_tensors(net, dtype), metadata)
-    return metadata
+    return net, metadata
+
+
+def verify(net: torch.nn.Module, out_path: str, dtype: str, seed: int = 0) -> tuple[bool, float, float]:
+    """Compare D(x; sigma) of the original network with tools/edm_torch.py on the converted file.
+
+    For f16 files the original's weights are rounded to half precision first (on a copy),
+    so both sides compute with the same numbers. Returns (ok, max|err|, bound) with the
+    per-sample bound 1e-4 * (1 + max|ref|).
+    """
+    sys.path.insert(0, TOOLS)
+    import edm_torch
+
+    loaded = edm_torch.load_edm(out_path)
+    ref_net = net
+    if dtype == "f16":
+        ref_net = copy.deepcopy(net)
+        with torch.no_grad():
+            for name, t in ref_net.state_dict().items():
+                if t.is_floating_point() and name not in KEEP_F32:
+                    t.copy_(t.half().float())
+    gen = torch.Generator().manual_seed(seed)
+    sigma = torch.tensor([0.01, 0.5, 3.0, 40.0])
+    n, ch, res = len(sigma), loaded.img_channels, loaded.img_resolution
+    x = torch.randn([n, ch, res, res], generator=gen) * (1 + sigma.reshape(-1, 1, 1, 1))
+    labels = None
+    if loaded.label_dim:
+        labels = torch.softmax(torch.randn([n, loaded.label_dim], generator=gen) * 3, dim=1)
+    with torch.inference_mode():
+        ref = ref_net(x, sigma, labels).to(torch.float64)
+        got = loaded(x, sigma, labels).to(torch.float64)
+    err = (got - ref).abs().flatten(1).amax(1)
+    bound = 1e-4 * (1 + ref.abs().flatten(1).amax(1))
+    return bool((err <= bound).all()), float(err.max()), float(bound.min())
 
 
 # ---------------------------------------------------------------------------------------
@@ -262,36 +308,34 @@ def self_test() -> int:
 
             label_dim = kwargs.get("label_dim", 0)
             names = [f"class{k}" for k in range(label_dim)] or None
-            gen = torch.Generator().manual_seed(100 + i)
-            n, res, ch = 4, args[0], args[1]
-            x = torch.randn([n, ch, res, res], generator=gen) * 3
-            sigma = torch.tensor([0.01, 0.5, 3.0, 40.0])
-            labels = torch.softmax(torch.randn([n, label_dim], generator=gen), 1) if label_dim else None
-
             for dtype in ("f32", "f16"):
                 out = os.path.join(tmp, f"case{i}-{dtype}.safetensors")
                 convert(pkl, out, dtype=dtype, class_names=names)
-                loaded = edm_torch.load_edm(out)
+                ok, err, bound = verify(net, out, dtype, seed=100 + i)
                 meta = edm_torch.read_metadata(out)
-                ref_net = net
-                if dtype == "f16":  # compare against the original with weights rounded the same way
-                    ref_net = pickle.loads(pickle.dumps(net))
-                    with torch.no_grad():
-                        for name, t in ref_net.state_dict().items():
-                            if t.is_floating_point() and name not in KEEP_F32:
-                                t.copy_(t.half().float())
-                with torch.inference_mode():
-                    ref = ref_net(x, sigma, labels)
-                    got = loaded(x, sigma, labels)
-                err = float((got - ref).abs().flatten(1).amax(1).max())
-                bound = 1e-4 * (1 + float(ref.abs().max()))
-                ok = (err <= bound and meta["edm"]["class_name"] == class_name
-                      and meta.get("class_names") == names and "not_json" not in meta["edm"]["init_kwargs"]
-                      and all(f.startswith("case") for f in os.listdir(tmp)))
+                init_kwargs = meta["edm"]["init_kwargs"]
+                expected_kwargs = {k: v for k, v in kwargs.items() if k != "not_json"}
+                expected_kwargs.update(img_resolution=args[0], img_channels=args[1])
+                ok = (ok and meta["edm"]["class_name"] == class_name and meta.get("class_names") == names
+                      and json.loads(json.dumps(to_json_value(expected_kwargs, "", []))) == init_kwargs
+                      and all(f.startswith("case") for f in os.listdir(tmp)))  # no temporary files left
                 desc = f"{class_name}/{kwargs['model_type']} {dtype}"
                 print(f"{'PASS' if ok else 'FAIL'}  self-test {desc}: max|err| {err:.3g} (bound {bound:.3g}), "
-                      f"{len(loaded.state_dict())} tensors", flush=True)
+                      f"{len(edm_torch.load_edm(out).state_dict())} tensors", flush=True)
                 failures += not ok
+
+        # Inputs that must be refused with a message naming the file.
+        bad = os.path.join(tmp, "case-bad.pkl")
+        for payload, expect in [({"net": None}, "'ema'"), ({"ema": torch.nn.Linear(2, 2)}, "csm reads")]:
+            with open(bad, "wb") as f:
+                pickle.dump(payload, f)
+            try:
+                convert(bad, os.path.join(tmp, "case-bad.safetensors"))
+                ok, message = False, "no error"
+            except ConversionError as e:
+                ok, message = bad in str(e) and expect in str(e), str(e)
+            print(f"{'PASS' if ok else 'FAIL'}  self-test refuses: {message}", flush=True)
+            failures += not ok
     print("self-test passed" if not failures else f"self-test: {failures} case(s) FAILED", flush=True)
     return 1 if failures else 0
 
@@ -304,6 +348,8 @@ def main() -> int:
     parser.add_argument("--class-names", help="JSON list of class names, stored as metadata 'class_names'")
     parser.add_argument("--provenance", help="text stored as metadata 'provenance'")
     parser.add_argument("--dtype", choices=["f32", "f16"], default="f32", help="tensor dtype (default f32)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip comparing the pickled network with edm_torch on the written file")
     parser.add_argument("--self-test", action="store_true", help="round-trip stand-in networks; needs no EDM")
     args = parser.parse_args()
 
@@ -324,14 +370,19 @@ def main() -> int:
         if not isinstance(class_names, list) or not all(isinstance(c, str) for c in class_names):
             parser.error("--class-names must be a JSON list of strings")
     try:
-        meta = convert(args.input, args.output, args.dtype, class_names, args.provenance)
+        net, meta = convert(args.input, args.output, args.dtype, class_names, args.provenance)
     except ConversionError as e:
         print(f"convert_edm_pkl: {e}", file=sys.stderr)
         return 1
     config = json.loads(meta["edm"])
     print(f"wrote {args.output}: {config['class_name']} "
           f"({config['init_kwargs'].get('model_type', 'default model_type')}), tensors {args.dtype}")
-    return 0
+    if args.no_verify:
+        return 0
+    ok, err, bound = verify(net, args.output, args.dtype)
+    print(f"{'verified' if ok else 'VERIFICATION FAILED'}: D(x; sigma) of the pickled network vs tools/edm_torch.py "
+          f"on {args.output}: max|err| {err:.3g} (bound {bound:.3g})")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -312,11 +312,12 @@ def _validate(f: h5py.File, path: str) -> ShardInfo:
                      annotator=_string(f, path, "annotator"))
 
 
-def _read(f: h5py.File, path: str, name: str, selection: Any = ()) -> np.ndarray:
-    """Reads `selection` of dataset `name` in the schema's native type; a corrupt chunk
-    (Fletcher-32 mismatch, broken deflate stream) becomes a ShardError."""
+def _read(source: h5py.File | h5py.Dataset, path: str, name: str, selection: Any = ()) -> np.ndarray:
+    """Reads `selection` of dataset `name` (of file `source`, or `source` itself) in the
+    schema's native type; a corrupt chunk (Fletcher-32 mismatch, broken deflate stream)
+    becomes a ShardError."""
     try:
-        values = f[name][selection]
+        values = (source if isinstance(source, h5py.Dataset) else source[name])[selection]
     except (OSError, RuntimeError) as error:
         raise ShardError(path, f"cannot read: {error}", name) from None
     return np.asarray(values, dtype=DATASETS[name])
@@ -407,7 +408,7 @@ class CSMShards:
         self._derived: np.ndarray | None = None
         if sharpness is not None:
             self._derived = self._soft_labels_of(self._rows, sharpness)
-        self._files: dict[int, h5py.File] = {}
+        self._files: dict[int, tuple[h5py.File, h5py.Dataset, h5py.Dataset]] = {}
         self._pid = os.getpid()
 
     # -- construction helpers
@@ -459,13 +460,13 @@ class CSMShards:
         (float32), consistent (uint8), group, seed (int64), as numpy values."""
         position = self._position(index)
         shard, row = self._locate_row(int(self._rows[position]))
-        f = self._file(shard)
+        images, labels = self._datasets(shard)
         path = self._shard_paths[shard]
-        sample: dict[str, Any] = {"image": _read(f, path, "images", row)}
+        sample: dict[str, Any] = {"image": _read(images, path, "images", row)}
         if self._derived is not None:
             sample["label"] = self._derived[position].copy()
         else:
-            sample["label"] = _read(f, path, "labels", row)
+            sample["label"] = _read(labels, path, "labels", row)
         global_row = int(self._rows[position])
         for name in SCALAR_COLUMNS:
             sample[name] = self._columns[name][global_row]
@@ -493,7 +494,7 @@ class CSMShards:
                 start, stop = self._starts[shard], self._starts[shard + 1]
                 selected = np.flatnonzero((self._rows >= start) & (self._rows < stop))
                 if len(selected):
-                    labels[selected] = _read(self._file(shard), path, "labels", ())[self._rows[selected] - start]
+                    labels[selected] = _read(self._datasets(shard)[1], path, "labels")[self._rows[selected] - start]
             return labels
         raise KeyError(f"unknown column {name!r}; columns are {list(SCALAR_COLUMNS) + ['labels']}")
 
@@ -536,23 +537,24 @@ class CSMShards:
         shard = int(np.searchsorted(self._starts, row, side="right")) - 1
         return shard, row - int(self._starts[shard])
 
-    def _file(self, shard: int) -> h5py.File:
-        """The open file of `shard`, opened on first use in this process. Handles inherited
-        through a fork (DataLoader workers) are dropped, never used: HDF5 file state is not
-        shared between processes."""
+    def _datasets(self, shard: int) -> tuple[h5py.Dataset, h5py.Dataset]:
+        """The `images` and `labels` datasets of `shard`, its file opened on first use in
+        this process. Handles inherited through a fork (DataLoader workers) are dropped,
+        never used: HDF5 file state is not shared between processes."""
         if self._pid != os.getpid():
             self._files = {}
             self._pid = os.getpid()
-        f = self._files.get(shard)
-        if f is None:
+        opened = self._files.get(shard)
+        if opened is None:
             f = _open_shard(self._shard_paths[shard])
-            self._files[shard] = f
-        return f
+            opened = (f, f["images"], f["labels"])
+            self._files[shard] = opened
+        return opened[1], opened[2]
 
     def close(self) -> None:
         """Closes the files this process opened (they reopen on the next read)."""
         if self._pid == os.getpid():
-            for f in self._files.values():
+            for f, _, _ in self._files.values():
                 f.close()
         self._files = {}
 
@@ -624,7 +626,7 @@ class TrajectoryPairing:
                     self._candidates[c].append((int(endpoint[0]), interior))
 
         real_class = real.column("class_a")
-        self.unpaired_classes = sorted({int(c) for c in real_class if not self._candidates.get(int(c))})
+        self.unpaired_classes = [int(c) for c in np.unique(real_class) if not self._candidates.get(int(c))]
         if self.unpaired_classes and not skip_unpaired_classes:
             names = ", ".join(f"{c} ({real.class_names[c]})" for c in self.unpaired_classes)
             raise ShardError(mixed.path, f"has no trajectory with an endpoint and {n_aug} interior samples for "

@@ -48,7 +48,7 @@ public struct Reannotation: Sendable {
         for (k, value) in logits.enumerated() where value > logits[first + best] { best = k }
         let consistent = (best == a || best == b) && projection >= -margin && projection <= 1 + margin
         return Annotation(projection: Float(projection), ratio: Float(ratio), probabilityA: Float(exps[a] / total),
-                          probabilityB: Float(exps[b] / total), consistent: consistent)
+                          probabilityB: Float(exps[b] / total), consistent: consistent, topClass: best)
     }
 }
 
@@ -61,4 +61,6 @@ public struct Annotation: Sendable, Equatable {
     public let probabilityA: Float
     public let probabilityB: Float
     public let consistent: Bool
+    /// The classifier's top-1 class.
+    public let topClass: Int
 }

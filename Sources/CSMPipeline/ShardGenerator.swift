@@ -84,10 +84,11 @@ public final class ShardGenerator {
 
     /// Generates shard `index` into `directory` and records it in the manifest there.
     /// `progress(done, total)` counts this shard's network evaluations × images.
-    public func generate(shard index: Int, into directory: String, manifest: inout Manifest, samples produced: inout ShardSamples?,
-                         progress: ((Int, Int) -> Void)? = nil) throws {
-        let samples = try makeSamples(shard: index, progress: progress)
-        produced = samples
+    @discardableResult
+    public func generate(shard index: Int, into directory: String, manifest: inout Manifest,
+                         progress: ((Int, Int) -> Void)? = nil) throws -> ShardResult {
+        let result = try makeSamples(shard: index, progress: progress)
+        let samples = result.samples
         let metadata = ShardMetadata(kind: .mixed, classNames: classNames, sharpness: reannotation.sharpness,
                                      generator: generatorJSON, annotator: annotatorJSON,
                                      shardIndex: index, numShards: plan.shardCount, createdBy: createdBy)
@@ -96,10 +97,11 @@ public final class ShardGenerator {
         try ShardWriter().write(samples, metadata: metadata, to: path)
         manifest.record(.init(file: name, count: samples.count, sha256: try Manifest.sha256(ofFile: path), shardIndex: index))
         try manifest.write(to: (directory as NSString).appendingPathComponent("manifest.json"))
+        return result
     }
 
     /// Samples, quantises and reannotates the groups of shard `index`.
-    public func makeSamples(shard index: Int, progress: ((Int, Int) -> Void)? = nil) throws -> ShardSamples {
+    public func makeSamples(shard index: Int, progress: ((Int, Int) -> Void)? = nil) throws -> ShardResult {
         let model = sampler.model
         let groups = plan.groups(ofShard: index)
         let l = plan.lambdas, k = model.labelDimension
@@ -143,6 +145,7 @@ public final class ShardGenerator {
         var samples = ShardSamples(height: h, width: w, channels: c, numClasses: k, images: pixels,
                                    labels: [Float](repeating: 0, count: n * k), classA: [], classB: [], lambdaGen: [],
                                    lambdaProj: [], probA: [], probB: [], consistent: [], group: [], seed: [])
+        var topClasses: [Int] = []
         for (g, group) in groups.enumerated() {
             let pair = plan.pair(ofGroup: group)
             for i in 0..<l {
@@ -160,8 +163,15 @@ public final class ShardGenerator {
                 samples.consistent.append(annotation.consistent ? 1 : 0)
                 samples.group.append(Int64(group))
                 samples.seed.append(Int64(bitPattern: plan.latentSeed(ofGroup: group)))
+                topClasses.append(annotation.topClass)
             }
         }
-        return samples
+        return ShardResult(samples: samples, topClasses: topClasses)
     }
+}
+
+/// One generated shard: its samples and the classifier's top-1 class of each.
+public struct ShardResult: Sendable {
+    public let samples: ShardSamples
+    public let topClasses: [Int]
 }

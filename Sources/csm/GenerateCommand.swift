@@ -157,11 +157,10 @@ struct GenerateCommand: ParsableCommand {
         let started = Date()
         for index in todo {
             let base = done
-            var produced: ShardSamples?
-            try job.generate(shard: index, into: out, manifest: &manifest, samples: &produced) { evaluated, total in
+            let result = try job.generate(shard: index, into: out, manifest: &manifest) { evaluated, total in
                 progress.update(base + evaluated * plan.groups(ofShard: index).count * plan.lambdas / max(1, total))
             }
-            if let produced { summary.add(produced) }
+            summary.add(result)
             done += plan.groups(ofShard: index).count * plan.lambdas
             progress.update(done)
         }
@@ -192,7 +191,8 @@ struct GenerationSummary {
         projectionCounts = [Int](repeating: 0, count: lambdas)
     }
 
-    mutating func add(_ s: ShardSamples) {
+    mutating func add(_ result: ShardResult) {
+        let s = result.samples
         for i in 0..<s.count {
             samples += 1
             consistent += Int(s.consistent[i])
@@ -201,8 +201,9 @@ struct GenerationSummary {
             projectionCounts[step] += 1
             if step == 0 || step == lambdas - 1 {
                 endpoints += 1
-                // The endpoint is right when the classifier prefers the class the network was given.
-                if (step == lambdas - 1 && s.probA[i] > s.probB[i]) || (step == 0 && s.probB[i] > s.probA[i]) { endpointsRight += 1 }
+                // The endpoint is right when the classifier's top-1 class is the one the network was given.
+                let intended = step == lambdas - 1 ? s.classA[i] : s.classB[i]
+                if result.topClasses[i] == Int(intended) { endpointsRight += 1 }
             }
         }
     }
@@ -213,7 +214,7 @@ struct GenerationSummary {
         if skipped > 0 { lines.append("skipped \(skipped) shards already finished") }
         lines.append("manifest: \(manifest.shards.count) shards, \(manifest.totalCount) samples")
         if samples > 0 {
-            lines.append(String(format: "consistent samples: %.1f%%; endpoints the classifier agrees with: %.1f%%",
+            lines.append(String(format: "consistent samples: %.1f%%; λ=0 and λ=1 samples classified as their class: %.1f%%",
                                 100 * Double(consistent) / Double(samples), 100 * Double(endpointsRight) / Double(max(1, endpoints))))
             let means = (0..<lambdas).map { projectionCounts[$0] > 0 ? projectionSums[$0] / Double(projectionCounts[$0]) : .nan }
             lines.append("λ_gen: " + (0..<lambdas).map { String(format: "%5.2f", Double($0) / Double(lambdas - 1)) }.joined(separator: " "))

@@ -1,0 +1,397 @@
+import Foundation
+
+/// The shard files behind one path: a `manifest.json`, a directory holding one (or, without
+/// a manifest, the `.h5` shards in it), or a single shard file. Lists what else lies in the
+/// directory, so that `verify()` can report shards the manifest does not know about and
+/// the leftovers of an interrupted run.
+public struct ShardCollection: Sendable {
+    /// Where the list of shards came from.
+    public enum Source: String, Codable, Sendable {
+        /// A `manifest.json` (given directly or found in the directory).
+        case manifest
+        /// The `.h5` files of a directory without a manifest.
+        case directory
+        /// One shard file.
+        case file
+    }
+
+    /// One shard file and, with a manifest, its entry there.
+    public struct Member: Sendable {
+        /// Path of the shard file.
+        public let path: String
+        /// The manifest's entry for the file, if the collection has a manifest.
+        public let entry: Manifest.Shard?
+    }
+
+    /// The path the collection was opened from.
+    public let path: String
+    public let source: Source
+    /// The manifest, for `.manifest` collections.
+    public let manifest: Manifest?
+    /// Where the manifest lies, for `.manifest` collections.
+    public let manifestPath: String?
+    /// The shards, in manifest order (shard index) or by file name.
+    public let members: [Member]
+    /// `.h5` files in the manifest's directory that the manifest does not list.
+    public let unlistedFiles: [String]
+    /// Temporary files (`.NAME.tmp`) left by an interrupted write; never read.
+    public let temporaryFiles: [String]
+
+    /// Paths of the shard files, in order.
+    public var shardPaths: [String] { members.map(\.path) }
+
+    /// Opens `path`: a manifest (any `.json` file), a directory, or a shard.
+    /// Throws a `ShardError` when the path is missing, the manifest is unreadable, or a
+    /// directory holds neither a manifest nor any shard.
+    public init(path: String) throws {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ShardError(path, "no such file or directory")
+        }
+        let directory: String
+        if isDirectory.boolValue {
+            directory = path
+            let candidate = (path as NSString).appendingPathComponent("manifest.json")
+            manifestPath = FileManager.default.fileExists(atPath: candidate) ? candidate : nil
+        } else if path.hasSuffix(".json") {
+            directory = (path as NSString).deletingLastPathComponent
+            manifestPath = path
+        } else {
+            self.source = .file
+            manifest = nil
+            manifestPath = nil
+            members = [Member(path: path, entry: nil)]
+            unlistedFiles = []
+            temporaryFiles = []
+            return
+        }
+
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory).sorted()
+        } catch {
+            throw ShardError(directory, "cannot list the directory")
+        }
+        func inDirectory(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+        temporaryFiles = names.filter { $0.hasPrefix(".") && $0.hasSuffix(".tmp") }.map(inDirectory)
+        let shardFiles = names.filter { !$0.hasPrefix(".") && $0.hasSuffix(".h5") }
+
+        if let manifestPath {
+            let manifest = try Manifest.read(from: manifestPath)
+            self.source = .manifest
+            self.manifest = manifest
+            let ordered = manifest.shards.enumerated().sorted {
+                ($0.element.shardIndex, $0.offset) < ($1.element.shardIndex, $1.offset)
+            }.map(\.element)
+            members = ordered.map { Member(path: inDirectory($0.file), entry: $0) }
+            let listed = Set(manifest.shards.map { URL(fileURLWithPath: inDirectory($0.file)).standardizedFileURL.path })
+            unlistedFiles = shardFiles.map(inDirectory).filter { !listed.contains(URL(fileURLWithPath: $0).standardizedFileURL.path) }
+        } else {
+            guard !shardFiles.isEmpty else { throw ShardError(path, "holds no manifest.json and no .h5 shards") }
+            self.source = .directory
+            manifest = nil
+            members = shardFiles.map { Member(path: inDirectory($0), entry: nil) }
+            unlistedFiles = []
+        }
+    }
+}
+
+// MARK: - Verification
+
+/// What `ShardCollection.verify()` found: every problem as a `ShardError` (one line naming
+/// the file and, where it is local to one, the dataset), and notes that are not failures.
+public struct VerificationReport: Sendable {
+    /// Everything wrong, in file order.
+    public var problems: [ShardError] = []
+    /// Remarks that do not fail verification (leftover temporary files, an incomplete run, …).
+    public var notes: [String] = []
+    /// Shard files checked.
+    public var shards = 0
+    /// Samples in the shards that could be opened.
+    public var samples = 0
+    /// Bytes of the shard files checked.
+    public var bytes = 0
+
+    public init() {}
+
+    /// True when nothing is wrong.
+    public var isClean: Bool { problems.isEmpty }
+}
+
+extension ShardCollection {
+    /// Checks everything that can be checked: the manifest's SHA-256, sample count and shard
+    /// index of every shard; the schema of every shard; every stored chunk of every dataset,
+    /// read through HDF5's Fletcher-32 checksum; values the schema constrains (class ids in
+    /// range, flags 0 or 1, λ_gen in [0, 1], labels summing to 1); that all shards share
+    /// classes and image size; and that the directory holds no shard the manifest does not
+    /// list. Never throws: each problem becomes one entry of the report.
+    ///
+    /// - Parameter progress: called after each shard with the number of shards done.
+    public func verify(progress: ((Int) -> Void)? = nil) -> VerificationReport {
+        var report = VerificationReport()
+        if let manifest, let manifestPath {
+            report.problems += Self.checkManifestEntries(manifest, path: manifestPath)
+            if case .int(let expected)? = manifest.config["num_shards"], manifest.shards.count < expected {
+                report.notes.append("\(manifestPath): lists \(manifest.shards.count) of \(expected) shards (the run is not finished)")
+            }
+        }
+        if source == .directory {
+            report.notes.append("\(path): no manifest.json, so SHA-256 and sample counts were not checked")
+        }
+        for file in temporaryFiles {
+            report.notes.append("\(file): leftover temporary file of an interrupted write (ignored)")
+        }
+        for file in unlistedFiles {
+            report.problems.append(ShardError(file, "not listed in \(manifestPath ?? "manifest.json") (a shard from another run, or one the manifest lost)"))
+        }
+        var reference: (path: String, names: [String], shape: [Int])?
+        for (index, member) in members.enumerated() {
+            report.shards += 1
+            report.bytes += Self.fileSize(member.path) ?? 0
+            let checked = Self.verifyShard(member, manifestName: manifestPath.map { ($0 as NSString).lastPathComponent })
+            report.problems += checked.problems
+            if let reader = checked.reader {
+                report.samples += reader.count
+                let shape = [reader.height, reader.width, reader.channels]
+                if let reference {
+                    if reader.metadata.classNames != reference.names {
+                        report.problems.append(ShardError(member.path, dataset: "class_names", "differ from those of \(reference.path)"))
+                    }
+                    if shape != reference.shape {
+                        report.problems.append(ShardError(member.path, dataset: "images",
+                                                          "are \(shape.map(String.init).joined(separator: "×")), those of \(reference.path) \(reference.shape.map(String.init).joined(separator: "×"))"))
+                    }
+                } else {
+                    reference = (member.path, reader.metadata.classNames, shape)
+                }
+            }
+            progress?(index + 1)
+        }
+        return report
+    }
+
+    /// Duplicate files or shard indices in a manifest.
+    private static func checkManifestEntries(_ manifest: Manifest, path: String) -> [ShardError] {
+        var problems: [ShardError] = []
+        var files = Set<String>(), indices = Set<Int>()
+        for shard in manifest.shards {
+            if !files.insert(shard.file).inserted {
+                problems.append(ShardError(path, dataset: "shards", "lists \(shard.file) twice"))
+            }
+            if !indices.insert(shard.shardIndex).inserted {
+                problems.append(ShardError(path, dataset: "shards", "lists shard index \(shard.shardIndex) twice"))
+            }
+        }
+        return problems
+    }
+
+    /// Checks one shard; returns its problems and, when it opened, its reader.
+    private static func verifyShard(_ member: Member, manifestName: String?) -> (problems: [ShardError], reader: ShardReader?) {
+        let path = member.path
+        let listedIn = manifestName ?? "the manifest"
+        guard FileManager.default.fileExists(atPath: path) else {
+            return ([ShardError(path, member.entry == nil ? "missing" : "missing (listed in \(listedIn))")], nil)
+        }
+        var problems: [ShardError] = []
+        if let entry = member.entry {
+            do {
+                let sha = try Manifest.sha256(ofFile: path)
+                if sha != entry.sha256.lowercased() {
+                    problems.append(ShardError(path, "SHA-256 differs from \(listedIn) (the file was changed or damaged)"))
+                }
+            } catch let error as ShardError {
+                problems.append(error)
+            } catch {
+                problems.append(ShardError(path, "cannot be hashed"))
+            }
+        }
+        let reader: ShardReader
+        do {
+            reader = try ShardReader(path: path)
+        } catch let error as ShardError {
+            problems += TruncationDiagnosis.problems(path: path) ?? [error]
+            return (problems, nil)
+        } catch {
+            problems.append(ShardError(path, "cannot be opened"))
+            return (problems, nil)
+        }
+        if let entry = member.entry {
+            if entry.count != reader.count {
+                problems.append(ShardError(path, "holds \(reader.count) samples, \(listedIn) says \(entry.count)"))
+            }
+            if entry.shardIndex != reader.metadata.shardIndex {
+                problems.append(ShardError(path, dataset: "shard_index", "is \(reader.metadata.shardIndex), \(listedIn) says \(entry.shardIndex)"))
+            }
+        }
+        problems += DatasetCheck(reader: reader).run()
+        return (problems, reader)
+    }
+
+    static func fileSize(_ path: String) -> Int? {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue
+    }
+}
+
+/// Reads every dataset of one shard in blocks of rows (so that every chunk's checksum is
+/// checked) and checks the values the schema constrains.
+private struct DatasetCheck {
+    let reader: ShardReader
+    /// Bytes read per block.
+    let blockBytes = 1 << 22
+
+    func run() -> [ShardError] {
+        var problems: [ShardError] = []
+        var columns = Columns()
+        for dataset in ShardDataset.allCases {
+            do {
+                try read(dataset, into: &columns)
+            } catch let error as ShardError {
+                problems.append(error)
+                columns.failed.insert(dataset)
+            } catch {
+                problems.append(ShardError(reader.path, dataset: dataset.name, "cannot be read"))
+                columns.failed.insert(dataset)
+            }
+        }
+        return problems + valueProblems(columns)
+    }
+
+    /// The small columns, kept for the value checks.
+    struct Columns {
+        var labels: [Float] = [], classA: [Int32] = [], classB: [Int32] = [], lambdaGen: [Float] = []
+        var consistent: [UInt8] = []
+        var failed = Set<ShardDataset>()
+    }
+
+    private func read(_ dataset: ShardDataset, into columns: inout Columns) throws {
+        let rowBytes = dataset == .images ? max(1, reader.height * reader.width * reader.channels)
+            : dataset == .labels ? 4 * reader.numClasses : dataset.elementType.size
+        let step = max(1, blockBytes / rowBytes)
+        var start = 0
+        repeat {
+            let rows = start..<min(reader.count, start + step)
+            do {
+                switch dataset {
+                case .images: _ = try reader.images(rows: rows)
+                case .labels: columns.labels += try reader.labels(rows: rows)
+                case .classA: columns.classA += try reader.classA(rows: rows)
+                case .classB: columns.classB += try reader.classB(rows: rows)
+                case .lambdaGen: columns.lambdaGen += try reader.lambdaGen(rows: rows)
+                case .lambdaProj: _ = try reader.lambdaProj(rows: rows)
+                case .probA: _ = try reader.probA(rows: rows)
+                case .probB: _ = try reader.probB(rows: rows)
+                case .consistent: columns.consistent += try reader.consistent(rows: rows)
+                case .group: _ = try reader.group(rows: rows)
+                case .seed: _ = try reader.seed(rows: rows)
+                }
+            } catch let error as ShardError {
+                let location = reader.count > step ? " (rows \(rows.lowerBound)..<\(rows.upperBound))" : ""
+                throw ShardError(reader.path, dataset: dataset.name, error.problem + location)
+            }
+            start += step
+        } while start < reader.count
+    }
+
+    /// One problem per dataset whose values break the schema: how many, and the first.
+    private func valueProblems(_ c: Columns) -> [ShardError] {
+        var problems: [ShardError] = []
+        let k = reader.numClasses
+        let real = reader.metadata.kind == .real
+        func report<T>(_ dataset: ShardDataset, _ values: [T], _ rule: String, _ isBad: (Int, T) -> Bool) {
+            guard !c.failed.contains(dataset) else { return }
+            let bad = values.indices.filter { isBad($0, values[$0]) }
+            guard let first = bad.first else { return }
+            problems.append(ShardError(reader.path, dataset: dataset.name,
+                                       "\(bad.count) of \(values.count) values \(rule) (first: row \(first), \(values[first]))"))
+        }
+        report(.classA, c.classA, "outside 0..<\(k)") { _, a in a < 0 || Int(a) >= k }
+        if real {
+            report(.classB, c.classB, "are not −1 in a real shard") { _, b in b != -1 }
+        } else {
+            report(.classB, c.classB, "outside 0..<\(k) or equal to class_a") { i, b in
+                b < 0 || Int(b) >= k || (i < c.classA.count && c.classA[i] == b)
+            }
+        }
+        report(.lambdaGen, c.lambdaGen, "outside [0, 1]") { _, v in !(v >= 0 && v <= 1) }
+        report(.consistent, c.consistent, "neither 0 nor 1") { _, v in v > 1 }
+        if !c.failed.contains(.labels), k > 0 {
+            let sums = stride(from: 0, to: c.labels.count, by: k).map { start -> Float in
+                let row = c.labels[start..<(start + k)]
+                return row.allSatisfy { $0 >= 0 && $0.isFinite } ? row.reduce(0, +) : .nan
+            }
+            report(.labels, sums, "are not rows of non-negative numbers summing to 1 (value: row sum)") { _, sum in !(abs(sum - 1) <= 1e-3) }
+        }
+        return problems
+    }
+}
+
+/// Says which datasets a truncated shard lost. HDF5 refuses to open a file shorter than the
+/// end-of-file address its superblock records; a copy padded back to that length opens, and
+/// the datasets with chunks past the real end are the ones cut off.
+enum TruncationDiagnosis {
+    /// The problems of a truncated shard, or nil when `path` is not a truncated HDF5 file.
+    static func problems(path: String) -> [ShardError]? {
+        guard let size = ShardCollection.fileSize(path), let stored = storedEndOfFile(path), size < stored else { return nil }
+        let summary = "truncated: the file has \(size) of its \(stored) bytes"
+        let copy = NSTemporaryDirectory() + "csm-truncated-\(UUID().uuidString).h5"
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        do {
+            try FileManager.default.copyItem(atPath: path, toPath: copy)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: copy))
+            try handle.truncate(atOffset: UInt64(stored))
+            try handle.close()
+        } catch {
+            return [ShardError(path, summary)]
+        }
+        let reader: ShardReader
+        do {
+            reader = try ShardReader(path: copy)
+        } catch let error as ShardError {
+            // The cut went through HDF5's own records; name the dataset if the error does.
+            return [ShardError(path, dataset: error.dataset, "\(summary); \(error.problem)")]
+        } catch {
+            return [ShardError(path, summary)]
+        }
+        var problems: [ShardError] = []
+        for dataset in ShardDataset.allCases {
+            guard let ranges = try? reader.storageRanges(of: dataset) else { continue }
+            let lost = ranges.filter { $0.upperBound > size }.count
+            if lost > 0 {
+                problems.append(ShardError(path, dataset: dataset.name, "\(summary): \(lost) of \(ranges.count) chunks lie past the end"))
+            }
+        }
+        return problems.isEmpty ? [ShardError(path, summary + " (its HDF5 metadata is cut off)")] : problems
+    }
+
+    /// The end-of-file address recorded in the HDF5 superblock at the start of `path`.
+    static func storedEndOfFile(_ path: String) -> Int? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: 64) else { return nil }
+        let bytes = [UInt8](data)
+        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]
+        guard bytes.count >= 12, Array(bytes[0..<8]) == signature else { return nil }
+        func address(at offset: Int, size: Int) -> Int? {
+            guard (1...8).contains(size), offset + size <= bytes.count else { return nil }
+            let value = (0..<size).reduce(UInt64(0)) { $0 | UInt64(bytes[offset + $1]) << (8 * UInt64($1)) }
+            return value < UInt64(Int.max) ? Int(value) : nil
+        }
+        switch bytes[8] {
+        case 0, 1:
+            // Versions 0 and 1: sizes at 13, addresses from 24 (28 in version 1):
+            // base, free-space info, end of file.
+            let size = Int(bytes[13])
+            let base = bytes[8] == 0 ? 24 : 28
+            guard let origin = address(at: base, size: size), let end = address(at: base + 2 * size, size: size) else { return nil }
+            return origin + end
+        case 2, 3:
+            // Versions 2 and 3: size of offsets at 9; base, extension, end of file from 12.
+            let size = Int(bytes[9])
+            guard let origin = address(at: 12, size: size), let end = address(at: 12 + 2 * size, size: size) else { return nil }
+            return origin + end
+        default:
+            return nil
+        }
+    }
+}
