@@ -375,8 +375,9 @@ def main() -> int:
         print(f"convert_edm_pkl: {e}", file=sys.stderr)
         return 1
     config = json.loads(meta["edm"])
-    print(f"wrote {args.output}: {config['class_name']} "
-          f"({config['init_kwargs'].get('model_type', 'default model_type')}), tensors {args.dtype}")
+    model_type = config["init_kwargs"].get("model_type", "DhariwalUNet" if config["class_name"] == "EDMPrecond"
+                                           else "SongUNet")
+    print(f"wrote {args.output}: {config['class_name']} ({model_type}), tensors {args.dtype}")
     if args.no_verify:
         return 0
     ok, err, bound = verify(net, args.output, args.dtype)

@@ -34,7 +34,7 @@ import operator
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -294,7 +294,7 @@ def _validate(f: h5py.File, path: str) -> ShardInfo:
             raise ShardError(path, "is not a dataset", name)
         actual = dataset.dtype
         if actual.kind not in "uif" or (actual.kind, actual.itemsize) != (expected.kind, expected.itemsize):
-            description = f"{actual.name}" if actual.kind in "uif" else f"of type {actual}"
+            description = actual.name if actual.kind in "uif" else f"of type {actual}"
             raise ShardError(path, f"is {description}, expected {expected.name}", name)
         shape = tuple(dataset.shape)
         if name == "images":
@@ -372,7 +372,8 @@ class CSMShards:
             with _open_shard(entry.path) as f:
                 info = _validate(f, entry.path)
                 if entry.count >= 0 and entry.count != info.count:
-                    raise ShardError(entry.path, f"holds {info.count} samples but {self.manifest_path} says {entry.count}")
+                    raise ShardError(entry.path,
+                                     f"holds {info.count} samples but {self.manifest_path} says {entry.count}")
                 if self.shards:
                     self._check_compatible(self.shards[0], info)
                 if verify and self.manifest_path is None:
@@ -472,7 +473,7 @@ class CSMShards:
             sample[name] = self._columns[name][global_row]
         return sample
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         for index in range(len(self)):
             yield self[index]
 
@@ -630,7 +631,8 @@ class TrajectoryPairing:
         if self.unpaired_classes and not skip_unpaired_classes:
             names = ", ".join(f"{c} ({real.class_names[c]})" for c in self.unpaired_classes)
             raise ShardError(mixed.path, f"has no trajectory with an endpoint and {n_aug} interior samples for "
-                                         f"classes {names} of {real.path}; pass skip_unpaired_classes=True to drop them")
+                                         f"classes {names} of {real.path}; "
+                                         "pass skip_unpaired_classes=True to drop them")
         keep = ~np.isin(real_class, self.unpaired_classes)
         self.real_positions: np.ndarray = np.flatnonzero(keep)
         self._real_class = real_class[keep]

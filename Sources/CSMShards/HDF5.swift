@@ -7,8 +7,14 @@ import Foundation
 enum HDF5 {
     private static let lock = NSRecursiveLock()
 
+    /// HDF5's exit-time clean-up is turned off before the library starts: after a failed
+    /// write (a full disk) it would flush the dead file again and crash the process. csm
+    /// closes every file it writes itself; the operating system releases the rest.
+    private static let setUp: Void = { _ = H5dont_atexit() }()
+
     /// Runs `body` holding the HDF5 lock, with HDF5's automatic error printing turned off.
     static func locked<T>(_ body: () throws -> T) rethrows -> T {
+        _ = setUp
         lock.lock()
         defer { lock.unlock() }
         _ = csm_h5_silence_errors()
@@ -17,6 +23,7 @@ enum HDF5 {
 
     /// Runs `body` holding the HDF5 lock (the lock is recursive).
     static func withLock<T>(_ body: () -> T) -> T {
+        _ = setUp
         lock.lock()
         defer { lock.unlock() }
         return body()
@@ -27,6 +34,10 @@ enum HDF5 {
         var buffer = [CChar](repeating: 0, count: 1024)
         let count = buffer.withUnsafeMutableBufferPointer { csm_h5_take_error_message($0.baseAddress, $0.count) }
         let message = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        // System errors arrive wrapped in HDF5's details; keep the system's words.
+        if let range = message.range(of: "error message = '"), let end = message[range.upperBound...].firstIndex(of: "'") {
+            return String(message[range.upperBound..<end])
+        }
         return count > 0 && !message.isEmpty ? message : "unknown HDF5 error"
     }
 

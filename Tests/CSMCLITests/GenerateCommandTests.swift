@@ -125,3 +125,37 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertFalse(notADirectory.err.contains("Fatal"), notADirectory.err)
     }
 }
+
+/// A full disk: one line, non-zero exit, nothing listed in a manifest, no crash.
+final class FullDiskTests: XCTestCase {
+    func testFullDiskIsACleanError() throws {
+        let mountPoint = NSTemporaryDirectory() + "csm-full-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: mountPoint) }
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=32k", "tmpfs", mountPoint]
+        mount.standardError = FileHandle.nullDevice
+        guard (try? mount.run()) != nil else { throw XCTSkip("cannot run mount") }
+        mount.waitUntilExit()
+        guard mount.terminationStatus == 0 else { throw XCTSkip("cannot mount a small tmpfs here (needs root)") }
+        defer {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = [mountPoint]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+        let out = mountPoint + "/data"
+        let result = try runCSM(["generate", "--out", out, "--prototypes", GenerateCommandTests.prototypes, "--pairs", "7:9",
+                                 "--groups-per-pair", "8", "--steps", "2", "--shard-size", "16"])
+        XCTAssertEqual(result.status, 1, result.err)
+        XCTAssertEqual(result.err.split(separator: "\n").filter { $0.hasPrefix("Error:") }.count, 1, result.err)
+        XCTAssertTrue(result.err.contains("No space left on device"), result.err)
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
+        XCTAssertFalse(left.contains { $0.hasSuffix(".h5") }, "\(left)")
+        if let manifest = FileManager.default.contents(atPath: out + "/manifest.json") {
+            XCTAssertFalse(String(decoding: manifest, as: UTF8.self).contains(".h5"))
+        }
+    }
+}

@@ -3,10 +3,10 @@ the PyTorch tests are skipped without torch, the csm integration test without a 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 
@@ -240,7 +240,8 @@ def test_soft_labels_rederivation(mixed_run, real_run):
 def test_calibrated_ratio_edges():
     np.testing.assert_allclose(calibrated_ratio([0.5, -1e9, 1e9], 10), [0.5, 0, 1])
     assert calibrated_ratio(np.nan, 10) == 0.5
-    assert csm_labels(np.array([1]), np.array([2]), np.array([np.nan], np.float32), 3, 10.0)[0].tolist() == [0, 0.5, 0.5]
+    nan = np.array([np.nan], np.float32)
+    assert csm_labels(np.array([1]), np.array([2]), nan, 3, 10.0)[0].tolist() == [0, 0.5, 0.5]
 
 
 # -- filters
@@ -354,7 +355,6 @@ def test_cli_dump(mixed_run, real_run):
     assert np.array_equal(np.array(sample["label"], np.float32), expected["labels"][17])   # exact float32 values
     for name in SCALARS:
         assert np.array(sample[name], dtype=expected[name].dtype) == expected[name][17], name
-    import hashlib
     assert sample["image_sha256"] == hashlib.sha256(expected["images"][17].tobytes()).hexdigest()
     assert sample["label_sha256"] == hashlib.sha256(expected["labels"][17].astype("<f4").tobytes()).hexdigest()
 
