@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "CSMShardsTests", dependencies: ["CSMShards"]),
         .testTarget(name: "CSMLoaderTests", dependencies: ["CSMLoader", "CSMShards"]),
         // Runs the built csm binary end to end.
-        .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels", "CSMShards", "CSMPipeline"]),
+        .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels", "CSMShards", "CSMPipeline", "CSMLoader"]),
     ],
     swiftLanguageModes: [.v5]
 )

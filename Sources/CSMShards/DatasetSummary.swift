@@ -168,7 +168,7 @@ public struct DatasetSummary: Encodable, Sendable {
     public var rawBytes = 0
 
     /// The fraction of mixed samples flagged consistent, nil without mixed samples.
-    public var consistencyRate: Double? { mixedSamples > 0 ? Double(consistent) / Double(mixedSamples) : nil }
+    public var consistencyRate: Double?
 
     /// Reads the per-sample columns of every shard in `collection` (not the images) and
     /// summarises them. Throws the first `ShardError` (a missing, damaged or inconsistent shard).
@@ -275,6 +275,7 @@ public struct DatasetSummary: Encodable, Sendable {
 
     private mutating func finish(_ accumulator: Accumulator) {
         groups = accumulator.groups.count
+        consistencyRate = mixedSamples > 0 ? Double(consistent) / Double(mixedSamples) : nil
         levels = Self.ordered(accumulator.levels)
         pairs = accumulator.pairOrder.compactMap { key in
             guard let pair = accumulator.pairs[key] else { return nil }

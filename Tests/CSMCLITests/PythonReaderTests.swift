@@ -1,0 +1,47 @@
+import CSMLoader
+import Foundation
+import XCTest
+
+/// The Swift loader and the Python reader (tools/csm_shards.py) see the same samples.
+final class PythonReaderTests: XCTestCase {
+    func testSwiftLoaderAndPythonReaderAgree() throws {
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        probe.arguments = ["python3", "-c", "import h5py, numpy"]
+        probe.standardError = FileHandle.nullDevice
+        try probe.run()
+        probe.waitUntilExit()
+        guard probe.terminationStatus == 0 else { throw XCTSkip("python3 with h5py and numpy is not installed") }
+
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let generated = try runCSM(["generate", "--out", dir, "--prototypes", GenerateCommandTests.prototypes, "--pairs", "7:9,3:4",
+                                    "--groups-per-pair", "2", "--steps", "2", "--shard-size", "16"])
+        XCTAssertEqual(generated.status, 0, generated.err)
+        let indices = [0, 5, 17, 31]
+
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", packageRoot().appendingPathComponent("tools/csm_shards.py").path, "dump", dir,
+                            "--indices", indices.map(String.init).joined(separator: ","), "--images", "list"]
+        let pipe = Pipe()
+        python.standardOutput = pipe
+        try python.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        python.waitUntilExit()
+        XCTAssertEqual(python.terminationStatus, 0)
+        let dump = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let samples = try XCTUnwrap(dump["samples"] as? [[String: Any]])
+
+        let set = try ShardSet(path: dir)
+        XCTAssertEqual(dump["count"] as? Int, set.count)
+        for (sample, index) in zip(samples, indices) {
+            XCTAssertEqual(sample["index"] as? Int, index)
+            let image = (sample["image"] as? [NSNumber])?.map { UInt8($0.intValue) }
+            XCTAssertEqual(image, Array(try set.image(index)), "image \(index)")
+            let label = (sample["label"] as? [NSNumber])?.map { $0.floatValue }
+            XCTAssertEqual(label, set.label(index), "label \(index)")
+            XCTAssertEqual((sample["group"] as? NSNumber)?.int64Value, set.group[index])
+        }
+    }
+}
