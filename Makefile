@@ -39,9 +39,11 @@ demo: build
 	$(CSM) generate --out demo-out/data
 	@echo "shards and manifest: demo-out/data/"
 
-## bench: csm against PyTorch on the same job in the same run (installs PyTorch with pip).
+## bench: csm against PyTorch in the same run — sampling, then the loader on the demo
+## shards (installs PyTorch with pip).
 bench: build
-	@python3 -c "import torch, safetensors" 2>/dev/null || python3 -m pip install -q torch safetensors numpy
+	@python3 -c "import torch, safetensors, h5py" 2>/dev/null || python3 -m pip install -q torch safetensors numpy h5py
+	$(CSM) generate --out demo-out/data
 	python3 tools/bench.py --csm $(CSM)
 
 clean:

@@ -72,6 +72,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=18)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-kernels", action="store_true", help="leave out the per-kernel table")
+    parser.add_argument("--loader-data", default=os.path.join(ROOT, "demo-out", "data"),
+                        help="shards for the loader benchmark (make bench generates the demo set)")
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -109,6 +111,19 @@ def main() -> int:
     if peer.get("other_load") and peer["other_load"] > 0.1:
         print(f"warning: other processes used {peer['other_load']:.2f} cores during the PyTorch run")
     print(f"load average after: {load_average()}")
+
+    if os.path.exists(args.loader_data):
+        print(f"\nloader: {args.loader_data}, batch 128, random crop (pad 2) + flip + normalise, warm cache")
+        swift = subprocess.run([args.csm, "bench-loader", args.loader_data, "--json", "--epochs", "20"], capture_output=True, text=True)
+        torch_loader = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_loader_torch.py"), args.loader_data,
+                                       "--epochs", "5", "--workers", "2"], capture_output=True, text=True)
+        if swift.returncode != 0 or torch_loader.returncode != 0:
+            sys.exit(f"bench: loader benchmark failed: {swift.stderr.strip()} {torch_loader.stderr.strip()}")
+        s_rate = json.loads(swift.stdout.strip().splitlines()[-1])["images_per_s"]
+        t_rate = json.loads(torch_loader.stdout.strip().splitlines()[-1])["images_per_s"]
+        print(f"{'csm loader (2 threads)':<34}{s_rate:>12.0f} images/s")
+        print(f"{'PyTorch DataLoader (2 workers)':<34}{t_rate:>12.0f} images/s")
+        print(f"ratio csm / PyTorch: {s_rate / t_rate:.1f}x")
     return 0
 
 
