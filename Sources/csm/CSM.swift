@@ -13,7 +13,7 @@ struct CSM: ParsableCommand {
               csm evaluate --logits val.safetensors --diagram rel.png
             """,
         version: CSMVersion.string,
-        subcommands: [SampleCommand.self, GenerateCommand.self, MergeCommand.self, EvaluateCommand.self, ImportCommand.self, PrototypesCommand.self, BenchKernelsCommand.self, BenchLoaderCommand.self])
+        subcommands: [SampleCommand.self, GenerateCommand.self, MergeCommand.self, InspectCommand.self, EvaluateCommand.self, ImportCommand.self, PrototypesCommand.self, BenchKernelsCommand.self, BenchLoaderCommand.self])
 }
 
 enum CSMVersion {

@@ -1,0 +1,433 @@
+import ArgumentParser
+import CSMPictures
+import CSMPipeline
+import CSMShards
+import Foundation
+
+/// `csm inspect`: what a set of shards holds, whether it is intact, and pictures of it.
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Summarise, verify and picture csm-shard/1 shards (a manifest, a directory or one .h5 file).",
+        discussion: """
+            Without options, prints samples, shards, classes, pairs, the distributions of λ_gen
+            and λ̂ (overall, per λ and per pair), the consistency rate, the entropy of the soft
+            labels and the bytes on disk. Only the per-sample columns are read, not the images.
+
+            --verify checks the manifest (SHA-256, sample counts, shard indices, files it does
+            not list), every shard's schema, every chunk of every dataset through HDF5's
+            Fletcher-32 checksum and the values the schema constrains. Each problem is one line
+            FILE: 'DATASET': problem; the exit status is 1 when there is any.
+
+            Examples:
+              csm inspect data/
+              csm inspect data/manifest.json --verify
+              csm inspect data/ --grid grid.png --pair Sneaker:"Ankle boot" --plot plot.png
+              csm inspect data/mixed-00003.h5 --json
+            """)
+
+    @Argument(help: "A manifest.json, a directory with one (or with .h5 shards), or one shard file.")
+    var path: String
+    @Flag(help: "Check SHA-256, schema, every chunk (Fletcher-32) and values; exit 1 on any problem.")
+    var verify = false
+    @Flag(help: "Print the summary (and verification) as JSON.")
+    var json = false
+    @Option(help: ArgumentHelp("Write a contact sheet of trajectories: rows = groups, columns = λ_gen, captions λ̂.", valueName: "file.png"))
+    var grid: String?
+    @Option(help: "Groups (rows) on the contact sheet; for real data, classes.")
+    var groups = 8
+    @Option(help: ArgumentHelp("Only these class pairs on the pictures: A:B,C:D,… (indices or names).", valueName: "pairs"))
+    var pair: String?
+    @Option(help: ArgumentHelp("Write a plot of λ̂ against λ_gen, one colour per pair (at most \(Self.maximumPlotPairs) pairs).", valueName: "file.png"))
+    var plot: String?
+
+    /// Pairs drawn on one plot at most (one colour each).
+    static let maximumPlotPairs = 10
+
+    func validate() throws {
+        guard groups >= 1 else { throw ValidationError("--groups must be at least 1") }
+        for file in [grid, plot].compactMap({ $0 }) where !file.lowercased().hasSuffix(".png") {
+            throw ValidationError("\(file): pictures are written as PNG; give a .png file name")
+        }
+    }
+
+    func run() throws {
+        do {
+            try inspect()
+        } catch let error as ShardError {
+            throw CLIError(error.description)
+        } catch let error as PlanError {
+            throw CLIError(error.description)
+        } catch let error as PictureError {
+            throw CLIError(error.description)
+        }
+    }
+
+    private func inspect() throws {
+        let collection = try ShardCollection(path: path)
+        var report: VerificationReport?
+        if verify {
+            let progress = collection.members.count > 1 ? ProgressReporter("verifying", total: collection.members.count, unit: "shards") : nil
+            report = collection.verify { progress?.update($0) }
+        }
+        let clean = report?.isClean ?? true
+        // A damaged set is not summarised or pictured: its columns cannot all be read.
+        let summary = clean ? try DatasetSummary(collection: collection) : nil
+
+        if json {
+            try printJSON(summary: summary, report: report)
+        } else {
+            if let report { print(verificationText(report, collection: collection)) }
+            if let summary { print(InspectText(summary: summary).render()) }
+        }
+        guard clean else {
+            printError("csm inspect: \(report?.problems.count ?? 0) problems in \(path)")
+            throw ExitCode.failure
+        }
+        guard let summary, grid != nil || plot != nil else { return }
+        let pairs = try pair.map {
+            try ClassPair.parse($0, classNames: summary.classNames, classCount: summary.classNames.count).map { ($0.a, $0.b) }
+        }
+        if let grid { try writeGrid(grid, collection: collection, summary: summary, pairs: pairs) }
+        if let plot { try writePlot(plot, collection: collection, summary: summary, pairs: pairs) }
+    }
+
+    // MARK: Verification
+
+    private func verificationText(_ report: VerificationReport, collection: ShardCollection) -> String {
+        var lines = ["verify \(path): \(report.shards) shard\(report.shards == 1 ? "" : "s"), \(report.samples) samples, "
+                     + "\(InspectText.bytes(report.bytes))"
+                     + (collection.manifest != nil ? "; SHA-256 and counts against the manifest" : "")
+                     + "; schema; every chunk through Fletcher-32; values"]
+        lines += report.problems.map(\.description)
+        lines += report.notes.map { "note: \($0)" }
+        if report.isClean {
+            lines.append("verify: OK")
+        } else {
+            let files = Set(report.problems.map(\.path)).count
+            lines.append("verify: FAILED — \(report.problems.count) problem\(report.problems.count == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s")")
+        }
+        return lines.joined(separator: "\n") + (report.isClean ? "\n" : "")
+    }
+
+    // MARK: JSON
+
+    private struct JSONOutput: Encodable {
+        struct Problem: Encodable {
+            let file: String
+            let dataset: String?
+            let problem: String
+        }
+
+        struct Verification: Encodable {
+            let ok: Bool
+            let shards: Int
+            let samples: Int
+            let bytes: Int
+            let problems: [Problem]
+            let notes: [String]
+        }
+
+        let summary: DatasetSummary?
+        let verify: Verification?
+    }
+
+    private func printJSON(summary: DatasetSummary?, report: VerificationReport?) throws {
+        let verification = report.map {
+            JSONOutput.Verification(ok: $0.isClean, shards: $0.shards, samples: $0.samples, bytes: $0.bytes,
+                                    problems: $0.problems.map { .init(file: $0.path, dataset: $0.dataset, problem: $0.problem) },
+                                    notes: $0.notes)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let data = try encoder.encode(JSONOutput(summary: summary, verify: verification))
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    // MARK: Pictures
+
+    /// How pictures write λ̂: the font's glyph when it has one.
+    static let lambdaHat = BitmapFont.contains("λ̂") ? "λ̂" : "λ^"
+    private static let inconsistentColor = Color(hex: 0xd62728)
+
+    private func writeGrid(_ file: String, collection: ShardCollection, summary: DatasetSummary, pairs: [(Int, Int)]?) throws {
+        let names = summary.classNames
+        func name(_ k: Int) -> String { k >= 0 && k < names.count ? names[k] : "\(k)" }
+        let trajectories = try collection.trajectories(limit: groups, pairs: pairs)
+        if trajectories.isEmpty {
+            guard pairs == nil, summary.realSamples > 0 else {
+                throw CLIError("\(path): no trajectories\(pairs == nil ? "" : " of the pairs \(pair ?? "")") to draw")
+            }
+            try writeRealGrid(file, collection: collection, names: names)
+            return
+        }
+        let columns = trajectories.map(\.images.count).max() ?? 1
+        let reference = trajectories.first { $0.images.count == columns } ?? trajectories[0]
+        var images: [RasterImage] = [], captions: [String] = []
+        var marked = 0
+        for trajectory in trajectories {
+            for column in 0..<columns {
+                guard column < trajectory.images.count else {
+                    images.append(try blank(trajectory))
+                    captions.append("")
+                    continue
+                }
+                let consistent = trajectory.consistent[column]
+                marked += consistent ? 0 : 1
+                images.append(try picture(trajectory.images[column], trajectory, framed: !consistent))
+                let value = trajectory.lambdaProj[column]
+                captions.append("\(Self.lambdaHat)=" + (value.isFinite ? String(format: "%.2f", value) : "n/a") + (consistent ? "" : " ×"))
+            }
+        }
+        let sheet = ContactSheet(
+            images: images, columns: columns,
+            title: "\(Self.lambdaHat) along trajectories; red, ×: inconsistent",
+            columnLabels: reference.lambdaGen.map { String(format: "λ=%.2f", $0) },
+            rowLabels: trajectories.map { "group \($0.group): \(name($0.classA)) <- \(name($0.classB))" },
+            captions: captions, scale: 2)
+        try sheet.writePNG(path: file)
+        printError("wrote \(file): \(trajectories.count) groups × \(columns) λ, \(marked) inconsistent samples marked")
+    }
+
+    /// Real data: the first samples of each class, a row per class.
+    private func writeRealGrid(_ file: String, collection: ShardCollection, names: [String]) throws {
+        let perClass = 8
+        let examples = try collection.examples(perClass: perClass, classLimit: groups)
+        guard !examples.isEmpty else { throw CLIError("\(path): no samples to draw") }
+        var images: [RasterImage] = []
+        for row in examples {
+            for column in 0..<perClass {
+                images.append(column < row.images.count
+                              ? try RasterImage(width: row.width, height: row.height, channels: row.channels, pixels: row.images[column])
+                              : try RasterImage(width: row.width, height: row.height, channels: 1,
+                                                pixels: [UInt8](repeating: 255, count: row.width * row.height)))
+            }
+        }
+        let sheet = ContactSheet(images: images, columns: perClass, title: "real samples by class",
+                                 rowLabels: examples.map { $0.classIndex < names.count ? names[$0.classIndex] : "class \($0.classIndex)" },
+                                 scale: 2)
+        try sheet.writePNG(path: file)
+        printError("wrote \(file): \(examples.count) classes × up to \(perClass) samples")
+    }
+
+    /// A sample's image, with a red frame when `framed`.
+    private func picture(_ pixels: [UInt8], _ t: Trajectory, framed: Bool) throws -> RasterImage {
+        let image = try RasterImage(width: t.width, height: t.height, channels: t.channels, pixels: pixels)
+        guard framed else { return image }
+        var canvas = Canvas(width: t.width, height: t.height)
+        canvas.drawImage(image, x: 0, y: 0)
+        canvas.strokeRect(x: 0, y: 0, width: t.width, height: t.height, color: Self.inconsistentColor)
+        return canvas.image()
+    }
+
+    private func blank(_ t: Trajectory) throws -> RasterImage {
+        try RasterImage(width: t.width, height: t.height, channels: 1, pixels: [UInt8](repeating: 255, count: t.width * t.height))
+    }
+
+    private func writePlot(_ file: String, collection: ShardCollection, summary: DatasetSummary, pairs: [(Int, Int)]?) throws {
+        let names = summary.classNames
+        func name(_ k: Int) -> String { k >= 0 && k < names.count ? names[k] : "\(k)" }
+        let all = try collection.projections(pairs: pairs)
+        guard !all.isEmpty else {
+            throw CLIError("\(path): no mixed samples with a \(Self.lambdaHat)\(pairs == nil ? "" : " of the pairs \(pair ?? "")") to plot")
+        }
+        let drawn = Array(all.prefix(Self.maximumPlotPairs))
+        let data = PlotData(drawn)
+        let series = drawn.enumerated().map { index, projections in
+            ScatterPlot.Series(name: "\(name(projections.classA)) / \(name(projections.classB))",
+                               color: ScatterPlot.palette[index % ScatterPlot.palette.count],
+                               points: data.points(index), line: data.means(index))
+        }
+        let samples = drawn.reduce(0) { $0 + $1.lambdaGen.count }
+        let pairsText = all.count > drawn.count ? "\(drawn.count) of \(all.count) pairs" : "\(drawn.count) pair\(drawn.count == 1 ? "" : "s")"
+        let plot = ScatterPlot(
+            title: "λ̂ against λ_gen",
+            subtitle: "\(samples) samples of \(pairsText); lines: mean λ̂ per λ_gen",
+            xLabel: "λ_gen (share of the first class)", yLabel: "λ̂ (projection between prototypes)",
+            xRange: -0.06...1.06, yRange: data.yRange, series: series,
+            diagonal: true, diagonalLabel: "λ̂ = λ_gen", band: 0...1, bandLabel: "λ̂ in [0, 1]")
+        try plot.writePNG(path: file)
+        printError("wrote \(file): \(samples) samples of \(pairsText)" + (all.count > drawn.count ? " (choose others with --pair)" : ""))
+    }
+}
+
+/// Points with jitter along x, means per λ level and a y range for the plot.
+private struct PlotData {
+    let pairs: [PairProjections]
+    /// Horizontal jitter: a fraction of the spacing between λ levels.
+    let jitter: Double
+    /// Points drawn per pair at most (evenly spread over its samples).
+    let maximumPoints = 2000
+
+    init(_ pairs: [PairProjections]) {
+        self.pairs = pairs
+        let levels = Set(pairs.flatMap(\.lambdaGen)).sorted()
+        let spacing = zip(levels, levels.dropFirst()).map { Double($1 - $0) }.min() ?? 0.1
+        jitter = min(0.05, 0.3 * spacing)
+    }
+
+    func points(_ index: Int) -> [ScatterPlot.Point] {
+        let pair = pairs[index]
+        let stride = max(1, (pair.lambdaGen.count + maximumPoints - 1) / maximumPoints)
+        return Swift.stride(from: 0, to: pair.lambdaGen.count, by: stride).map { i in
+            ScatterPlot.Point(x: Double(pair.lambdaGen[i]) + jitter * (2 * Self.uniform(index, i) - 1), y: Double(pair.lambdaProj[i]))
+        }
+    }
+
+    func means(_ index: Int) -> [ScatterPlot.Point] {
+        let pair = pairs[index]
+        var sums: [Float: (Double, Int)] = [:]
+        for (gen, proj) in zip(pair.lambdaGen, pair.lambdaProj) {
+            let old = sums[gen] ?? (0, 0)
+            sums[gen] = (old.0 + Double(proj), old.1 + 1)
+        }
+        return sums.keys.sorted().map { ScatterPlot.Point(x: Double($0), y: sums[$0].map { $0.0 / Double($0.1) } ?? 0) }
+    }
+
+    /// y from at least [−0.25, 1.25] out to the data, in steps of 0.25, no wider than [−1.5, 2.5].
+    var yRange: ClosedRange<Double> {
+        let values = pairs.flatMap(\.lambdaProj).map(Double.init)
+        let low = max(-1.5, ((min(-0.2, values.min() ?? 0) - 0.05) * 4).rounded(.down) / 4)
+        let high = min(2.5, ((max(1.2, values.max() ?? 1) + 0.05) * 4).rounded(.up) / 4)
+        return low...high
+    }
+
+    /// A fixed pseudo-random number in [0, 1) for sample `i` of pair `pair` (splitmix64), so
+    /// that the same data give the same picture.
+    static func uniform(_ pair: Int, _ i: Int) -> Double {
+        var z = UInt64(truncatingIfNeeded: pair) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(truncatingIfNeeded: i) &+ 0x632B_E59B_D9B4_E019
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Double(z >> 11) / Double(1 << 53)
+    }
+}
+
+/// The summary as aligned text for a terminal, with block-character histograms.
+struct InspectText {
+    let summary: DatasetSummary
+
+    func render() -> String {
+        let s = summary
+        var lines: [String] = []
+        let source = s.source == .manifest ? "manifest" : s.source == .directory ? "directory without a manifest" : "one shard"
+        lines.append("\(s.path): \(s.samples) samples in \(s.shards) shard\(s.shards == 1 ? "" : "s") (\(source))")
+        func row(_ label: String, _ value: String) { lines.append("  " + padded(label, 16) + value) }
+        let shape = s.imageShape.map(String.init).joined(separator: "×")
+        let shownNames = s.classNames.prefix(20).joined(separator: ", ") + (s.classNames.count > 20 ? ", …" : "")
+        row("images", "\(shape) uint8")
+        row("classes", "\(s.classNames.count): \(shownNames)")
+        if s.mixedSamples > 0 {
+            row("mixed", "\(s.mixedSamples) samples: \(s.pairs.count) pair\(s.pairs.count == 1 ? "" : "s"), \(s.groups) groups, "
+                + "\(s.levels.count) λ levels" + (s.sharpness.isEmpty ? "" : "; sharpness \(s.sharpness.map { Self.number($0) }.joined(separator: ", "))"))
+        }
+        if s.realSamples > 0 {
+            let counts = s.realClassCounts.filter { $0 > 0 }
+            let range = counts.isEmpty ? "" : counts.min() == counts.max() ? ", \(counts[0]) per class" : ", \(counts.min() ?? 0)–\(counts.max() ?? 0) per class"
+            row("real", "\(s.realSamples) samples of \(counts.count) classes\(range)")
+        }
+        if let rate = s.consistencyRate {
+            row("consistent", Self.percent(rate) + " (\(s.consistent) of \(s.mixedSamples) mixed samples)")
+        }
+        if let mean = s.labelEntropy.mean, let max = s.labelEntropy.max {
+            row("label entropy", String(format: "mean %.2f bits, max %.2f (a 50/50 label: 1 bit)", mean, max))
+        }
+        let perSample = s.samples > 0 ? ", \(Self.bytes(s.bytesOnDisk / s.samples)) per sample" : ""
+        let ratio = s.bytesOnDisk > 0 ? String(format: " (raw %@, %.2f× smaller)", Self.bytes(s.rawBytes), Double(s.rawBytes) / Double(s.bytesOnDisk)) : ""
+        row("on disk", Self.bytes(s.bytesOnDisk) + perSample + ratio)
+        if s.createdBy.count == 1 { row("written by", s.createdBy[0]) }
+
+        guard s.mixedSamples > 0 else { return lines.joined(separator: "\n") }
+        lines.append("")
+        lines += histogram("λ_gen", s.lambdaGen, marks: [(0, "0"), (0.5, "0.5"), (1, "1")])
+        var note: [String] = []
+        if let mean = s.lambdaProjStatistics.mean, let sd = s.lambdaProjStatistics.standardDeviation,
+           let low = s.lambdaProjStatistics.min, let high = s.lambdaProjStatistics.max {
+            note.append(String(format: "mean %.2f, sd %.2f, range %.2f … %.2f", mean, sd, low, high))
+        }
+        if s.lambdaProj.below + s.lambdaProj.above > 0 { note.append("\(s.lambdaProj.below) below −0.5, \(s.lambdaProj.above) above 1.5") }
+        if s.lambdaProjMissing > 0 { note.append("\(s.lambdaProjMissing) without λ̂") }
+        lines += histogram("λ̂", s.lambdaProj, marks: [(-0.5, "-0.5"), (0, "0"), (1, "1"), (1.5, "1.5")], note: note.joined(separator: "; "))
+
+        lines.append("")
+        lines.append("  " + padded("λ_gen", 7) + Self.right("samples", 9) + Self.right("consistent", 12) + Self.right("mean λ̂", 9)
+                     + Self.right("sd", 7) + Self.right("min", 7) + Self.right("max", 7))
+        for level in s.levels {
+            let p = level.lambdaProj
+            lines.append("  " + padded(String(format: "%.2f", level.lambdaGen), 7) + Self.right("\(level.samples)", 9)
+                         + Self.right(Self.percent(Double(level.consistent) / Double(max(1, level.samples))), 12)
+                         + Self.right(Self.fixed(p.mean), 9) + Self.right(Self.fixed(p.standardDeviation), 7)
+                         + Self.right(Self.fixed(p.min), 7) + Self.right(Self.fixed(p.max), 7))
+        }
+
+        lines.append("")
+        let names = s.classNames
+        func name(_ k: Int) -> String { k >= 0 && k < names.count ? names[k] : "\(k)" }
+        let shown = s.pairs.prefix(Self.maximumPairRows)
+        let labels = shown.map { "\(name($0.classA)) / \(name($0.classB))" }
+        let width = max(24, (labels.map(\.count).max() ?? 0) + 2)
+        lines.append("  " + padded("pair (λ on the first)", width) + Self.right("groups", 7) + Self.right("samples", 9)
+                     + Self.right("consistent", 12) + Self.right("mean λ̂", 9) + "   mean λ̂ by λ_gen, 0 → 1")
+        for (pair, label) in zip(shown, labels) {
+            lines.append("  " + padded(label, width) + Self.right("\(pair.groups)", 7) + Self.right("\(pair.samples)", 9)
+                         + Self.right(Self.percent(Double(pair.consistent) / Double(max(1, pair.samples))), 12)
+                         + Self.right(Self.fixed(pair.lambdaProj.mean), 9) + "   " + Self.sparkline(pair.levels.map { $0.lambdaProj.mean }))
+        }
+        if s.pairs.count > shown.count { lines.append("  … and \(s.pairs.count - shown.count) more pairs (--json lists all)") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Pairs listed in the table at most.
+    static let maximumPairRows = 50
+
+    /// A one-line histogram in block characters with an axis line under it.
+    private func histogram(_ label: String, _ h: Histogram, marks: [(Double, String)], note: String = "") -> [String] {
+        let largest = h.counts.max() ?? 0
+        let bars = String(h.counts.map { count -> Character in
+            guard count > 0, largest > 0 else { return " " }
+            return Self.blocks[min(7, max(0, Int((Double(count) / Double(largest) * 8).rounded(.up)) - 1))]
+        })
+        var axis = [Character](repeating: " ", count: h.counts.count + 6)
+        for (value, text) in marks {
+            var column = Int(((value - h.lower) / h.binWidth).rounded())
+            if column >= h.counts.count { column = h.counts.count - text.count }
+            for (offset, character) in text.enumerated() where column + offset >= 0 && column + offset < axis.count {
+                axis[column + offset] = character
+            }
+        }
+        let indent = "  " + padded(label, 7)
+        return [indent + "▕" + bars + "▏" + (note.isEmpty ? "" : "  " + note),
+                String(repeating: " ", count: indent.count + 1) + String(String(axis).reversed().drop { $0 == " " }.reversed())]
+    }
+
+    static let blocks: [Character] = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"]
+
+    /// Mean λ̂ per level as block characters, [0, 1] from ▁ to █ (values outside clamp).
+    static func sparkline(_ values: [Double?]) -> String {
+        String(values.map { value -> Character in
+            guard let value, value.isFinite else { return "·" }
+            return blocks[min(7, max(0, Int(value * 8)))]
+        })
+    }
+
+    static func right(_ text: String, _ width: Int) -> String {
+        text.count >= width ? " " + text : String(repeating: " ", count: width - text.count) + text
+    }
+
+    static func fixed(_ value: Double?) -> String { value.map { String(format: "%.2f", $0) } ?? "–" }
+    static func percent(_ value: Double) -> String { String(format: "%.1f%%", 100 * value) }
+    static func number(_ value: Double) -> String { value == value.rounded() ? String(Int(value)) : String(format: "%g", value) }
+
+    /// Bytes in binary units: "812 B", "84.5 KiB", "1.23 GiB".
+    static func bytes(_ count: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(count), unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        guard unit > 0 else { return "\(count) B" }
+        return String(format: value < 10 ? "%.2f" : value < 100 ? "%.1f" : "%.0f", value) + " " + units[unit]
+    }
+}
