@@ -159,3 +159,31 @@ final class FullDiskTests: XCTestCase {
         }
     }
 }
+
+/// A model and a classifier that disagree are refused before any work.
+final class MismatchTests: XCTestCase {
+    func writeModel(_ edm: String, to path: String) throws {
+        let configuration = try EDMConfiguration(json: edm, path: path)
+        let items = try EDMModel.parameterShapes(configuration).map {
+            SafeTensorsWriter.Item(name: $0.name, shape: $0.shape, values: [Float](repeating: 0.01, count: $0.shape.reduce(1, *)))
+        }
+        try SafeTensorsWriter.write(items, metadata: ["format": "edm-diffusion/1", "edm": edm], to: path)
+    }
+
+    func testModelAndClassifierMustAgree() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeModel(#"{"class_name": "VPPrecond", "init_kwargs": {"img_resolution": 28, "img_channels": 1, "label_dim": 5, "model_channels": 16, "channel_mult": [1, 2], "num_blocks": 1, "attn_resolutions": []}}"#, to: dir + "/five.safetensors")
+        let classes = try runCSM(["generate", "--out", dir + "/a", "--model", dir + "/five.safetensors", "--prototypes",
+                                  GenerateCommandTests.prototypes, "--pairs", "0:1", "--groups-per-pair", "1"])
+        XCTAssertNotEqual(classes.status, 0)
+        XCTAssertTrue(classes.err.contains("5 classes") && classes.err.contains("10"), classes.err)
+
+        try writeModel(#"{"class_name": "VPPrecond", "init_kwargs": {"img_resolution": 32, "img_channels": 3, "label_dim": 10, "model_channels": 16, "channel_mult": [1, 2], "num_blocks": 1, "attn_resolutions": []}}"#, to: dir + "/rgb.safetensors")
+        let size = try runCSM(["generate", "--out", dir + "/b", "--model", dir + "/rgb.safetensors", "--prototypes",
+                               GenerateCommandTests.prototypes, "--pairs", "0:1", "--groups-per-pair", "1"])
+        XCTAssertNotEqual(size.status, 0)
+        XCTAssertTrue(size.err.contains("32×32×3"), size.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/b/manifest.json"))
+    }
+}
