@@ -17,7 +17,7 @@ struct ResNetConv: Sendable {
         if let winograd {
             y = Winograd.apply(x, winograd)
         } else {
-            y = StridedConvolution.apply(x, weights, stride: stride, padding: padding)
+            y = Convolution.apply(x, weights, stride: stride, padding: padding)
         }
         if relu { y.applyReLU() }
         return y
@@ -96,8 +96,8 @@ extension FeatureMap {
 
     /// 3×3 max pooling, stride 2, padding 1 (padding never wins), as torchvision's ResNet stem.
     func maxPool3x3Stride2() -> FeatureMap {
-        let oh = StridedConvolution.outputSize(height, kernel: 3, stride: 2, padding: 1)
-        let ow = StridedConvolution.outputSize(width, kernel: 3, stride: 2, padding: 1)
+        let oh = Convolution.outputSize(height, kernel: 3, stride: 2, padding: 1)
+        let ow = Convolution.outputSize(width, kernel: 3, stride: 2, padding: 1)
         let c = channels, h = height, w = width
         var y = FeatureMap(uninitializedCount: count, height: oh, width: ow, channels: c)
         values.withUnsafeBufferPointer { xb in

@@ -31,30 +31,42 @@ public struct ConvolutionWeights: Sendable {
     }
 }
 
-/// 2-D convolution, stride 1, zero padding, on NHWC maps.
+/// 2-D convolution with any stride and zero padding on NHWC maps, by im2col + GEMM
+/// (1×1 stride-1 convolutions are a single GEMM). Wide 3×3 stride-1 layers go through
+/// `Winograd` instead.
 public enum Convolution {
+    /// Output side length for an input side of `size`, PyTorch's rule:
+    /// ⌊(size + 2·padding − kernel) / stride⌋ + 1.
+    public static func outputSize(_ size: Int, kernel: Int, stride: Int = 1, padding: Int) -> Int {
+        (size + 2 * padding - kernel) / stride + 1
+    }
+
     /// Rows of the im2col buffer per GEMM call, chosen to keep the buffer near L2 size.
     static func chunkRows(columns: Int, rows: Int) -> Int {
         max(16, min(rows, (1 << 19) / max(1, columns)))
     }
 
-    /// y = conv(x, w) + b with `padding` pixels of zeros on each side.
-    /// Output size: H + 2·padding − k + 1.
-    public static func apply(_ x: FeatureMap, _ w: ConvolutionWeights, padding: Int) -> FeatureMap {
-        Profiler.measure(w.kernel == 1 ? "conv1x1" : "conv\(w.kernel)x\(w.kernel)") { convolve(x, w, padding: padding) }
+    /// y = conv(x, w) + b with `stride` and `padding` pixels of zeros on each side.
+    public static func apply(_ x: FeatureMap, _ w: ConvolutionWeights, stride: Int = 1, padding: Int) -> FeatureMap {
+        precondition(stride >= 1 && padding >= 0, "convolution: stride must be positive and padding non-negative")
+        let name = w.kernel == 1 ? "conv1x1" : "conv\(w.kernel)x\(w.kernel)"
+        return Profiler.measure(stride == 1 ? name : name + "/\(stride)") { convolve(x, w, stride: stride, padding: padding) }
     }
 
-    static func convolve(_ x: FeatureMap, _ w: ConvolutionWeights, padding: Int) -> FeatureMap {
+    static func convolve(_ x: FeatureMap, _ w: ConvolutionWeights, stride: Int, padding: Int) -> FeatureMap {
         precondition(x.channels == w.inputChannels, "convolution: \(x.channels) input channels, weights expect \(w.inputChannels)")
         let k = w.kernel, cin = w.inputChannels, cout = w.outputChannels
-        let oh = x.height + 2 * padding - k + 1, ow = x.width + 2 * padding - k + 1
+        precondition(x.height + 2 * padding >= k && x.width + 2 * padding >= k, "convolution: input smaller than the kernel")
+        let oh = outputSize(x.height, kernel: k, stride: stride, padding: padding)
+        let ow = outputSize(x.width, kernel: k, stride: stride, padding: padding)
         var y = FeatureMap(uninitializedCount: x.count, height: oh, width: ow, channels: cout)
         let rows = x.count * oh * ow
+        guard rows > 0 else { return y }
         x.values.withUnsafeBufferPointer { xb in
             y.values.withUnsafeMutableBufferPointer { yb in
                 w.packed.withUnsafeBufferPointer { wb in
                     let xp = xb.baseAddress!, yp = yb.baseAddress!, wp = wb.baseAddress!
-                    if k == 1 && padding == 0 {
+                    if k == 1 && padding == 0 && stride == 1 {
                         BLAS.sgemm(m: rows, n: cout, k: cin, a: xp, lda: cin, b: wp, ldb: cout, c: yp, ldc: cout)
                     } else {
                         let columns = k * k * cin
@@ -64,7 +76,7 @@ public enum Convolution {
                         var start = 0
                         while start < rows {
                             let count = min(chunk, rows - start)
-                            im2col(xp, x, kernel: k, padding: padding, outHeight: oh, outWidth: ow,
+                            im2col(xp, x, kernel: k, stride: stride, padding: padding, outHeight: oh, outWidth: ow,
                                    rows: start..<(start + count), into: col)
                             BLAS.sgemm(m: count, n: cout, k: columns, a: col, lda: columns, b: wp, ldb: cout,
                                        c: yp + start * cout, ldc: cout)
@@ -80,8 +92,9 @@ public enum Convolution {
         return y
     }
 
-    /// Fills `col` with the k×k patches (NHWC order) of output rows `rows`.
-    static func im2col(_ xp: UnsafePointer<Float>, _ x: FeatureMap, kernel k: Int, padding: Int,
+    /// Fills `col` with the k×k patches (NHWC order) of output rows `rows`, the patch of
+    /// output pixel (oy, ox) starting at input pixel (oy·stride − padding, ox·stride − padding).
+    static func im2col(_ xp: UnsafePointer<Float>, _ x: FeatureMap, kernel k: Int, stride: Int, padding: Int,
                        outHeight oh: Int, outWidth ow: Int, rows: Range<Int>, into col: UnsafeMutablePointer<Float>) {
         let cin = x.channels, h = x.height, w = x.width
         let columns = k * k * cin
@@ -90,9 +103,9 @@ public enum Convolution {
             let oy = rest / ow, ox = rest % ow
             var dst = col + index * columns
             for ky in 0..<k {
-                let iy = oy - padding + ky
+                let iy = oy * stride - padding + ky
                 for kx in 0..<k {
-                    let ix = ox - padding + kx
+                    let ix = ox * stride - padding + kx
                     if iy >= 0 && iy < h && ix >= 0 && ix < w {
                         dst.update(from: xp + ((n * h + iy) * w + ix) * cin, count: cin)
                     } else {

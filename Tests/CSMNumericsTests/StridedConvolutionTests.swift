@@ -37,7 +37,7 @@ final class StridedConvolutionTests: XCTestCase {
                      (5, 4, 3, 3, 0, 10, 10), (16, 32, 3, 2, 1, 28, 28), (6, 2, 3, 1, 1, 5, 6), (3, 4, 5, 4, 2, 3, 3)]
         for (cin, cout, k, stride, padding, h, w) in cases {
             let x = random(2 * cin * h * w, seed: 1), weight = random(cout * cin * k * k, seed: 2), bias = random(cout, seed: 3)
-            let got = StridedConvolution.apply(
+            let got = Convolution.apply(
                 FeatureMap(nchw: x, count: 2, channels: cin, height: h, width: w),
                 ConvolutionWeights(pytorch: weight, bias: bias, outputChannels: cout, inputChannels: cin, kernel: k),
                 stride: stride, padding: padding)
@@ -46,7 +46,7 @@ final class StridedConvolutionTests: XCTestCase {
             let label = "cin \(cin) cout \(cout) k \(k) stride \(stride) padding \(padding) \(h)x\(w)"
             XCTAssertEqual(got.height, expected.height, label)
             XCTAssertEqual(got.width, expected.width, label)
-            XCTAssertEqual(got.height, StridedConvolution.outputSize(h, kernel: k, stride: stride, padding: padding), label)
+            XCTAssertEqual(got.height, Convolution.outputSize(h, kernel: k, stride: stride, padding: padding), label)
             let values = got.nchw
             XCTAssertEqual(values.count, expected.values.count, label)
             var worst: Float = 0
@@ -57,7 +57,7 @@ final class StridedConvolutionTests: XCTestCase {
 
     func testWithoutBias() {
         let x = random(3 * 4 * 6 * 6, seed: 4), weight = random(5 * 4 * 9, seed: 5)
-        let got = StridedConvolution.apply(FeatureMap(nchw: x, count: 3, channels: 4, height: 6, width: 6),
+        let got = Convolution.apply(FeatureMap(nchw: x, count: 3, channels: 4, height: 6, width: 6),
                                            ConvolutionWeights(pytorch: weight, bias: nil, outputChannels: 5, inputChannels: 4, kernel: 3),
                                            stride: 2, padding: 1).nchw
         let expected = reference(x, n: 3, cin: 4, h: 6, w: 6, weight: weight, bias: nil, cout: 5, k: 3, stride: 2, padding: 1).values
