@@ -27,25 +27,10 @@ public final class EDMModel: Sendable {
     public init(file: SafeTensorsFile) throws {
         path = file.path
         metadata = file.metadata
-        guard let format = file.metadata["format"] else {
-            throw ModelFileError(file.path, "metadata has no 'format' (expected edm-diffusion/1)")
-        }
-        guard format == "edm-diffusion/1" else {
-            throw ModelFileError(file.path, "format is '\(format)', expected edm-diffusion/1")
-        }
+        try file.requireFormat("edm-diffusion/1")
         guard let edm = file.metadata["edm"] else { throw ModelFileError(file.path, "metadata has no 'edm' entry") }
         configuration = try EDMConfiguration(json: edm, path: file.path)
-        if let names = file.metadata["class_names"] {
-            guard let list = try? JSONSerialization.jsonObject(with: Data(names.utf8)) as? [String] else {
-                throw ModelFileError(file.path, "metadata 'class_names' is not a JSON list of strings")
-            }
-            guard list.count == configuration.labelDimension else {
-                throw ModelFileError(file.path, "metadata 'class_names' has \(list.count) names but label_dim is \(configuration.labelDimension)")
-            }
-            classNames = list
-        } else {
-            classNames = nil
-        }
+        classNames = try file.metadataStrings("class_names", count: configuration.labelDimension, countName: "label_dim")
         let reader = WeightReader(file)
         switch configuration.modelType {
         case .songUNet: network = .song(try SongUNet(configuration, reader))

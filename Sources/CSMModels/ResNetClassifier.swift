@@ -158,12 +158,7 @@ public final class ResNetClassifier: Sendable {
     public init(file: SafeTensorsFile) throws {
         path = file.path
         metadata = file.metadata
-        guard let format = file.metadata["format"] else {
-            throw ModelFileError(file.path, "metadata has no 'format' (expected resnet-classifier/1)")
-        }
-        guard format == "resnet-classifier/1" else {
-            throw ModelFileError(file.path, "format is '\(format)', expected resnet-classifier/1")
-        }
+        try file.requireFormat("resnet-classifier/1")
         guard let resnet = file.metadata["resnet"] else { throw ModelFileError(file.path, "metadata has no 'resnet' entry") }
         guard let inputText = file.metadata["input"] else { throw ModelFileError(file.path, "metadata has no 'input' entry") }
         let architecture = try ResNetArchitecture(json: resnet, path: file.path)
@@ -171,12 +166,8 @@ public final class ResNetClassifier: Sendable {
         guard input.channels == architecture.inputChannels else {
             throw ModelFileError(file.path, "metadata 'input' has \(input.channels) channels but 'resnet' in_channels is \(architecture.inputChannels)")
         }
-        guard let namesText = file.metadata["class_names"] else { throw ModelFileError(file.path, "metadata has no 'class_names' entry") }
-        guard let names = try? JSONSerialization.jsonObject(with: Data(namesText.utf8)) as? [String] else {
-            throw ModelFileError(file.path, "metadata 'class_names' is not a JSON list of strings")
-        }
-        guard names.count == architecture.numClasses else {
-            throw ModelFileError(file.path, "metadata 'class_names' has \(names.count) names but num_classes is \(architecture.numClasses)")
+        guard let names = try file.metadataStrings("class_names", count: architecture.numClasses, countName: "num_classes") else {
+            throw ModelFileError(file.path, "metadata has no 'class_names' entry")
         }
         self.architecture = architecture
         self.input = input

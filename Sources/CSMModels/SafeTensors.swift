@@ -258,6 +258,25 @@ public struct SafeTensorsFile: Sendable {
         return try floats(name)
     }
 
+    /// Checks that metadata `format` is `expected`.
+    public func requireFormat(_ expected: String) throws {
+        guard let format = metadata["format"] else { throw ModelFileError(path, "metadata has no 'format' (expected \(expected))") }
+        guard format == expected else { throw ModelFileError(path, "format is '\(format)', expected \(expected)") }
+    }
+
+    /// Metadata `key` as a JSON list of strings (class names), nil when absent; `count`, if
+    /// given, is the length it must have, described by `countName` in the error.
+    public func metadataStrings(_ key: String, count: Int? = nil, countName: String = "") throws -> [String]? {
+        guard let text = metadata[key] else { return nil }
+        guard let list = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String] else {
+            throw ModelFileError(path, "metadata '\(key)' is not a JSON list of strings")
+        }
+        if let count, list.count != count {
+            throw ModelFileError(path, "metadata '\(key)' has \(list.count) names but \(countName) is \(count)")
+        }
+        return list
+    }
+
     /// Metadata value `key` parsed as JSON.
     public func metadataJSON(_ key: String) throws -> Any {
         guard let text = metadata[key] else { throw ModelFileError(path, "metadata has no '\(key)' entry") }

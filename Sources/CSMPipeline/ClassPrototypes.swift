@@ -41,16 +41,12 @@ public struct ClassPrototypes: Sendable {
     /// Loads and validates a prototypes file: format, metadata, tensor dtypes and shapes.
     public init(path: String) throws {
         let file = try SafeTensorsFile(path: path)
-        guard let format = file.metadata["format"] else {
-            throw ModelFileError(path, "metadata has no 'format' (expected \(Self.format))")
-        }
-        guard format == Self.format else { throw ModelFileError(path, "format is '\(format)', expected \(Self.format)") }
+        try file.requireFormat(Self.format)
         guard let sha = file.metadata["classifier_sha256"], sha.count == 64, sha.allSatisfy(\.isHexDigit) else {
             throw ModelFileError(path, "metadata 'classifier_sha256' is missing or not a SHA-256")
         }
-        guard let namesText = file.metadata["class_names"],
-              let names = try? JSONSerialization.jsonObject(with: Data(namesText.utf8)) as? [String], !names.isEmpty else {
-            throw ModelFileError(path, "metadata 'class_names' is missing or not a JSON list of strings")
+        guard let names = try file.metadataStrings("class_names"), !names.isEmpty else {
+            throw ModelFileError(path, "metadata 'class_names' is missing or empty")
         }
         let shape = try file.shape(of: "prototypes")
         guard shape.count == 2, shape[0] == names.count, shape[1] > 0 else {
