@@ -144,10 +144,12 @@ public struct DatasetSummary: Encodable, Sendable {
     public var pairs: [Pair] = []
     /// Mixed samples per λ level, in increasing λ_gen.
     public var levels: [Level] = []
+    /// Whether λ_gen took more than `maximumLevels` values, so that `levels` are bins of 0.1.
+    public var levelsBinned = false
     /// λ_gen of the mixed samples in 20 bins over [0, 1].
     public var lambdaGen = Histogram(lower: 0, upper: 1, bins: 20)
-    /// λ̂ of the mixed samples in 20 bins over [−0.5, 1.5].
-    public var lambdaProj = Histogram(lower: -0.5, upper: 1.5, bins: 20)
+    /// λ̂ of the mixed samples in 32 bins over [−0.5, 1.5].
+    public var lambdaProj = Histogram(lower: -0.5, upper: 1.5, bins: 32)
     /// λ̂ of the mixed samples.
     public var lambdaProjStatistics = RunningStatistics()
     /// Mixed samples without a λ̂ (NaN).
@@ -277,6 +279,7 @@ public struct DatasetSummary: Encodable, Sendable {
         groups = accumulator.groups.count
         consistencyRate = mixedSamples > 0 ? Double(consistent) / Double(mixedSamples) : nil
         levels = Self.ordered(accumulator.levels)
+        levelsBinned = accumulator.levels.count > Self.maximumLevels
         pairs = accumulator.pairOrder.compactMap { key in
             guard let pair = accumulator.pairs[key] else { return nil }
             return Pair(classA: Int(key.a), classB: Int(key.b), groups: pair.groups.count, samples: pair.samples,
@@ -285,7 +288,7 @@ public struct DatasetSummary: Encodable, Sendable {
     }
 
     /// Most λ levels a summary lists; beyond it, λ_gen is binned in steps of 0.1.
-    static let maximumLevels = 24
+    public static let maximumLevels = 24
 
     /// Levels in increasing λ_gen, binned to steps of 0.1 when there are too many.
     private static func ordered(_ levels: [Int: Level]) -> [Level] {

@@ -1,3 +1,5 @@
+import CHDF5
+import CHDF5Shim
 import Foundation
 
 /// The shard files behind one path: a `manifest.json`, a directory holding one (or, without
@@ -40,7 +42,8 @@ public struct ShardCollection: Sendable {
     /// Paths of the shard files, in order.
     public var shardPaths: [String] { members.map(\.path) }
 
-    /// Opens `path`: a manifest (any `.json` file), a directory, or a shard.
+    /// Opens `path`: a manifest (any `.json` file), a directory, or a shard (checked
+    /// against its entry in a `manifest.json` beside it, if one lists it).
     /// Throws a `ShardError` when the path is missing, the manifest is unreadable, or a
     /// directory holds neither a manifest nor any shard.
     public init(path: String) throws {
@@ -58,10 +61,15 @@ public struct ShardCollection: Sendable {
             directory = (path as NSString).deletingLastPathComponent
             manifestPath = path
         } else {
+            // A shard beside a manifest that lists it is checked against its entry.
+            let directory = (path as NSString).deletingLastPathComponent
+            let sibling = ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent("manifest.json")
+            let name = (path as NSString).lastPathComponent
+            let entry = (try? Manifest.read(from: sibling))?.shards.first { $0.file == name }
             self.source = .file
             manifest = nil
             manifestPath = nil
-            members = [Member(path: path, entry: nil)]
+            members = [Member(path: path, entry: entry)]
             unlistedFiles = []
             temporaryFiles = []
             return
@@ -136,20 +144,18 @@ extension ShardCollection {
                 report.notes.append("\(manifestPath): lists \(manifest.shards.count) of \(expected) shards (the run is not finished)")
             }
         }
-        if source == .directory {
-            report.notes.append("\(path): no manifest.json, so SHA-256 and sample counts were not checked")
+        if members.contains(where: { $0.entry == nil }) {
+            let what = source == .file ? "the shard" : "the shards"
+            report.notes.append("\(path): no manifest.json lists \(what), so SHA-256 and sample counts were not checked")
         }
         for file in temporaryFiles {
             report.notes.append("\(file): leftover temporary file of an interrupted write (ignored)")
-        }
-        for file in unlistedFiles {
-            report.problems.append(ShardError(file, "not listed in \(manifestPath ?? "manifest.json") (a shard from another run, or one the manifest lost)"))
         }
         var reference: (path: String, names: [String], shape: [Int])?
         for (index, member) in members.enumerated() {
             report.shards += 1
             report.bytes += Self.fileSize(member.path) ?? 0
-            let checked = Self.verifyShard(member, manifestName: manifestPath.map { ($0 as NSString).lastPathComponent })
+            let checked = Self.verifyShard(member)
             report.problems += checked.problems
             if let reader = checked.reader {
                 report.samples += reader.count
@@ -159,14 +165,18 @@ extension ShardCollection {
                         report.problems.append(ShardError(member.path, dataset: "class_names", "differ from those of \(reference.path)"))
                     }
                     if shape != reference.shape {
+                        func size(_ shape: [Int]) -> String { shape.map(String.init).joined(separator: "×") }
                         report.problems.append(ShardError(member.path, dataset: "images",
-                                                          "are \(shape.map(String.init).joined(separator: "×")), those of \(reference.path) \(reference.shape.map(String.init).joined(separator: "×"))"))
+                                                          "are \(size(shape)), those of \(reference.path) \(size(reference.shape))"))
                     }
                 } else {
                     reference = (member.path, reader.metadata.classNames, shape)
                 }
             }
             progress?(index + 1)
+        }
+        for file in unlistedFiles {
+            report.problems.append(ShardError(file, "not listed in \(manifestPath ?? "manifest.json") (a shard from another run, or one the manifest lost)"))
         }
         return report
     }
@@ -187,9 +197,9 @@ extension ShardCollection {
     }
 
     /// Checks one shard; returns its problems and, when it opened, its reader.
-    private static func verifyShard(_ member: Member, manifestName: String?) -> (problems: [ShardError], reader: ShardReader?) {
+    private static func verifyShard(_ member: Member) -> (problems: [ShardError], reader: ShardReader?) {
         let path = member.path
-        let listedIn = manifestName ?? "the manifest"
+        let listedIn = "manifest.json"
         guard FileManager.default.fileExists(atPath: path) else {
             return ([ShardError(path, member.entry == nil ? "missing" : "missing (listed in \(listedIn))")], nil)
         }
@@ -298,29 +308,33 @@ private struct DatasetCheck {
         var problems: [ShardError] = []
         let k = reader.numClasses
         let real = reader.metadata.kind == .real
-        func report<T>(_ dataset: ShardDataset, _ values: [T], _ rule: String, _ isBad: (Int, T) -> Bool) {
+        func report<T>(_ dataset: ShardDataset, _ values: [T], _ rule: String, unit: String = "values", shown: String = "",
+                       _ isBad: (Int, T) -> Bool) {
             guard !c.failed.contains(dataset) else { return }
             let bad = values.indices.filter { isBad($0, values[$0]) }
             guard let first = bad.first else { return }
             problems.append(ShardError(reader.path, dataset: dataset.name,
-                                       "\(bad.count) of \(values.count) values \(rule) (first: row \(first), \(values[first]))"))
+                                       "\(bad.count) of \(values.count) \(unit) \(rule) (first: row \(first), \(shown)\(values[first]))"))
         }
-        report(.classA, c.classA, "outside 0..<\(k)") { _, a in a < 0 || Int(a) >= k }
+        report(.classA, c.classA, "lie outside 0..<\(k)") { _, a in a < 0 || Int(a) >= k }
         if real {
             report(.classB, c.classB, "are not −1 in a real shard") { _, b in b != -1 }
         } else {
-            report(.classB, c.classB, "outside 0..<\(k) or equal to class_a") { i, b in
+            report(.classB, c.classB, "lie outside 0..<\(k) or equal class_a") { i, b in
                 b < 0 || Int(b) >= k || (i < c.classA.count && c.classA[i] == b)
             }
         }
-        report(.lambdaGen, c.lambdaGen, "outside [0, 1]") { _, v in !(v >= 0 && v <= 1) }
-        report(.consistent, c.consistent, "neither 0 nor 1") { _, v in v > 1 }
+        report(.lambdaGen, c.lambdaGen, "lie outside [0, 1]") { _, v in !(v >= 0 && v <= 1) }
+        report(.consistent, c.consistent, "are neither 0 nor 1") { _, v in v > 1 }
         if !c.failed.contains(.labels), k > 0 {
+            // A row with a negative or non-finite entry gets the sum NaN.
             let sums = stride(from: 0, to: c.labels.count, by: k).map { start -> Float in
                 let row = c.labels[start..<(start + k)]
                 return row.allSatisfy { $0 >= 0 && $0.isFinite } ? row.reduce(0, +) : .nan
             }
-            report(.labels, sums, "are not rows of non-negative numbers summing to 1 (value: row sum)") { _, sum in !(abs(sum - 1) <= 1e-3) }
+            report(.labels, sums, "are not non-negative numbers summing to 1", unit: "rows", shown: "sum ") { _, sum in
+                !(abs(sum - 1) <= 1e-3)
+            }
         }
         return problems
     }
@@ -328,7 +342,7 @@ private struct DatasetCheck {
 
 /// Says which datasets a truncated shard lost. HDF5 refuses to open a file shorter than the
 /// end-of-file address its superblock records; a copy padded back to that length opens, and
-/// the datasets with chunks past the real end are the ones cut off.
+/// a dataset whose description or chunks lie past the real end is one the cut damaged.
 enum TruncationDiagnosis {
     /// The problems of a truncated shard, or nil when `path` is not a truncated HDF5 file.
     static func problems(path: String) -> [ShardError]? {
@@ -344,24 +358,131 @@ enum TruncationDiagnosis {
         } catch {
             return [ShardError(path, summary)]
         }
-        let reader: ShardReader
-        do {
-            reader = try ShardReader(path: copy)
-        } catch let error as ShardError {
-            // The cut went through HDF5's own records; name the dataset if the error does.
-            return [ShardError(path, dataset: error.dataset, "\(summary); \(error.problem)")]
-        } catch {
-            return [ShardError(path, summary)]
-        }
-        var problems: [ShardError] = []
-        for dataset in ShardDataset.allCases {
-            guard let ranges = try? reader.storageRanges(of: dataset) else { continue }
-            let lost = ranges.filter { $0.upperBound > size }.count
-            if lost > 0 {
-                problems.append(ShardError(path, dataset: dataset.name, "\(summary): \(lost) of \(ranges.count) chunks lie past the end"))
+        let damaged: [(ShardDataset, String)]? = HDF5.locked {
+            let file = H5Fopen(copy, csm_h5f_acc_rdonly(), HDF5.defaultList)
+            guard file >= 0 else {
+                _ = HDF5.takeErrorMessage()
+                return nil
+            }
+            let fileHandle = HDF5Handle(file, .file)
+            let datasets = openByName(fileHandle) ?? openByAddress(fileHandle, copy: copy)
+            return ShardDataset.allCases.compactMap { dataset in
+                guard let handle = datasets[dataset] else { return (dataset, "its description lies past the end") }
+                return damage(of: handle, size: size).map { (dataset, $0) }
             }
         }
-        return problems.isEmpty ? [ShardError(path, summary + " (its HDF5 metadata is cut off)")] : problems
+        guard let damaged else { return [ShardError(path, "\(summary); the file's HDF5 header is cut off")] }
+        guard !damaged.isEmpty else {
+            // No dataset lost: the cut took root attributes (named by the reader) or free space.
+            do {
+                _ = try ShardReader(path: copy)
+                return [ShardError(path, "\(summary); no dataset or attribute lies past the end")]
+            } catch let error as ShardError {
+                let lost = error.dataset == nil ? "its root attributes lie past the end (\(error.problem))" : error.problem
+                return [ShardError(path, dataset: error.dataset, "\(summary); \(lost)")]
+            } catch {
+                return [ShardError(path, summary)]
+            }
+        }
+        return damaged.map { ShardError(path, dataset: $0.0.name, "\(summary); \($0.1)") }
+    }
+
+    /// The datasets, opened through the root group's links; nil when the links are lost.
+    private static func openByName(_ file: HDF5Handle) -> [ShardDataset: HDF5Handle]? {
+        var result: [ShardDataset: HDF5Handle] = [:]
+        for dataset in ShardDataset.allCases {
+            guard H5Lexists(file.id, dataset.name, HDF5.defaultList) > 0 else {
+                _ = HDF5.takeErrorMessage()
+                return nil
+            }
+            let id = H5Dopen2(file.id, dataset.name, HDF5.defaultList)
+            if id >= 0 { result[dataset] = HDF5Handle(id, .dataset) } else { _ = HDF5.takeErrorMessage() }
+        }
+        return result
+    }
+
+    /// The datasets found without the links (HDF5 writes the root group's links last): every
+    /// object header ("OHDR") in the file, in address order, which is the order the writer
+    /// creates the datasets in. The headers found must match the schema's datasets in type
+    /// and rank, in order, up to the first one lost; any other arrangement finds nothing.
+    private static func openByAddress(_ file: HDF5Handle, copy: String) -> [ShardDataset: HDF5Handle] {
+        guard let data = FileManager.default.contents(atPath: copy) else { return [:] }
+        let bytes = [UInt8](data)
+        let signature: [UInt8] = Array("OHDR".utf8)
+        var found: [HDF5Handle] = []
+        var offset = 0
+        while offset + signature.count <= bytes.count {
+            defer { offset += 1 }
+            guard bytes[offset] == signature[0], Array(bytes[offset..<(offset + 4)]) == signature else { continue }
+            let id = H5Oopen_by_addr(file.id, haddr_t(offset))
+            guard id >= 0 else {
+                _ = HDF5.takeErrorMessage()
+                continue
+            }
+            switch H5Iget_type(id) {
+            case H5I_DATASET: found.append(HDF5Handle(id, .dataset))
+            case H5I_GROUP: H5Gclose(id)
+            case H5I_DATATYPE: H5Tclose(id)
+            default: H5Oclose(id)
+            }
+        }
+        var result: [ShardDataset: HDF5Handle] = [:]
+        for (dataset, handle) in zip(ShardDataset.allCases, found) {
+            let rank = dataset == .images ? 4 : dataset == .labels ? 2 : 1
+            guard let found = describe(handle), found == (dataset.elementType.rawValue, rank) else { return [:] }
+            result[dataset] = handle
+        }
+        return result
+    }
+
+    /// Element type name ("uint8", "float32", …) and rank of a dataset.
+    private static func describe(_ dataset: HDF5Handle) -> (String, Int)? {
+        let type = H5Dget_type(dataset.id), space = H5Dget_space(dataset.id)
+        defer {
+            if type >= 0 { H5Tclose(type) }
+            if space >= 0 { H5Sclose(space) }
+        }
+        guard type >= 0, space >= 0 else {
+            _ = HDF5.takeErrorMessage()
+            return nil
+        }
+        let size = H5Tget_size(type), typeClass = H5Tget_class(type)
+        let name: String
+        if typeClass == H5T_INTEGER {
+            name = (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + "\(8 * size)"
+        } else if typeClass == H5T_FLOAT {
+            name = "float\(8 * size)"
+        } else {
+            return nil
+        }
+        return (name, Int(H5Sget_simple_extent_ndims(space)))
+    }
+
+    /// What the cut at `size` took from a dataset of the padded copy, or nil if nothing.
+    private static func damage(of handle: HDF5Handle, size: Int) -> String? {
+        let space = H5Dget_space(handle.id)
+        guard space >= 0 else {
+            _ = HDF5.takeErrorMessage()
+            return "its shape lies past the end"
+        }
+        let spaceHandle = HDF5Handle(space, .dataspace)
+        guard H5Sget_simple_extent_npoints(spaceHandle.id) > 0 else { return nil }   // empty: nothing stored
+        var chunks: hsize_t = 0
+        guard H5Dget_num_chunks(handle.id, spaceHandle.id, &chunks) >= 0 else {
+            _ = HDF5.takeErrorMessage()
+            return "its chunk index lies past the end"
+        }
+        var lost = 0
+        var offset = [hsize_t](repeating: 0, count: 4)
+        for index in 0..<chunks {
+            var mask: UInt32 = 0, address: haddr_t = 0, bytes: hsize_t = 0
+            guard H5Dget_chunk_info(handle.id, spaceHandle.id, index, &offset, &mask, &address, &bytes) >= 0 else {
+                _ = HDF5.takeErrorMessage()
+                return "its chunk index lies past the end"
+            }
+            if Int(address) + Int(bytes) > size { lost += 1 }
+        }
+        return lost > 0 ? "\(lost) of \(chunks) chunks lie past the end" : nil
     }
 
     /// The end-of-file address recorded in the HDF5 superblock at the start of `path`.
@@ -442,11 +563,13 @@ extension ShardCollection {
 
     /// The `limit` groups with the smallest ids (of `pairs` only, in either order, when
     /// given), each with its samples in increasing λ_gen and their images. Reads the small
-    /// columns of every shard, then only the images shown.
+    /// columns of every shard, then only the images shown. A group id found in several
+    /// shards (directories of different runs) is taken from the first.
     public func trajectories(limit: Int, pairs: [(Int, Int)]? = nil) throws -> [Trajectory] {
         struct Row { let shard: Int, row: Int, a: Int32, b: Int32, gen: Float, proj: Float, consistent: Bool }
         guard limit > 0 else { return [] }
         var rows: [Int64: [Row]] = [:]
+        var shardOfGroup: [Int64: Int] = [:]   // a group is taken from the first shard that holds it
         var cutoff = Int64.max       // groups above it can no longer make the first `limit`
         var shape = (0, 0, 0)
         for (shardIndex, member) in members.enumerated() {
@@ -456,6 +579,8 @@ extension ShardCollection {
             let group = try reader.group(), classA = try reader.classA(), classB = try reader.classB()
             let gen = try reader.lambdaGen(), proj = try reader.lambdaProj(), flags = try reader.consistent()
             for i in 0..<reader.count where group[i] >= 0 && group[i] <= cutoff && Self.matches(classA[i], classB[i], pairs) {
+                guard shardOfGroup[group[i], default: shardIndex] == shardIndex else { continue }
+                shardOfGroup[group[i]] = shardIndex
                 rows[group[i], default: []].append(Row(shard: shardIndex, row: i, a: classA[i], b: classB[i], gen: gen[i],
                                                        proj: proj[i], consistent: flags[i] != 0))
             }

@@ -155,42 +155,37 @@ func importCIFAR(_ variant: CIFARReader.Variant, source: String, split: String, 
     }
 }
 
-struct ImportCIFAR10: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "cifar10", abstract: "Import CIFAR-10 (binary version: data_batch_1..5.bin, test_batch.bin).")
-
+/// The flags both CIFAR imports take.
+struct CIFAROptions: ParsableArguments {
     @Option(help: ArgumentHelp("Folder with the .bin files (or its parent).", valueName: "dir"))
     var source: String
 
     @Option(help: "train or test.")
     var split: String
 
-    @OptionGroup var output: ImportOutputOptions
-
     func validate() throws {
         guard split == "train" || split == "test" else { throw ValidationError("--split must be train or test, got '\(split)'") }
     }
+}
 
-    func run() throws { try importCIFAR(.cifar10, source: source, split: split, output: output) }
+struct ImportCIFAR10: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cifar10", abstract: "Import CIFAR-10 (binary version: data_batch_1..5.bin, test_batch.bin).")
+
+    @OptionGroup var cifar: CIFAROptions
+    @OptionGroup var output: ImportOutputOptions
+
+    func run() throws { try importCIFAR(.cifar10, source: cifar.source, split: cifar.split, output: output) }
 }
 
 struct ImportCIFAR100: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cifar100", abstract: "Import CIFAR-100 with its fine labels (binary version: train.bin, test.bin).")
 
-    @Option(help: ArgumentHelp("Folder with the .bin files (or its parent).", valueName: "dir"))
-    var source: String
-
-    @Option(help: "train or test.")
-    var split: String
-
+    @OptionGroup var cifar: CIFAROptions
     @OptionGroup var output: ImportOutputOptions
 
-    func validate() throws {
-        guard split == "train" || split == "test" else { throw ValidationError("--split must be train or test, got '\(split)'") }
-    }
-
-    func run() throws { try importCIFAR(.cifar100, source: source, split: split, output: output) }
+    func run() throws { try importCIFAR(.cifar100, source: cifar.source, split: cifar.split, output: output) }
 }
 
 struct ImportFolder: ParsableCommand {

@@ -10,14 +10,16 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Summarise, verify and picture csm-shard/1 shards (a manifest, a directory or one .h5 file).",
         discussion: """
-            Without options, prints samples, shards, classes, pairs, the distributions of λ_gen
-            and λ̂ (overall, per λ and per pair), the consistency rate, the entropy of the soft
-            labels and the bytes on disk. Only the per-sample columns are read, not the images.
+            Without options, prints samples, shards, classes, pairs, the distributions
+            of λ_gen and λ̂ (overall, per λ and per pair), the consistency rate, the
+            entropy of the soft labels and the bytes on disk. Only the per-sample
+            columns are read, not the images.
 
-            --verify checks the manifest (SHA-256, sample counts, shard indices, files it does
-            not list), every shard's schema, every chunk of every dataset through HDF5's
-            Fletcher-32 checksum and the values the schema constrains. Each problem is one line
-            FILE: 'DATASET': problem; the exit status is 1 when there is any.
+            --verify checks the manifest (SHA-256, sample counts, shard indices, files
+            it does not list), every shard's schema, every chunk of every dataset
+            through HDF5's Fletcher-32 checksum and the values the schema constrains.
+            Each problem is one line, FILE: 'DATASET': problem; the exit status is 1
+            when there is any.
 
             Examples:
               csm inspect data/
@@ -43,6 +45,8 @@ struct InspectCommand: ParsableCommand {
 
     /// Pairs drawn on one plot at most (one colour each).
     static let maximumPlotPairs = 10
+    /// λ columns on the contact sheet at most; longer trajectories are shown evenly spaced.
+    static let maximumGridColumns = 16
 
     func validate() throws {
         guard groups >= 1 else { throw ValidationError("--groups must be at least 1") }
@@ -67,7 +71,7 @@ struct InspectCommand: ParsableCommand {
         let collection = try ShardCollection(path: path)
         var report: VerificationReport?
         if verify {
-            let progress = collection.members.count > 1 ? ProgressReporter("verifying", total: collection.members.count, unit: "shards") : nil
+            let progress = collection.members.count >= 16 ? ProgressReporter("verifying", total: collection.members.count, unit: "shards") : nil
             report = collection.verify { progress?.update($0) }
         }
         let clean = report?.isClean ?? true
@@ -81,7 +85,9 @@ struct InspectCommand: ParsableCommand {
             if let summary { print(InspectText(summary: summary).render()) }
         }
         guard clean else {
-            printError("csm inspect: \(report?.problems.count ?? 0) problems in \(path)")
+            fflush(stdout)
+            let count = report?.problems.count ?? 0
+            printError("csm inspect: \(count) problem\(count == 1 ? "" : "s") in \(path)")
             throw ExitCode.failure
         }
         guard let summary, grid != nil || plot != nil else { return }
@@ -97,7 +103,7 @@ struct InspectCommand: ParsableCommand {
     private func verificationText(_ report: VerificationReport, collection: ShardCollection) -> String {
         var lines = ["verify \(path): \(report.shards) shard\(report.shards == 1 ? "" : "s"), \(report.samples) samples, "
                      + "\(InspectText.bytes(report.bytes))"
-                     + (collection.manifest != nil ? "; SHA-256 and counts against the manifest" : "")
+                     + (collection.members.contains { $0.entry != nil } ? "; SHA-256 and counts against the manifest" : "")
                      + "; schema; every chunk through Fletcher-32; values"]
         lines += report.problems.map(\.description)
         lines += report.notes.map { "note: \($0)" }
@@ -162,28 +168,34 @@ struct InspectCommand: ParsableCommand {
             try writeRealGrid(file, collection: collection, names: names)
             return
         }
-        let columns = trajectories.map(\.images.count).max() ?? 1
-        let reference = trajectories.first { $0.images.count == columns } ?? trajectories[0]
+        let longest = trajectories.map(\.images.count).max() ?? 1
+        let columns = min(longest, Self.maximumGridColumns)
+        let reference = trajectories.first { $0.images.count == longest } ?? trajectories[0]
+        /// Sample of trajectory `t` in `column`: all of them, or evenly spread when too many.
+        func sample(_ t: Trajectory, _ column: Int) -> Int? {
+            guard t.images.count > columns else { return column < t.images.count ? column : nil }
+            return Int((Double(column) * Double(t.images.count - 1) / Double(columns - 1)).rounded())
+        }
         var images: [RasterImage] = [], captions: [String] = []
         var marked = 0
         for trajectory in trajectories {
             for column in 0..<columns {
-                guard column < trajectory.images.count else {
+                guard let index = sample(trajectory, column) else {
                     images.append(try blank(trajectory))
                     captions.append("")
                     continue
                 }
-                let consistent = trajectory.consistent[column]
+                let consistent = trajectory.consistent[index]
                 marked += consistent ? 0 : 1
-                images.append(try picture(trajectory.images[column], trajectory, framed: !consistent))
-                let value = trajectory.lambdaProj[column]
-                captions.append("\(Self.lambdaHat)=" + (value.isFinite ? String(format: "%.2f", value) : "n/a") + (consistent ? "" : " ×"))
+                images.append(try picture(trajectory.images[index], trajectory, framed: !consistent))
+                let value = trajectory.lambdaProj[index]
+                captions.append("\(Self.lambdaHat)=" + (value.isFinite ? String(format: "%.2f", value) : "n/a"))
             }
         }
         let sheet = ContactSheet(
             images: images, columns: columns,
-            title: "\(Self.lambdaHat) along trajectories; red, ×: inconsistent",
-            columnLabels: reference.lambdaGen.map { String(format: "λ=%.2f", $0) },
+            title: "\(Self.lambdaHat) along trajectories (red frame: inconsistent)",
+            columnLabels: (0..<columns).map { sample(reference, $0).map { String(format: "λ=%.2f", reference.lambdaGen[$0]) } ?? "" },
             rowLabels: trajectories.map { "group \($0.group): \(name($0.classA)) <- \(name($0.classB))" },
             captions: captions, scale: 2)
         try sheet.writePNG(path: file)
@@ -230,7 +242,7 @@ struct InspectCommand: ParsableCommand {
         func name(_ k: Int) -> String { k >= 0 && k < names.count ? names[k] : "\(k)" }
         let all = try collection.projections(pairs: pairs)
         guard !all.isEmpty else {
-            throw CLIError("\(path): no mixed samples with a \(Self.lambdaHat)\(pairs == nil ? "" : " of the pairs \(pair ?? "")") to plot")
+            throw CLIError("\(path): no mixed samples with a λ̂\(pairs == nil ? "" : " of the pairs \(pair ?? "")") to plot")
         }
         let drawn = Array(all.prefix(Self.maximumPlotPairs))
         let data = PlotData(drawn)
@@ -240,13 +252,16 @@ struct InspectCommand: ParsableCommand {
                                points: data.points(index), line: data.means(index))
         }
         let samples = drawn.reduce(0) { $0 + $1.lambdaGen.count }
+        // Few points: large and opaque; many: small and faint, so that dense clouds stay readable.
+        let perPair = Double(samples) / Double(drawn.count)
         let pairsText = all.count > drawn.count ? "\(drawn.count) of \(all.count) pairs" : "\(drawn.count) pair\(drawn.count == 1 ? "" : "s")"
         let plot = ScatterPlot(
             title: "λ̂ against λ_gen",
             subtitle: "\(samples) samples of \(pairsText); lines: mean λ̂ per λ_gen",
             xLabel: "λ_gen (share of the first class)", yLabel: "λ̂ (projection between prototypes)",
             xRange: -0.06...1.06, yRange: data.yRange, series: series,
-            diagonal: true, diagonalLabel: "λ̂ = λ_gen", band: 0...1, bandLabel: "λ̂ in [0, 1]")
+            diagonal: true, diagonalLabel: "λ̂ = λ_gen", band: 0...1, bandLabel: "λ̂ in [0, 1]",
+            pointRadius: perPair <= 200 ? 3.2 : 2.4, pointAlpha: UInt8(min(190, max(45, 1200 / perPair.squareRoot()))))
         try plot.writePNG(path: file)
         printError("wrote \(file): \(samples) samples of \(pairsText)" + (all.count > drawn.count ? " (choose others with --pair)" : ""))
     }
@@ -319,12 +334,14 @@ struct InspectText {
         row("images", "\(shape) uint8")
         row("classes", "\(s.classNames.count): \(shownNames)")
         if s.mixedSamples > 0 {
+            let sharpness = s.sharpness.map { Self.number($0) }.joined(separator: ", ")
             row("mixed", "\(s.mixedSamples) samples: \(s.pairs.count) pair\(s.pairs.count == 1 ? "" : "s"), \(s.groups) groups, "
-                + "\(s.levels.count) λ levels" + (s.sharpness.isEmpty ? "" : "; sharpness \(s.sharpness.map { Self.number($0) }.joined(separator: ", "))"))
+                + "\(s.levels.count) λ levels" + (sharpness.isEmpty ? "" : "; sharpness \(sharpness)"))
         }
         if s.realSamples > 0 {
             let counts = s.realClassCounts.filter { $0 > 0 }
-            let range = counts.isEmpty ? "" : counts.min() == counts.max() ? ", \(counts[0]) per class" : ", \(counts.min() ?? 0)–\(counts.max() ?? 0) per class"
+            let low = counts.min() ?? 0, high = counts.max() ?? 0
+            let range = counts.isEmpty ? "" : low == high ? ", \(low) per class" : ", \(low)–\(high) per class"
             row("real", "\(s.realSamples) samples of \(counts.count) classes\(range)")
         }
         if let rate = s.consistencyRate {
@@ -334,13 +351,12 @@ struct InspectText {
             row("label entropy", String(format: "mean %.2f bits, max %.2f (a 50/50 label: 1 bit)", mean, max))
         }
         let perSample = s.samples > 0 ? ", \(Self.bytes(s.bytesOnDisk / s.samples)) per sample" : ""
-        let ratio = s.bytesOnDisk > 0 ? String(format: " (raw %@, %.2f× smaller)", Self.bytes(s.rawBytes), Double(s.rawBytes) / Double(s.bytesOnDisk)) : ""
-        row("on disk", Self.bytes(s.bytesOnDisk) + perSample + ratio)
+        row("on disk", Self.bytes(s.bytesOnDisk) + perSample + "; \(Self.bytes(s.rawBytes)) uncompressed")
         if s.createdBy.count == 1 { row("written by", s.createdBy[0]) }
 
         guard s.mixedSamples > 0 else { return lines.joined(separator: "\n") }
         lines.append("")
-        lines += histogram("λ_gen", s.lambdaGen, marks: [(0, "0"), (0.5, "0.5"), (1, "1")])
+        lines.append(levelBars(s))
         var note: [String] = []
         if let mean = s.lambdaProjStatistics.mean, let sd = s.lambdaProjStatistics.standardDeviation,
            let low = s.lambdaProjStatistics.min, let high = s.lambdaProjStatistics.max {
@@ -348,7 +364,7 @@ struct InspectText {
         }
         if s.lambdaProj.below + s.lambdaProj.above > 0 { note.append("\(s.lambdaProj.below) below −0.5, \(s.lambdaProj.above) above 1.5") }
         if s.lambdaProjMissing > 0 { note.append("\(s.lambdaProjMissing) without λ̂") }
-        lines += histogram("λ̂", s.lambdaProj, marks: [(-0.5, "-0.5"), (0, "0"), (1, "1"), (1.5, "1.5")], note: note.joined(separator: "; "))
+        lines += histogram("λ̂", s.lambdaProj, marks: [(-0.5, "-0.5"), (0, "0"), (0.5, "0.5"), (1, "1"), (1.5, "1.5")], note: note.joined(separator: "; "))
 
         lines.append("")
         lines.append("  " + padded("λ_gen", 7) + Self.right("samples", 9) + Self.right("consistent", 12) + Self.right("mean λ̂", 9)
@@ -380,6 +396,17 @@ struct InspectText {
 
     /// Pairs listed in the table at most.
     static let maximumPairRows = 50
+
+    /// Samples per λ level as block characters, with the levels' range.
+    private func levelBars(_ s: DatasetSummary) -> String {
+        let counts = s.levels.map(\.samples)
+        let largest = counts.max() ?? 0
+        let bars = String(counts.map { Self.blocks[min(7, max(0, Int((Double($0) / Double(max(1, largest)) * 8).rounded(.up)) - 1))] })
+        let low = s.levels.first?.lambdaGen ?? 0, high = s.levels.last?.lambdaGen ?? 0
+        let what = s.levelsBinned ? "\(s.levels.count) bins of 0.1" : "\(s.levels.count) level\(s.levels.count == 1 ? "" : "s")"
+        let each = counts.min() == counts.max() ? "\(largest) samples each" : "\(counts.min() ?? 0)–\(largest) samples each"
+        return "  " + padded("λ_gen", 7) + "▕" + bars + "▏  " + what + String(format: " from %.2f to %.2f, ", low, high) + each
+    }
 
     /// A one-line histogram in block characters with an axis line under it.
     private func histogram(_ label: String, _ h: Histogram, marks: [(Double, String)], note: String = "") -> [String] {
