@@ -37,7 +37,8 @@ demo: build
 	$(CSM) sample --seeds 0-7 --trajectory Sneaker:"Ankle boot" --lambdas 8 --grid demo-out/trajectories.png
 	@echo "wrote demo-out/trajectories.png (rows: seeds 0-7; columns: λ = 0 … 1 on Sneaker)"
 	$(CSM) generate --out demo-out/data
-	@echo "shards and manifest: demo-out/data/"
+	$(CSM) inspect demo-out/data --verify --grid demo-out/grid.png --plot demo-out/plot.png
+	@echo "shards and manifest: demo-out/data/; pictures: demo-out/trajectories.png, demo-out/grid.png, demo-out/plot.png"
 
 ## bench: csm against PyTorch in the same run — sampling, then the loader on the demo
 ## shards (installs PyTorch with pip).
