@@ -37,6 +37,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // HDF5 macros Swift cannot import (H5P_DEFAULT, H5T_NATIVE_*, …) as functions, and the error stack.
         .target(name: "CHDF5Shim", dependencies: ["CHDF5"]),
+        // libjpeg (Debian's libjpeg62-turbo) behind a setjmp-safe C wrapper.
+        .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
 
         // Tensors, BLAS bridge, kernels, thread pool. Knows nothing about diffusion or files.
         .target(name: "CSMNumerics", dependencies: ["CBLAS"], swiftSettings: optimised),
@@ -49,7 +51,7 @@ let package = Package(
         // Calibration metrics, reliability diagrams, losses, temperature scaling.
         .target(name: "CSMCalibration", dependencies: ["CSMPictures"], swiftSettings: optimised),
         // The csm-shard/1 HDF5 schema: writer, reader, manifest.
-        .target(name: "CSMShards", dependencies: ["CHDF5", "CHDF5Shim", "CZlib", "CPNG", .product(name: "Crypto", package: "swift-crypto")],
+        .target(name: "CSMShards", dependencies: ["CHDF5", "CHDF5Shim", "CZlib", "CPNG", "CJPEGShim", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: optimised),
 
         // The loader library: datasets over shards, paired sampling, transforms, batching, prefetch.
@@ -72,7 +74,7 @@ let package = Package(
         .testTarget(name: "CSMPicturesTests", dependencies: ["CSMPictures"]),
         .testTarget(name: "CSMPipelineTests", dependencies: ["CSMPipeline", "CSMDiffusion", "CSMModels", "CSMShards"]),
         .testTarget(name: "CSMCalibrationTests", dependencies: ["CSMCalibration", "CSMModels"]),
-        .testTarget(name: "CSMShardsTests", dependencies: ["CSMShards"]),
+        .testTarget(name: "CSMShardsTests", dependencies: ["CSMShards", "CJPEGShim"]),
         .testTarget(name: "CSMLoaderTests", dependencies: ["CSMLoader", "CSMShards"]),
         // Runs the built csm binary end to end.
         .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels", "CSMShards", "CSMPipeline", "CSMLoader"]),

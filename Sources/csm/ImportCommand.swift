@@ -191,7 +191,7 @@ struct ImportCIFAR100: ParsableCommand {
 struct ImportFolder: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "folder",
-        abstract: "Import an ImageFolder tree: one subfolder per class (sorted by name), PNG images inside.")
+        abstract: "Import an ImageFolder tree: one subfolder per class (sorted by name), PNG or JPEG images inside.")
 
     @Argument(help: ArgumentHelp("The root folder.", valueName: "dir"))
     var root: String

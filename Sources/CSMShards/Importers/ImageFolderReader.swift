@@ -1,12 +1,14 @@
+import CJPEGShim
 import CPNG
 import Foundation
 
 /// Reads an ImageFolder tree: one subfolder per class (classes sorted by folder name),
-/// PNG images inside. Every image must have the size of the first; images are stored grey
-/// when the first image is grey and RGB otherwise (libpng converts the others).
+/// PNG (libpng) and JPEG (libjpeg) images inside. Every image must have the size of the
+/// first; images are stored grey when the first image is grey and RGB otherwise (the
+/// libraries convert the others).
 public enum ImageFolderReader {
     /// File extensions read as images.
-    public static let extensions: Set<String> = ["png"]
+    public static let extensions: Set<String> = ["png", "jpg", "jpeg"]
 
     /// Reads every image under `root`; `progress` gets the number of images read so far.
     public static func read(_ root: String, progress: ((Int, Int) -> Void)? = nil) throws -> LabeledImages {
@@ -28,12 +30,12 @@ public enum ImageFolderReader {
                 files.append(((folder as NSString).appendingPathComponent(file), Int32(index)))
             }
         }
-        guard let first = files.first else { throw ImportError(root, "holds no .png images") }
-        let probe = try PNGImage.read(first.0, grey: nil)
+        guard let first = files.first else { throw ImportError(root, "holds no .png or .jpg images") }
+        let probe = try decode(first.0, grey: nil)
         var images: [UInt8] = []
         images.reserveCapacity(files.count * probe.pixels.count)
         for (done, (path, _)) in files.enumerated() {
-            let image = try PNGImage.read(path, grey: probe.channels == 1)
+            let image = try decode(path, grey: probe.channels == 1)
             guard image.width == probe.width, image.height == probe.height else {
                 throw ImportError(path, "is \(image.width)×\(image.height), but \(first.0) is \(probe.width)×\(probe.height)")
             }
@@ -42,6 +44,30 @@ public enum ImageFolderReader {
         }
         return LabeledImages(height: probe.height, width: probe.width, channels: probe.channels, classNames: classes,
                              images: images, labels: files.map(\.1))
+    }
+
+    /// Decodes a PNG or JPEG file by its extension.
+    static func decode(_ path: String, grey: Bool?) throws -> DecodedImage {
+        let ext = (path as NSString).pathExtension.lowercased()
+        return ext == "png" ? try DecodedImage.read(path, grey: grey) : try readJPEG(path, grey: grey)
+    }
+
+    /// A JPEG decoded by libjpeg to 8-bit grey or RGB.
+    static func readJPEG(_ path: String, grey: Bool?) throws -> DecodedImage {
+        var pixels: UnsafeMutablePointer<UInt8>?
+        var width: Int32 = 0, height: Int32 = 0, channels: Int32 = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let wanted: Int32 = grey.map { $0 ? 1 : 3 } ?? 0
+        let status = message.withUnsafeMutableBufferPointer {
+            csm_jpeg_read(path, wanted, &pixels, &width, &height, &channels, $0.baseAddress, $0.count)
+        }
+        guard status == 0, let pixels else {
+            throw ImportError(path, "is not a readable JPEG: \(message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })")
+        }
+        defer { csm_jpeg_free(pixels) }
+        let count = Int(width) * Int(height) * Int(channels)
+        return DecodedImage(width: Int(width), height: Int(height), channels: Int(channels),
+                        pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
     }
 
     private static func contents(_ folder: String) throws -> [String] {
@@ -53,15 +79,15 @@ public enum ImageFolderReader {
     }
 }
 
-/// A PNG decoded with libpng's simplified API to 8-bit grey or RGB.
-struct PNGImage {
+/// An image decoded to 8-bit grey or RGB, HWC (PNG through libpng, JPEG through libjpeg).
+struct DecodedImage {
     var width: Int
     var height: Int
     var channels: Int
     var pixels: [UInt8]
 
     /// Decodes `path`; `grey` forces grey (true) or RGB (false), nil keeps the file's own.
-    static func read(_ path: String, grey: Bool?) throws -> PNGImage {
+    static func read(_ path: String, grey: Bool?) throws -> DecodedImage {
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         guard png_image_begin_read_from_file(&image, path) != 0 else {
@@ -77,7 +103,7 @@ struct PNGImage {
             png_image_finish_read(&image, nil, $0.baseAddress, Int32(width * channels), nil)
         }
         guard ok != 0 else { throw ImportError(path, "cannot be decoded: \(message(image))") }
-        return PNGImage(width: width, height: height, channels: channels, pixels: pixels)
+        return DecodedImage(width: width, height: height, channels: channels, pixels: pixels)
     }
 
     private static func message(_ image: png_image) -> String {
