@@ -58,7 +58,7 @@ final class SampleCommandTests: XCTestCase {
         let model = packageRoot().appendingPathComponent("Datasets/fashion-mnist/fashion-mnist-edm-vp32.safetensors").path
         let bad = dir + "/truncated.safetensors"
         let bytes = FileManager.default.contents(atPath: model)!
-        FileManager.default.createFile(atPath: bad, contents: bytes.prefix(bytes.count / 2))
+        _ = FileManager.default.createFile(atPath: bad, contents: bytes.prefix(bytes.count / 2))
         let result = try runCSM(["sample", "--model", bad, "--seeds", "0-1", "--class", "3", "--grid", dir + "/g.png"])
         XCTAssertNotEqual(result.status, 0)
         let lines = result.err.split(separator: "\n")
