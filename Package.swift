@@ -64,7 +64,6 @@ let package = Package(
             name: "csm",
             dependencies: [
                 "CSMNumerics", "CSMModels", "CSMDiffusion", "CSMCalibration", "CSMPictures", "CSMPipeline", "CSMShards", "CSMLoader",
-                "CSMShards", "CSMPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
