@@ -24,11 +24,12 @@ build: deps
 	$(SWIFT) build $(BUILD_FLAGS) --product csm
 
 ## test: every test, optimised build (numeric code is too slow unoptimised), then the
-## Python reader's tests (h5py, numpy and pytest from pip; PyTorch optional).
+## Python reader's tests. h5py, numpy and pytest come from pip first: the Swift tests also
+## check that h5py reads csm's shards and agrees with the Swift loader. PyTorch is optional.
 test: deps
+	@python3 -c "import h5py, numpy, pytest" 2>/dev/null || python3 -m pip install -q h5py numpy pytest
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build
-	@python3 -c "import h5py, numpy, pytest" 2>/dev/null || python3 -m pip install -q h5py numpy pytest
 	python3 -m pytest -q -p no:cacheprovider tools/tests
 
 ## demo: class-mixed trajectories as a PNG, then a CSM dataset with the defaults (720 images).
