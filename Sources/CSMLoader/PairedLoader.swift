@@ -35,15 +35,15 @@ public final class PairedLoader: @unchecked Sendable {
         self.augmentations = max(0, augmentations)
         self.options = options
         var members: [Int64: [Int]] = [:]
-        for i in mixed.indices(kind: .mixed) { members[mixed.group[i], default: []].append(i) }
+        for i in mixed.indices(kind: .mixed) { members[mixed.columns.group[i], default: []].append(i) }
         var byClass = [[[Int]]](repeating: [], count: real.numClasses)
         for key in members.keys.sorted() {
-            let trajectory = members[key]!.sorted { mixed.lambdaGen[$0] < mixed.lambdaGen[$1] }
+            let trajectory = members[key]!.sorted { mixed.columns.lambdaGen[$0] < mixed.columns.lambdaGen[$1] }
             guard let first = trajectory.first, trajectory.count >= 2 else { continue }
-            byClass[Int(mixed.classA[first])].append(trajectory)
-            byClass[Int(mixed.classB[first])].append(trajectory)
+            byClass[Int(mixed.columns.classA[first])].append(trajectory)
+            byClass[Int(mixed.columns.classB[first])].append(trajectory)
         }
-        for c in Set(self.real.indices.map { Int(real.classA[$0]) }) where byClass[c].isEmpty {
+        for c in Set(self.real.indices.map { Int(real.columns.classA[$0]) }) where byClass[c].isEmpty {
             throw LoaderError("no mixed trajectory contains class \(c) (\(real.classNames[c]))")
         }
         trajectoriesByClass = byClass
@@ -54,11 +54,11 @@ public final class PairedLoader: @unchecked Sendable {
     /// The mixed samples chosen for real sample `index` at `position` of `epoch`:
     /// endpoint first, then the interior members.
     public func group(forReal index: Int, position: Int, epoch: Int) -> [Int] {
-        let c = Int(real.set.classA[index])
+        let c = Int(real.set.columns.classA[index])
         var random = LoaderRandom(options.seed, UInt64(epoch), UInt64(position), 0x5041_4952)
         let candidates = trajectoriesByClass[c]
         let trajectory = candidates[random.next(below: candidates.count)]
-        let endpoint = Int(mixed.classA[trajectory[0]]) == c ? trajectory.last! : trajectory.first!
+        let endpoint = Int(mixed.columns.classA[trajectory[0]]) == c ? trajectory.last! : trajectory.first!
         let interior = Array(trajectory.dropFirst().dropLast())
         var chosen = [endpoint]
         for _ in 0..<augmentations {
@@ -78,7 +78,7 @@ public final class PairedLoader: @unchecked Sendable {
             batchSize: max(1, chosen.count), shuffle: false, seed: options.seed ^ 0x4D49_5845, sharpness: options.sharpness,
             transform: options.transform, prefetch: 1, threads: 1))
         let mixedBatch = try mixedLoader.batch(0, epoch: epoch)
-        return PairedBatch(real: realBatch, realLabels: realBatch.indices.map { Int(real.set.classA[$0]) },
+        return PairedBatch(real: realBatch, realLabels: realBatch.indices.map { Int(real.set.columns.classA[$0]) },
                            mixed: mixedBatch, groupSize: augmentations + 1)
     }
 

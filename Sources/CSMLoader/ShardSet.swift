@@ -21,24 +21,16 @@ public final class ShardSet: @unchecked Sendable {
     public let channels: Int
     public let classNames: [String]
 
-    // Columns over the whole set.
-    public let labels: [Float]
-    public let classA: [Int32]
-    public let classB: [Int32]
-    public let lambdaGen: [Float]
-    public let lambdaProj: [Float]
-    public let probA: [Float]
-    public let probB: [Float]
-    public let consistent: [UInt8]
-    public let group: [Int64]
-    public let seed: [Int64]
+    /// The per-sample columns of the whole set (all but the images, which stay per shard):
+    /// labels, class_a, class_b, lambda_gen, lambda_proj, prob_a, prob_b, consistent, group, seed.
+    public let columns: ShardSamples
     /// Which shard each sample is in.
     public let shardOfSample: [Int32]
 
     private var imageCache: [[UInt8]?]
     private let locks: [NSLock]
 
-    public var count: Int { classA.count }
+    public var count: Int { columns.count }
     public var numClasses: Int { classNames.count }
     public var imageSize: Int { height * width * channels }
 
@@ -53,8 +45,7 @@ public final class ShardSet: @unchecked Sendable {
         for path in paths { files += try Self.shardFiles(path) }
         guard !files.isEmpty else { throw ShardError(paths.first ?? "", "no shards") }
         var shards: [Shard] = []
-        var labels: [Float] = [], classA: [Int32] = [], classB: [Int32] = [], lambdaGen: [Float] = [], lambdaProj: [Float] = []
-        var probA: [Float] = [], probB: [Float] = [], consistent: [UInt8] = [], group: [Int64] = [], seed: [Int64] = []
+        var columns: ShardSamples?
         var shardOfSample: [Int32] = []
         var shape: (Int, Int, Int)?
         var names: [String]?
@@ -68,32 +59,21 @@ public final class ShardSet: @unchecked Sendable {
             }
             shape = (reader.height, reader.width, reader.channels)
             names = reader.metadata.classNames
-            shards.append(Shard(path: file, metadata: reader.metadata, offset: classA.count, count: reader.count))
-            labels += try reader.labels()
-            classA += try reader.classA()
-            classB += try reader.classB()
-            lambdaGen += try reader.lambdaGen()
-            lambdaProj += try reader.lambdaProj()
-            probA += try reader.probA()
-            probB += try reader.probB()
-            consistent += try reader.consistent()
-            group += try reader.group()
-            seed += try reader.seed()
+            shards.append(Shard(path: file, metadata: reader.metadata, offset: columns?.count ?? 0, count: reader.count))
+            // Everything but the images, which are read on first use.
+            let part = ShardSamples(
+                height: reader.height, width: reader.width, channels: reader.channels, numClasses: reader.numClasses, images: [],
+                labels: try reader.labels(), classA: try reader.classA(), classB: try reader.classB(),
+                lambdaGen: try reader.lambdaGen(), lambdaProj: try reader.lambdaProj(), probA: try reader.probA(),
+                probB: try reader.probB(), consistent: try reader.consistent(), group: try reader.group(), seed: try reader.seed())
+            if columns == nil { columns = part } else { columns!.append(contentsOf: part) }
             shardOfSample += [Int32](repeating: Int32(shards.count - 1), count: reader.count)
         }
         self.shards = shards
         (height, width, channels) = shape ?? (0, 0, 0)
         classNames = names ?? []
-        self.labels = labels
-        self.classA = classA
-        self.classB = classB
-        self.lambdaGen = lambdaGen
-        self.lambdaProj = lambdaProj
-        self.probA = probA
-        self.probB = probB
-        self.consistent = consistent
-        self.group = group
-        self.seed = seed
+        guard let columns else { throw ShardError(paths.first ?? "", "no shards") }
+        self.columns = columns
         self.shardOfSample = shardOfSample
         imageCache = [[UInt8]?](repeating: nil, count: shards.count)
         locks = shards.map { _ in NSLock() }
@@ -144,20 +124,22 @@ public final class ShardSet: @unchecked Sendable {
     /// (λ' = clip(σ(s·(λ̂ − 0.5)), 0, 1) on class a, 1 − λ' on class b; real data stays one-hot).
     public func label(_ i: Int, sharpness: Double? = nil) -> [Float] {
         let k = numClasses
-        guard let sharpness, !isReal(i), lambdaProj[i].isFinite else { return Array(labels[(i * k)..<((i + 1) * k)]) }
+        let c = columns
+        guard let sharpness, !isReal(i), c.lambdaProj[i].isFinite else { return Array(c.labels[(i * k)..<((i + 1) * k)]) }
         var label = [Float](repeating: 0, count: k)
-        let ratio = Float(min(1, max(0, 1 / (1 + exp(-sharpness * (Double(lambdaProj[i]) - 0.5))))))
-        label[Int(classA[i])] += ratio
-        label[Int(classB[i])] += 1 - ratio
+        let ratio = Float(min(1, max(0, 1 / (1 + exp(-sharpness * (Double(c.lambdaProj[i]) - 0.5))))))
+        label[Int(c.classA[i])] += ratio
+        label[Int(c.classB[i])] += 1 - ratio
         return label
     }
 
     /// Indices of the samples that pass a filter.
     public func indices(consistentOnly: Bool = false, pairs: [(Int, Int)]? = nil, kind: ShardKind? = nil) -> [Int] {
-        (0..<count).filter { i in
-            if consistentOnly && consistent[i] == 0 { return false }
+        let c = columns
+        return (0..<count).filter { i in
+            if consistentOnly && c.consistent[i] == 0 { return false }
             if let kind, (isReal(i) ? ShardKind.real : .mixed) != kind { return false }
-            if let pairs, !pairs.contains(where: { Int32($0.0) == classA[i] && Int32($0.1) == classB[i] || Int32($0.1) == classA[i] && Int32($0.0) == classB[i] }) {
+            if let pairs, !pairs.contains(where: { Int32($0.0) == c.classA[i] && Int32($0.1) == c.classB[i] || Int32($0.1) == c.classA[i] && Int32($0.0) == c.classB[i] }) {
                 return false
             }
             return true

@@ -195,6 +195,21 @@ public struct ShardSamples: Equatable, Sendable {
     /// Number of samples N.
     public var count: Int { classA.count }
 
+    /// Appends the samples of `other` (same image size and classes).
+    public mutating func append(contentsOf other: ShardSamples) {
+        images += other.images
+        labels += other.labels
+        classA += other.classA
+        classB += other.classB
+        lambdaGen += other.lambdaGen
+        lambdaProj += other.lambdaProj
+        probA += other.probA
+        probB += other.probB
+        consistent += other.consistent
+        group += other.group
+        seed += other.seed
+    }
+
     /// Bytes of one image.
     public var imageSize: Int { height * width * channels }
 

@@ -41,7 +41,7 @@ final class PythonReaderTests: XCTestCase {
             XCTAssertEqual(image, Array(try set.image(index)), "image \(index)")
             let label = (sample["label"] as? [NSNumber])?.map { $0.floatValue }
             XCTAssertEqual(label, set.label(index), "label \(index)")
-            XCTAssertEqual((sample["group"] as? NSNumber)?.int64Value, set.group[index])
+            XCTAssertEqual((sample["group"] as? NSNumber)?.int64Value, set.columns.group[index])
         }
     }
 }

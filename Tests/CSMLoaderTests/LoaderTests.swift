@@ -87,15 +87,15 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(try ShardSet(path: dir + "/manifest.json").count, 24)
         XCTAssertEqual(try ShardSet(path: dir + "/mixed-00001.h5").count, 12)
         XCTAssertEqual(Array(try set.image(13)), (0..<20).map { UInt8(truncatingIfNeeded: 3 * 31 + 1 * 7 + $0) })
-        XCTAssertEqual(set.group[13], 3)
+        XCTAssertEqual(set.columns.group[13], 3)
         XCTAssertEqual(set.indices(consistentOnly: true).count, 18)
         XCTAssertEqual(set.indices(pairs: [(1, 0)]).count, 8)
         // Soft labels re-derived from λ̂ for another sharpness.
         let label = set.label(5, sharpness: 4)
-        let expected = Float(1 / (1 + exp(-4 * (Double(set.lambdaProj[5]) - 0.5))))
-        XCTAssertEqual(label[Int(set.classA[5])], expected, accuracy: 1e-6)
+        let expected = Float(1 / (1 + exp(-4 * (Double(set.columns.lambdaProj[5]) - 0.5))))
+        XCTAssertEqual(label[Int(set.columns.classA[5])], expected, accuracy: 1e-6)
         XCTAssertEqual(label.reduce(0, +), 1, accuracy: 1e-6)
-        XCTAssertEqual(set.label(5), Array(set.labels[15..<18]))
+        XCTAssertEqual(set.label(5), Array(set.columns.labels[15..<18]))
     }
 
     func testEpochsCoverEverySampleOnceAndAreDeterministic() throws {
@@ -156,12 +156,12 @@ final class LoaderTests: XCTestCase {
             for (j, c) in batch.realLabels.enumerated() {
                 let group = Array(batch.mixed.indices[(j * 3)..<((j + 1) * 3)])
                 for i in group {
-                    XCTAssertTrue(mixed.classA[i] == c || mixed.classB[i] == c, "group contains the real class")
-                    XCTAssertEqual(mixed.group[i], mixed.group[group[0]], "one trajectory")
+                    XCTAssertTrue(mixed.columns.classA[i] == c || mixed.columns.classB[i] == c, "group contains the real class")
+                    XCTAssertEqual(mixed.columns.group[i], mixed.columns.group[group[0]], "one trajectory")
                 }
                 let endpoint = group[0]
-                XCTAssertEqual(mixed.lambdaGen[endpoint], Int(mixed.classA[endpoint]) == c ? 1 : 0, "endpoint of class \(c)")
-                for i in group.dropFirst() { XCTAssertTrue(mixed.lambdaGen[i] > 0 && mixed.lambdaGen[i] < 1) }
+                XCTAssertEqual(mixed.columns.lambdaGen[endpoint], Int(mixed.columns.classA[endpoint]) == c ? 1 : 0, "endpoint of class \(c)")
+                for i in group.dropFirst() { XCTAssertTrue(mixed.columns.lambdaGen[i] > 0 && mixed.columns.lambdaGen[i] < 1) }
             }
             total += batch.real.count
         }
