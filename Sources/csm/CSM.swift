@@ -1,19 +1,26 @@
 import ArgumentParser
 
 /// `csm`: calibration-aware semantic mixing — sample class-mixed images from a diffusion
-/// model, measure calibration, and (soon) write and inspect soft-label HDF5 shards.
+/// model, reannotate their soft labels, write and inspect HDF5 shards, measure calibration.
 @main
 struct CSM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "csm",
         abstract: "Calibration-aware semantic mixing: class-mixed diffusion samples with soft labels.",
         discussion: """
-            Examples:
-              csm sample --seeds 0-15 --mix 7:9:0.7 --png out/        # 70% sneaker, 30% ankle boot
+            A typical run with the shipped Fashion-MNIST models: look at a trajectory, make
+            the mixed data, import the real data, check the result.
+              csm sample --seeds 0-7 --trajectory Sneaker:"Ankle boot" --grid traj.png
+              csm generate --out data/mixed
+              csm import fashion-mnist --split train --out data/real-train
+              csm inspect data/mixed --verify --grid grid.png --plot plot.png
               csm evaluate --logits val.safetensors --diagram rel.png
             """,
         version: CSMVersion.string,
-        subcommands: [SampleCommand.self, GenerateCommand.self, MergeCommand.self, InspectCommand.self, EvaluateCommand.self, ImportCommand.self, PrototypesCommand.self, BenchKernelsCommand.self, BenchLoaderCommand.self])
+        subcommands: [
+            SampleCommand.self, GenerateCommand.self, MergeCommand.self, ImportCommand.self, PrototypesCommand.self,
+            InspectCommand.self, EvaluateCommand.self, BenchKernelsCommand.self, BenchLoaderCommand.self,
+        ])
 }
 
 enum CSMVersion {
