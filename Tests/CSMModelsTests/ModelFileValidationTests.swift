@@ -26,19 +26,7 @@ final class ModelFileValidationTests: XCTestCase {
     }
 
     func assertRejected(_ bytes: [UInt8], mentions: String, file: StaticString = #filePath, line: UInt = #line) {
-        let path = NSTemporaryDirectory() + "csm-bad-\(UUID().uuidString).safetensors"
-        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        do {
-            _ = try EDMModel(path: path)
-            XCTFail("accepted a bad file (expected: \(mentions))", file: file, line: line)
-        } catch let error as ModelFileError {
-            XCTAssertEqual(error.path, path, file: file, line: line)
-            XCTAssertTrue(error.description.contains(mentions), "'\(error.description)' should mention '\(mentions)'", file: file, line: line)
-            XCTAssertFalse(error.description.contains("\n"), file: file, line: line)
-        } catch {
-            XCTFail("untyped error \(error)", file: file, line: line)
-        }
+        assertModelFileRejected(bytes, mentions: mentions, load: { _ = try EDMModel(path: $0) }, file: file, line: line)
     }
 
     func testEmptyFile() { assertRejected([], mentions: "empty file") }
