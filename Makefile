@@ -7,7 +7,7 @@ CSM         = .build/release/csm
 PACKAGES    = libopenblas-dev libhdf5-dev libpng-dev libjpeg-dev zlib1g-dev dataset-fashion-mnist
 SUDO        = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps build test test-slurm test-distributed demo bench clean
 
 all: build
 
@@ -24,13 +24,27 @@ build: deps
 	$(SWIFT) build $(BUILD_FLAGS) --product csm
 
 ## test: every test, optimised build (numeric code is too slow unoptimised), then the
-## Python reader's tests. h5py, numpy and pytest come from pip first: the Swift tests also
-## check that h5py reads csm's shards and agrees with the Swift loader. PyTorch is optional.
+## Python reader's tests, then the Slurm test (about a minute). h5py, numpy and pytest come
+## from pip first: the Swift tests also check that h5py reads csm's shards and agrees with
+## the Swift loader. PyTorch is optional.
 test: deps
 	@python3 -c "import h5py, numpy, pytest" 2>/dev/null || python3 -m pip install -q h5py numpy pytest
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build
 	python3 -m pytest -q -p no:cacheprovider tools/tests
+	$(SUDO) tools/slurm/test_slurm.sh
+
+## test-slurm: the README's Slurm array script on a private single-node Slurm cluster (root;
+## installs slurm-wlm and munge with apt when missing): merged parts equal one csm generate
+## byte for byte, also after a task is cancelled mid-shard and resubmitted. Part of make test.
+test-slurm: build
+	$(SUDO) tools/slurm/test_slurm.sh
+
+## test-distributed: CSMDataset and PairedCSMDataset under torchrun with 2 processes (gloo,
+## CPU) and DistributedSampler (installs PyTorch with pip when missing).
+test-distributed:
+	@python3 -c "import torch, h5py, numpy, pytest" 2>/dev/null || python3 -m pip install -q torch numpy h5py pytest
+	python3 -m pytest -q -p no:cacheprovider tools/tests/test_distributed.py
 
 ## demo: class-mixed trajectories as a PNG, then a CSM dataset with the defaults (720 images).
 demo: build

@@ -65,6 +65,32 @@ final class GenerateCommandTests: XCTestCase {
         }
     }
 
+    /// A Slurm array task is worker SLURM_ARRAY_TASK_ID, also when resubmitted alone
+    /// (`sbatch --array=1`: Slurm then says MIN = MAX = 1, COUNT = 1); the count comes from
+    /// --num-shards. A Kubernetes Indexed Job's pod is worker JOB_COMPLETION_INDEX.
+    func testSchedulerIndicesNameTheWorker() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let resubmitted = ["SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": "1",
+                           "SLURM_ARRAY_TASK_COUNT": "1", "JOB_COMPLETION_INDEX": ""]
+        let flags = try runCSM(arguments(dir + "/flags", ["--shard-index", "1", "--num-shards", "3"]))
+        XCTAssertEqual(flags.status, 0, flags.err)
+        let slurm = try runCSM(arguments(dir + "/slurm", ["--num-shards", "3"]), environment: resubmitted)
+        XCTAssertEqual(slurm.status, 0, slurm.err)
+        XCTAssertEqual(try files(dir + "/flags").keys.sorted(), ["manifest.json", "mixed-00001.h5"])
+        XCTAssertEqual(try files(dir + "/slurm"), try files(dir + "/flags"))
+
+        let noCount = try runCSM(arguments(dir + "/no-count"), environment: resubmitted)
+        XCTAssertNotEqual(noCount.status, 0)
+        XCTAssertTrue(noCount.err.contains("SLURM_ARRAY_TASK_ID") && noCount.err.contains("--num-shards"), noCount.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/no-count/manifest.json"))
+
+        let pod = try runCSM(arguments(dir + "/pod", ["--num-shards", "3"]),
+                             environment: ["JOB_COMPLETION_INDEX": "2", "SLURM_ARRAY_TASK_ID": ""])
+        XCTAssertEqual(pod.status, 0, pod.err)
+        XCTAssertEqual(try files(dir + "/pod").keys.sorted(), ["manifest.json", "mixed-00002.h5"])
+    }
+
     func testKilledRunResumesToTheSameBytes() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
