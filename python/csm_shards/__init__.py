@@ -14,8 +14,12 @@ and, for PyTorch users (torch is imported only when these classes are used):
     CSMDataset(path, transform=None, sharpness=None)       # (image [C, H, W], soft label [K])
     PairedCSMDataset(real_path, mixed_path, n_aug=2)       # the CSM paper's real + mixed pairing
 
-From the command line, `python3 csm_shards.py dump PATH --indices 0,5,17` prints samples as
-JSON (image SHA-256 or pixel lists, labels, every column) and `info PATH` a summary.
+From the command line, `csm-shards dump PATH --indices 0,5,17` (or `python3 -m csm_shards`)
+prints samples as JSON (image SHA-256 or pixel lists, labels, every column) and `info PATH`
+a summary.
+
+Install with `pip install ./python` from a csm checkout (`pip install "./python[torch]"` adds
+PyTorch for the datasets).
 
 Shard layout (README "Shards (`csm-shard/1`)", SPEC §4.3): datasets `images` uint8
 [N, H, W, C], `labels` float32 [N, K], `class_a`/`class_b` int32 [N], `lambda_gen`,
@@ -38,6 +42,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import h5py
 import numpy as np
+
+__version__ = "0.1.0"
 
 __all__ = [
     "SHARD_SCHEMA", "MANIFEST_SCHEMA", "DATASETS", "SAMPLE_KEYS", "ShardError", "ShardInfo", "CSMShards",
@@ -853,7 +859,7 @@ def info_json(shards: CSMShards) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="csm_shards.py", description="Read csm-shard/1 shards; JSON on stdout.")
+    parser = argparse.ArgumentParser(prog="csm-shards", description="Read csm-shard/1 shards; JSON on stdout.")
     commands = parser.add_subparsers(dest="command", required=True)
     dump = commands.add_parser("dump", help="print samples as JSON")
     info = commands.add_parser("info", help="print a summary as JSON")
@@ -884,12 +890,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "class_names": list(shards.class_names), "image_shape": list(shards.image_shape),
                       "samples": [sample_json(shards, i, args.images) for i in indices]}
     except (ShardError, ValueError, OSError) as error:
-        print(f"csm_shards.py: error: {error}", file=sys.stderr)
+        print(f"csm-shards: error: {error}", file=sys.stderr)
         return 1
     json.dump(result, sys.stdout, allow_nan=False)
     sys.stdout.write("\n")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,7 +17,7 @@ def test_two_ranks_see_disjoint_halves_and_pairs_stay_paired(mixed_run, real_run
     pytest.importorskip("torch")
     mixed, _ = mixed_run
     real, _ = real_run
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(HERE), os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                os.path.join(HERE, "distributed_worker.py"), real, mixed]
     result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)

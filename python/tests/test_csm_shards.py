@@ -1,4 +1,4 @@
-"""Tests of tools/csm_shards.py on tiny shards written by conftest's helpers (numpy + h5py;
+"""Tests of the installed csm_shards package on tiny shards written by conftest's helpers (numpy + h5py;
 the PyTorch tests are skipped without torch, the csm integration test without a built csm)."""
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import (CLASS_NAMES, IMAGE_SHAPE, TOOLS, concat, csm_labels, mixed_columns, real_columns,
+from conftest import (CLASS_NAMES, IMAGE_SHAPE, ROOT, concat, csm_labels, mixed_columns, real_columns,
                       write_manifest, write_shard)
 from csm_shards import CSMShards, ShardError, TrajectoryPairing, calibrated_ratio
 
-ROOT = os.path.dirname(TOOLS)
-SCRIPT = os.path.join(TOOLS, "csm_shards.py")
 SCALARS = ("class_a", "class_b", "lambda_gen", "lambda_proj", "prob_a", "prob_b", "consistent", "group", "seed")
 
 
@@ -31,6 +29,26 @@ def assert_sample(sample: dict, columns: dict, row: int) -> None:
     for name in SCALARS:
         np.testing.assert_array_equal(sample[name], columns[name][row])
         assert sample[name].dtype == columns[name].dtype, name
+
+
+# -- the package
+
+
+def test_runs_against_the_installed_package():
+    """The tests import csm_shards as users do: the distribution pip installed, not a path."""
+    import importlib.metadata
+
+    import csm_shards
+    assert importlib.metadata.version("csm-shards") == csm_shards.__version__
+    files = importlib.metadata.distribution("csm-shards").files or []
+    installed = {os.path.realpath(str(f.locate())) for f in files if str(f).endswith(".py")}
+    assert os.path.realpath(csm_shards.__file__) in installed or _is_editable(), csm_shards.__file__
+
+
+def _is_editable() -> bool:
+    import importlib.metadata
+    direct = importlib.metadata.distribution("csm-shards").read_text("direct_url.json") or "{}"
+    return json.loads(direct).get("dir_info", {}).get("editable", False)
 
 
 # -- reading
@@ -338,7 +356,7 @@ def test_pairing_respects_consistency(mixed_run, real_run):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "csm_shards", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_cli_dump(mixed_run, real_run):
@@ -412,7 +430,7 @@ def test_torch_datasets(mixed_run, real_run):
 
 def test_train_example_runs(mixed_run, real_run, tmp_path):
     pytest.importorskip("torch")
-    result = subprocess.run([sys.executable, os.path.join(TOOLS, "train_example.py"), "--real", real_run[0],
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train_example.py"), "--real", real_run[0],
                              "--mixed", mixed_run[0], "--max-steps", "3", "--batch-size", "4"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
