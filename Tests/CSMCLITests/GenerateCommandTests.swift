@@ -92,6 +92,43 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertEqual(try files(dir + "/pod").keys.sorted(), ["manifest.json", "mixed-00002.h5"])
     }
 
+    /// `csm merge parts/0 parts/2` of a three-way split: refused naming shard 1, nothing
+    /// written; with --partial merged and then reported incomplete by csm inspect; the last
+    /// part merged in later completes it.
+    func testMergeOfIncompletePartsFailsNamingTheMissingShards() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for i in 0..<3 {
+            let part = try runCSM(arguments(dir + "/parts/\(i)", ["--shard-index", "\(i)", "--num-shards", "3"]))
+            XCTAssertEqual(part.status, 0, part.err)
+        }
+        let refused = try runCSM(["merge", dir + "/parts/0", dir + "/parts/2", "--out", dir + "/data"])
+        XCTAssertEqual(refused.status, 1, refused.err)
+        XCTAssertTrue(refused.err.contains("lacks shard 1 of 3") && refused.err.contains("--partial"), refused.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/data/manifest.json"))
+
+        let partial = try runCSM(["merge", dir + "/parts/0", dir + "/parts/2", "--out", dir + "/data", "--partial"])
+        XCTAssertEqual(partial.status, 0, partial.err)
+        XCTAssertTrue(partial.err.contains("INCOMPLETE") && partial.err.contains("lacks shard 1 of 3"), partial.err)
+        let inspect = try runCSM(["inspect", dir + "/data"])
+        XCTAssertEqual(inspect.status, 0, inspect.err)
+        XCTAssertTrue(inspect.out.contains("INCOMPLETE: lacks shard 1 of 3"), inspect.out)
+        let verify = try runCSM(["inspect", dir + "/data", "--verify"])
+        XCTAssertEqual(verify.status, 1, verify.out)
+        XCTAssertTrue(verify.out.contains("incomplete dataset: lacks shard 1 of 3"), verify.out)
+        let json = try runCSM(["inspect", dir + "/data", "--json"])
+        let summary = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any])?["summary"] as? [String: Any])
+        XCTAssertEqual(summary["missing_shards"] as? [Int], [1])
+        XCTAssertEqual(summary["expected_shards"] as? Int, 3)
+
+        let completed = try runCSM(["merge", dir + "/parts/1", "--out", dir + "/data"])
+        XCTAssertEqual(completed.status, 0, completed.err)
+        XCTAssertFalse(completed.err.contains("INCOMPLETE"), completed.err)
+        let clean = try runCSM(["inspect", dir + "/data", "--verify"])
+        XCTAssertEqual(clean.status, 0, clean.out + clean.err)
+        XCTAssertFalse(clean.out.contains("INCOMPLETE"), clean.out)
+    }
+
     func testKilledRunResumesToTheSameBytes() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -103,6 +103,38 @@ def test_empty_shard_in_a_run(tmp_path):
     assert_sample(data[0], full, 0)
 
 
+def test_incomplete_run_names_the_missing_shards(mixed_run, tmp_path):
+    directory, parts = mixed_run
+    manifest = os.path.join(directory, "manifest.json")
+    complete = {"num_shards": 3}
+    write_manifest(directory, [("mixed-00000.h5", 0), ("mixed-00001.h5", 1), ("mixed-00002.h5", 2)], config=complete)
+    data = CSMShards(directory)
+    assert data.expected_shards == 3 and data.missing_shards == []
+
+    write_manifest(directory, [("mixed-00002.h5", 2), ("mixed-00000.h5", 0)], config=complete)
+    with pytest.raises(ShardError) as caught:
+        CSMShards(directory)
+    assert str(caught.value).startswith(f"{manifest}: incomplete dataset: lacks shard 1 of 3 (")
+    assert "allow_incomplete=True" in str(caught.value)
+    partial = CSMShards(directory, allow_incomplete=True)
+    assert partial.expected_shards == 3 and partial.missing_shards == [1] and len(partial) == 20
+    assert len(CSMShards(os.path.join(directory, "mixed-00001.h5"))) == 10      # one file: what was asked for
+
+    write_manifest(directory, [("mixed-00001.h5", 1)], config={"num_shards": 9})
+    with pytest.raises(ShardError, match="lacks shards 0, 2–8 of 9"):
+        CSMShards(manifest)
+    refused = run_cli("info", directory)
+    assert refused.returncode == 1 and "incomplete dataset: lacks shards 0, 2–8 of 9" in refused.stderr
+    info = json.loads(run_cli("info", directory, "--allow-incomplete").stdout)
+    assert info["expected_shards"] == 9 and info["missing_shards"] == [0, 2, 3, 4, 5, 6, 7, 8]
+
+
+def test_describe_missing():
+    from csm_shards import describe_missing
+    assert describe_missing([1], 3) == "lacks shard 1 of 3"
+    assert describe_missing([0, 1, 2, 5, 7, 8], 9) == "lacks shards 0–2, 5, 7, 8 of 9"
+
+
 def test_pickles_without_open_files(mixed_run):
     directory, parts = mixed_run
     data = CSMShards(directory)

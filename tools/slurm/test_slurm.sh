@@ -203,6 +203,12 @@ echo "$states" | grep -q "^$victim CANCELLED" || fail "task $victim was not canc
 listed=$(grep -o '"mixed-[0-9]*\.h5"' "$manifest" | wc -l)
 [ "$listed" = 1 ] || fail "task $victim's manifest lists $listed shards: it was not cancelled mid-shard"
 say "task $victim cancelled in its second shard (manifest lists 1 shard)"
+if (cd "$WORK/run2" && csm merge parts/* --out data/ 2>"$WORK/log/merge-incomplete.err"); then
+    fail "csm merge accepted parts that lack a shard"
+fi
+grep -q "lacks shard" "$WORK/log/merge-incomplete.err" || fail "csm merge did not name the missing shard ($WORK/log/merge-incomplete.err)"
+[ ! -e "$WORK/run2/data/manifest.json" ] || fail "the refused csm merge wrote a manifest"
+say "csm merge of the incomplete parts refused: $(cat "$WORK/log/merge-incomplete.err")"
 job=$(submit "$WORK/run2" --array="$victim")
 states=$(wait_job "$job")
 echo "$states" | sed 's/^/    task /'
