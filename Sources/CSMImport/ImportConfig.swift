@@ -7,12 +7,15 @@ import Foundation
 public struct ImportConfig: Codable, Equatable, Sendable {
     /// One input file and its SHA-256.
     public struct File: Codable, Equatable, Sendable {
+        /// The file's path as given.
         public var file: String
+        /// Its SHA-256, lowercase hex.
         public var sha256: String
     }
 
     /// `fashion-mnist`, `idx`, `cifar10`, `cifar100` or `folder`.
     public var source: String
+    /// The split name of the shard files (train, test, …).
     public var split: String
     /// IDX images and labels files, with their SHA-256.
     public var images: String?
