@@ -39,7 +39,7 @@ final class TrainableConvBN {
     var parameters: [Parameter] { [weight, gamma, beta] }
     var buffers: [Parameter] { [runningMean, runningVariance] }
 
-    /// True when the layer's 3×3 convolutions go through Winograd (forward and input gradient).
+    /// True when the layer's 3×3 convolutions go through Winograd (forward, input and weight gradients).
     private var usesWinograd: Bool {
         kernel == 3 && stride == 1 && padding == 1 && WinogradWeights.supports(inputChannels: inputs, outputChannels: outputs)
     }
@@ -48,7 +48,9 @@ final class TrainableConvBN {
         let packed = ConvolutionWeights(pytorch: weight.value, bias: nil, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
         self.packed = packed
         if usesWinograd {
-            let w = WinogradWeights(pytorch: weight.value, bias: nil, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile)
+            let w = Profiler.measure("winograd-weights") {
+                WinogradWeights(training: weight.value, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile, transposed: false)
+            }
             return BatchChunks.map(x.count) { Winograd.apply(x[$0], w) }
         }
         return BatchChunks.map(x.count) { Convolution.apply(x[$0], packed, stride: stride, padding: padding) }
@@ -76,12 +78,12 @@ final class TrainableConvBN {
         add(bn.gamma, to: gamma)
         add(bn.beta, to: beta)
         let h = input[0].height, w = input[0].width
-        let transposed: WinogradWeights? = needInput && usesWinograd
-            ? WinogradWeights(pytorch: ConvolutionGradient.transposedFlipped3x3(weight.value, outputChannels: outputs, inputChannels: inputs),
-                              bias: nil, outputChannels: inputs, inputChannels: outputs, tile: Winograd.defaultTile)
-            : nil
+        let transposed: WinogradWeights? = needInput && usesWinograd ? Profiler.measure("winograd-weights") {
+            WinogradWeights(training: weight.value, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile, transposed: true)
+        } : nil
         let results = BatchChunks.map(dy.count) { i -> ([Float], FeatureMap?) in
-            let dw = ConvolutionGradient.weight(input[i], bn.dx[i], kernel: kernel, stride: stride, padding: padding)
+            let dw = usesWinograd ? WinogradGradient.weight(input[i], bn.dx[i], tile: Winograd.defaultTile)
+                                  : ConvolutionGradient.weight(input[i], bn.dx[i], kernel: kernel, stride: stride, padding: padding)
             guard needInput else { return (dw, nil) }
             if let transposed { return (dw, Winograd.apply(bn.dx[i], transposed)) }
             return (dw, ConvolutionGradient.input(bn.dx[i], packed, height: h, width: w, stride: stride, padding: padding))

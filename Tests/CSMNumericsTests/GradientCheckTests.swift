@@ -114,8 +114,33 @@ final class GradientCheckTests: XCTestCase {
             let winograd = WinogradWeights(pytorch: flipped, bias: nil, outputChannels: c, inputChannels: cout, tile: tile)
             assertGradient(Winograd.apply(dy, winograd).values, expected, "Winograd F(\(tile)) input gradient")
         }
+        for tile in [2, 4] {
+            // The training-time transform equals the general one, forward and transposed.
+            let direct = WinogradWeights(pytorch: weight, bias: nil, outputChannels: cout, inputChannels: c, tile: tile)
+            let training = WinogradWeights(training: weight, outputChannels: cout, inputChannels: c, tile: tile, transposed: false)
+            let transposed = WinogradWeights(training: weight, outputChannels: cout, inputChannels: c, tile: tile, transposed: true)
+            assertGradient(training.transformed, direct.transformed.map(Double.init), tolerance: 1e-6, "training transform F(\(tile))")
+            XCTAssertEqual([transposed.inputChannels, transposed.outputChannels], [cout, c])
+            assertGradient(Winograd.apply(dy, transposed).values, expected, "Winograd F(\(tile)) input gradient, training transform")
+        }
         let packed = ConvolutionWeights(pytorch: weight, bias: nil, outputChannels: cout, inputChannels: c, kernel: 3)
         assertGradient(ConvolutionGradient.input(dy, packed, height: h, width: w, stride: 1, padding: 1).values, expected, "GEMM input gradient")
+    }
+
+    func testWinogradWeightGradientMatchesFiniteDifferences() {
+        // Sizes that leave partial tiles for both F(2×2) and F(4×4).
+        let n = 2, c = 16, cout = 16, h = 7, w = 5
+        let x = random(n * h * w * c, seed: 94), weight = random(cout * c * 9, seed: 95), r = random(n * h * w * cout, seed: 96)
+        let xd = x.map(Double.init)
+        let expected = numericGradient(weight) { ws in
+            dot(r, referenceConvolution(xd, n: n, h: h, w: w, cin: c, weight: ws, bias: nil, cout: cout, k: 3, stride: 1, padding: 1))
+        }
+        let xMap = FeatureMap(count: n, height: h, width: w, channels: c, values: x)
+        let dy = FeatureMap(count: n, height: h, width: w, channels: cout, values: r)
+        for tile in [2, 4] {
+            let dw = ConvolutionGradient.unpack(WinogradGradient.weight(xMap, dy, tile: tile), outputChannels: cout, inputChannels: c, kernel: 3)
+            assertGradient(dw, expected, "Winograd F(\(tile)) weight gradient")
+        }
     }
 
     /// Chunk partials of the weight gradient sum to the whole batch's.
