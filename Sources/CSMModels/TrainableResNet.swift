@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMNumerics
 import Foundation
 

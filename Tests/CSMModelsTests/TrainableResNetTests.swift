@@ -1,4 +1,5 @@
 import CSMModels
+import CSMFormats
 import CSMNumerics
 import Foundation
 import XCTest
