@@ -37,6 +37,12 @@ final class TrainableResNetBenchmark: XCTestCase {
         let best = times.min() ?? 0, median = times.sorted()[times.count / 2]
         print(String(format: "ResNet-20 train step, batch %d, %d threads: best %.4f s (%.0f images/s), median %.4f s (%.0f images/s)",
                      batch, Parallel.workerCount, best, Double(batch) / best, median, Double(batch) / median))
+        // A digest of every gradient bit, to compare runs with different CSM_THREADS.
+        var digest: UInt64 = 1469598103934665603
+        for parameter in network.parameters {
+            for value in parameter.gradient { digest = (digest ^ UInt64(value.bitPattern)) &* 1099511628211 }
+        }
+        print(String(format: "  gradient digest %016llx", digest))
         for row in Profiler.report() { print(String(format: "  %-16@ %8.4f s  %5d calls", row.name as NSString, row.seconds, row.calls)) }
     }
 }
