@@ -4,7 +4,8 @@ import CSMNumerics
 /// optionally followed by ReLU.
 struct ResNetConv: Sendable {
     let weights: ConvolutionWeights
-    /// The same 3×3 weights for Winograd's F(2×2, 3×3), when stride is 1 and the layer is wide enough to gain.
+    /// The same 3×3 weights for Winograd's F(2×2, 3×3), when stride is 1 and the layer is wide enough to gain
+    /// (any channel count works).
     let winograd: WinogradWeights?
     let stride: Int
     let padding: Int
@@ -65,7 +66,7 @@ extension WeightReader {
         }
         let weights = ConvolutionWeights(pytorch: folded, bias: bias, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
         var winograd: WinogradWeights?
-        if kernel == 3 && stride == 1 && padding == 1 && inputs >= 8 {
+        if kernel == 3 && stride == 1 && padding == 1 && WinogradWeights.isWorthwhile(inputChannels: inputs, outputChannels: outputs) {
             winograd = WinogradWeights(pytorch: folded, bias: bias, outputChannels: outputs, inputChannels: inputs)
         }
         return ResNetConv(weights: weights, winograd: winograd, stride: stride, padding: padding, relu: relu)
@@ -84,7 +85,7 @@ extension FeatureMap {
 
     /// self = max(0, self + other), elementwise.
     mutating func addReLU(_ other: FeatureMap) {
-        precondition(values.count == other.values.count, "residual: shapes disagree")
+        kernelPrecondition(values.count == other.values.count, "residual: shapes disagree")
         let count = values.count
         values.withUnsafeMutableBufferPointer { a in
             other.values.withUnsafeBufferPointer { b in

@@ -27,7 +27,7 @@ public struct FeatureMap: Sendable {
     }
 
     public init(count: Int, height: Int, width: Int, channels: Int, values: [Float]) {
-        precondition(values.count == count * height * width * channels, "FeatureMap: value count does not match shape")
+        kernelPrecondition(values.count == count * height * width * channels, "FeatureMap: value count does not match shape")
         self.count = count
         self.height = height
         self.width = width
