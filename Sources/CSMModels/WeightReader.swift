@@ -50,7 +50,7 @@ final class WeightReader {
             throw FileError(path, "group norm '\(name)' has \(channels) channels; EDM needs at least 4")
         }
         guard channels % groups == 0 else {
-            throw ModelFileError(path, "group norm '\(name)' has \(channels) channels, not divisible into EDM's \(groups) groups")
+            throw FileError(path, "group norm '\(name)' has \(channels) channels, not divisible into EDM's \(groups) groups")
         }
         return GroupNormWeights(gamma: try tensor("\(name).weight", [channels]), beta: try tensor("\(name).bias", [channels]),
                                 groups: groups, epsilon: epsilon)
