@@ -197,6 +197,21 @@ final class LoaderTests: XCTestCase {
         XCTAssertThrowsError(try ShardSet(path: dir)) { error in XCTAssertTrue("\(error)".contains("mixed-00001.h5"), "\(error)") }
     }
 
+    /// Threads reading images of the same and of different shards fill the cache once each
+    /// and all see the stored pixels (run under `swift test --sanitize=thread` too).
+    func testImageCacheIsFilledSafelyFromManyThreads() throws {
+        let set = try ShardSet(path: try writeMixed(groups: 9, shards: 3))
+        let expected = (0..<set.count).map { i in (0..<20).map { UInt8(truncatingIfNeeded: i / 4 * 31 + i % 4 * 7 + $0) } }
+        let lock = NSLock()
+        var seen = [[UInt8]](repeating: [], count: set.count)
+        DispatchQueue.concurrentPerform(iterations: 4 * set.count) { n in
+            let i = (n * 7) % set.count
+            let pixels = (try? set.image(i)).map(Array.init) ?? []
+            lock.withLock { seen[i] = pixels }
+        }
+        XCTAssertEqual(seen, expected)
+    }
+
     /// Flips a byte in the middle of the first stored chunk of `path`'s images, so that
     /// Fletcher-32 fails when they are read.
     func damageImages(_ path: String) throws {
