@@ -100,6 +100,7 @@ extension FeatureMap {
     func maxPool3x3Stride2() -> FeatureMap {
         let oh = Convolution.outputSize(height, kernel: 3, stride: 2, padding: 1)
         let ow = Convolution.outputSize(width, kernel: 3, stride: 2, padding: 1)
+        kernelPrecondition(hasConsistentShape && height > 0 && width > 0, "max pool: empty or inconsistent map")
         let c = channels, h = height, w = width
         var y = FeatureMap(uninitializedCount: count, height: oh, width: ow, channels: c)
         values.withUnsafeBufferPointer { xb in
@@ -126,6 +127,7 @@ extension FeatureMap {
 
     /// The mean over all pixels of each image: [n, C], row-major.
     func globalAveragePool() -> [Float] {
+        kernelPrecondition(hasConsistentShape && pixels > 0, "average pool: empty or inconsistent map")
         let c = channels, plane = pixels
         var out = [Float](repeating: 0, count: count * c)
         values.withUnsafeBufferPointer { xb in
