@@ -83,10 +83,10 @@ public final class PairedLoader: @unchecked Sendable {
         let start = number * options.batchSize
         var chosen: [Int] = []
         for (j, i) in realBatch.indices.enumerated() { chosen += group(forReal: i, position: start + j, epoch: epoch) }
-        let mixedLoader = BatchLoader(mixed, indices: chosen, options: LoaderOptions(
-            batchSize: max(1, chosen.count), shuffle: false, seed: options.seed ^ 0x4D49_5845, sharpness: options.sharpness,
-            transform: options.transform, prefetch: 1, threads: 1))
-        let mixedBatch = try mixedLoader.batch(0, epoch: epoch)
+        // Mixed sample m of this batch takes the epoch's draws number start·(n + 1) + m: every
+        // mixed sample of an epoch gets its own crop and flip.
+        let mixedBatch = try mixed.batch(of: chosen, options: options, seed: options.seed ^ 0x4D49_5845, epoch: epoch,
+                                         firstPosition: start * (augmentations + 1))
         return PairedBatch(real: realBatch, realLabels: realBatch.indices.map { Int(real.set.columns.classA[$0]) },
                            mixed: mixedBatch, groupSize: augmentations + 1)
     }

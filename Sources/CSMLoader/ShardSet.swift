@@ -39,8 +39,8 @@ public final class ShardSet: @unchecked Sendable {
     /// opened with `allowIncomplete`.
     public let coverage: ShardCoverage
 
-    private var imageCache: [[UInt8]?]
-    private let locks: [NSLock]
+    /// Each shard's images, read on first use.
+    private let imageSlots: [ImageSlot]
 
     /// Samples N over all shards.
     public var count: Int { columns.count }
@@ -93,8 +93,7 @@ public final class ShardSet: @unchecked Sendable {
         guard let columns else { throw FileError(paths.first ?? "", "no shards") }
         self.columns = columns
         self.shardOfSample = shardOfSample
-        imageCache = [[UInt8]?](repeating: nil, count: shards.count)
-        locks = shards.map { _ in NSLock() }
+        imageSlots = shards.map { _ in ImageSlot() }
     }
 
 
@@ -103,12 +102,8 @@ public final class ShardSet: @unchecked Sendable {
 
     /// All images of shard `s` (read once, then cached).
     public func images(ofShard s: Int) throws -> [UInt8] {
-        locks[s].lock()
-        defer { locks[s].unlock() }
-        if let cached = imageCache[s] { return cached }
-        let images = try ShardReader(path: shards[s].path).images()
-        imageCache[s] = images
-        return images
+        let path = shards[s].path
+        return try imageSlots[s].images { try ShardReader(path: path).images() }
     }
 
     /// Reads every shard's images now (a warm cache).
@@ -143,6 +138,24 @@ public final class ShardSet: @unchecked Sendable {
                 return false
             }
             return true
+        }
+    }
+}
+
+/// One shard's images, read once by whichever thread asks first while the others wait; each
+/// shard has its own lock, so threads reading different shards do not wait for each other.
+private final class ImageSlot: @unchecked Sendable {
+    private let lock = NSLock()
+    /// Guarded by `lock`.
+    private var images: [UInt8]?
+
+    /// The images, read by `read` on the first call (a failed read is retried next time).
+    func images(_ read: () throws -> [UInt8]) throws -> [UInt8] {
+        try lock.withLock {
+            if let images { return images }
+            let loaded = try read()
+            images = loaded
+            return loaded
         }
     }
 }
