@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "CSMPipeline", targets: ["CSMPipeline"]),
         .library(name: "CSMLoader", targets: ["CSMLoader"]),
         .library(name: "CSMShards", targets: ["CSMShards"]),
+        .library(name: "CSMTraining", targets: ["CSMTraining"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -57,13 +58,17 @@ let package = Package(
         // The loader library: datasets over shards, paired sampling, transforms, batching, prefetch.
         .target(name: "CSMLoader", dependencies: ["CSMShards"], swiftSettings: optimised),
 
+        // Optimisers, schedules, losses as trained, the training loop and its checkpoints.
+        .target(name: "CSMTraining", dependencies: ["CSMNumerics", "CSMModels", "CSMCalibration", "CSMLoader", "CSMShards"],
+                swiftSettings: optimised),
+
         // generate = sample → reannotate → write: plans, seeds, reannotation.
         .target(name: "CSMPipeline", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMShards"], swiftSettings: optimised),
 
         .executableTarget(
             name: "csm",
             dependencies: [
-                "CSMNumerics", "CSMModels", "CSMDiffusion", "CSMCalibration", "CSMPictures", "CSMPipeline", "CSMShards", "CSMLoader",
+                "CSMNumerics", "CSMModels", "CSMDiffusion", "CSMCalibration", "CSMPictures", "CSMPipeline", "CSMShards", "CSMLoader", "CSMTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -75,6 +80,7 @@ let package = Package(
         .testTarget(name: "CSMCalibrationTests", dependencies: ["CSMCalibration", "CSMModels"]),
         .testTarget(name: "CSMShardsTests", dependencies: ["CSMShards", "CJPEGShim"]),
         .testTarget(name: "CSMLoaderTests", dependencies: ["CSMLoader", "CSMShards"]),
+        .testTarget(name: "CSMTrainingTests", dependencies: ["CSMTraining", "CSMModels", "CSMNumerics", "CSMLoader", "CSMShards"]),
         // Runs the built csm binary end to end.
         .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels", "CSMShards", "CSMPipeline", "CSMLoader"]),
     ],

@@ -19,7 +19,7 @@ struct CSM: ParsableCommand {
         version: CSMVersion.string,
         subcommands: [
             SampleCommand.self, GenerateCommand.self, MergeCommand.self, ImportCommand.self, PrototypesCommand.self,
-            InspectCommand.self, EvaluateCommand.self, BenchKernelsCommand.self, BenchLoaderCommand.self,
+            InspectCommand.self, EvaluateCommand.self, TrainCommand.self, BenchKernelsCommand.self, BenchLoaderCommand.self,
         ])
 }
 
