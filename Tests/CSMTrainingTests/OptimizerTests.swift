@@ -1,3 +1,4 @@
+import CSMLoader
 import CSMNumerics
 import CSMTraining
 import XCTest
@@ -86,5 +87,18 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(warm.rate(step: 0), 0.05 * cosine.rate(step: 0) / 0.2, accuracy: 1e-12)
         XCTAssertEqual(warm.rate(step: 3), cosine.rate(step: 3), accuracy: 1e-15)
         XCTAssertEqual(warm.rate(step: 4), cosine.rate(step: 4), accuracy: 1e-15)
+    }
+}
+
+/// tools/train_torch.py draws the split, the order, the crops and the mixed partners with a
+/// port of LoaderRandom; these values are pinned on both sides (tools/tests/test_train_torch.py).
+final class LoaderRandomPinTests: XCTestCase {
+    func testValuesThePythonTwinReproduces() {
+        var random = LoaderRandom(7, 3, 11)
+        XCTAssertEqual([random.next(), random.next(), random.next()], [0xAEAA_7F27_241D_9E13, 0x8388_1DCA_A83A_352B, 0xF70C_1FF7_19F4_1974])
+        var split = LoaderRandom(0, 0x5641_4C49_4441_5445)
+        XCTAssertEqual(split.permutation(10), [0, 8, 4, 1, 5, 6, 3, 2, 9, 7])
+        var order = LoaderRandom(5, 2, 0x5348_5546)
+        XCTAssertEqual(order.permutation(12), [2, 3, 4, 7, 11, 10, 9, 0, 5, 8, 6, 1])
     }
 }
