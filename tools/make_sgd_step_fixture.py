@@ -1,6 +1,6 @@
 """Writes the one-SGD-step fixture of csm train's tests (Tests/Fixtures/training/).
 
-    python3 tools/make_train_fixture.py [--out Tests/Fixtures/training]
+    python3 tools/make_sgd_step_fixture.py [--out Tests/Fixtures/training]
 
 A small resnet-classifier/1 network (basic blocks, layers [1, 1], widths [4, 8], cifar stem,
 1 channel, 3 classes; batch-norm weights, biases and running statistics perturbed so that
@@ -55,7 +55,7 @@ def main() -> int:
         real = type("Real", (), {"image_shape": (8, 8, 1), "class_names": names})()
     Data.mean, Data.std = np.array([mean], np.float32), np.array([std], np.float32)
     train_torch.save(model, os.path.join(out, "init.safetensors"), Data,
-                     {"provenance": "tools/make_train_fixture.py: perturbed torchvision initialisation"})
+                     {"provenance": "tools/make_sgd_step_fixture.py: perturbed torchvision initialisation"})
 
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.from_numpy(((images.astype(np.float32) / 255 - mean) / std).transpose(0, 3, 1, 2).copy())
