@@ -1,15 +1,18 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// Hot numeric targets are always built with optimisation, even in debug builds, so
-/// that tests and the CLI stay usable. On x86-64 they target AVX2 + FMA (Haswell, 2013,
-/// and later) so that SIMD16<Float> code uses wide registers.
+/// Only the numeric kernels (CSMNumerics: hot loops over unsafe buffers, each checked
+/// against a slow reference in the tests) build with `-Ounchecked`. Everything that reads
+/// files or user input — formats, shards, import, inspect, loader, models, pipeline, CLI —
+/// builds with `-O`, so bounds and overflow checks stay on. On x86-64 the numeric code
+/// targets AVX2 + FMA (Haswell, 2013, and later) so that SIMD16<Float> code uses wide registers.
 #if arch(x86_64)
 let targetCPU = ["-target-cpu", "haswell"]
 #else
 let targetCPU: [String] = []
 #endif
-let optimised: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"] + targetCPU)]
+let kernels: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"] + targetCPU)]
+let checked: [SwiftSetting] = [.unsafeFlags(["-O", "-wmo"] + targetCPU)]
 
 let package = Package(
     name: "csm",
@@ -17,6 +20,7 @@ let package = Package(
     products: [
         .executable(name: "csm", targets: ["csm"]),
         .library(name: "CSMNumerics", targets: ["CSMNumerics"]),
+        .library(name: "CSMFormats", targets: ["CSMFormats"]),
         .library(name: "CSMModels", targets: ["CSMModels"]),
         .library(name: "CSMDiffusion", targets: ["CSMDiffusion"]),
         .library(name: "CSMCalibration", targets: ["CSMCalibration"]),
@@ -24,6 +28,8 @@ let package = Package(
         .library(name: "CSMPipeline", targets: ["CSMPipeline"]),
         .library(name: "CSMLoader", targets: ["CSMLoader"]),
         .library(name: "CSMShards", targets: ["CSMShards"]),
+        .library(name: "CSMImport", targets: ["CSMImport"]),
+        .library(name: "CSMInspect", targets: ["CSMInspect"]),
         .library(name: "CSMTraining", targets: ["CSMTraining"]),
     ],
     dependencies: [
@@ -42,47 +48,60 @@ let package = Package(
         .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
 
         // Tensors, BLAS bridge, kernels, thread pool. Knows nothing about diffusion or files.
-        .target(name: "CSMNumerics", dependencies: ["CBLAS"], swiftSettings: optimised),
-        // safetensors, EDM networks, preconditioners.
-        .target(name: "CSMModels", dependencies: ["CSMNumerics"], swiftSettings: optimised),
+        .target(name: "CSMNumerics", dependencies: ["CBLAS"], swiftSettings: kernels),
+        // File formats and file safety, no numerics: safetensors, .npy, JSON values, the one
+        // atomic write, the one file hash, the one file error, the output-directory lock.
+        .target(name: "CSMFormats", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: checked),
+        // EDM networks, preconditioners, ResNet classifiers, built from model files.
+        .target(name: "CSMModels", dependencies: ["CSMNumerics", "CSMFormats"], swiftSettings: checked),
         // Samplers, schedules, counter-based seeds.
-        .target(name: "CSMDiffusion", dependencies: ["CSMModels", "CSMNumerics"], swiftSettings: optimised),
-        // PNG writing (libpng), raster drawing, a small bitmap font.
-        .target(name: "CSMPictures", dependencies: ["CPNG"], swiftSettings: optimised),
-        // Calibration metrics, reliability diagrams, losses, temperature scaling.
-        .target(name: "CSMCalibration", dependencies: ["CSMPictures"], swiftSettings: optimised),
-        // The csm-shard/1 HDF5 schema: writer, reader, manifest.
-        .target(name: "CSMShards", dependencies: ["CHDF5", "CHDF5Shim", "CZlib", "CPNG", "CJPEGShim", .product(name: "Crypto", package: "swift-crypto")],
-                swiftSettings: optimised),
+        .target(name: "CSMDiffusion", dependencies: ["CSMModels", "CSMNumerics"], swiftSettings: checked),
+        // Calibration metrics, losses, temperature scaling. Depends on nothing.
+        .target(name: "CSMCalibration", swiftSettings: checked),
+        // PNG writing (libpng), raster drawing, a small bitmap font, plots, reliability diagrams.
+        .target(name: "CSMPictures", dependencies: ["CPNG", "CSMFormats", "CSMCalibration"], swiftSettings: checked),
+        // The csm-shard/1 HDF5 schema: writer, reader, manifest, the one path resolver.
+        // What a training loop links: no image decoders.
+        .target(name: "CSMShards", dependencies: ["CHDF5", "CHDF5Shim", "CSMFormats"], swiftSettings: checked),
+        // Dataset importers (IDX, PNG/JPEG folders, CIFAR binary) → real-data shards.
+        .target(name: "CSMImport", dependencies: ["CSMShards", "CSMFormats", "CZlib", "CPNG", "CJPEGShim"], swiftSettings: checked),
+        // Summaries, verification, truncation forensics, the queries behind the pictures.
+        .target(name: "CSMInspect", dependencies: ["CSMShards", "CSMFormats", "CHDF5", "CHDF5Shim"], swiftSettings: checked),
 
         // The loader library: datasets over shards, paired sampling, transforms, batching, prefetch.
-        .target(name: "CSMLoader", dependencies: ["CSMShards"], swiftSettings: optimised),
+        .target(name: "CSMLoader", dependencies: ["CSMShards"], swiftSettings: checked),
 
         // Optimisers, schedules, losses as trained, the training loop and its checkpoints.
-        .target(name: "CSMTraining", dependencies: ["CSMNumerics", "CSMModels", "CSMCalibration", "CSMLoader", "CSMShards"],
-                swiftSettings: optimised),
+        .target(name: "CSMTraining", dependencies: ["CSMNumerics", "CSMFormats", "CSMModels", "CSMCalibration", "CSMLoader", "CSMShards"],
+                swiftSettings: checked),
 
-        // generate = sample → reannotate → write: plans, seeds, reannotation.
-        .target(name: "CSMPipeline", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMShards"], swiftSettings: optimised),
+        // generate = sample → reannotate → write: plans, seeds, reannotation, the run configuration.
+        .target(name: "CSMPipeline", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMShards", "CSMFormats"],
+                swiftSettings: checked),
 
         .executableTarget(
             name: "csm",
             dependencies: [
-                "CSMNumerics", "CSMModels", "CSMDiffusion", "CSMCalibration", "CSMPictures", "CSMPipeline", "CSMShards", "CSMLoader", "CSMTraining",
+                "CSMNumerics", "CSMFormats", "CSMModels", "CSMDiffusion", "CSMCalibration", "CSMPictures", "CSMPipeline",
+                "CSMShards", "CSMImport", "CSMInspect", "CSMLoader", "CSMTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]),
+            ],
+            swiftSettings: checked),
 
         .testTarget(name: "CSMNumericsTests", dependencies: ["CSMNumerics"]),
-        .testTarget(name: "CSMModelsTests", dependencies: ["CSMModels", "CSMNumerics"]),
-        .testTarget(name: "CSMDiffusionTests", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics"]),
-        .testTarget(name: "CSMPicturesTests", dependencies: ["CSMPictures"]),
-        .testTarget(name: "CSMPipelineTests", dependencies: ["CSMPipeline", "CSMDiffusion", "CSMModels", "CSMShards"]),
-        .testTarget(name: "CSMCalibrationTests", dependencies: ["CSMCalibration", "CSMModels"]),
-        .testTarget(name: "CSMShardsTests", dependencies: ["CSMShards", "CJPEGShim"]),
-        .testTarget(name: "CSMLoaderTests", dependencies: ["CSMLoader", "CSMShards"]),
-        .testTarget(name: "CSMTrainingTests", dependencies: ["CSMTraining", "CSMModels", "CSMNumerics", "CSMLoader", "CSMShards"]),
+        .testTarget(name: "CSMFormatsTests", dependencies: ["CSMFormats"]),
+        .testTarget(name: "CSMModelsTests", dependencies: ["CSMModels", "CSMNumerics", "CSMFormats"]),
+        .testTarget(name: "CSMDiffusionTests", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMFormats"]),
+        .testTarget(name: "CSMPicturesTests", dependencies: ["CSMPictures", "CSMCalibration"]),
+        .testTarget(name: "CSMPipelineTests", dependencies: ["CSMPipeline", "CSMDiffusion", "CSMModels", "CSMShards", "CSMImport", "CSMFormats"]),
+        .testTarget(name: "CSMCalibrationTests", dependencies: ["CSMCalibration", "CSMFormats"]),
+        .testTarget(name: "CSMShardsTests", dependencies: ["CSMShards", "CSMFormats"]),
+        .testTarget(name: "CSMImportTests", dependencies: ["CSMImport", "CSMShards", "CSMFormats", "CJPEGShim"]),
+        .testTarget(name: "CSMInspectTests", dependencies: ["CSMInspect", "CSMShards", "CSMFormats"]),
+        .testTarget(name: "CSMLoaderTests", dependencies: ["CSMLoader", "CSMShards", "CSMFormats"]),
+        .testTarget(name: "CSMTrainingTests", dependencies: ["CSMTraining", "CSMModels", "CSMNumerics", "CSMLoader", "CSMShards", "CSMFormats"]),
         // Runs the built csm binary end to end.
-        .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels", "CSMShards", "CSMPipeline", "CSMLoader"]),
+        .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels", "CSMShards", "CSMPipeline", "CSMLoader", "CSMFormats"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -5,7 +5,7 @@ writes real datasets (kind `real`), each as HDF5 shards plus a `manifest.json`. 
 reads them:
 
     from csm_shards import CSMShards
-    data = CSMShards("data/", consistent_only=True)       # manifest.json, its folder, or one .h5
+    data = CSMShards("data/", consistent_only=True)       # manifest.json, a folder, or one .h5 (see _resolve)
     sample = data[0]            # dict: image uint8 [H, W, C], label float32 [K], class_a, …
     targets = data.soft_labels(sharpness=5.0)              # re-derived from λ̂ for another s
 
@@ -161,19 +161,38 @@ class _ManifestEntry:
 
 
 def _resolve(path: str) -> tuple[str | None, list[_ManifestEntry]]:
-    """(manifest path or None, shard entries in shard_index order) for a manifest, a folder
-    holding one, or a single .h5 file."""
+    """(manifest path or None, shard entries in order): the one rule csm's Swift code
+    (`ShardPaths`) follows too.
+
+    1. A folder holding `manifest.json`: the shards that manifest lists (rule 3).
+    2. A folder without one: every `*.h5` file in it whose name does not start with `.`,
+       in name order; a folder with neither is an error.
+    3. A file whose name ends in `.json`: a manifest. Its shards, in `shard_index` order,
+       lie in the manifest's folder: each `file` must be a plain file name (no `/`, not `.`
+       or `..`, so no absolute paths), no file or shard index may appear twice, and a listed
+       file that is a symbolic link must resolve to a file inside that folder.
+    4. Any other file: that one shard.
+    """
     path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ShardError(path, "no such file or directory")
     if os.path.isdir(path):
         manifest = os.path.join(path, "manifest.json")
-        if not os.path.isfile(manifest):
-            raise ShardError(path, "is a folder without a manifest.json (pass a manifest, its folder or a .h5 shard)")
-        return manifest, _read_manifest(manifest)
-    if not os.path.exists(path):
-        raise ShardError(path, "no such file or folder")
+        if os.path.isfile(manifest):
+            return manifest, _read_manifest(manifest)
+        names = sorted(name for name in os.listdir(path) if name.endswith(".h5") and not name.startswith("."))
+        if not names:
+            raise ShardError(path, "holds no manifest.json and no .h5 shards")
+        return None, [_ManifestEntry(path=os.path.join(path, name), count=-1, sha256="", shard_index=index)
+                      for index, name in enumerate(names)]
     if path.endswith(".json"):
         return path, _read_manifest(path)
     return None, [_ManifestEntry(path=path, count=-1, sha256="", shard_index=0)]
+
+
+def _is_plain_file_name(name: Any) -> bool:
+    """A manifest entry's `file`: not empty, no `/` or NUL, not `.` or `..`."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
 
 
 def _read_manifest(path: str) -> list[_ManifestEntry]:
@@ -192,19 +211,30 @@ def _read_manifest(path: str) -> list[_ManifestEntry]:
     if not shards:
         raise ShardError(path, "lists no shards (no shard of this run has finished)", "shards")
     directory = os.path.dirname(os.path.abspath(path))
+    root = os.path.realpath(directory)
     entries: list[_ManifestEntry] = []
+    files: set[str] = set()
     for item in shards:
-        ok = (isinstance(item, dict) and isinstance(item.get("file"), str) and item["file"]
-              and not os.path.isabs(item["file"]) and _is_int(item.get("count")) and item["count"] >= 0
+        ok = (isinstance(item, dict) and isinstance(item.get("file"), str)
+              and _is_int(item.get("count")) and item["count"] >= 0
               and isinstance(item.get("sha256"), str) and _is_int(item.get("shard_index")) and item["shard_index"] >= 0)
         if not ok:
             raise ShardError(path, f"entry {json.dumps(item)[:120]} is malformed", "shards")
-        entries.append(_ManifestEntry(os.path.join(directory, item["file"]), item["count"], item["sha256"].lower(),
-                                      item["shard_index"]))
+        name = item["file"]
+        if not _is_plain_file_name(name):
+            raise ShardError(path, f"entry '{name}' is not a plain file name inside the manifest's directory", "shards")
+        if name in files:
+            raise ShardError(path, f"lists {name} twice", "shards")
+        files.add(name)
+        file = os.path.join(directory, name)
+        if os.path.islink(file) and os.path.dirname(os.path.realpath(file)) != root:
+            raise ShardError(path, f"entry '{name}' is a symbolic link to {os.path.realpath(file)}, "
+                                   "outside the manifest's directory", "shards")
+        entries.append(_ManifestEntry(file, item["count"], item["sha256"].lower(), item["shard_index"]))
     entries.sort(key=lambda entry: entry.shard_index)
     for previous, entry in zip(entries, entries[1:]):
         if previous.shard_index == entry.shard_index:
-            raise ShardError(path, f"shard_index {entry.shard_index} is listed twice", "shards")
+            raise ShardError(path, f"lists shard index {entry.shard_index} twice", "shards")
     return entries
 
 

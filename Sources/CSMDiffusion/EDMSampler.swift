@@ -4,18 +4,29 @@ import Foundation
 
 /// Settings of EDM's sampler (Karras et al. 2022, Algorithm 2, with optional churn).
 public struct SamplerSettings: Sendable, Equatable, Codable {
+    /// The ODE solver: EDM's 2nd-order Heun (the default) or 1st-order Euler.
     public enum Solver: String, Sendable, Codable, CaseIterable { case heun, euler }
 
+    /// Number of noise levels N of the schedule (N − 1 steps, then a last one to σ = 0).
     public var steps: Int = 18
+    /// Smallest noise level σ_min (clipped to the network's range).
     public var sigmaMin: Double = 0.002
+    /// Largest noise level σ_max, where sampling starts (clipped to the network's range).
     public var sigmaMax: Double = 80
+    /// ρ of EDM's time-step discretisation (σ_max^(1/ρ) … σ_min^(1/ρ) spaced evenly).
     public var rho: Double = 7
+    /// The solver.
     public var solver: Solver = .heun
+    /// S_churn: the total amount of stochastic churn (0: deterministic).
     public var churn: Double = 0
+    /// S_tmin: churn applies only at σ ≥ this.
     public var churnSigmaMin: Double = 0
+    /// S_tmax: churn applies only at σ ≤ this.
     public var churnSigmaMax: Double = .infinity
+    /// S_noise: scale of the churn noise.
     public var churnNoise: Double = 1
 
+    /// EDM's defaults: 18 Heun steps from σ = 80 to 0.002, ρ = 7, no churn.
     public init() {}
 
     /// Network evaluations per image: Heun pays two per step but the last.
@@ -25,9 +36,12 @@ public struct SamplerSettings: Sendable, Equatable, Codable {
 /// EDM's deterministic Heun / Euler sampler with optional stochastic churn. The state is
 /// kept in float64 as EDM does; the network runs in float32.
 public struct EDMSampler: Sendable {
+    /// The denoiser sampled.
     public let model: EDMModel
+    /// The schedule, solver and churn used.
     public let settings: SamplerSettings
 
+    /// A sampler of `model` with `settings`.
     public init(model: EDMModel, settings: SamplerSettings) {
         self.model = model
         self.settings = settings

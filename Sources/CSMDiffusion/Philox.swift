@@ -2,8 +2,10 @@
 /// a counter-based generator. Output block i of key k is a pure function of (k, i), so a
 /// sample's noise never depends on batching, sharding or restarts.
 public struct Philox4x32: Sendable {
+    /// The 64-bit key, as two 32-bit words.
     public let key: (UInt32, UInt32)
 
+    /// A generator keyed by `seed` (low word first).
     public init(seed: UInt64) {
         key = (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32))
     }
@@ -29,9 +31,12 @@ public struct Philox4x32: Sendable {
 /// Standard normal numbers from Philox by the Box–Muller transform: value j of stream
 /// `stream` under `seed` is a pure function of (seed, stream, j).
 public struct GaussianStream: Sendable {
+    /// The counter-based generator, keyed by the seed.
     public let generator: Philox4x32
+    /// Which stream of the key: the high half of every block counter.
     public let stream: UInt64
 
+    /// Stream `stream` of the generator keyed by `seed`.
     public init(seed: UInt64, stream: UInt64 = 0) {
         generator = Philox4x32(seed: seed)
         self.stream = stream

@@ -9,26 +9,36 @@ public struct Batch: Sendable {
     public let images: [Float]
     /// count · K floats.
     public let targets: [Float]
+    /// Image channels C.
     public let channels: Int
+    /// Image height H.
     public let height: Int
+    /// Image width W.
     public let width: Int
+    /// Samples in the batch.
     public var count: Int { indices.count }
 }
 
 /// Options shared by the loaders.
 public struct LoaderOptions: Sendable {
+    /// Samples per batch (at least 1).
     public var batchSize: Int
+    /// Whether each epoch visits the samples in a new random order.
     public var shuffle: Bool
+    /// Seed of the order and augmentation draws.
     public var seed: UInt64
+    /// Whether a last, smaller batch is left out.
     public var dropLast: Bool
     /// Re-derive soft labels from λ̂ with this sharpness (nil: the stored labels).
     public var sharpness: Double?
+    /// How pixels become inputs (scale, normalisation, crop, flip).
     public var transform: ImageTransform
     /// Batches prepared ahead on background threads.
     public var prefetch: Int
     /// Background threads.
     public var threads: Int
 
+    /// Options; `batchSize`, `prefetch` and `threads` are raised to at least 1.
     public init(batchSize: Int = 128, shuffle: Bool = true, seed: UInt64 = 0, dropLast: Bool = false, sharpness: Double? = nil,
                 transform: ImageTransform = ImageTransform(), prefetch: Int = 4,
                 threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)) {
@@ -47,8 +57,11 @@ public struct LoaderOptions: Sendable {
 /// function of (seed, epoch, batch number): the order, crops and flips are the same whatever
 /// the number of prefetch threads.
 public final class BatchLoader: @unchecked Sendable {
+    /// The samples loaded.
     public let set: ShardSet
+    /// The indices of `set` this loader visits.
     public let indices: [Int]
+    /// Batch size, order, labels and transform.
     public let options: LoaderOptions
 
     /// `indices` restricts the loader to those samples (e.g. `set.indices(consistentOnly: true)`).

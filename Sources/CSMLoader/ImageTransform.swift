@@ -2,10 +2,15 @@
 /// x = (pixel·scale − mean[c]) / std[c], after an optional random crop (zero padding
 /// `cropPadding` on each side, then a random H×W window) and random horizontal flip.
 public struct ImageTransform: Sendable {
+    /// Multiplies the uint8 pixel first (1/255 maps to [0, 1]).
     public var scale: Float
+    /// Per-channel mean subtracted after scaling (empty: none).
     public var mean: [Float]
+    /// Per-channel standard deviation divided by (empty: none).
     public var std: [Float]
+    /// Zero padding on each side before a random crop back to H×W (0: no crop).
     public var cropPadding: Int
+    /// Whether images are flipped left–right with probability 1/2.
     public var horizontalFlip: Bool
 
     /// Scales to [0, 1]; no normalisation, crop or flip.
@@ -64,12 +69,14 @@ public struct ImageTransform: Sendable {
 public struct LoaderRandom: Sendable {
     private var state: UInt64
 
+    /// A generator whose stream is a pure function of `keys` (e.g. seed, epoch, position).
     public init(_ keys: UInt64...) {
         var s: UInt64 = 0x243F_6A88_85A3_08D3
         for key in keys { s = LoaderRandom.mix(s ^ key) }
         state = s
     }
 
+    /// The next 64 random bits.
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         return LoaderRandom.mix(state)

@@ -4,6 +4,7 @@ import Foundation
 /// group of mixed images — the endpoint of the real sample's class from a trajectory that
 /// contains it, plus `augmentations` interior members — with their soft targets.
 public struct PairedBatch: Sendable {
+    /// The real images with one-hot targets.
     public let real: Batch
     /// Hard labels of the real images.
     public let realLabels: [Int]
@@ -11,6 +12,7 @@ public struct PairedBatch: Sendable {
     /// its first member is the endpoint. (Real images of a skipped unpaired class have no
     /// group; the groups of the others follow each other in real-image order.)
     public let mixed: Batch
+    /// Mixed images per real image: the endpoint plus the augmentations.
     public let groupSize: Int
 }
 
@@ -19,9 +21,13 @@ public struct PairedBatch: Sendable {
 /// c is class a, λ = 0 when c is class b) and `augmentations` members with 0 < λ < 1, all at
 /// random but reproducibly from (seed, epoch, position).
 public final class PairedLoader: @unchecked Sendable {
+    /// Batches of the real set; they set the epoch's length and order.
     public let real: BatchLoader
+    /// The mixed samples the groups are drawn from.
     public let mixed: ShardSet
+    /// Interior trajectory members (0 < λ < 1) per real image.
     public let augmentations: Int
+    /// Batch size, order, labels and transform (shared by both sets).
     public let options: LoaderOptions
     /// Classes of the real samples that no mixed trajectory contains (non-empty only with
     /// `skipUnpaired`); their real samples come without a mixed group.
@@ -29,6 +35,9 @@ public final class PairedLoader: @unchecked Sendable {
     /// Trajectories (sample indices sorted by λ_gen) by class they contain.
     private let trajectoriesByClass: [[[Int]]]
 
+    /// Pairs `real` with `mixed`; they must share classes and image size, and every class of
+    /// the real samples needs a trajectory that contains it (else a `LoaderError` naming the
+    /// classes), unless `skipUnpaired`.
     /// - Parameters:
     ///   - realIndices: the real samples to draw from (default: every real sample of `real`),
     ///     e.g. a training split.
@@ -62,6 +71,7 @@ public final class PairedLoader: @unchecked Sendable {
         trajectoriesByClass = byClass
     }
 
+    /// Batches per epoch (those of the real loader).
     public var batchCount: Int { real.batchCount }
 
     /// The mixed samples chosen for real sample `index` at `position` of `epoch`:
@@ -107,6 +117,8 @@ public final class PairedLoader: @unchecked Sendable {
 
 /// A loader error, one line.
 public struct LoaderError: Error, CustomStringConvertible {
+    /// What is wrong, one line.
     public let description: String
+    /// An error saying `description`.
     public init(_ description: String) { self.description = description }
 }

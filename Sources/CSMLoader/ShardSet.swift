@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMShards
 import Foundation
 
@@ -8,17 +9,25 @@ import Foundation
 public final class ShardSet: @unchecked Sendable {
     /// One shard file.
     public struct Shard: Sendable {
+        /// Path of the shard file.
         public let path: String
+        /// Its root attributes.
         public let metadata: ShardMetadata
         /// Index of its first sample in the set.
         public let offset: Int
+        /// Samples in the shard.
         public let count: Int
     }
 
+    /// The shard files, in the order their samples are numbered.
     public let shards: [Shard]
+    /// Image height H.
     public let height: Int
+    /// Image width W.
     public let width: Int
+    /// Image channels C.
     public let channels: Int
+    /// One name per class, shared by every shard.
     public let classNames: [String]
 
     /// The per-sample columns of the whole set (all but the images, which stay per shard):
@@ -30,8 +39,11 @@ public final class ShardSet: @unchecked Sendable {
     private var imageCache: [[UInt8]?]
     private let locks: [NSLock]
 
+    /// Samples N over all shards.
     public var count: Int { columns.count }
+    /// Number of classes K.
     public var numClasses: Int { classNames.count }
+    /// Bytes of one image, H·W·C.
     public var imageSize: Int { height * width * channels }
 
     /// Opens `path`: a manifest.json, a directory with one, or a single shard (.h5).
@@ -43,7 +55,7 @@ public final class ShardSet: @unchecked Sendable {
     public init(paths: [String]) throws {
         var files: [String] = []
         for path in paths { files += try Self.shardFiles(path) }
-        guard !files.isEmpty else { throw ShardError(paths.first ?? "", "no shards") }
+        guard !files.isEmpty else { throw FileError(paths.first ?? "", "no shards") }
         var shards: [Shard] = []
         var columns: ShardSamples?
         var shardOfSample: [Int32] = []
@@ -52,47 +64,33 @@ public final class ShardSet: @unchecked Sendable {
         for file in files {
             let reader = try ShardReader(path: file)
             if let shape, shape != (reader.height, reader.width, reader.channels) {
-                throw ShardError(file, dataset: "images", "image size \(reader.height)×\(reader.width)×\(reader.channels) differs from the other shards' \(shape.0)×\(shape.1)×\(shape.2)")
+                throw FileError(file, dataset: "images", "image size \(reader.height)×\(reader.width)×\(reader.channels) differs from the other shards' \(shape.0)×\(shape.1)×\(shape.2)")
             }
             if let names, names != reader.metadata.classNames {
-                throw ShardError(file, dataset: "class_names", "classes differ from the other shards'")
+                throw FileError(file, dataset: "class_names", "classes differ from the other shards'")
             }
             shape = (reader.height, reader.width, reader.channels)
             names = reader.metadata.classNames
             shards.append(Shard(path: file, metadata: reader.metadata, offset: columns?.count ?? 0, count: reader.count))
-            // Everything but the images, which are read on first use.
-            let part = ShardSamples(
-                height: reader.height, width: reader.width, channels: reader.channels, numClasses: reader.numClasses, images: [],
-                labels: try reader.labels(), classA: try reader.classA(), classB: try reader.classB(),
-                lambdaGen: try reader.lambdaGen(), lambdaProj: try reader.lambdaProj(), probA: try reader.probA(),
-                probB: try reader.probB(), consistent: try reader.consistent(), group: try reader.group(), seed: try reader.seed())
+            // Everything but the images, which are read on first use; values that index
+            // anything are checked here, before any use.
+            let part = try reader.columns()
             if columns == nil { columns = part } else { columns!.append(contentsOf: part) }
             shardOfSample += [Int32](repeating: Int32(shards.count - 1), count: reader.count)
         }
         self.shards = shards
         (height, width, channels) = shape ?? (0, 0, 0)
         classNames = names ?? []
-        guard let columns else { throw ShardError(paths.first ?? "", "no shards") }
+        guard let columns else { throw FileError(paths.first ?? "", "no shards") }
         self.columns = columns
         self.shardOfSample = shardOfSample
         imageCache = [[UInt8]?](repeating: nil, count: shards.count)
         locks = shards.map { _ in NSLock() }
     }
 
-    /// The shard files behind a path, in manifest order.
+    /// The shard files behind a path, by the one resolver (`ShardPaths`).
     static func shardFiles(_ path: String) throws -> [String] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ShardError(path, "no such file or directory") }
-        var manifestPath = path
-        if isDirectory.boolValue {
-            manifestPath = (path as NSString).appendingPathComponent("manifest.json")
-            guard FileManager.default.fileExists(atPath: manifestPath) else { throw ShardError(path, "no manifest.json in this directory") }
-        } else if !path.hasSuffix(".json") {
-            return [path]
-        }
-        let manifest = try Manifest.read(from: manifestPath)
-        let base = (manifestPath as NSString).deletingLastPathComponent
-        return manifest.shards.sorted { $0.shardIndex < $1.shardIndex }.map { (base as NSString).appendingPathComponent($0.file) }
+        try ShardPaths(resolving: path).files
     }
 
     /// True for samples of real data.
@@ -121,16 +119,13 @@ public final class ShardSet: @unchecked Sendable {
     }
 
     /// The soft label of sample `i`: as stored, or re-derived from λ̂ for `sharpness`
-    /// (λ' = clip(σ(s·(λ̂ − 0.5)), 0, 1) on class a, 1 − λ' on class b; real data stays one-hot).
+    /// (`SoftLabel`: λ' on class a, 1 − λ' on class b; real data stays one-hot).
     public func label(_ i: Int, sharpness: Double? = nil) -> [Float] {
         let k = numClasses
         let c = columns
         guard let sharpness, !isReal(i), c.lambdaProj[i].isFinite else { return Array(c.labels[(i * k)..<((i + 1) * k)]) }
-        var label = [Float](repeating: 0, count: k)
-        let ratio = Float(min(1, max(0, 1 / (1 + exp(-sharpness * (Double(c.lambdaProj[i]) - 0.5))))))
-        label[Int(c.classA[i])] += ratio
-        label[Int(c.classB[i])] += 1 - ratio
-        return label
+        return SoftLabel.label(classes: k, a: Int(c.classA[i]), b: Int(c.classB[i]), projection: Double(c.lambdaProj[i]),
+                               sharpness: sharpness)
     }
 
     /// Indices of the samples that pass a filter.

@@ -1,12 +1,13 @@
+import CSMFormats
 import Foundation
 
 /// The architecture of an `edm-diffusion/1` file: the preconditioner's class and its
 /// constructor arguments exactly as EDM names them, with EDM's defaults for absent keys.
-public struct EDMConfiguration: Sendable, Equatable {
-    public enum Preconditioner: String, Sendable { case vp = "VPPrecond", ve = "VEPrecond", edm = "EDMPrecond" }
+public struct EDMConfiguration: Sendable {
     public enum ModelType: String, Sendable { case songUNet = "SongUNet", dhariwalUNet = "DhariwalUNet" }
 
-    public var preconditioner: Preconditioner
+    /// The preconditioner (VP, VE or EDM) with its parameters.
+    public var preconditioner: any Preconditioner
     public var modelType: ModelType
     public var resolution: Int
     public var channels: Int
@@ -25,15 +26,6 @@ public struct EDMConfiguration: Sendable, Equatable {
     public var decoderType: String
     public var resampleFilter: [Float]
 
-    // Preconditioning.
-    public var betaD: Double = 19.9
-    public var betaMin: Double = 0.1
-    public var timesteps: Double = 1000
-    public var epsilonT: Double = 1e-5
-    public var sigmaMin: Double
-    public var sigmaMax: Double
-    public var sigmaData: Double = 0.5
-
     static let knownKeys: Set<String> = [
         "img_resolution", "img_channels", "label_dim", "use_fp16", "model_type", "beta_d", "beta_min", "M",
         "epsilon_t", "sigma_min", "sigma_max", "sigma_data", "augment_dim", "model_channels", "channel_mult",
@@ -43,12 +35,13 @@ public struct EDMConfiguration: Sendable, Equatable {
 
     /// Parses the `edm` metadata JSON of `path`.
     public init(json text: String, path: String) throws {
-        func fail(_ message: String) -> ModelFileError { ModelFileError(path, "metadata 'edm': \(message)") }
+        func fail(_ message: String) -> FileError { FileError(path, "metadata 'edm': \(message)") }
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
             throw fail("not a JSON object")
         }
         guard let className = object["class_name"] as? String else { throw fail("missing class_name") }
-        guard let preconditioner = Preconditioner(rawValue: className) else {
+        let classes: [any Preconditioner.Type] = [VPPreconditioner.self, VEPreconditioner.self, EDMPreconditioner.self]
+        guard let preconditionerType = classes.first(where: { $0.className == className }) else {
             throw fail("class_name '\(className)' is not supported (VPPrecond, VEPrecond or EDMPrecond)")
         }
         guard let kwargs = object["init_kwargs"] as? [String: Any] else { throw fail("missing init_kwargs object") }
@@ -87,9 +80,7 @@ public struct EDMConfiguration: Sendable, Equatable {
             return text
         }
 
-        self.preconditioner = preconditioner
-        let defaultModel = preconditioner == .edm ? "DhariwalUNet" : "SongUNet"
-        let modelName = try string("model_type", defaultModel, ["SongUNet", "DhariwalUNet"])
+        let modelName = try string("model_type", preconditionerType.defaultModelType, ["SongUNet", "DhariwalUNet"])
         self.modelType = ModelType(rawValue: modelName)!
         resolution = try int("img_resolution", nil)
         channels = try int("img_channels", nil)
@@ -106,25 +97,15 @@ public struct EDMConfiguration: Sendable, Equatable {
         encoderType = try string("encoder_type", "standard", ["standard", "skip", "residual"])
         decoderType = try string("decoder_type", "standard", ["standard", "skip"])
         resampleFilter = try ints("resample_filter", [1, 1]).map(Float.init)
-        betaD = try double("beta_d", 19.9)
-        betaMin = try double("beta_min", 0.1)
-        timesteps = try double("M", 1000)
-        epsilonT = try double("epsilon_t", 1e-5)
-        sigmaData = try double("sigma_data", 0.5)
-        switch preconditioner {
-        case .vp:
-            sigmaMin = 0
-            sigmaMax = 0
-        case .ve:
-            sigmaMin = try double("sigma_min", 0.02)
-            sigmaMax = try double("sigma_max", 100)
-        case .edm:
-            sigmaMin = try double("sigma_min", 0)
-            sigmaMax = try double("sigma_max", .infinity)
-        }
-        if preconditioner == .vp {
-            sigmaMin = vpSigma(epsilonT)
-            sigmaMax = vpSigma(1)
+        switch className {
+        case VPPreconditioner.className:
+            preconditioner = VPPreconditioner(betaD: try double("beta_d", 19.9), betaMin: try double("beta_min", 0.1),
+                                              timesteps: try double("M", 1000), epsilonT: try double("epsilon_t", 1e-5))
+        case VEPreconditioner.className:
+            preconditioner = VEPreconditioner(sigmaMin: try double("sigma_min", 0.02), sigmaMax: try double("sigma_max", 100))
+        default:
+            preconditioner = EDMPreconditioner(sigmaMin: try double("sigma_min", 0), sigmaMax: try double("sigma_max", .infinity),
+                                               sigmaData: try double("sigma_data", 0.5))
         }
 
         guard resolution > 0, channels > 0, modelChannels > 0, !channelMultipliers.isEmpty,
@@ -140,13 +121,8 @@ public struct EDMConfiguration: Sendable, Equatable {
         }
     }
 
-    /// VP noise level at time t: σ(t) = sqrt(exp(β_d t²/2 + β_min t) − 1).
-    public func vpSigma(_ t: Double) -> Double {
-        (exp(0.5 * betaD * t * t + betaMin * t) - 1).squareRoot()
-    }
-
-    /// Inverse of `vpSigma`.
-    public func vpSigmaInverse(_ sigma: Double) -> Double {
-        ((betaMin * betaMin + 2 * betaD * log(1 + sigma * sigma)).squareRoot() - betaMin) / betaD
-    }
+    /// The smallest noise level the network supports.
+    public var sigmaMin: Double { preconditioner.sigmaMin }
+    /// The largest noise level the network supports.
+    public var sigmaMax: Double { preconditioner.sigmaMax }
 }

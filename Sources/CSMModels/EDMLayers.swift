@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMNumerics
 
 /// EDM's Conv2d: optional up/down resampling with a FIR filter around an optional
@@ -85,7 +86,7 @@ struct EDMUNetBlock: Sendable {
         let heads = attention ? (o.heads ?? outputs / o.channelsPerHead) : 0
         if heads > 0 {
             guard outputs % heads == 0 else {
-                throw ModelFileError(r.path, "block '\(name)': \(outputs) channels cannot be split into \(heads) attention heads")
+                throw FileError(r.path, "block '\(name)': \(outputs) channels cannot be split into \(heads) attention heads")
             }
             let norm2 = try r.groupNorm("\(name).norm2", channels: outputs, epsilon: o.epsilon)
             let w = try r.tensor("\(name).qkv.weight", [outputs * 3, outputs, 1, 1])

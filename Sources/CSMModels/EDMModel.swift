@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMNumerics
 import Foundation
 
@@ -28,7 +29,7 @@ public final class EDMModel: Sendable {
         path = file.path
         metadata = file.metadata
         try file.requireFormat("edm-diffusion/1")
-        guard let edm = file.metadata["edm"] else { throw ModelFileError(file.path, "metadata has no 'edm' entry") }
+        guard let edm = file.metadata["edm"] else { throw FileError(file.path, "metadata has no 'edm' entry") }
         configuration = try EDMConfiguration(json: edm, path: file.path)
         classNames = try file.metadataStrings("class_names", count: configuration.labelDimension, countName: "label_dim")
         let reader = WeightReader(file)
@@ -98,17 +99,7 @@ public final class EDMModel: Sendable {
 
     /// The preconditioning coefficients (c_skip, c_out, c_in, c_noise) at σ.
     public func coefficients(sigma: Double) -> (skip: Double, out: Double, input: Double, noise: Double) {
-        let c = configuration
-        switch c.preconditioner {
-        case .vp:
-            return (1, -sigma, 1 / (sigma * sigma + 1).squareRoot(), (c.timesteps - 1) * c.vpSigmaInverse(sigma))
-        case .ve:
-            return (1, sigma, 1, log(0.5 * sigma))
-        case .edm:
-            let sd = c.sigmaData
-            let denominator = sigma * sigma + sd * sd
-            return (sd * sd / denominator, sigma * sd / denominator.squareRoot(), 1 / denominator.squareRoot(), log(sigma) / 4)
-        }
+        configuration.preconditioner.coefficients(sigma: sigma)
     }
 
     private func denoiseSerial(_ x: FeatureMap, sigma: [Float], classLabels: [Float]) -> FeatureMap {

@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMNumerics
 import Foundation
 
@@ -33,7 +34,7 @@ public struct ResNetArchitecture: Sendable, Equatable {
 
     /// Parses the `resnet` metadata JSON of `path`.
     public init(json text: String, path: String) throws {
-        func fail(_ message: String) -> ModelFileError { ModelFileError(path, "metadata 'resnet': \(message)") }
+        func fail(_ message: String) -> FileError { FileError(path, "metadata 'resnet': \(message)") }
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
             throw fail("not a JSON object")
         }
@@ -100,7 +101,7 @@ public struct ResNetInput: Sendable, Equatable {
 
     /// Parses the `input` metadata JSON of `path`.
     public init(json text: String, path: String) throws {
-        func fail(_ message: String) -> ModelFileError { ModelFileError(path, "metadata 'input': \(message)") }
+        func fail(_ message: String) -> FileError { FileError(path, "metadata 'input': \(message)") }
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
             throw fail("not a JSON object")
         }
@@ -159,15 +160,15 @@ public final class ResNetClassifier: Sendable {
         path = file.path
         metadata = file.metadata
         try file.requireFormat("resnet-classifier/1")
-        guard let resnet = file.metadata["resnet"] else { throw ModelFileError(file.path, "metadata has no 'resnet' entry") }
-        guard let inputText = file.metadata["input"] else { throw ModelFileError(file.path, "metadata has no 'input' entry") }
+        guard let resnet = file.metadata["resnet"] else { throw FileError(file.path, "metadata has no 'resnet' entry") }
+        guard let inputText = file.metadata["input"] else { throw FileError(file.path, "metadata has no 'input' entry") }
         let architecture = try ResNetArchitecture(json: resnet, path: file.path)
         let input = try ResNetInput(json: inputText, path: file.path)
         guard input.channels == architecture.inputChannels else {
-            throw ModelFileError(file.path, "metadata 'input' has \(input.channels) channels but 'resnet' in_channels is \(architecture.inputChannels)")
+            throw FileError(file.path, "metadata 'input' has \(input.channels) channels but 'resnet' in_channels is \(architecture.inputChannels)")
         }
         guard let names = try file.metadataStrings("class_names", count: architecture.numClasses, countName: "num_classes") else {
-            throw ModelFileError(file.path, "metadata has no 'class_names' entry")
+            throw FileError(file.path, "metadata has no 'class_names' entry")
         }
         self.architecture = architecture
         self.input = input

@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMNumerics
 
 /// A ResNet convolution with its BatchNorm folded in: y = conv(x, w·γ/√(σ²+ε)) + (β − μ·γ/√(σ²+ε)),
@@ -57,7 +58,7 @@ extension WeightReader {
         let per = inputs * kernel * kernel
         for co in 0..<outputs {
             guard variance[co].isFinite, Double(variance[co]) + epsilon > 0 else {
-                throw ModelFileError(path, "tensor '\(bn).running_var' has a negative or non-finite value")
+                throw FileError(path, "tensor '\(bn).running_var' has a negative or non-finite value")
             }
             let scale = Double(gamma[co]) / (Double(variance[co]) + epsilon).squareRoot()
             for i in 0..<per { folded[co * per + i] = Float(Double(w[co * per + i]) * scale) }

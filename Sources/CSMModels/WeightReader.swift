@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMNumerics
 
 /// Reads a network's parameters out of a safetensors file by name, checking every shape
@@ -24,7 +25,7 @@ final class WeightReader {
         }
         let actual = try file.shape(of: name)
         guard actual == shape else {
-            throw ModelFileError(file.path, "tensor '\(name)' has shape \(actual) but the architecture in the metadata needs \(shape)")
+            throw FileError(file.path, "tensor '\(name)' has shape \(actual) but the architecture in the metadata needs \(shape)")
         }
         used.insert(name)
         return try file.floats(name)
@@ -46,7 +47,7 @@ final class WeightReader {
     func groupNorm(_ name: String, channels: Int, epsilon: Float) throws -> GroupNormWeights {
         let groups = min(32, channels / 4)
         guard groups >= 1 else {
-            throw ModelFileError(path, "group norm '\(name)' has \(channels) channels; EDM needs at least 4")
+            throw FileError(path, "group norm '\(name)' has \(channels) channels; EDM needs at least 4")
         }
         return GroupNormWeights(gamma: try tensor("\(name).weight", [channels]), beta: try tensor("\(name).bias", [channels]),
                                 groups: groups, epsilon: epsilon)
@@ -78,7 +79,7 @@ final class WeightReader {
         let stored = try tensor(name, [1, 1, l, l])
         for y in 0..<l {
             for x in 0..<l where abs(stored[y * l + x] - filter.taps[y] * filter.taps[x]) > 1e-6 {
-                throw ModelFileError(file.path, "tensor '\(name)' disagrees with resample_filter in the metadata")
+                throw FileError(file.path, "tensor '\(name)' disagrees with resample_filter in the metadata")
             }
         }
     }
@@ -89,7 +90,7 @@ final class WeightReader {
         let unused = Set(file.entries.keys).subtracting(used).sorted()
         if let first = unused.first {
             let more = unused.count > 1 ? " and \(unused.count - 1) more" : ""
-            throw ModelFileError(file.path, "unexpected tensor '\(first)'\(more): the weights do not match the architecture in the metadata")
+            throw FileError(file.path, "unexpected tensor '\(first)'\(more): the weights do not match the architecture in the metadata")
         }
     }
 }

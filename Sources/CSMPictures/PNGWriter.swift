@@ -1,4 +1,5 @@
 import CPNG
+import CSMFormats
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -8,10 +9,9 @@ import Darwin
 /// PNG encoding through libpng's simplified write API.
 public enum PNGWriter {
     /// Writes `image` to `path` as an 8-bit PNG (gray, gray + alpha, RGB or RGBA after its
-    /// channel count). The bytes go to a temporary file beside `path` which is then renamed,
-    /// so readers never see a half-written picture.
+    /// channel count), through `AtomicFile`: readers never see a half-written picture.
     public static func write(_ image: RasterImage, to path: String) throws {
-        guard !path.isEmpty else { throw PictureError.writeFailed(path: path, reason: "empty file name") }
+        guard !path.isEmpty else { throw FileError(path, "empty file name") }
         var png = png_image()
         png.version = png_uint_32(PNG_IMAGE_VERSION)
         png.width = png_uint_32(image.width)
@@ -22,22 +22,17 @@ public enum PNGWriter {
         case 3: png.format = PNG_FORMAT_FLAG_COLOR
         default: png.format = PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA
         }
-        let temporary = "\(path).tmp-\(getpid())"
-        let ok = image.pixels.withUnsafeBytes { bytes in
-            png_image_write_to_file(&png, temporary, 0, bytes.baseAddress, Int32(image.width * image.channels), nil)
-        }
-        if ok == 0 {
-            let message = withUnsafeBytes(of: png.message) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        try AtomicFile.write(to: path) { temporary in
+            let ok = image.pixels.withUnsafeBytes { bytes in
+                png_image_write_to_file(&png, temporary, 0, bytes.baseAddress, Int32(image.width * image.channels), nil)
             }
-            png_image_free(&png)
-            unlink(temporary)
-            throw PictureError.writeFailed(path: path, reason: message.isEmpty ? "libpng failed" : message)
-        }
-        if rename(temporary, path) != 0 {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw PictureError.writeFailed(path: path, reason: reason)
+            guard ok != 0 else {
+                let message = withUnsafeBytes(of: png.message) { raw in
+                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                png_image_free(&png)
+                throw FileError(path, "cannot write PNG: \(message.isEmpty ? "libpng failed" : message)")
+            }
         }
     }
 }

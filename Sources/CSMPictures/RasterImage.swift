@@ -89,13 +89,10 @@ public struct RasterImage: Equatable, Sendable {
 public enum PictureError: Error, CustomStringConvertible, Equatable {
     /// The pixels or the layout requested do not make an image.
     case invalidImage(String)
-    /// The file could not be written.
-    case writeFailed(path: String, reason: String)
 
     public var description: String {
         switch self {
         case .invalidImage(let problem): return "invalid image: \(problem)"
-        case .writeFailed(let path, let reason): return "\(path): cannot write PNG: \(reason)"
         }
     }
 }

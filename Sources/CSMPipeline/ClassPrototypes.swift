@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMModels
 import CSMShards
 import Foundation
@@ -42,39 +43,37 @@ public struct ClassPrototypes: Sendable {
     public init(path: String) throws {
         let file = try SafeTensorsFile(path: path)
         try file.requireFormat(Self.format)
-        guard let sha = file.metadata["classifier_sha256"], sha.count == 64, sha.allSatisfy(\.isHexDigit) else {
-            throw ModelFileError(path, "metadata 'classifier_sha256' is missing or not a SHA-256")
+        guard let sha = file.metadata["classifier_sha256"], FileHash.isSHA256(sha) else {
+            throw FileError(path, "metadata 'classifier_sha256' is missing or not a SHA-256")
         }
         guard let names = try file.metadataStrings("class_names"), !names.isEmpty else {
-            throw ModelFileError(path, "metadata 'class_names' is missing or empty")
+            throw FileError(path, "metadata 'class_names' is missing or empty")
         }
         let shape = try file.shape(of: "prototypes")
         guard shape.count == 2, shape[0] == names.count, shape[1] > 0 else {
-            throw ModelFileError(path, "tensor 'prototypes' has shape \(shape), expected [\(names.count), F]")
+            throw FileError(path, "tensor 'prototypes' has shape \(shape), expected [\(names.count), F]")
         }
         for name in ["prototypes", "counts"] where try file.entry(name).dtype != .f32 {
-            throw ModelFileError(path, "tensor '\(name)' is \(try file.entry(name).dtype.rawValue), expected F32")
+            throw FileError(path, "tensor '\(name)' is \(try file.entry(name).dtype.rawValue), expected F32")
         }
         let values = try file.floats("prototypes")
         let counts = try file.floats("counts", shape: [names.count])
-        guard values.allSatisfy(\.isFinite) else { throw ModelFileError(path, "tensor 'prototypes' holds non-finite values") }
-        guard counts.allSatisfy({ $0 >= 0 && $0.isFinite }) else { throw ModelFileError(path, "tensor 'counts' holds negative counts") }
+        guard values.allSatisfy(\.isFinite) else { throw FileError(path, "tensor 'prototypes' holds non-finite values") }
+        guard counts.allSatisfy({ $0 >= 0 && $0.isFinite }) else { throw FileError(path, "tensor 'counts' holds negative counts") }
         let f = shape[1]
         self.init(prototypes: (0..<names.count).map { Array(values[($0 * f)..<(($0 + 1) * f)]) }, counts: counts,
                   classifierSHA256: sha.lowercased(), classifier: file.metadata["classifier"] ?? "",
                   classNames: names, source: file.metadata["source"] ?? "")
     }
 
-    /// Writes the prototypes to `path` (atomically: temporary name, then rename).
+    /// Writes the prototypes to `path` (through `AtomicFile`).
     public func write(to path: String) throws {
         let k = numClasses, f = featureDimension
-        let namesJSON = String(decoding: try JSONSerialization.data(withJSONObject: classNames, options: [.withoutEscapingSlashes]),
-                               as: UTF8.self)
         try SafeTensorsWriter.write([
             .init(name: "prototypes", shape: [k, f], values: prototypes.flatMap { $0 }),
             .init(name: "counts", shape: [k], values: counts),
         ], metadata: ["format": Self.format, "classifier_sha256": classifierSHA256, "classifier": classifier,
-                      "class_names": namesJSON, "source": source], to: path)
+                      "class_names": ClassNames.json(classNames), "source": source], to: path)
     }
 }
 
@@ -119,14 +118,14 @@ public struct ClassPrototypeAccumulator: Sendable {
                              progress: ((Int) -> Void)? = nil) throws {
         let path = reader.path
         guard reader.metadata.kind == .real else {
-            throw ShardError(path, dataset: "kind", "is '\(reader.metadata.kind.rawValue)', prototypes need real data")
+            throw FileError(path, dataset: "kind", "is '\(reader.metadata.kind.rawValue)', prototypes need real data")
         }
         guard reader.numClasses == numClasses else {
-            throw ShardError(path, dataset: "num_classes", "is \(reader.numClasses), the classifier has \(numClasses) classes")
+            throw FileError(path, dataset: "num_classes", "is \(reader.numClasses), the classifier has \(numClasses) classes")
         }
         guard reader.height == classifier.inputHeight, reader.width == classifier.inputWidth,
               reader.channels == classifier.inputChannels else {
-            throw ShardError(path, dataset: "images", "are \(reader.height)×\(reader.width)×\(reader.channels), the classifier expects "
+            throw FileError(path, dataset: "images", "are \(reader.height)×\(reader.width)×\(reader.channels), the classifier expects "
                              + "\(classifier.inputHeight)×\(classifier.inputWidth)×\(classifier.inputChannels)")
         }
         var start = 0
@@ -134,7 +133,7 @@ public struct ClassPrototypeAccumulator: Sendable {
             let rows = start..<min(reader.count, start + max(1, batchSize))
             let labels = try reader.classA(rows: rows)
             if let bad = labels.first(where: { $0 < 0 || Int($0) >= numClasses }) {
-                throw ShardError(path, dataset: "class_a", "holds class \(bad), expected 0..<\(numClasses)")
+                throw FileError(path, dataset: "class_a", "holds class \(bad), expected 0..<\(numClasses)")
             }
             let features = classifier.forward(pixels: try reader.images(rows: rows), count: rows.count).features
             add(features: features, labels: labels)

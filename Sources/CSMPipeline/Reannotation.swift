@@ -1,3 +1,4 @@
+import CSMShards
 import Foundation
 
 /// Calibrated reannotation (CSM, SPEC §3): where a generated sample's classifier features
@@ -28,16 +29,10 @@ public struct Reannotation: Sendable {
         return norm > 0 ? dot / norm : 0.5
     }
 
-    /// λ' = clip(σ(s·(λ̂ − 0.5)), 0, 1).
-    public static func calibratedRatio(_ projection: Double, sharpness: Double) -> Double {
-        guard projection.isFinite else { return 0.5 }
-        return min(1, max(0, 1 / (1 + exp(-sharpness * (projection - 0.5)))))
-    }
-
     /// The annotation of one sample of pair (a, b) from its features and logits.
     public func annotate(features: ArraySlice<Float>, logits: ArraySlice<Float>, a: Int, b: Int) -> Annotation {
         let projection = self.projection(features: features, a: a, b: b)
-        let ratio = Self.calibratedRatio(projection, sharpness: sharpness)
+        let ratio = SoftLabel.calibratedRatio(projection: projection, sharpness: sharpness)
         // Softmax in float64.
         let values = logits.map(Double.init)
         let top = values.max() ?? 0

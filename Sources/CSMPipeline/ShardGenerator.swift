@@ -1,4 +1,5 @@
 import CSMDiffusion
+import CSMFormats
 import CSMModels
 import CSMNumerics
 import CSMShards
@@ -27,8 +28,7 @@ public final class ShardGenerator {
     public let createdBy: String
 
     public init(plan: GenerationPlan, sampler: EDMSampler, classifier: ResNetClassifier, reannotation: Reannotation,
-                batch: Int, config: JSONValue, generatorJSON: String, annotatorJSON: String, classNames: [String],
-                createdBy: String) throws {
+                batch: Int, config: GenerationConfig, createdBy: String) throws {
         let model = sampler.model
         guard model.labelDimension == classifier.numClasses else {
             throw PlanError("the model has \(model.labelDimension) classes but the classifier has \(classifier.numClasses)")
@@ -50,10 +50,10 @@ public final class ShardGenerator {
         self.reannotation = reannotation
         self.batch = max(1, batch)
         // Compare configurations as they read back from a manifest (80.0 reads back as 80).
-        self.config = try JSONDecoder().decode(JSONValue.self, from: try JSONEncoder().encode(config))
-        self.generatorJSON = generatorJSON
-        self.annotatorJSON = annotatorJSON
-        self.classNames = classNames
+        self.config = try config.json()
+        self.generatorJSON = try config.generatorJSON()
+        self.annotatorJSON = try config.annotatorJSON()
+        self.classNames = config.classNames
         self.createdBy = createdBy
     }
 
@@ -78,7 +78,7 @@ public final class ShardGenerator {
         shards.filter { index in
             guard let entry = manifest.shards.first(where: { $0.shardIndex == index }) else { return true }
             let file = (directory as NSString).appendingPathComponent(entry.file)
-            return (try? Manifest.sha256(ofFile: file)) != entry.sha256
+            return (try? FileHash.sha256(ofFile: file)) != entry.sha256
         }
     }
 
@@ -95,7 +95,7 @@ public final class ShardGenerator {
         let name = Self.fileName(ofShard: index)
         let path = (directory as NSString).appendingPathComponent(name)
         try ShardWriter().write(samples, metadata: metadata, to: path)
-        manifest.record(.init(file: name, count: samples.count, sha256: try Manifest.sha256(ofFile: path), shardIndex: index))
+        manifest.record(.init(file: name, count: samples.count, sha256: try FileHash.sha256(ofFile: path), shardIndex: index))
         try manifest.write(to: (directory as NSString).appendingPathComponent("manifest.json"))
         return result
     }
@@ -134,7 +134,7 @@ public final class ShardGenerator {
                 progress?(done * evaluations + (end - done) * step * evaluations / total, n * evaluations)
             }
             for (j, value) in images.values.enumerated() {
-                pixels[start * per + j] = UInt8(max(0, min(255, value * 127.5 + 128)))
+                pixels[start * per + j] = PixelQuantization.uint8(value)
             }
             start = end
         }

@@ -1,10 +1,11 @@
 import CHDF5
 import CHDF5Shim
+import CSMFormats
 import Foundation
 
 /// Small helpers around the HDF5 C library. Debian's serial HDF5 is not thread-safe, so
 /// every call into it from csm runs under one process-wide lock.
-enum HDF5 {
+package enum HDF5 {
     private static let lock = NSRecursiveLock()
 
     /// HDF5's exit-time clean-up is turned off before the library starts: after a failed
@@ -13,7 +14,7 @@ enum HDF5 {
     private static let setUp: Void = { _ = H5dont_atexit() }()
 
     /// Runs `body` holding the HDF5 lock, with HDF5's automatic error printing turned off.
-    static func locked<T>(_ body: () throws -> T) rethrows -> T {
+    package static func locked<T>(_ body: () throws -> T) rethrows -> T {
         _ = setUp
         lock.lock()
         defer { lock.unlock() }
@@ -22,7 +23,7 @@ enum HDF5 {
     }
 
     /// Runs `body` holding the HDF5 lock (the lock is recursive).
-    static func withLock<T>(_ body: () -> T) -> T {
+    package static func withLock<T>(_ body: () -> T) -> T {
         _ = setUp
         lock.lock()
         defer { lock.unlock() }
@@ -30,7 +31,7 @@ enum HDF5 {
     }
 
     /// The innermost message on HDF5's error stack (which is then cleared).
-    static func takeErrorMessage() -> String {
+    package static func takeErrorMessage() -> String {
         var buffer = [CChar](repeating: 0, count: 1024)
         let count = buffer.withUnsafeMutableBufferPointer { csm_h5_take_error_message($0.baseAddress, $0.count) }
         let message = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
@@ -41,25 +42,36 @@ enum HDF5 {
         return count > 0 && !message.isEmpty ? message : "unknown HDF5 error"
     }
 
-    static var defaultList: hid_t { csm_h5p_default() }
-    static var all: hid_t { csm_h5s_all() }
+    package static var defaultList: hid_t { csm_h5p_default() }
+    package static var all: hid_t { csm_h5s_all() }
+
+    /// The schema's name of an HDF5 element type ("uint8", "int64", "float32", …), or nil
+    /// for a type that is neither an integer nor a float.
+    package static func typeName(_ type: hid_t) -> String? {
+        let size = H5Tget_size(type)
+        switch H5Tget_class(type) {
+        case H5T_INTEGER: return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + "\(8 * size)"
+        case H5T_FLOAT: return "float\(8 * size)"
+        default: return nil
+        }
+    }
 }
 
 /// Closes an HDF5 identifier with the matching H5?close when released.
-final class HDF5Handle {
-    enum Kind { case file, group, dataset, dataspace, datatype, attribute, propertyList }
+package final class HDF5Handle {
+    package enum Kind { case file, group, dataset, dataspace, datatype, attribute, propertyList }
 
-    let id: hid_t
-    let kind: Kind
+    package let id: hid_t
+    package let kind: Kind
 
-    init(_ id: hid_t, _ kind: Kind) {
+    package init(_ id: hid_t, _ kind: Kind) {
         self.id = id
         self.kind = kind
     }
 
     /// Closes now; returns false when HDF5 reports an error (for files: the final flush failed).
     @discardableResult
-    func close() -> Bool {
+    package func close() -> Bool {
         HDF5.withLock { closeLocked() }
     }
 
@@ -82,19 +94,19 @@ final class HDF5Handle {
     deinit { close() }
 }
 
-/// Fails with a `ShardError` carrying HDF5's message when `id` is negative.
+/// Fails with a `FileError` carrying HDF5's message when `id` is negative.
 @discardableResult
-func check(_ id: hid_t, _ path: String, dataset: String? = nil, _ action: String) throws -> hid_t {
-    guard id >= 0 else { throw ShardError(path, dataset: dataset, "\(action): \(HDF5.takeErrorMessage())") }
+package func check(_ id: hid_t, _ path: String, dataset: String? = nil, _ action: String) throws -> hid_t {
+    guard id >= 0 else { throw FileError(path, dataset: dataset, "\(action): \(HDF5.takeErrorMessage())") }
     return id
 }
 
-/// Fails with a `ShardError` carrying HDF5's message when `status` is negative.
-func check(_ status: herr_t, _ path: String, dataset: String? = nil, _ action: String) throws {
-    guard status >= 0 else { throw ShardError(path, dataset: dataset, "\(action): \(HDF5.takeErrorMessage())") }
+/// Fails with a `FileError` carrying HDF5's message when `status` is negative.
+package func check(_ status: herr_t, _ path: String, dataset: String? = nil, _ action: String) throws {
+    guard status >= 0 else { throw FileError(path, dataset: dataset, "\(action): \(HDF5.takeErrorMessage())") }
 }
 
 /// Wraps a new identifier in a handle, or fails with HDF5's message.
-func handle(_ id: hid_t, _ kind: HDF5Handle.Kind, _ path: String, dataset: String? = nil, _ action: String) throws -> HDF5Handle {
+package func handle(_ id: hid_t, _ kind: HDF5Handle.Kind, _ path: String, dataset: String? = nil, _ action: String) throws -> HDF5Handle {
     HDF5Handle(try check(id, path, dataset: dataset, action), kind)
 }

@@ -1,4 +1,4 @@
-import Crypto
+import CSMFormats
 import Foundation
 
 /// `manifest.json` beside a run's shards (SPEC §4.3): every finished shard and the run's
@@ -14,7 +14,8 @@ public struct Manifest: Codable, Equatable, Sendable {
 
     /// One finished shard.
     public struct Shard: Codable, Equatable, Sendable {
-        /// File name, relative to the manifest's directory.
+        /// The shard's file name: a plain name inside the manifest's directory (no `/`,
+        /// not `.` or `..`); `read(from:)` refuses anything else.
         public var file: String
         /// Samples in the shard.
         public var count: Int
@@ -60,22 +61,44 @@ public struct Manifest: Codable, Equatable, Sendable {
 
     /// Reads and validates the manifest at `path`.
     public static func read(from path: String) throws -> Manifest {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ShardError(path, "cannot be read (missing?)") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw FileError(path, "cannot be read (missing?)") }
+        return try decode(data, path: path)
+    }
+
+    /// Parses and validates manifest bytes; `path` names them in errors. Every entry must
+    /// name a plain file (see `isPlainFileName`), with a non-negative count and shard index,
+    /// and no file or shard index may be listed twice.
+    public static func decode(_ data: Data, path: String = "<bytes>") throws -> Manifest {
         let manifest: Manifest
         do {
             manifest = try JSONDecoder().decode(Manifest.self, from: data)
         } catch {
-            throw ShardError(path, "is not a csm manifest: \(describe(error))")
+            throw FileError(path, "is not a csm manifest: \(describe(error))")
         }
         guard manifest.schema == schemaName else {
-            throw ShardError(path, dataset: "schema", "is '\(manifest.schema)', expected \(schemaName)")
+            throw FileError(path, dataset: "schema", "is '\(manifest.schema)', expected \(schemaName)")
         }
+        var files = Set<String>(), indices = Set<Int>()
         for shard in manifest.shards {
-            guard !shard.file.isEmpty, !shard.file.hasPrefix("/"), shard.count >= 0, shard.shardIndex >= 0 else {
-                throw ShardError(path, dataset: "shards", "entry '\(shard.file)' is malformed")
+            guard isPlainFileName(shard.file) else {
+                throw FileError(path, dataset: "shards", "entry '\(shard.file)' is not a plain file name inside the manifest's directory")
+            }
+            guard shard.count >= 0, shard.shardIndex >= 0 else {
+                throw FileError(path, dataset: "shards", "entry '\(shard.file)' has a negative count or shard index")
+            }
+            guard files.insert(shard.file).inserted else { throw FileError(path, dataset: "shards", "lists \(shard.file) twice") }
+            guard indices.insert(shard.shardIndex).inserted else {
+                throw FileError(path, dataset: "shards", "lists shard index \(shard.shardIndex) twice")
             }
         }
         return manifest
+    }
+
+    /// Whether `name` is a plain file name: not empty, no `/` or NUL, not `.` or `..`.
+    /// Manifest entries must be plain names, so that a manifest can only name files in its
+    /// own directory.
+    public static func isPlainFileName(_ name: String) -> Bool {
+        !name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.contains("\0")
     }
 
     /// The manifest as JSON: sorted keys, indented, so that equal manifests give equal bytes.
@@ -85,36 +108,11 @@ public struct Manifest: Codable, Equatable, Sendable {
         return try encoder.encode(self) + Data("\n".utf8)
     }
 
-    /// Writes the manifest to `path` atomically: a temporary file beside it (`.NAME.tmp`),
-    /// synced, then renamed over the old one.
+    /// Writes the manifest to `path` through `AtomicFile`.
     public func write(to path: String) throws {
         let data: Data
-        do { data = try encoded() } catch { throw ShardError(path, "cannot encode: \(Self.describe(error))") }
-        let temporary = ShardFiles.temporaryPath(for: path)
-        do {
-            guard FileManager.default.createFile(atPath: temporary, contents: data) else {
-                throw ShardError(path, "cannot write \(temporary)")
-            }
-            try ShardFiles.commit(temporary, to: path)
-        } catch {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw error
-        }
-    }
-
-    /// SHA-256 of the file at `path`, lowercase hex.
-    public static func sha256(ofFile path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw ShardError(path, "cannot be read for hashing") }
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        do {
-            while let block = try handle.read(upToCount: 1 << 20), !block.isEmpty {
-                hasher.update(data: block)
-            }
-        } catch {
-            throw ShardError(path, "read failed while hashing: \(describe(error))")
-        }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        do { data = try encoded() } catch { throw FileError(path, "cannot encode: \(Self.describe(error))") }
+        try AtomicFile.write(data, to: path)
     }
 
     private static func describe(_ error: Error) -> String {

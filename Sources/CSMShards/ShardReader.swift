@@ -1,11 +1,12 @@
 import CHDF5
 import CHDF5Shim
+import CSMFormats
 import Foundation
 
 /// Reads a `csm-shard/1` file. Opening validates the schema: the root attributes, every
 /// dataset's presence, element type and shape. Reads are of whole datasets or of a range
 /// of samples; a corrupted chunk (Fletcher-32 mismatch, broken compression) surfaces as a
-/// `ShardError` naming the file and the dataset. Safe to use from several threads: all
+/// `FileError` naming the file and the dataset. Safe to use from several threads: all
 /// HDF5 calls are serialised.
 public final class ShardReader: @unchecked Sendable {
     /// The file read.
@@ -29,12 +30,12 @@ public final class ShardReader: @unchecked Sendable {
     public init(path: String) throws {
         self.path = path
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ShardError(path, "no such file") }
-        guard !isDirectory.boolValue else { throw ShardError(path, "is a directory, not a shard") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw FileError(path, "no such file") }
+        guard !isDirectory.boolValue else { throw FileError(path, "is a directory, not a shard") }
         let opened: (HDF5Handle, ShardMetadata, [Int]) = try HDF5.locked {
             guard H5Fis_hdf5(path) > 0 else {
                 _ = HDF5.takeErrorMessage()
-                throw ShardError(path, "not an HDF5 file")
+                throw FileError(path, "not an HDF5 file")
             }
             let file = try handle(H5Fopen(path, csm_h5f_acc_rdonly(), HDF5.defaultList), .file, path, "cannot open")
             let metadata = try Self.readMetadata(file, path)
@@ -77,6 +78,19 @@ public final class ShardReader: @unchecked Sendable {
                      consistent: try consistent(rows: rows), group: try group(rows: rows), seed: try seed(rows: rows))
     }
 
+    /// Every column but the images (left empty) of samples `rows` (all when nil), with the
+    /// values that index anything checked first (see `ShardSamples.checkValues`): what a
+    /// loader or training loop reads.
+    public func columns(rows: Range<Int>? = nil) throws -> ShardSamples {
+        let samples = ShardSamples(
+            height: height, width: width, channels: channels, numClasses: numClasses, images: [],
+            labels: try labels(rows: rows), classA: try classA(rows: rows), classB: try classB(rows: rows),
+            lambdaGen: try lambdaGen(rows: rows), lambdaProj: try lambdaProj(rows: rows), probA: try probA(rows: rows),
+            probB: try probB(rows: rows), consistent: try consistent(rows: rows), group: try group(rows: rows), seed: try seed(rows: rows))
+        try samples.checkValues(path: path, kind: metadata.kind, firstRow: rows?.lowerBound ?? 0)
+        return samples
+    }
+
     /// Reads every dataset in full, so that every chunk's checksum is checked.
     public func verify() throws {
         for dataset in ShardDataset.allCases {
@@ -117,7 +131,7 @@ public final class ShardReader: @unchecked Sendable {
         let rows = rows ?? 0..<count
         let name = dataset.name
         guard rows.lowerBound >= 0, rows.upperBound <= count else {
-            throw ShardError(path, dataset: name, "rows \(rows.lowerBound)..<\(rows.upperBound) lie outside 0..<\(count)")
+            throw FileError(path, dataset: name, "rows \(rows.lowerBound)..<\(rows.upperBound) lie outside 0..<\(count)")
         }
         precondition(MemoryLayout<T>.size == dataset.elementType.size, "ShardReader: \(T.self) does not match \(name)")
         let rowShape = dataset.rowShape(height: height, width: width, channels: channels, classes: numClasses)
@@ -144,22 +158,22 @@ public final class ShardReader: @unchecked Sendable {
 
     private static func readMetadata(_ file: HDF5Handle, _ path: String) throws -> ShardMetadata {
         let root = try handle(H5Gopen2(file.id, "/", HDF5.defaultList), .group, path, "cannot open the root group")
-        guard H5Aexists(root.id, "schema") > 0 else { throw ShardError(path, "not a csm-shard/1 file (no 'schema' attribute)") }
+        guard H5Aexists(root.id, "schema") > 0 else { throw FileError(path, "not a csm-shard/1 file (no 'schema' attribute)") }
         let schema = try readString(root, "schema", path)
         guard schema == ShardMetadata.schema else {
-            throw ShardError(path, dataset: "schema", "is '\(schema)', expected \(ShardMetadata.schema)")
+            throw FileError(path, dataset: "schema", "is '\(schema)', expected \(ShardMetadata.schema)")
         }
         let kindName = try readString(root, "kind", path)
         guard let kind = ShardKind(rawValue: kindName) else {
-            throw ShardError(path, dataset: "kind", "is '\(kindName)', expected mixed or real")
+            throw FileError(path, dataset: "kind", "is '\(kindName)', expected mixed or real")
         }
         let numClasses = try readInteger(root, "num_classes", path)
         let namesText = try readString(root, "class_names", path)
-        guard let names = try? JSONSerialization.jsonObject(with: Data(namesText.utf8)) as? [String] else {
-            throw ShardError(path, dataset: "class_names", "is not a JSON list of strings")
+        guard let names = ClassNames.parse(namesText) else {
+            throw FileError(path, dataset: "class_names", "is not a JSON list of strings")
         }
         guard names.count == numClasses else {
-            throw ShardError(path, dataset: "class_names", "has \(names.count) names but num_classes is \(numClasses)")
+            throw FileError(path, dataset: "class_names", "has \(names.count) names but num_classes is \(numClasses)")
         }
         let metadata = ShardMetadata(
             kind: kind, classNames: names, sharpness: try readDouble(root, "sharpness", path),
@@ -173,25 +187,26 @@ public final class ShardReader: @unchecked Sendable {
     /// Checks every dataset's type and shape; returns [N, H, W, C].
     private static func validateDatasets(_ file: HDF5Handle, _ path: String, classes: Int) throws -> [Int] {
         var imageShape: [Int] = []
+        let byteLimit = plausibleBytes(fileSize: fileSize(path))
         for dataset in ShardDataset.allCases {
             let name = dataset.name
-            guard H5Lexists(file.id, name, HDF5.defaultList) > 0 else { throw ShardError(path, dataset: name, "missing dataset") }
+            guard H5Lexists(file.id, name, HDF5.defaultList) > 0 else { throw FileError(path, dataset: name, "missing dataset") }
             let id = try handle(H5Dopen2(file.id, name, HDF5.defaultList), .dataset, path, dataset: name, "cannot open")
             let type = try handle(H5Dget_type(id.id), .datatype, path, dataset: name, "cannot read the type")
             let expected = dataset.elementType
             let actual = describe(type.id)
             guard actual == expected.rawValue else {
-                throw ShardError(path, dataset: name, "is \(actual), expected \(expected.rawValue)")
+                throw FileError(path, dataset: name, "is \(actual), expected \(expected.rawValue)")
             }
             let space = try handle(H5Dget_space(id.id), .dataspace, path, dataset: name, "cannot read the shape")
             let rank = H5Sget_simple_extent_ndims(space.id)
-            guard rank >= 0, rank <= 8 else { throw ShardError(path, dataset: name, "has an unreadable shape") }
+            guard rank >= 0, rank <= 8 else { throw FileError(path, dataset: name, "has an unreadable shape") }
             var dims = [hsize_t](repeating: 0, count: Int(rank))
             try check(H5Sget_simple_extent_dims(space.id, &dims, nil), path, dataset: name, "cannot read the shape")
-            let shape = dims.map { Int($0) }
+            let shape = try checkedShape(dims, elementSize: expected.size, limit: byteLimit, path, dataset: name)
             if dataset == .images {
                 guard shape.count == 4, shape[1] > 0, shape[2] > 0, shape[3] > 0 else {
-                    throw ShardError(path, dataset: name, "has shape \(shape), expected [N, H, W, C]")
+                    throw FileError(path, dataset: name, "has shape \(shape), expected [N, H, W, C]")
                 }
                 imageShape = shape
                 continue
@@ -199,36 +214,60 @@ public final class ShardReader: @unchecked Sendable {
             let expectedShape = [imageShape[0]] + dataset.rowShape(height: imageShape[1], width: imageShape[2],
                                                                   channels: imageShape[3], classes: classes)
             guard shape == expectedShape else {
-                throw ShardError(path, dataset: name, "has shape \(shape), expected \(expectedShape)")
+                throw FileError(path, dataset: name, "has shape \(shape), expected \(expectedShape)")
             }
         }
         return imageShape
     }
 
+    /// Deflate expands data at most 1032-fold, so no dataset of a file of `fileSize` bytes
+    /// holds more than this many bytes (plus slack for tiny files); larger shapes are refused
+    /// before any buffer is made.
+    public static func plausibleBytes(fileSize: Int) -> Int {
+        let (product, overflow) = fileSize.multipliedReportingOverflow(by: 1032)
+        return overflow ? Int.max : product.addingReportingOverflow(1 << 20).overflow ? Int.max : product + (1 << 20)
+    }
+
+    /// `dims` as Ints, checked with overflow-safe arithmetic: every dimension and the
+    /// dataset's byte count fit in an Int and stay within `limit`.
+    static func checkedShape(_ dims: [hsize_t], elementSize: Int, limit: Int, _ path: String, dataset: String) throws -> [Int] {
+        var bytes = elementSize
+        var shape: [Int] = []
+        for dim in dims {
+            guard let value = Int(exactly: dim) else { throw FileError(path, dataset: dataset, "has an absurd dimension \(dim)") }
+            let (product, overflow) = bytes.multipliedReportingOverflow(by: value)
+            guard !overflow else { throw FileError(path, dataset: dataset, "has shape \(dims) whose size overflows") }
+            shape.append(value)
+            bytes = product
+        }
+        guard bytes <= limit else {
+            throw FileError(path, dataset: dataset, "has shape \(shape): \(bytes) bytes, more than the file can hold")
+        }
+        return shape
+    }
+
+    private static func fileSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+    }
+
     /// The schema name of an HDF5 element type ("float32", "int64", …) or a description of it.
     private static func describe(_ type: hid_t) -> String {
-        let size = H5Tget_size(type)
-        let typeClass = H5Tget_class(type)
-        if typeClass == H5T_INTEGER {
-            return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + "\(8 * size)"
-        }
-        if typeClass == H5T_FLOAT { return "float\(8 * size)" }
-        if typeClass == H5T_STRING { return "a string" }
-        return "of an unsupported HDF5 type"
+        if let name = HDF5.typeName(type) { return name }
+        return H5Tget_class(type) == H5T_STRING ? "a string" : "of an unsupported HDF5 type"
     }
 
     private static func openAttribute(_ root: HDF5Handle, _ name: String, _ path: String) throws -> HDF5Handle {
-        guard H5Aexists(root.id, name) > 0 else { throw ShardError(path, dataset: name, "missing attribute") }
+        guard H5Aexists(root.id, name) > 0 else { throw FileError(path, dataset: name, "missing attribute") }
         let attribute = try handle(H5Aopen(root.id, name, HDF5.defaultList), .attribute, path, dataset: name, "cannot open attribute")
         let space = try handle(H5Aget_space(attribute.id), .dataspace, path, dataset: name, "cannot read the attribute's shape")
-        guard H5Sget_simple_extent_npoints(space.id) == 1 else { throw ShardError(path, dataset: name, "is not a single value") }
+        guard H5Sget_simple_extent_npoints(space.id) == 1 else { throw FileError(path, dataset: name, "is not a single value") }
         return attribute
     }
 
     private static func readString(_ root: HDF5Handle, _ name: String, _ path: String) throws -> String {
         let attribute = try openAttribute(root, name, path)
         let type = try handle(H5Aget_type(attribute.id), .datatype, path, dataset: name, "cannot read the attribute's type")
-        guard H5Tget_class(type.id) == H5T_STRING else { throw ShardError(path, dataset: name, "is not a string") }
+        guard H5Tget_class(type.id) == H5T_STRING else { throw FileError(path, dataset: name, "is not a string") }
         if H5Tis_variable_str(type.id) > 0 {
             var pointer: UnsafeMutablePointer<CChar>?
             try check(H5Aread(attribute.id, type.id, &pointer), path, dataset: name, "cannot read attribute")
@@ -237,7 +276,7 @@ public final class ShardReader: @unchecked Sendable {
             return String(cString: pointer)
         }
         let size = H5Tget_size(type.id)
-        guard size > 0, size < 1 << 24 else { throw ShardError(path, dataset: name, "has an implausible string size") }
+        guard size > 0, size < 1 << 24 else { throw FileError(path, dataset: name, "has an implausible string size") }
         var bytes = [UInt8](repeating: 0, count: size)
         try check(H5Aread(attribute.id, type.id, &bytes), path, dataset: name, "cannot read attribute")
         let end = bytes.firstIndex(of: 0) ?? bytes.count
@@ -247,7 +286,7 @@ public final class ShardReader: @unchecked Sendable {
     private static func readInteger(_ root: HDF5Handle, _ name: String, _ path: String) throws -> Int {
         let attribute = try openAttribute(root, name, path)
         let type = try handle(H5Aget_type(attribute.id), .datatype, path, dataset: name, "cannot read the attribute's type")
-        guard H5Tget_class(type.id) == H5T_INTEGER else { throw ShardError(path, dataset: name, "is not an integer") }
+        guard H5Tget_class(type.id) == H5T_INTEGER else { throw FileError(path, dataset: name, "is not an integer") }
         var value: Int64 = 0
         try check(H5Aread(attribute.id, csm_h5t_native_int64(), &value), path, dataset: name, "cannot read attribute")
         return Int(value)
@@ -257,7 +296,7 @@ public final class ShardReader: @unchecked Sendable {
         let attribute = try openAttribute(root, name, path)
         let type = try handle(H5Aget_type(attribute.id), .datatype, path, dataset: name, "cannot read the attribute's type")
         let typeClass = H5Tget_class(type.id)
-        guard typeClass == H5T_FLOAT || typeClass == H5T_INTEGER else { throw ShardError(path, dataset: name, "is not a number") }
+        guard typeClass == H5T_FLOAT || typeClass == H5T_INTEGER else { throw FileError(path, dataset: name, "is not a number") }
         var value: Double = 0
         try check(H5Aread(attribute.id, csm_h5t_native_double(), &value), path, dataset: name, "cannot read attribute")
         return value

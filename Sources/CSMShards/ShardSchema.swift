@@ -1,5 +1,6 @@
 import CHDF5
 import CHDF5Shim
+import CSMFormats
 import Foundation
 
 /// The datasets of a `csm-shard/1` file, in the order the writer creates them.
@@ -130,20 +131,17 @@ public struct ShardMetadata: Equatable, Sendable {
 
     /// Checks the values a shard must satisfy; `path` names the file in errors.
     func validate(path: String) throws {
-        guard !classNames.isEmpty else { throw ShardError(path, dataset: "class_names", "needs at least one class") }
+        guard !classNames.isEmpty else { throw FileError(path, dataset: "class_names", "needs at least one class") }
         guard shardIndex >= 0, numShards >= 1, shardIndex < numShards else {
-            throw ShardError(path, dataset: "shard_index", "shard \(shardIndex) of \(numShards) is out of range")
+            throw FileError(path, dataset: "shard_index", "shard \(shardIndex) of \(numShards) is out of range")
         }
         for (name, text) in [("generator", generator), ("annotator", annotator)] where !isJSON(text) {
-            throw ShardError(path, dataset: name, "is not valid JSON")
+            throw FileError(path, dataset: name, "is not valid JSON")
         }
     }
 
     /// `class_names` as the JSON list stored in the file.
-    var classNamesJSON: String {
-        let data = (try? JSONSerialization.data(withJSONObject: classNames, options: [.withoutEscapingSlashes])) ?? Data("[]".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }
+    var classNamesJSON: String { ClassNames.json(classNames) }
 }
 
 /// True when `text` parses as JSON (any value).
@@ -213,10 +211,43 @@ public struct ShardSamples: Equatable, Sendable {
     /// Bytes of one image.
     public var imageSize: Int { height * width * channels }
 
+    /// Checks the values that index anything or feed arithmetic, before anyone uses them
+    /// (the images are not looked at): class_a and class_b lie in [−1, K) — and in [0, K)
+    /// where they name a class: class_a always, class_b of mixed samples — and labels,
+    /// lambda_gen, prob_a and prob_b are finite, lambda_proj is finite or NaN (no λ̂).
+    /// The first bad value becomes one `FileError` naming `path`, the dataset, the row
+    /// (counted from `firstRow`) and the value.
+    public func checkValues(path: String, kind: ShardKind, firstRow: Int = 0) throws {
+        let k = numClasses
+        func first<T>(_ values: [T], _ isBad: (T) -> Bool) -> (Int, T)? {
+            values.firstIndex(where: isBad).map { ($0, values[$0]) }
+        }
+        func fail(_ dataset: ShardDataset, _ row: Int, _ value: Any, _ rule: String) -> FileError {
+            FileError(path, dataset: dataset.name, "row \(firstRow + row) holds \(value), \(rule)")
+        }
+        let classRule = "expected a class in 0..<\(k)"
+        if let (row, value) = first(classA, { $0 < 0 || Int($0) >= k }) { throw fail(.classA, row, value, classRule) }
+        if kind == .mixed {
+            if let (row, value) = first(classB, { $0 < 0 || Int($0) >= k }) { throw fail(.classB, row, value, classRule) }
+        } else if let (row, value) = first(classB, { $0 < -1 || Int($0) >= k }) {
+            throw fail(.classB, row, value, "expected −1 or a class in 0..<\(k)")
+        }
+        guard labels.count == count * k else {
+            throw FileError(path, dataset: ShardDataset.labels.name, "holds \(labels.count) values, expected \(count) rows of \(k)")
+        }
+        if let index = labels.firstIndex(where: { !$0.isFinite }) {
+            throw fail(.labels, index / max(1, k), labels[index], "expected finite numbers")
+        }
+        for (dataset, column) in [(ShardDataset.lambdaGen, lambdaGen), (.probA, probA), (.probB, probB)] {
+            if let (row, value) = first(column, { !$0.isFinite }) { throw fail(dataset, row, value, "expected a finite number") }
+        }
+        if let (row, value) = first(lambdaProj, { $0.isInfinite }) { throw fail(.lambdaProj, row, value, "expected a finite number or NaN") }
+    }
+
     /// Checks that every column holds N rows; `path` names the file in errors.
     func validate(path: String) throws {
-        guard height > 0, width > 0, channels > 0 else { throw ShardError(path, dataset: "images", "image size must be positive") }
-        guard numClasses > 0 else { throw ShardError(path, dataset: "labels", "needs at least one class") }
+        guard height > 0, width > 0, channels > 0 else { throw FileError(path, dataset: "images", "image size must be positive") }
+        guard numClasses > 0 else { throw FileError(path, dataset: "labels", "needs at least one class") }
         let n = count
         let lengths: [(ShardDataset, Int, Int)] = [
             (.images, images.count, n * imageSize), (.labels, labels.count, n * numClasses),
@@ -225,7 +256,7 @@ public struct ShardSamples: Equatable, Sendable {
             (.group, group.count, n), (.seed, seed.count, n),
         ]
         for (dataset, actual, expected) in lengths where actual != expected {
-            throw ShardError(path, dataset: dataset.name, "holds \(actual) values, expected \(expected) for \(n) samples")
+            throw FileError(path, dataset: dataset.name, "holds \(actual) values, expected \(expected) for \(n) samples")
         }
     }
 }

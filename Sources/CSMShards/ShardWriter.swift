@@ -1,13 +1,14 @@
 import CHDF5
 import CHDF5Shim
+import CSMFormats
 import Foundation
 
 /// Writes `csm-shard/1` HDF5 files (SPEC §4.3).
 ///
 /// Every dataset is chunked along the sample axis and stored with shuffle, deflate and
 /// HDF5's Fletcher-32 checksum, so that a flipped byte is caught on read. The file is
-/// written under a temporary name (`.NAME.h5.tmp` beside it), synced, and renamed into
-/// place only when complete. Identical input gives byte-identical files: no object
+/// written through `AtomicFile` (a temporary `.NAME.h5.tmp` beside it, synced, renamed
+/// into place only when complete). Identical input gives byte-identical files: no object
 /// timestamps, fixed object order, and the file format pinned to HDF5 1.8's.
 public struct ShardWriter: Sendable {
     /// zlib level, 0–9.
@@ -21,25 +22,20 @@ public struct ShardWriter: Sendable {
     }
 
     /// The temporary name `path` is written under before it is renamed into place.
-    public static func temporaryPath(for path: String) -> String { ShardFiles.temporaryPath(for: path) }
+    public static func temporaryPath(for path: String) -> String { AtomicFile.temporaryPath(for: path) }
 
     /// Writes `samples` with `metadata` to `path`, replacing any file there.
     public func write(_ samples: ShardSamples, metadata: ShardMetadata, to path: String) throws {
         try metadata.validate(path: path)
         try samples.validate(path: path)
         guard samples.numClasses == metadata.numClasses else {
-            throw ShardError(path, dataset: "labels", "\(samples.numClasses) classes but class_names has \(metadata.numClasses)")
+            throw FileError(path, dataset: "labels", "\(samples.numClasses) classes but class_names has \(metadata.numClasses)")
         }
         guard (0...9).contains(deflateLevel), chunkBytes > 0 else {
-            throw ShardError(path, "deflate level must be 0–9 and chunk size positive")
+            throw FileError(path, "deflate level must be 0–9 and chunk size positive")
         }
-        let temporary = ShardFiles.temporaryPath(for: path)
-        do {
+        try AtomicFile.write(to: path) { temporary in
             try HDF5.locked { try writeFile(samples, metadata: metadata, temporary: temporary, path: path) }
-            try ShardFiles.commit(temporary, to: path)
-        } catch {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw error
         }
     }
 
@@ -82,7 +78,7 @@ public struct ShardWriter: Sendable {
             }
         }
         root.close()
-        guard file.close() else { throw ShardError(path, "cannot finish writing: \(HDF5.takeErrorMessage())") }
+        guard file.close() else { throw FileError(path, "cannot finish writing: \(HDF5.takeErrorMessage())") }
     }
 
     private func writeDataset<T>(_ file: HDF5Handle, _ dataset: ShardDataset, _ values: [T], count: Int, rowShape: [Int], _ path: String) throws {
@@ -110,7 +106,7 @@ public struct ShardWriter: Sendable {
                           path, dataset: name, "cannot write")
             }
         }
-        guard id.close() else { throw ShardError(path, dataset: name, "cannot close: \(HDF5.takeErrorMessage())") }
+        guard id.close() else { throw FileError(path, dataset: name, "cannot close: \(HDF5.takeErrorMessage())") }
     }
 
     private func writeAttribute(_ object: HDF5Handle, _ name: String, _ value: UnsafeRawPointer, fileType: hid_t, memoryType: hid_t,

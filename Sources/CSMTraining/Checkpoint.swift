@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMModels
 import CSMNumerics
 import Foundation
@@ -59,16 +60,16 @@ public struct Checkpoint {
         try file.requireFormat(format)
         func integer(_ key: String) throws -> Int {
             guard let text = file.metadata[key], let value = Int(text), value >= 0 else {
-                throw TrainingError(path, "metadata '\(key)' is missing or not a count")
+                throw FileError(path, "metadata '\(key)' is missing or not a count")
             }
             return value
         }
-        guard let configuration = file.metadata["configuration"] else { throw TrainingError(path, "metadata has no 'configuration'") }
+        guard let configuration = file.metadata["configuration"] else { throw FileError(path, "metadata has no 'configuration'") }
         let history: [EpochRecord]
         do {
             history = try JSONDecoder().decode([EpochRecord].self, from: Data((file.metadata["history"] ?? "").utf8))
         } catch {
-            throw TrainingError(path, "metadata 'history' is not a list of epoch records")
+            throw FileError(path, "metadata 'history' is not a list of epoch records")
         }
         let state = try tensors.map { try file.floats("state/\($0.name)", shape: $0.shape) }
         let momentum = try tensors.prefix(parameterCount).map { tensor in
@@ -77,7 +78,7 @@ public struct Checkpoint {
         var best: Best?
         if file.metadata["best_epoch"] != nil {
             guard let accuracy = file.metadata["best_accuracy"].flatMap(Double.init) else {
-                throw TrainingError(path, "metadata 'best_accuracy' is not a number")
+                throw FileError(path, "metadata 'best_accuracy' is not a number")
             }
             best = Best(epoch: try integer("best_epoch"), accuracy: accuracy,
                         state: try tensors.map { try file.floats("best/\($0.name)", shape: $0.shape) },

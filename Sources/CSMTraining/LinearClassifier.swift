@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMLoader
 import CSMModels
 import CSMNumerics
@@ -39,10 +40,10 @@ public final class LinearClassifier: TrainableNetwork {
     public init(path: String) throws {
         let file = try SafeTensorsFile(path: path)
         try file.requireFormat(Self.format)
-        guard let inputText = file.metadata["input"] else { throw ModelFileError(path, "metadata has no 'input' entry") }
+        guard let inputText = file.metadata["input"] else { throw FileError(path, "metadata has no 'input' entry") }
         input = try ResNetInput(json: inputText, path: path)
         guard let names = try file.metadataStrings("class_names"), !names.isEmpty else {
-            throw ModelFileError(path, "metadata has no 'class_names' entry")
+            throw FileError(path, "metadata has no 'class_names' entry")
         }
         classNames = names
         let d = input.height * input.width * input.channels, k = names.count
@@ -51,7 +52,7 @@ public final class LinearClassifier: TrainableNetwork {
             Parameter(name: "bias", shape: [k], value: try file.floats("bias", shape: [k])),
         ]
         guard file.names == ["bias", "weight"] else {
-            throw ModelFileError(path, "unexpected tensors \(file.names.filter { $0 != "bias" && $0 != "weight" })")
+            throw FileError(path, "unexpected tensors \(file.names.filter { $0 != "bias" && $0 != "weight" })")
         }
     }
 

@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMCalibration
 import CSMNumerics
 import Foundation
@@ -64,7 +65,7 @@ public final class Trainer {
         let checkpoint = try Checkpoint.read(from: checkpointPath, tensors: network.state, parameterCount: network.parameters.count)
         let differences = configuration.differences(from: checkpoint.configuration)
         guard differences.isEmpty else {
-            throw TrainingError(checkpointPath, "a checkpoint of a run with different settings (\(differences.joined(separator: ", "))); delete it or change --out to start afresh")
+            throw FileError(checkpointPath, "a checkpoint of a run with different settings (\(differences.joined(separator: ", "))); delete it or change --out to start afresh")
         }
         for (tensor, values) in zip(network.state, checkpoint.state) { tensor.value = values }
         network.batchesTracked = checkpoint.batchesTracked

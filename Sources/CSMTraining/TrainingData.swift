@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMLoader
 import CSMModels
 import CSMNumerics
@@ -71,17 +72,17 @@ public final class TrainingData {
         }
         real = try ShardSet(path: realPath)
         let realIndices = real.indices(kind: .real)
-        guard !realIndices.isEmpty else { throw TrainingError(realPath, "no real samples (these shards hold mixed data)") }
+        guard !realIndices.isEmpty else { throw FileError(realPath, "no real samples (these shards hold mixed data)") }
         var random = LoaderRandom(options.seed, 0x5641_4C49_4441_5445)
         let order = random.permutation(realIndices.count).map { realIndices[$0] }
         let held = Int((options.validationFraction * Double(realIndices.count)).rounded())
         validationIndices = order.prefix(held).sorted()
         trainIndices = order.dropFirst(held).sorted()
         if options.validationFraction > 0 && validationIndices.isEmpty {
-            throw TrainingError(realPath, "the validation split is empty (\(realIndices.count) real samples × \(options.validationFraction)); use more data or --val-fraction 0")
+            throw FileError(realPath, "the validation split is empty (\(realIndices.count) real samples × \(options.validationFraction)); use more data or --val-fraction 0")
         }
         guard !trainIndices.isEmpty else {
-            throw TrainingError(realPath, "the training split is empty (\(realIndices.count) real samples, validation fraction \(options.validationFraction))")
+            throw FileError(realPath, "the training split is empty (\(realIndices.count) real samples, validation fraction \(options.validationFraction))")
         }
         self.options = options
         let (mean, std) = try normalization ?? Self.statistics(real, trainIndices)
@@ -94,19 +95,19 @@ public final class TrainingData {
         if let mixedPath {
             let mixed = try ShardSet(path: mixedPath)
             guard mixed.height == real.height, mixed.width == real.width, mixed.channels == real.channels else {
-                throw TrainingError(mixedPath, "images are \(mixed.height)×\(mixed.width)×\(mixed.channels), the real ones \(real.height)×\(real.width)×\(real.channels)")
+                throw FileError(mixedPath, "images are \(mixed.height)×\(mixed.width)×\(mixed.channels), the real ones \(real.height)×\(real.width)×\(real.channels)")
             }
             guard mixed.classNames == real.classNames else {
-                throw TrainingError(mixedPath, "classes \(mixed.classNames) differ from the real shards' \(real.classNames)")
+                throw FileError(mixedPath, "classes \(mixed.classNames) differ from the real shards' \(real.classNames)")
             }
-            guard !mixed.indices(kind: .mixed).isEmpty else { throw TrainingError(mixedPath, "no mixed samples") }
+            guard !mixed.indices(kind: .mixed).isEmpty else { throw FileError(mixedPath, "no mixed samples") }
             do {
                 let paired = try PairedLoader(real: real, mixed: mixed, augmentations: options.mixedAugmentations,
                                               options: loaderOptions, realIndices: trainIndices, skipUnpaired: options.skipUnpaired)
                 self.paired = paired
                 unpairedClasses = paired.unpairedClasses
             } catch let error as LoaderError {
-                throw TrainingError(mixedPath, "\(error.description)\(options.skipUnpaired ? "" : "; --skip-unpaired trains them on real samples only")")
+                throw FileError(mixedPath, "\(error.description)\(options.skipUnpaired ? "" : "; --skip-unpaired trains them on real samples only")")
             }
             self.mixed = mixed
         } else {

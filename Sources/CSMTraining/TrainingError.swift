@@ -1,8 +1,7 @@
-/// A training problem, one line (naming the file at fault when there is one).
+/// A training problem that no one file is at fault for (settings, a non-finite loss), one
+/// line; problems with a file are `FileError`s.
 public struct TrainingError: Error, CustomStringConvertible, Equatable {
     public let description: String
 
     public init(_ description: String) { self.description = description }
-
-    public init(_ path: String, _ problem: String) { description = "\(path): \(problem)" }
 }

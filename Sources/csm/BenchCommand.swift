@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSMFormats
 import CSMLoader
 import CSMNumerics
 import CSMShards
@@ -70,7 +71,7 @@ struct BenchLoaderCommand: ParsableCommand {
         do {
             set = try ShardSet(path: data)
             try set.loadAllImages()
-        } catch let error as ShardError {
+        } catch let error as FileError {
             throw CLIError(error.description)
         }
         let options = LoaderOptions(batchSize: batchSize, seed: 0,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSMFormats
 
 /// `csm`: calibration-aware semantic mixing — sample class-mixed images from a diffusion
 /// model, reannotate their soft labels, write and inspect HDF5 shards, measure calibration.

@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMLoader
 import CSMModels
 import CSMNumerics
@@ -15,7 +16,7 @@ struct ClassifierLogits {
 
     init(path: String) throws {
         self.path = path
-        guard FileManager.default.fileExists(atPath: path) else { throw EvaluateError(path, "no such file") }
+        guard FileManager.default.fileExists(atPath: path) else { throw FileError(path, "no such file") }
         let file = try SafeTensorsFile(path: path)
         if file.metadata["format"] == LinearClassifier.format {
             let network = try LinearClassifier(path: path)
@@ -37,12 +38,12 @@ struct ClassifierLogits {
         let set = try ShardSet(path: data)
         guard set.height == input.height, set.width == input.width, set.channels == input.channels,
               set.numClasses == classNames.count else {
-            throw EvaluateError(data, "holds \(set.height)×\(set.width)×\(set.channels) images of \(set.numClasses) classes, but \(path) takes \(input.height)×\(input.width)×\(input.channels) images of \(classNames.count) classes")
+            throw FileError(data, "holds \(set.height)×\(set.width)×\(set.channels) images of \(set.numClasses) classes, but \(path) takes \(input.height)×\(input.width)×\(input.channels) images of \(classNames.count) classes")
         }
         guard set.classNames == classNames else {
-            throw EvaluateError(data, "classes \(set.classNames) differ from \(path)'s \(classNames)")
+            throw FileError(data, "classes \(set.classNames) differ from \(path)'s \(classNames)")
         }
-        guard set.count > 0 else { throw EvaluateError(data, "no samples") }
+        guard set.count > 0 else { throw FileError(data, "no samples") }
         var logits: [Float] = []
         logits.reserveCapacity(set.count * classNames.count)
         var labels: [Int] = []
@@ -81,7 +82,7 @@ struct ClassifierLogits {
 extension EvaluationSet {
     /// Writes the logits [N, K] and labels [N] (as float32 class ids) to a safetensors file.
     func save(to path: String) throws {
-        guard case .float(let values) = values else { throw EvaluateError(path, "only float32 logits can be saved") }
+        guard case .float(let values) = values else { throw FileError(path, "only float32 logits can be saved") }
         try SafeTensorsWriter.write([
             .init(name: "logits", shape: [sampleCount, classCount], values: values),
             .init(name: "labels", shape: [sampleCount], values: labels.map(Float.init)),

@@ -1,6 +1,8 @@
 import ArgumentParser
 import CSMCalibration
+import CSMFormats
 import CSMModels
+import CSMPictures
 import Foundation
 
 /// `csm evaluate`: calibration metrics of a classifier's logits, optional temperature
@@ -109,7 +111,7 @@ struct EvaluateCommand: ParsableCommand {
         } else if let valLogits {
             let validation = try reader.read(logits: valLogits, labels: valLabels)
             guard validation.classCount == test.classCount else {
-                throw EvaluateError(
+                throw FileError(
                     valLogits, "\(validation.classCount) classes, but \(test.logitsPath) has \(test.classCount)")
             }
             let fitted = try validation.fitTemperature()
@@ -123,7 +125,7 @@ struct EvaluateCommand: ParsableCommand {
             if let calibrated, let fit {
                 panels.append(.init(title: String(format: "T = %.4g", fit.temperature), metrics: calibrated))
             }
-            // A failed write throws PictureError, whose message names the file.
+            // A failed write throws a FileError, whose message names the file.
             try ReliabilityDiagram(panels: panels).writePNG(path: diagram)
         }
 
@@ -199,19 +201,6 @@ struct EvaluateCommand: ParsableCommand {
     }
 }
 
-/// A problem with one of `csm evaluate`'s files, reported as one line naming the file.
-struct EvaluateError: Error, CustomStringConvertible {
-    let path: String
-    let problem: String
-
-    init(_ path: String, _ problem: String) {
-        self.path = path
-        self.problem = problem
-    }
-
-    var description: String { "\(path): \(problem)" }
-}
-
 /// Logits and hard labels read for evaluation.
 struct EvaluationSet {
     enum Values {
@@ -259,8 +248,8 @@ struct EvaluationSet {
         do {
             return try body()
         } catch let error as CalibrationError {
-            if case .labelOutOfRange = error { throw EvaluateError(labelsPath, error.description) }
-            throw EvaluateError(logitsPath, error.description)
+            if case .labelOutOfRange = error { throw FileError(labelsPath, error.description) }
+            throw FileError(logitsPath, error.description)
         }
     }
 }
@@ -277,23 +266,23 @@ struct EvaluationInputReader {
         } else if !isNumPy(logitsPath) {
             labelsPath = logitsPath
         } else {
-            throw EvaluateError(logitsPath, "a .npy file holds only logits; give the labels with --labels (or --val-labels)")
+            throw FileError(logitsPath, "a .npy file holds only logits; give the labels with --labels (or --val-labels)")
         }
         let logits = try readArray(logitsPath, tensor: logitsTensor)
         guard logits.shape.count == 2, logits.shape[0] > 0, logits.shape[1] > 0 else {
-            throw EvaluateError(logitsPath, "logits must have shape [N, K] with N, K > 0, found \(logits.shape)")
+            throw FileError(logitsPath, "logits must have shape [N, K] with N, K > 0, found \(logits.shape)")
         }
         let n = logits.shape[0], k = logits.shape[1]
         let labelArray = try readArray(labelsPath, tensor: labelsTensor)
         let labels = try hardLabels(labelArray, path: labelsPath, classCount: k)
         guard labels.count == n else {
-            throw EvaluateError(labelsPath, "\(labels.count) labels for \(n) rows of logits in \(logitsPath)")
+            throw FileError(labelsPath, "\(labels.count) labels for \(n) rows of logits in \(logitsPath)")
         }
         if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= k }) {
-            throw EvaluateError(labelsPath, "label \(labels[bad]) of sample \(bad) is outside 0..<\(k) (the logits have \(k) classes)")
+            throw FileError(labelsPath, "label \(labels[bad]) of sample \(bad) is outside 0..<\(k) (the logits have \(k) classes)")
         }
         guard case .floating(let values) = logitArrayValues(logits) else {
-            throw EvaluateError(logitsPath, "logits must be floating point, found an integer array")
+            throw FileError(logitsPath, "logits must be floating point, found an integer array")
         }
         return EvaluationSet(
             logitsPath: logitsPath, labelsPath: labelsPath, values: values, sampleCount: n, classCount: k, labels: labels)
@@ -322,14 +311,14 @@ struct EvaluationInputReader {
     }
 
     private func readArray(_ path: String, tensor: String) throws -> RawArray {
-        guard FileManager.default.fileExists(atPath: path) else { throw EvaluateError(path, "no such file") }
+        guard FileManager.default.fileExists(atPath: path) else { throw FileError(path, "no such file") }
         if isNumPy(path) {
             let array = try NumPyArray(path: path)
             return RawArray(storage: .numpy(array), shape: array.shape, isFloatingPoint: array.dtype.isFloatingPoint)
         }
         let file = try SafeTensorsFile(path: path)
         guard file.contains(tensor) else {
-            throw EvaluateError(path, "no tensor '\(tensor)' (tensors: \(file.names.joined(separator: ", ")))")
+            throw FileError(path, "no tensor '\(tensor)' (tensors: \(file.names.joined(separator: ", ")))")
         }
         let entry = try file.entry(tensor)
         return RawArray(storage: .safetensors(file, tensor), shape: entry.shape, isFloatingPoint: entry.dtype.isFloatingPoint)
@@ -369,15 +358,15 @@ struct EvaluationInputReader {
             if !array.isFloatingPoint { return try integers(array) }
             let values = try doubles(array)
             if let bad = values.firstIndex(where: { $0 != $0.rounded() || !$0.isFinite }) {
-                throw EvaluateError(path, "label \(values[bad]) of sample \(bad) is not a class id (expected whole numbers, or rows [N, K])")
+                throw FileError(path, "label \(values[bad]) of sample \(bad) is not a class id (expected whole numbers, or rows [N, K])")
             }
             return values.map { Int($0) }
         }
         guard shape.count == 2 else {
-            throw EvaluateError(path, "labels must have shape [N] or [N, K], found \(shape)")
+            throw FileError(path, "labels must have shape [N] or [N, K], found \(shape)")
         }
         guard shape[1] == classCount else {
-            throw EvaluateError(path, "label rows have \(shape[1]) columns, the logits have \(classCount) classes")
+            throw FileError(path, "label rows have \(shape[1]) columns, the logits have \(classCount) classes")
         }
         let values = try doubles(array)
         var labels = [Int](repeating: 0, count: shape[0])

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CSMDiffusion
+import CSMFormats
 import CSMModels
 import CSMNumerics
 import CSMPipeline
@@ -67,9 +68,7 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         do {
             try generate()
-        } catch let error as ModelFileError {
-            throw CLIError(error.description)
-        } catch let error as ShardError {
+        } catch let error as FileError {
             throw CLIError(error.description)
         } catch let error as PlanError {
             throw CLIError(error.description)
@@ -96,12 +95,15 @@ struct GenerateCommand: ParsableCommand {
     }
 
     private func generate() throws {
+        // One writer per output directory, from the start.
+        let lock = try DirectoryLock(directory: out, command: "csm generate")
+        defer { lock.release() }
         let modelPath = try model ?? DefaultFiles.locate(DefaultFiles.diffusionModel)
         let classifierPath = try classifier ?? DefaultFiles.locate(DefaultFiles.classifier)
         let prototypesPath = try prototypes ?? DefaultFiles.locate(DefaultFiles.prototypes)
         let net = try EDMModel(path: modelPath)
         let resnet = try ResNetClassifier(path: classifierPath)
-        let classifierSHA = try Manifest.sha256(ofFile: classifierPath)
+        let classifierSHA = try FileHash.sha256(ofFile: classifierPath)
         let loaded = try ClassPrototypes(path: prototypesPath)
         guard loaded.classifierSHA256 == classifierSHA else {
             throw CLIError("\(prototypesPath): the prototypes were made with another classifier (SHA-256 differs); rerun `csm prototypes`")
@@ -112,37 +114,17 @@ struct GenerateCommand: ParsableCommand {
         let settings = sampler.settings
         let (workerIndex, workerCount) = try worker()
 
-        let modelSHA = try Manifest.sha256(ofFile: modelPath)
-        let samplerJSON: JSONValue = .object([
-            "steps": .int(Int64(settings.steps)), "sigma_min": .double(settings.sigmaMin), "sigma_max": .double(settings.sigmaMax),
-            "rho": .double(settings.rho), "solver": .string(settings.solver.rawValue), "churn": .double(settings.churn),
-            "churn_sigma_min": .double(settings.churnSigmaMin),
-            "churn_sigma_max": settings.churnSigmaMax.isFinite ? .double(settings.churnSigmaMax) : .string("inf"),
-            "churn_noise": .double(settings.churnNoise),
-        ])
-        let generator: JSONValue = .object([
-            "model": .string((modelPath as NSString).lastPathComponent), "model_sha256": .string(modelSHA),
-            "sampler": samplerJSON, "seed": .int(Int64(bitPattern: seed)), "lambdas": .int(Int64(lambdas)),
-            "seeding": .string("group latent = Philox4x32-10 Gaussian stream keyed by splitmix64(seed, group)"),
-        ])
-        let annotator: JSONValue = .object([
-            "classifier": .string((classifierPath as NSString).lastPathComponent), "classifier_sha256": .string(classifierSHA),
-            "prototypes_sha256": .string(try Manifest.sha256(ofFile: prototypesPath)),
-            "sharpness": .double(sharpness), "consistency_margin": .double(consistencyMargin),
-        ])
-        let config: JSONValue = .object([
-            "generator": generator, "annotator": annotator,
-            "pairs": .array(classPairs.map { .array([.int(Int64($0.a)), .int(Int64($0.b))]) }),
-            "groups_per_pair": .int(Int64(groupsPerPair)), "shard_size": .int(Int64(shardSize)),
-            "num_shards": .int(Int64(plan.shardCount)), "class_names": .array(names.map { .string($0) }),
-            "image": .array([.int(Int64(net.resolution)), .int(Int64(net.resolution)), .int(Int64(net.channels))]),
-        ])
-
+        let config = GenerationConfig(
+            generator: .init(model: (modelPath as NSString).lastPathComponent, modelSHA256: try FileHash.sha256(ofFile: modelPath),
+                             sampler: .init(settings), seed: seed, lambdas: lambdas),
+            annotator: .init(classifier: (classifierPath as NSString).lastPathComponent, classifierSHA256: classifierSHA,
+                             prototypesSHA256: try FileHash.sha256(ofFile: prototypesPath), sharpness: sharpness,
+                             consistencyMargin: consistencyMargin),
+            plan: plan, shardSize: shardSize, classNames: names, image: [net.resolution, net.resolution, net.channels])
         let job = try ShardGenerator(
             plan: plan, sampler: EDMSampler(model: net, settings: settings), classifier: resnet,
             reannotation: Reannotation(prototypes: loaded.prototypes, sharpness: sharpness, margin: consistencyMargin),
-            batch: batch, config: config, generatorJSON: try json(generator), annotatorJSON: try json(annotator),
-            classNames: names, createdBy: "csm \(CSMVersion.string)")
+            batch: batch, config: config, createdBy: "csm \(CSMVersion.string)")
         var manifest = try job.openManifest(in: out)
         let mine = plan.shards(ofWorker: workerIndex, of: workerCount)
         let todo = job.pending(mine, manifest: manifest, directory: out)
@@ -166,12 +148,6 @@ struct GenerateCommand: ParsableCommand {
         }
         let seconds = Date().timeIntervalSince(started)
         printError(summary.report(directory: out, shards: todo.count, skipped: skipped, seconds: seconds, manifest: manifest))
-    }
-
-    private func json(_ value: JSONValue) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 }
 

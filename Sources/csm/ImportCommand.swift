@@ -1,4 +1,6 @@
 import ArgumentParser
+import CSMFormats
+import CSMImport
 import CSMShards
 import Foundation
 
@@ -51,13 +53,14 @@ func validateSplit(_ split: String) throws {
     }
 }
 
-/// Runs an import, turning library errors into one-line CLI errors.
-func runImport(_ body: () throws -> Void) throws {
+/// Runs an import into `output.out`, holding that directory's lock (one writer per output
+/// directory) from the start, and turning library errors into one-line CLI errors.
+func runImport(into output: ImportOutputOptions, _ body: () throws -> Void) throws {
     do {
+        let lock = try DirectoryLock(directory: output.out, command: "csm import")
+        defer { lock.release() }
         try body()
-    } catch let error as ImportError {
-        throw CLIError(error.description)
-    } catch let error as ShardError {
+    } catch let error as FileError {
         throw CLIError(error.description)
     }
 }
@@ -93,13 +96,13 @@ struct ImportFashionMNIST: ParsableCommand {
         }
         let images = try locate("\(prefix)-images-idx3-ubyte")
         let labels = try locate("\(prefix)-labels-idx1-ubyte")
-        try runImport {
+        try runImport(into: output) {
             let data = try IDXReader.read(images: images, labels: labels, classNames: Self.classNames)
             try output.write(data, split: split, config: [
                 "source": .string("fashion-mnist"), "split": .string(split),
                 "images": .string(images), "labels": .string(labels),
-                "images_sha256": .string(try Manifest.sha256(ofFile: images)),
-                "labels_sha256": .string(try Manifest.sha256(ofFile: labels)),
+                "images_sha256": .string(try FileHash.sha256(ofFile: images)),
+                "labels_sha256": .string(try FileHash.sha256(ofFile: labels)),
             ])
         }
     }
@@ -127,15 +130,15 @@ struct ImportIDX: ParsableCommand {
 
     func run() throws {
         guard let data = FileManager.default.contents(atPath: classNames) else { throw CLIError("\(classNames): cannot be read") }
-        guard let names = try? JSONSerialization.jsonObject(with: data) as? [String], !names.isEmpty else {
+        guard let names = ClassNames.parse(data), !names.isEmpty else {
             throw CLIError("\(classNames): is not a JSON list of class names")
         }
-        try runImport {
+        try runImport(into: output) {
             let dataset = try IDXReader.read(images: images, labels: labels, classNames: names)
             try output.write(dataset, split: split, config: [
                 "source": .string("idx"), "split": .string(split), "images": .string(images), "labels": .string(labels),
-                "images_sha256": .string(try Manifest.sha256(ofFile: images)),
-                "labels_sha256": .string(try Manifest.sha256(ofFile: labels)),
+                "images_sha256": .string(try FileHash.sha256(ofFile: images)),
+                "labels_sha256": .string(try FileHash.sha256(ofFile: labels)),
             ])
         }
     }
@@ -143,14 +146,14 @@ struct ImportIDX: ParsableCommand {
 
 /// Shared body of the CIFAR imports.
 func importCIFAR(_ variant: CIFARReader.Variant, source: String, split: String, output: ImportOutputOptions) throws {
-    try runImport {
+    try runImport(into: output) {
         let folder = CIFARReader.dataFolder(variant, source: source)
         let files = CIFARReader.fileNames(variant, split: split).map { (folder as NSString).appendingPathComponent($0) }
         let names = try CIFARReader.classNames(variant, folder: folder)
         let data = try CIFARReader.read(variant, files: files, classNames: names)
         try output.write(data, split: split, config: [
             "source": .string(variant.rawValue), "split": .string(split),
-            "files": .array(try files.map { .object(["file": .string($0), "sha256": .string(try Manifest.sha256(ofFile: $0))]) }),
+            "files": .array(try files.map { .object(["file": .string($0), "sha256": .string(try FileHash.sha256(ofFile: $0))]) }),
         ])
     }
 }
@@ -204,7 +207,7 @@ struct ImportFolder: ParsableCommand {
     func validate() throws { try validateSplit(split) }
 
     func run() throws {
-        try runImport {
+        try runImport(into: output) {
             var progress: ProgressReporter?
             let data = try ImageFolderReader.read(root) { done, total in
                 if progress == nil { progress = ProgressReporter("reading images", total: total, unit: "images") }

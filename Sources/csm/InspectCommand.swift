@@ -1,4 +1,6 @@
 import ArgumentParser
+import CSMFormats
+import CSMInspect
 import CSMPictures
 import CSMPipeline
 import CSMShards
@@ -58,7 +60,7 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         do {
             try inspect()
-        } catch let error as ShardError {
+        } catch let error as FileError {
             throw CLIError(error.description)
         } catch let error as PlanError {
             throw CLIError(error.description)

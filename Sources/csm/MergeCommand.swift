@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSMFormats
 import CSMShards
 import Foundation
 
@@ -9,8 +10,9 @@ struct MergeCommand: ParsableCommand {
         abstract: "Join the output directories of split generate runs into one directory and manifest.",
         discussion: """
             Every input must come from the same configuration (its manifest's config); shard
-            files are checked against their SHA-256, copied into --out (unless already there)
-            and listed in one manifest.
+            files are checked against their SHA-256, copied into --out (unless already there;
+            each copy is synced to the disk before the manifest names it) and listed in one
+            manifest. --out is locked while csm merge writes there.
 
             Example:
               csm merge part0/ part1/ part2/ --out data/
@@ -24,23 +26,26 @@ struct MergeCommand: ParsableCommand {
     func run() throws {
         do {
             try merge()
-        } catch let error as ShardError {
+        } catch let error as FileError {
             throw CLIError(error.description)
         }
     }
 
     private func merge() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one input directory") }
-        let manifests = try inputs.map { dir -> (String, Manifest) in
-            let path = (dir as NSString).appendingPathComponent("manifest.json")
-            guard FileManager.default.fileExists(atPath: path) else { throw CLIError("\(path): no manifest (not a csm generate directory)") }
-            return (dir, try Manifest.read(from: path))
+        let manifests = try inputs.map { dir -> (String, ShardPaths) in
+            let resolved = try ShardPaths(resolving: dir)
+            guard resolved.source == .manifest, resolved.manifest != nil else {
+                throw CLIError("\(dir): no manifest (not a csm generate directory)")
+            }
+            return (dir, resolved)
         }
-        let config = manifests[0].1.config
-        for (dir, manifest) in manifests where manifest.config != config {
+        let lock = try DirectoryLock(directory: out, command: "csm merge")
+        defer { lock.release() }
+        let config = manifests[0].1.manifest?.config ?? .null
+        for (dir, resolved) in manifests where resolved.manifest?.config != config {
             throw CLIError("\(dir): made with another configuration than \(manifests[0].0); cannot merge")
         }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let outManifestPath = (out as NSString).appendingPathComponent("manifest.json")
         var merged = Manifest(config: config)
         if FileManager.default.fileExists(atPath: outManifestPath) {
@@ -48,22 +53,21 @@ struct MergeCommand: ParsableCommand {
             guard merged.config == config else { throw CLIError("\(outManifestPath): made with another configuration; cannot merge into it") }
         }
         var copied = 0
-        for (dir, manifest) in manifests {
-            for shard in manifest.shards {
+        for (dir, resolved) in manifests {
+            for member in resolved.members {
+                guard let shard = member.entry else { continue }
                 if let existing = merged.shards.first(where: { $0.shardIndex == shard.shardIndex }), existing.sha256 != shard.sha256 {
                     throw CLIError("\(dir): shard \(shard.shardIndex) differs from the one already in \(out)")
                 }
-                let source = (dir as NSString).appendingPathComponent(shard.file)
-                guard try Manifest.sha256(ofFile: source) == shard.sha256 else {
+                let source = member.path
+                guard try FileHash.sha256(ofFile: source) == shard.sha256 else {
                     throw CLIError("\(source): SHA-256 does not match its manifest (damaged or changed file)")
                 }
                 let target = (out as NSString).appendingPathComponent(shard.file)
                 let same = URL(fileURLWithPath: source).standardizedFileURL.path == URL(fileURLWithPath: target).standardizedFileURL.path
-                if !same && (try? Manifest.sha256(ofFile: target)) != shard.sha256 {
-                    let temporary = ShardWriter.temporaryPath(for: target)
-                    try? FileManager.default.removeItem(atPath: temporary)
-                    try FileManager.default.copyItem(atPath: source, toPath: temporary)
-                    guard rename(temporary, target) == 0 else { throw CLIError("\(target): cannot rename into place") }
+                if !same && (try? FileHash.sha256(ofFile: target)) != shard.sha256 {
+                    // Synced and renamed into place before the manifest below names it.
+                    try AtomicFile.copy(source, to: target)
                     copied += 1
                 }
                 merged.record(shard)

@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMModels
 import CSMTraining
 import Foundation
@@ -20,7 +21,7 @@ enum NetworkPresets {
         let file = try SafeTensorsFile(path: path)
         switch file.metadata["format"] {
         case LinearClassifier.format?: return try LinearClassifier(path: path)
-        default: throw TrainingError(path, "not a classifier csm can train (format \(file.metadata["format"] ?? "missing"))")
+        default: throw FileError(path, "not a classifier csm can train (format \(file.metadata["format"] ?? "missing"))")
         }
     }
 
@@ -29,10 +30,10 @@ enum NetworkPresets {
         let i = network.input
         guard i.height == data.input.height, i.width == data.input.width, i.channels == data.input.channels,
               network.classCount == data.classCount else {
-            throw TrainingError(file, "takes \(i.height)×\(i.width)×\(i.channels) images of \(network.classCount) classes, but \(data.real.shards[0].path) holds \(data.input.height)×\(data.input.width)×\(data.input.channels) images of \(data.classCount) classes")
+            throw FileError(file, "takes \(i.height)×\(i.width)×\(i.channels) images of \(network.classCount) classes, but \(data.real.shards[0].path) holds \(data.input.height)×\(data.input.width)×\(data.input.channels) images of \(data.classCount) classes")
         }
         guard network.classNames == data.classNames else {
-            throw TrainingError(file, "classes \(network.classNames) differ from the shards' \(data.classNames)")
+            throw FileError(file, "classes \(network.classNames) differ from the shards' \(data.classNames)")
         }
     }
 }

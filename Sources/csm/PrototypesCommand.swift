@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSMFormats
 import CSMModels
 import CSMPipeline
 import CSMShards
@@ -11,7 +12,8 @@ struct PrototypesCommand: ParsableCommand {
         commandName: "prototypes",
         abstract: "Compute class prototypes (mean classifier features per class) from real-data shards.",
         discussion: """
-            --data is a shard, or a folder of shards (those its manifest.json lists, else every *.h5). \
+            --data is a manifest, a folder of shards (those its manifest.json lists, else every *.h5) \
+            or one shard. \
             Features are summed in float64. The output is a csm-prototypes/1 safetensors file \
             (tensors 'prototypes' [K, F] and 'counts' [K]) tied to the classifier by its SHA-256.
 
@@ -40,7 +42,7 @@ struct PrototypesCommand: ParsableCommand {
         let classifierPath = try classifier ?? DefaultFiles.locate(DefaultFiles.classifier)
         do {
             let model = try ResNetClassifier(path: classifierPath)
-            let shards = try Self.shardPaths(data).map { try ShardReader(path: $0) }
+            let shards = try ShardPaths(resolving: data).files.map { try ShardReader(path: $0) }
             guard !shards.isEmpty else { throw CLIError("\(data): holds no shards") }
             if shards[0].numClasses == model.numClasses, shards[0].metadata.classNames != model.classNames {
                 printError("warning: \(shards[0].path): class names differ from \(classifierPath)'s; using the classifier's")
@@ -60,28 +62,13 @@ struct PrototypesCommand: ParsableCommand {
             }
             let prototypes = ClassPrototypes(
                 prototypes: accumulator.means, counts: accumulator.counts.map { Float($0) },
-                classifierSHA256: try Manifest.sha256(ofFile: classifierPath),
+                classifierSHA256: try FileHash.sha256(ofFile: classifierPath),
                 classifier: (classifierPath as NSString).lastPathComponent, classNames: model.classNames, source: data)
             try prototypes.write(to: out)
             print(String(format: "prototypes of %d classes × %d features from %d images (%d shard%@) → %@ (%.1f s)",
                          model.numClasses, model.featureDimension, total, shards.count, shards.count == 1 ? "" : "s", out, Date().timeIntervalSince(start)))
-        } catch let error as ModelFileError {
-            throw CLIError(error.description)
-        } catch let error as ShardError {
+        } catch let error as FileError {
             throw CLIError(error.description)
         }
-    }
-
-    /// The shard files of `path`: itself, the shards its manifest lists, or its *.h5 files.
-    static func shardPaths(_ path: String) throws -> [String] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw CLIError("\(path): no such file or folder") }
-        guard isDirectory.boolValue else { return [path] }
-        let manifestPath = (path as NSString).appendingPathComponent("manifest.json")
-        if FileManager.default.fileExists(atPath: manifestPath) {
-            return try Manifest.read(from: manifestPath).shards.map { (path as NSString).appendingPathComponent($0.file) }
-        }
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        return names.filter { $0.hasSuffix(".h5") && !$0.hasPrefix(".") }.sorted().map { (path as NSString).appendingPathComponent($0) }
     }
 }

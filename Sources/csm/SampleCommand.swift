@@ -1,5 +1,6 @@
 import ArgumentParser
 import CSMDiffusion
+import CSMFormats
 import CSMModels
 import CSMNumerics
 import CSMPictures
@@ -68,7 +69,7 @@ struct SampleCommand: ParsableCommand {
     func run() throws {
         do {
             try sample()
-        } catch let error as ModelFileError {
+        } catch let error as FileError {
             throw CLIError(error.description)
         }
     }
@@ -223,7 +224,7 @@ struct SampleCommand: ParsableCommand {
     private func quantise(_ images: FeatureMap) throws -> [RasterImage] {
         let per = images.pixels * images.channels
         return try (0..<images.count).map { i in
-            let bytes = (0..<per).map { j -> UInt8 in UInt8(max(0, min(255, images.values[i * per + j] * 127.5 + 128))) }
+            let bytes = PixelQuantization.uint8(images.values[(i * per)..<((i + 1) * per)])
             return try RasterImage(width: images.width, height: images.height, channels: images.channels, pixels: bytes)
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CSMDiffusion
+import CSMFormats
 
 /// The EDM sampler flags, shared by the commands that sample.
 struct SamplerOptions: ParsableArguments {

@@ -1,3 +1,4 @@
+import CSMFormats
 import Foundation
 import XCTest
 

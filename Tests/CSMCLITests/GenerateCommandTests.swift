@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMModels
 import CSMPipeline
 import CSMShards
@@ -21,7 +22,7 @@ final class GenerateCommandTests: XCTestCase {
         let path = NSTemporaryDirectory() + "csm-test-prototypes-\(getpid()).safetensors"
         let names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
         try! ClassPrototypes(prototypes: (0..<10).map { Array(sums[($0 * 64)..<(($0 + 1) * 64)]) }, counts: counts,
-                             classifierSHA256: try! Manifest.sha256(ofFile: classifier), classifier: "fashion-mnist-resnet20.safetensors",
+                             classifierSHA256: try! FileHash.sha256(ofFile: classifier), classifier: "fashion-mnist-resnet20.safetensors",
                              classNames: names, source: "test fixture").write(to: path)
         return path
     }()

@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMShards
 import Foundation
 import XCTest
@@ -41,7 +42,7 @@ final class InspectCommandTests: XCTestCase {
             let metadata = ShardMetadata(kind: .mixed, classNames: Self.classNames, sharpness: 10, shardIndex: shard, numShards: 2,
                                          createdBy: "csm test")
             try ShardWriter(chunkBytes: 128).write(s, metadata: metadata, to: path)
-            manifest.record(.init(file: name, count: s.count, sha256: try Manifest.sha256(ofFile: path), shardIndex: shard))
+            manifest.record(.init(file: name, count: s.count, sha256: try FileHash.sha256(ofFile: path), shardIndex: shard))
             paths.append(path)
         }
         try manifest.write(to: directory + "/manifest.json")

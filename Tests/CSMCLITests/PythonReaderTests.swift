@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMLoader
 import Foundation
 import XCTest

@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMModels
 import Foundation
 import XCTest

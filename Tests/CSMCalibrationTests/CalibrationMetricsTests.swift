@@ -1,5 +1,5 @@
 import CSMCalibration
-import CSMModels
+import CSMFormats
 import Foundation
 import XCTest
 

@@ -1,4 +1,4 @@
-import CSMModels
+import CSMFormats
 import Foundation
 import XCTest
 

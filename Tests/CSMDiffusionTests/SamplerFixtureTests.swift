@@ -1,4 +1,5 @@
 import CSMDiffusion
+import CSMFormats
 import CSMModels
 import CSMNumerics
 import Foundation

@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMLoader
 import CSMShards
 import Foundation
@@ -51,7 +52,7 @@ final class LoaderTests: XCTestCase {
             let name = String(format: "mixed-%05d.h5", s)
             try ShardWriter().write(samples, metadata: ShardMetadata(kind: .mixed, classNames: names, sharpness: 10, shardIndex: s,
                                                                      numShards: shards, createdBy: "test"), to: dir + "/" + name)
-            manifest.record(.init(file: name, count: samples.count, sha256: try Manifest.sha256(ofFile: dir + "/" + name), shardIndex: s))
+            manifest.record(.init(file: name, count: samples.count, sha256: try FileHash.sha256(ofFile: dir + "/" + name), shardIndex: s))
         }
         try manifest.write(to: dir + "/manifest.json")
         return dir

@@ -1,9 +1,10 @@
+import CSMFormats
 import CSMModels
 import Foundation
 import XCTest
 
 /// Writes `bytes` to a temporary file, loads it with `load`, and checks that loading fails
-/// with a one-line `ModelFileError` that names that file and mentions `mentions`.
+/// with a one-line `FileError` that names that file and mentions `mentions`.
 func assertModelFileRejected(_ bytes: [UInt8], mentions: String, load: (String) throws -> Void,
                              file: StaticString = #filePath, line: UInt = #line) {
     let path = NSTemporaryDirectory() + "csm-bad-\(UUID().uuidString).safetensors"
@@ -12,7 +13,7 @@ func assertModelFileRejected(_ bytes: [UInt8], mentions: String, load: (String) 
     do {
         try load(path)
         XCTFail("accepted a bad file (expected: \(mentions))", file: file, line: line)
-    } catch let error as ModelFileError {
+    } catch let error as FileError {
         XCTAssertEqual(error.path, path, file: file, line: line)
         XCTAssertTrue(error.description.contains(mentions), "'\(error.description)' should mention '\(mentions)'", file: file, line: line)
         XCTAssertFalse(error.description.contains("\n"), file: file, line: line)

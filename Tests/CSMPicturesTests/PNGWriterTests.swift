@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMPictures
 import Foundation
 import XCTest
@@ -56,10 +57,8 @@ final class PNGWriterTests: XCTestCase {
         let path = folder + "/missing-folder/out.png"
         let image = try RasterImage(width: 2, height: 2, channels: 1, pixels: [0, 1, 2, 3])
         XCTAssertThrowsError(try image.writePNG(path: path)) { error in
-            guard case PictureError.writeFailed(let failedPath, _) = error else {
-                return XCTFail("unexpected error \(error)")
-            }
-            XCTAssertEqual(failedPath, path)
+            guard let error = error as? FileError else { return XCTFail("unexpected error \(error)") }
+            XCTAssertEqual(error.path, path)
             XCTAssertTrue(String(describing: error).hasPrefix(path + ": "))
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/missing-folder"))

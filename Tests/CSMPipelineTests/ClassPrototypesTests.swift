@@ -1,3 +1,5 @@
+import CSMFormats
+import CSMImport
 import CSMModels
 import CSMPipeline
 import CSMShards
@@ -54,7 +56,7 @@ final class ClassPrototypesTests: XCTestCase {
 
         // Written and loaded back.
         let out = dir + "/prototypes.safetensors"
-        let sha = try Manifest.sha256(ofFile: Self.classifierPath)
+        let sha = try FileHash.sha256(ofFile: Self.classifierPath)
         try ClassPrototypes(prototypes: means, counts: accumulator.counts.map { Float($0) }, classifierSHA256: sha,
                             classifier: "fashion-mnist-resnet20.safetensors", classNames: classifier.classNames, source: dir)
             .write(to: out)

@@ -1,5 +1,7 @@
 import CSMDiffusion
+import CSMFormats
 import CSMPipeline
+import CSMShards
 import XCTest
 
 final class PlanTests: XCTestCase {
@@ -45,8 +47,8 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(r.projection(features: [0, 0][...], a: 1, b: 0), 0, accuracy: 1e-12)
         XCTAssertEqual(r.projection(features: [1, 7][...], a: 1, b: 0), 0.5, accuracy: 1e-12)
         XCTAssertEqual(r.projection(features: [3, 0][...], a: 1, b: 0), 1.5, accuracy: 1e-12)
-        XCTAssertEqual(Reannotation.calibratedRatio(0.5, sharpness: 10), 0.5, accuracy: 1e-12)
-        XCTAssertEqual(Reannotation.calibratedRatio(1, sharpness: 10), 1 / (1 + exp(-5)), accuracy: 1e-12)
+        XCTAssertEqual(SoftLabel.calibratedRatio(projection: 0.5, sharpness: 10), 0.5, accuracy: 1e-12)
+        XCTAssertEqual(SoftLabel.calibratedRatio(projection: 1, sharpness: 10), 1 / (1 + exp(-5)), accuracy: 1e-12)
         let good = r.annotate(features: [1.8, 0][...], logits: [0, 3, 1][...], a: 1, b: 0)
         XCTAssertTrue(good.consistent)
         XCTAssertEqual(good.projection, 0.9, accuracy: 1e-6)

@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMShards
 import Foundation
 import XCTest
@@ -54,13 +55,14 @@ final class ManifestTests: XCTestCase {
             (#"{"schema": "csm-manifest/2", "shards": [], "config": {}}"#, "csm-manifest/2"),
             (#"{"schema": "csm-manifest/1", "config": {}}"#, "missing key 'shards'"),
             (#"{"schema": "csm-manifest/1", "shards": [{"file": "a.h5", "count": "many", "sha256": "", "shard_index": 0}], "config": {}}"#, "wrong type"),
-            (#"{"schema": "csm-manifest/1", "shards": [{"file": "/etc/a.h5", "count": 1, "sha256": "", "shard_index": 0}], "config": {}}"#, "malformed"),
+            (#"{"schema": "csm-manifest/1", "shards": [{"file": "/etc/a.h5", "count": 1, "sha256": "", "shard_index": 0}], "config": {}}"#, "not a plain file name"),
+            (#"{"schema": "csm-manifest/1", "shards": [{"file": "a.h5", "count": -1, "sha256": "", "shard_index": 0}], "config": {}}"#, "negative count"),
             ("{not json", "not valid JSON"),
         ]
         for (text, mention) in cases {
             try Data(text.utf8).write(to: URL(fileURLWithPath: path))
             XCTAssertThrowsError(try Manifest.read(from: path)) { error in
-                XCTAssertTrue(error is ShardError, "\(error)")
+                XCTAssertTrue(error is FileError, "\(error)")
                 XCTAssertTrue("\(error)".hasPrefix(path), "\(error)")
                 XCTAssertTrue("\(error)".contains(mention), "'\(error)' should mention '\(mention)'")
             }
@@ -77,15 +79,15 @@ final class ManifestTests: XCTestCase {
         for (text, digest) in cases {
             let path = directory + "/file"
             try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-            XCTAssertEqual(try Manifest.sha256(ofFile: path), digest)
+            XCTAssertEqual(try FileHash.sha256(ofFile: path), digest)
         }
         // FIPS 180-2's long vector: a million 'a's.
         let path = directory + "/million"
         try Data(repeating: UInt8(ascii: "a"), count: 1_000_000).write(to: URL(fileURLWithPath: path))
-        XCTAssertEqual(try Manifest.sha256(ofFile: path), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        XCTAssertEqual(try FileHash.sha256(ofFile: path), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
         // Several read blocks (1 MiB each) plus a tail: 3·2^20 + 5 'a's.
         try Data(repeating: UInt8(ascii: "a"), count: (3 << 20) + 5).write(to: URL(fileURLWithPath: path))
-        XCTAssertEqual(try Manifest.sha256(ofFile: path), "aff2c7498aae939dfb2fb1dc6c0c83fa3708b069428e51338801af7f5dc2bf0f")
-        XCTAssertThrowsError(try Manifest.sha256(ofFile: directory + "/absent"))
+        XCTAssertEqual(try FileHash.sha256(ofFile: path), "aff2c7498aae939dfb2fb1dc6c0c83fa3708b069428e51338801af7f5dc2bf0f")
+        XCTAssertThrowsError(try FileHash.sha256(ofFile: directory + "/absent"))
     }
 }

@@ -1,3 +1,4 @@
+import CSMFormats
 import CSMShards
 import Foundation
 import XCTest
@@ -88,13 +89,13 @@ final class ShardTests: XCTestCase {
         XCTAssertEqual(got.seed, expected.seed, "seed", file: file, line: line)
     }
 
-    /// `body` must throw a `ShardError` for `path` whose description mentions every string in `mentions`.
+    /// `body` must throw a `FileError` for `path` whose description mentions every string in `mentions`.
     func assertShardError(_ path: String, mentions: [String], file: StaticString = #filePath, line: UInt = #line,
                           _ body: () throws -> Void) {
         do {
             try body()
             XCTFail("no error (expected one mentioning \(mentions))", file: file, line: line)
-        } catch let error as ShardError {
+        } catch let error as FileError {
             XCTAssertEqual(error.path, path, file: file, line: line)
             for text in mentions {
                 XCTAssertTrue(error.description.contains(text), "'\(error.description)' should mention '\(text)'", file: file, line: line)
@@ -173,7 +174,7 @@ final class ShardTests: XCTestCase {
         let a = try XCTUnwrap(FileManager.default.contents(atPath: directory + "/a.h5"))
         let b = try XCTUnwrap(FileManager.default.contents(atPath: directory + "/b.h5"))
         XCTAssertEqual(a, b)
-        XCTAssertEqual(try Manifest.sha256(ofFile: directory + "/a.h5"), try Manifest.sha256(ofFile: directory + "/b.h5"))
+        XCTAssertEqual(try FileHash.sha256(ofFile: directory + "/a.h5"), try FileHash.sha256(ofFile: directory + "/b.h5"))
 
         // And different input gives different bytes.
         var changed = samples

@@ -171,7 +171,7 @@ def test_bad_files_and_manifests(tmp_path):
     with pytest.raises(ShardError, match=r"no such file"):
         CSMShards(str(tmp_path / "missing.h5"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ShardError, match=r"empty: is a folder without a manifest\.json"):
+    with pytest.raises(ShardError, match=r"empty: holds no manifest\.json and no \.h5 shards"):
         CSMShards(str(tmp_path / "empty"))
     manifest = tmp_path / "manifest.json"
     manifest.write_text('{"schema": "other", "shards": []}')
@@ -186,6 +186,40 @@ def test_bad_files_and_manifests(tmp_path):
     manifest.write_text("{broken")
     with pytest.raises(ShardError, match=r"manifest\.json: is not a csm manifest"):
         CSMShards(str(manifest))
+
+
+def test_folder_without_manifest_reads_its_h5_files_by_name(tmp_path):
+    write_shard(str(tmp_path / "b.h5"), mixed_columns([(1, 2)]))
+    write_shard(str(tmp_path / "a.h5"), mixed_columns([(0, 3)]))
+    write_shard(str(tmp_path / ".hidden.h5"), mixed_columns([(0, 1)]))
+    data = CSMShards(str(tmp_path))
+    assert [os.path.basename(info.path) for info in data.shards] == ["a.h5", "b.h5"]
+
+
+@pytest.mark.parametrize("entry", ["../outside/x.h5", "..", "/etc/passwd", "sub/x.h5", ""])
+def test_manifest_entries_must_be_plain_names(tmp_path, entry):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"schema": "csm-manifest/1", "config": {},
+                                                   "shards": [{"file": entry, "count": 1, "sha256": "", "shard_index": 0}]}))
+    with pytest.raises(ShardError, match=r"manifest\.json: 'shards': entry .* is not a plain file name"):
+        CSMShards(str(run))
+
+
+def test_manifest_entries_may_not_link_out_of_the_folder(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    write_shard(str(outside / "secret.h5"), mixed_columns([(1, 2)]))
+    run = tmp_path / "run"
+    run.mkdir()
+    write_shard(str(run / "inside.h5"), mixed_columns([(1, 2)]))
+    os.symlink(str(outside / "secret.h5"), str(run / "escape.h5"))
+    os.symlink("inside.h5", str(run / "alias.h5"))
+    write_manifest(str(run), [("alias.h5", 0)])
+    assert len(CSMShards(str(run))) > 0
+    write_manifest(str(run), [("inside.h5", 0), ("escape.h5", 1)])
+    with pytest.raises(ShardError, match=r"'escape\.h5' is a symbolic link to .*outside the manifest's directory"):
+        CSMShards(str(run))
 
 
 def test_shards_of_a_run_must_agree(tmp_path):

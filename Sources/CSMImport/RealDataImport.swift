@@ -1,3 +1,5 @@
+import CSMFormats
+import CSMShards
 import Foundation
 
 /// Writes an imported dataset as real-data shards (SPEC §4.3) named `real-<split>-00000.h5`,
@@ -26,12 +28,12 @@ public struct RealDataImport: Sendable {
     @discardableResult
     public func write(_ data: LabeledImages, to directory: String, config: JSONValue,
                       progress: ((Int) -> Void)? = nil) throws -> Manifest {
-        guard shardSize > 0 else { throw ShardError(directory, "shard size must be positive, got \(shardSize)") }
-        guard data.count > 0 else { throw ShardError(directory, "nothing to import: the dataset is empty") }
+        guard shardSize > 0 else { throw FileError(directory, "shard size must be positive, got \(shardSize)") }
+        guard data.count > 0 else { throw FileError(directory, "nothing to import: the dataset is empty") }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            throw ShardError(directory, "cannot create the output folder")
+            throw FileError(directory, "cannot create the output folder")
         }
         let numShards = (data.count + shardSize - 1) / shardSize
         let manifestPath = (directory as NSString).appendingPathComponent("manifest.json")
@@ -44,20 +46,10 @@ public struct RealDataImport: Sendable {
             let name = shardName(index)
             let path = (directory as NSString).appendingPathComponent(name)
             try writer.write(data.realSamples(rows: rows), metadata: metadata, to: path)
-            manifest.record(Manifest.Shard(file: name, count: rows.count, sha256: try Manifest.sha256(ofFile: path), shardIndex: index))
+            manifest.record(Manifest.Shard(file: name, count: rows.count, sha256: try FileHash.sha256(ofFile: path), shardIndex: index))
             try manifest.write(to: manifestPath)
             progress?(rows.upperBound)
         }
         return manifest
-    }
-}
-
-extension JSONValue {
-    /// The value as compact JSON text with sorted keys.
-    var jsonText: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(self) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -1,3 +1,4 @@
+import CSMFormats
 import Foundation
 
 /// Reads the binary versions of CIFAR-10 and CIFAR-100 (32×32 RGB). A CIFAR-10 record is
@@ -48,7 +49,7 @@ public enum CIFARReader {
         let names = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard names.count == variant.numClasses else {
-            throw ImportError(file, "lists \(names.count) class names, expected \(variant.numClasses)")
+            throw FileError(file, "lists \(names.count) class names, expected \(variant.numClasses)")
         }
         return names
     }
@@ -56,7 +57,7 @@ public enum CIFARReader {
     /// Reads and concatenates `files` (plain or gzipped), checking every label.
     public static func read(_ variant: Variant, files: [String], classNames: [String]) throws -> LabeledImages {
         guard classNames.count == variant.numClasses else {
-            throw ImportError(files.first ?? "?", "\(classNames.count) class names given, expected \(variant.numClasses)")
+            throw FileError(files.first ?? "?", "\(classNames.count) class names given, expected \(variant.numClasses)")
         }
         let record = variant.labelBytes + imageBytes
         var images: [UInt8] = []
@@ -64,7 +65,7 @@ public enum CIFARReader {
         for path in files {
             let bytes = try GzipFile.read(path)
             guard !bytes.isEmpty, bytes.count % record == 0 else {
-                throw ImportError(path, "\(bytes.count) bytes is not a whole number of \(record)-byte \(variant.rawValue) records")
+                throw FileError(path, "\(bytes.count) bytes is not a whole number of \(record)-byte \(variant.rawValue) records")
             }
             let count = bytes.count / record
             images.reserveCapacity(images.count + count * imageBytes)
@@ -73,7 +74,7 @@ public enum CIFARReader {
                 let base = index * record
                 let label = Int(bytes[base + variant.labelBytes - 1])
                 guard label < variant.numClasses else {
-                    throw ImportError(path, "record \(index) has label \(label), expected 0..<\(variant.numClasses)")
+                    throw FileError(path, "record \(index) has label \(label), expected 0..<\(variant.numClasses)")
                 }
                 labels.append(Int32(label))
                 let pixels = base + variant.labelBytes

@@ -1,4 +1,4 @@
-import CSMCalibration
+import CSMFormats
 import Foundation
 import XCTest
 
@@ -74,7 +74,7 @@ final class NumPyArrayTests: XCTestCase {
             do {
                 _ = try NumPyArray(data: data, path: "x.npy")
                 return "no error"
-            } catch let error as NumPyError {
+            } catch let error as FileError {
                 XCTAssertEqual(error.path, "x.npy")
                 XCTAssertTrue(error.description.hasPrefix("x.npy: "))
                 return error.problem
@@ -97,12 +97,31 @@ final class NumPyArrayTests: XCTestCase {
         XCTAssertTrue(problem(Data(npy(descr: "<f4", shape: "(2,)", payload: floats).prefix(20))).contains("truncated"))
     }
 
+    /// Sizes from the header are multiplied with overflow checks before any buffer is made:
+    /// a shape whose element count, or byte count, overflows is refused in one line.
+    func testHugeHeaderShapesAreRefusedBeforeAllocating() {
+        for shape in ["(4611686018427387904, 4)", "(9223372036854775807, 9223372036854775807)", "(2305843009213693952,)",
+                      "(99999999999999999999999,)"] {
+            XCTAssertThrowsError(try NumPyArray(data: npy(descr: "<f8", shape: shape, payload: [0, 0, 0, 0, 0, 0, 0, 0]),
+                                                path: "huge.npy"), shape) { error in
+                guard let error = error as? FileError else { return XCTFail("untyped error \(error)") }
+                XCTAssertEqual(error.path, "huge.npy")
+                XCTAssertTrue(error.problem.contains("too large") || error.problem.contains("malformed"), error.description)
+            }
+        }
+        // A version-2 header that claims 4 GB of header text is truncated, not read.
+        var claim = Data([0x93] + Array("NUMPY".utf8) + [2, 0, 0xff, 0xff, 0xff, 0xff])
+        claim.append(Data("{}".utf8))
+        XCTAssertThrowsError(try NumPyArray(data: claim)) { error in
+            XCTAssertTrue("\(error)".contains("truncated"), "\(error)")
+        }
+    }
+
     func testFloat32ElementsInPlace() throws {
         let values: [Float] = [0.5, -1, 2, 3, -0.25, 9]
         let array = try NumPyArray(data: npy(descr: "<f4", shape: "(3, 2)", payload: bytes(values)), path: "m.npy")
         XCTAssertEqual(try array.withFloat32Elements { Array($0) }, values)
-        let metrics = try array.withFloat32Elements { try CalibrationMetrics(logits: $0, classCount: 2, labels: [0, 1, 1]) }
-        XCTAssertEqual(metrics, try CalibrationMetrics(logits: values, classCount: 2, labels: [0, 1, 1]))
+        XCTAssertEqual(try array.withFloat32Elements { $0.reduce(0, +) }, values.reduce(0, +))
         let doubles = try NumPyArray(data: npy(descr: "<f8", shape: "(1,)", payload: bytes([1.0])), path: "d.npy")
         XCTAssertThrowsError(try doubles.withFloat32Elements { _ in 0 })
     }

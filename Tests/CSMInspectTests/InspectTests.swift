@@ -1,3 +1,5 @@
+import CSMFormats
+import CSMInspect
 import CSMShards
 import Foundation
 import XCTest
@@ -62,7 +64,7 @@ enum InspectFixture {
             let path = directory + "/" + name
             let samples = samples(groups: (2 * shard)..<(2 * shard + 2))
             try ShardWriter(chunkBytes: 40).write(samples, metadata: metadata(shard: shard), to: path)
-            manifest.record(.init(file: name, count: samples.count, sha256: try Manifest.sha256(ofFile: path), shardIndex: shard))
+            manifest.record(.init(file: name, count: samples.count, sha256: try FileHash.sha256(ofFile: path), shardIndex: shard))
             paths.append(path)
         }
         try manifest.write(to: directory + "/manifest.json")
@@ -216,7 +218,7 @@ final class InspectSummaryTests: XCTestCase {
 
 final class InspectVerifyTests: XCTestCase {
     /// Problems of `report` about `path`.
-    func problems(_ report: VerificationReport, _ path: String) -> [ShardError] {
+    func problems(_ report: VerificationReport, _ path: String) -> [FileError] {
         report.problems.filter { $0.path == path }
     }
 
@@ -336,14 +338,14 @@ final class InspectVerifyTests: XCTestCase {
     func testOpeningErrors() throws {
         let directory = try temporaryDirectory(self)
         XCTAssertThrowsError(try ShardCollection(path: directory + "/absent")) { error in
-            XCTAssertEqual((error as? ShardError)?.description, "\(directory)/absent: no such file or directory")
+            XCTAssertEqual((error as? FileError)?.description, "\(directory)/absent: no such file or directory")
         }
         XCTAssertThrowsError(try ShardCollection(path: directory)) { error in
-            XCTAssertTrue((error as? ShardError)?.problem.contains("no manifest.json") == true, "\(error)")
+            XCTAssertTrue((error as? FileError)?.problem.contains("no manifest.json") == true, "\(error)")
         }
         try Data("{not json".utf8).write(to: URL(fileURLWithPath: directory + "/manifest.json"))
         XCTAssertThrowsError(try ShardCollection(path: directory)) { error in
-            XCTAssertEqual((error as? ShardError)?.path, directory + "/manifest.json")
+            XCTAssertEqual((error as? FileError)?.path, directory + "/manifest.json")
         }
     }
 }

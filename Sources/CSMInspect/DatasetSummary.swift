@@ -1,3 +1,5 @@
+import CSMFormats
+import CSMShards
 import Foundation
 
 /// Count, mean, standard deviation and extremes of a stream of numbers (non-finite values
@@ -173,7 +175,7 @@ public struct DatasetSummary: Encodable, Sendable {
     public var consistencyRate: Double?
 
     /// Reads the per-sample columns of every shard in `collection` (not the images) and
-    /// summarises them. Throws the first `ShardError` (a missing, damaged or inconsistent shard).
+    /// summarises them. Throws the first `FileError` (a missing, damaged or inconsistent shard).
     ///
     /// - Parameter progress: called after each shard with the number of shards read.
     public init(collection: ShardCollection, progress: ((Int) -> Void)? = nil) throws {
@@ -189,10 +191,10 @@ public struct DatasetSummary: Encodable, Sendable {
                 realClassCounts = [Int](repeating: 0, count: classNames.count)
             } else {
                 guard reader.metadata.classNames == classNames else {
-                    throw ShardError(member.path, dataset: "class_names", "differ from those of \(collection.members[0].path)")
+                    throw FileError(member.path, dataset: "class_names", "differ from those of \(collection.members[0].path)")
                 }
                 guard [reader.height, reader.width, reader.channels] == imageShape else {
-                    throw ShardError(member.path, dataset: "images", "differ in size from those of \(collection.members[0].path)")
+                    throw FileError(member.path, dataset: "images", "differ in size from those of \(collection.members[0].path)")
                 }
             }
             try add(reader, to: &accumulator)

@@ -1,3 +1,4 @@
+import CSMFormats
 import CZlib
 import Foundation
 
@@ -17,11 +18,11 @@ public enum IDXReader {
         let (rows, cols, pixels, imageCount) = try readImages(imagesPath)
         let labels = try readLabels(labelsPath)
         guard labels.count == imageCount else {
-            throw ImportError(labelsPath, "holds \(labels.count) labels but \(imagesPath) holds \(imageCount) images")
+            throw FileError(labelsPath, "holds \(labels.count) labels but \(imagesPath) holds \(imageCount) images")
         }
-        guard !classNames.isEmpty else { throw ImportError(labelsPath, "no class names given") }
+        guard !classNames.isEmpty else { throw FileError(labelsPath, "no class names given") }
         if let bad = labels.firstIndex(where: { Int($0) >= classNames.count }) {
-            throw ImportError(labelsPath, "label \(labels[bad]) at index \(bad) is outside the \(classNames.count) classes")
+            throw FileError(labelsPath, "label \(labels[bad]) at index \(bad) is outside the \(classNames.count) classes")
         }
         return LabeledImages(height: rows, width: cols, channels: 1, classNames: classNames, images: pixels,
                              labels: labels.map { Int32($0) })
@@ -29,39 +30,53 @@ public enum IDXReader {
 
     /// The images of an IDX images file: (rows, cols, pixels [N·rows·cols], N).
     public static func readImages(_ path: String) throws -> (rows: Int, cols: Int, pixels: [UInt8], count: Int) {
-        let bytes = try GzipFile.read(path)
+        try parseImages(try GzipFile.read(path), path: path)
+    }
+
+    /// Parses the (decompressed) bytes of an IDX images file; `path` names them in errors.
+    /// The header's sizes are checked with overflow-safe arithmetic before anything is copied.
+    public static func parseImages(_ bytes: [UInt8], path: String = "<bytes>") throws -> (rows: Int, cols: Int, pixels: [UInt8], count: Int) {
         let magic = try header(bytes, 0, path)
         guard magic == imagesMagic else {
-            throw ImportError(path, String(format: "magic number 0x%08x is not an IDX images file (0x%08x)", magic, imagesMagic))
+            throw FileError(path, String(format: "magic number 0x%08x is not an IDX images file (0x%08x)", magic, imagesMagic))
         }
-        guard bytes.count >= 16 else { throw ImportError(path, "truncated header (\(bytes.count) bytes)") }
+        guard bytes.count >= 16 else { throw FileError(path, "truncated header (\(bytes.count) bytes)") }
         let count = Int(try header(bytes, 4, path)), rows = Int(try header(bytes, 8, path)), cols = Int(try header(bytes, 12, path))
-        guard rows > 0, cols > 0 else { throw ImportError(path, "image size \(rows)×\(cols) is empty") }
-        let expected = 16 + count * rows * cols
-        guard bytes.count >= expected else {
-            throw ImportError(path, "truncated: \(bytes.count) bytes, expected \(expected) for \(count) images of \(rows)×\(cols)")
+        guard rows > 0, cols > 0 else { throw FileError(path, "image size \(rows)×\(cols) is empty") }
+        let (pixelsPerImage, overflow1) = rows.multipliedReportingOverflow(by: cols)
+        let (pixelCount, overflow2) = count.multipliedReportingOverflow(by: pixelsPerImage)
+        guard !overflow1, !overflow2, pixelCount <= Int.max - 16 else {
+            throw FileError(path, "header claims \(count) images of \(rows)×\(cols), too many to hold")
         }
-        guard bytes.count == expected else { throw ImportError(path, "\(bytes.count - expected) unexpected bytes after the images") }
+        let expected = 16 + pixelCount
+        guard bytes.count >= expected else {
+            throw FileError(path, "truncated: \(bytes.count) bytes, expected \(expected) for \(count) images of \(rows)×\(cols)")
+        }
+        guard bytes.count == expected else { throw FileError(path, "\(bytes.count - expected) unexpected bytes after the images") }
         return (rows, cols, Array(bytes[16...]), count)
     }
 
     /// The labels of an IDX labels file.
     public static func readLabels(_ path: String) throws -> [UInt8] {
-        let bytes = try GzipFile.read(path)
+        try parseLabels(try GzipFile.read(path), path: path)
+    }
+
+    /// Parses the (decompressed) bytes of an IDX labels file; `path` names them in errors.
+    public static func parseLabels(_ bytes: [UInt8], path: String = "<bytes>") throws -> [UInt8] {
         let magic = try header(bytes, 0, path)
         guard magic == labelsMagic else {
-            throw ImportError(path, String(format: "magic number 0x%08x is not an IDX labels file (0x%08x)", magic, labelsMagic))
+            throw FileError(path, String(format: "magic number 0x%08x is not an IDX labels file (0x%08x)", magic, labelsMagic))
         }
         let count = Int(try header(bytes, 4, path))
         let expected = 8 + count
-        guard bytes.count >= expected else { throw ImportError(path, "truncated: \(bytes.count) bytes, expected \(expected) for \(count) labels") }
-        guard bytes.count == expected else { throw ImportError(path, "\(bytes.count - expected) unexpected bytes after the labels") }
+        guard bytes.count >= expected else { throw FileError(path, "truncated: \(bytes.count) bytes, expected \(expected) for \(count) labels") }
+        guard bytes.count == expected else { throw FileError(path, "\(bytes.count - expected) unexpected bytes after the labels") }
         return Array(bytes[8...])
     }
 
     /// The big-endian 32-bit integer at `offset`.
     private static func header(_ bytes: [UInt8], _ offset: Int, _ path: String) throws -> UInt32 {
-        guard bytes.count >= offset + 4 else { throw ImportError(path, "truncated header (\(bytes.count) bytes)") }
+        guard offset >= 0, bytes.count - 4 >= offset else { throw FileError(path, "truncated header (\(bytes.count) bytes)") }
         return bytes[offset..<(offset + 4)].reduce(0) { $0 << 8 | UInt32($1) }
     }
 }
@@ -72,9 +87,9 @@ public enum GzipFile {
     /// The (decompressed) contents of `path`.
     public static func read(_ path: String) throws -> [UInt8] {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ImportError(path, "no such file") }
-        guard !isDirectory.boolValue else { throw ImportError(path, "is a directory, not a file") }
-        guard let file = gzopen(path, "rb") else { throw ImportError(path, "cannot be opened: \(String(cString: strerror(errno)))") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw FileError(path, "no such file") }
+        guard !isDirectory.boolValue else { throw FileError(path, "is a directory, not a file") }
+        guard let file = gzopen(path, "rb") else { throw FileError(path, "cannot be opened: \(String(cString: strerror(errno)))") }
         var result: [UInt8] = []
         var block = [UInt8](repeating: 0, count: 1 << 20)
         while true {
@@ -82,7 +97,7 @@ public enum GzipFile {
             if got < 0 {
                 let message = errorMessage(file)
                 gzclose_r(file)
-                throw ImportError(path, "cannot be decompressed: \(message)")
+                throw FileError(path, "cannot be decompressed: \(message)")
             }
             if got == 0 { break }
             result.append(contentsOf: block[0..<Int(got)])
@@ -91,7 +106,7 @@ public enum GzipFile {
         _ = gzerror(file, &code)
         let closed = gzclose_r(file)
         guard code == Z_OK, closed == Z_OK else {
-            throw ImportError(path, code == Z_BUF_ERROR || closed == Z_BUF_ERROR
+            throw FileError(path, code == Z_BUF_ERROR || closed == Z_BUF_ERROR
                               ? "truncated gzip stream (unexpected end of file)" : "cannot be decompressed (zlib error \(code))")
         }
         return result

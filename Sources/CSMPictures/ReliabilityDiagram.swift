@@ -1,4 +1,4 @@
-import CSMPictures
+import CSMCalibration
 import Foundation
 
 /// A reliability diagram: per equal-width bin, the accuracy of the samples against their

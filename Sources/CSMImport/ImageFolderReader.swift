@@ -1,5 +1,6 @@
 import CJPEGShim
 import CPNG
+import CSMFormats
 import Foundation
 
 /// Reads an ImageFolder tree: one subfolder per class (classes sorted by folder name),
@@ -15,14 +16,14 @@ public enum ImageFolderReader {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         guard manager.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ImportError(root, "is not a folder")
+            throw FileError(root, "is not a folder")
         }
         let classes = try contents(root).filter { name in
             var dir: ObjCBool = false
             return !name.hasPrefix(".") && manager.fileExists(atPath: (root as NSString).appendingPathComponent(name), isDirectory: &dir)
                 && dir.boolValue
         }
-        guard !classes.isEmpty else { throw ImportError(root, "has no class subfolders") }
+        guard !classes.isEmpty else { throw FileError(root, "has no class subfolders") }
         var files: [(String, Int32)] = []
         for (index, name) in classes.enumerated() {
             let folder = (root as NSString).appendingPathComponent(name)
@@ -30,14 +31,14 @@ public enum ImageFolderReader {
                 files.append(((folder as NSString).appendingPathComponent(file), Int32(index)))
             }
         }
-        guard let first = files.first else { throw ImportError(root, "holds no .png or .jpg images") }
+        guard let first = files.first else { throw FileError(root, "holds no .png or .jpg images") }
         let probe = try decode(first.0, grey: nil)
         var images: [UInt8] = []
         images.reserveCapacity(files.count * probe.pixels.count)
         for (done, (path, _)) in files.enumerated() {
             let image = try decode(path, grey: probe.channels == 1)
             guard image.width == probe.width, image.height == probe.height else {
-                throw ImportError(path, "is \(image.width)×\(image.height), but \(first.0) is \(probe.width)×\(probe.height)")
+                throw FileError(path, "is \(image.width)×\(image.height), but \(first.0) is \(probe.width)×\(probe.height)")
             }
             images.append(contentsOf: image.pixels)
             progress?(done + 1, files.count)
@@ -62,7 +63,7 @@ public enum ImageFolderReader {
             csm_jpeg_read(path, wanted, &pixels, &width, &height, &channels, $0.baseAddress, $0.count)
         }
         guard status == 0, let pixels else {
-            throw ImportError(path, "is not a readable JPEG: \(message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })")
+            throw FileError(path, "is not a readable JPEG: \(message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })")
         }
         defer { csm_jpeg_free(pixels) }
         let count = Int(width) * Int(height) * Int(channels)
@@ -74,7 +75,7 @@ public enum ImageFolderReader {
         do {
             return try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
         } catch {
-            throw ImportError(folder, "cannot be listed")
+            throw FileError(folder, "cannot be listed")
         }
     }
 }
@@ -91,7 +92,7 @@ struct DecodedImage {
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         guard png_image_begin_read_from_file(&image, path) != 0 else {
-            throw ImportError(path, "is not a readable PNG: \(message(image))")
+            throw FileError(path, "is not a readable PNG: \(message(image))")
         }
         defer { png_image_free(&image) }
         let isGrey = grey ?? (image.format & UInt32(PNG_FORMAT_FLAG_COLOR) == 0)
@@ -102,7 +103,7 @@ struct DecodedImage {
         let ok = pixels.withUnsafeMutableBytes {
             png_image_finish_read(&image, nil, $0.baseAddress, Int32(width * channels), nil)
         }
-        guard ok != 0 else { throw ImportError(path, "cannot be decoded: \(message(image))") }
+        guard ok != 0 else { throw FileError(path, "cannot be decoded: \(message(image))") }
         return DecodedImage(width: width, height: height, channels: channels, pixels: pixels)
     }
 

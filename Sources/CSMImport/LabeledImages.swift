@@ -1,3 +1,6 @@
+import CSMFormats
+import CSMShards
+
 /// A labelled image dataset in memory, as the importers read it: `count` images of
 /// H×W×C uint8 pixels in HWC order, one class index per image.
 public struct LabeledImages: Equatable, Sendable {

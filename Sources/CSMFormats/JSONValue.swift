@@ -1,3 +1,5 @@
+import Foundation
+
 /// Any JSON value, for free-form configuration stored in manifests. Integers stay exact
 /// (seeds are 64-bit); other numbers are doubles.
 public enum JSONValue: Codable, Equatable, Sendable {
@@ -47,5 +49,21 @@ public enum JSONValue: Codable, Equatable, Sendable {
     public subscript(key: String) -> JSONValue? {
         if case .object(let object) = self { return object[key] }
         return nil
+    }
+}
+
+extension JSONValue {
+    /// The JSON value of an `Encodable` (a run configuration, say), as it reads back from a
+    /// file: a whole-number double such as 80.0 becomes `.int(80)`.
+    public init(encoding value: some Encodable) throws {
+        self = try JSONDecoder().decode(JSONValue.self, from: try JSONEncoder().encode(value))
+    }
+
+    /// The value as compact JSON text with sorted keys.
+    public var jsonText: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(self) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
     }
 }

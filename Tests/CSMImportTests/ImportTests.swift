@@ -1,3 +1,5 @@
+import CSMFormats
+import CSMImport
 import CSMShards
 import Foundation
 import XCTest
@@ -35,7 +37,7 @@ final class ImportTests: XCTestCase {
     func assertImportError(_ body: @autoclosure () throws -> Any, path: String, mentions text: String,
                            file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertThrowsError(try body(), file: file, line: line) { error in
-            guard let error = error as? ImportError else { return XCTFail("not an ImportError: \(error)", file: file, line: line) }
+            guard let error = error as? FileError else { return XCTFail("not an FileError: \(error)", file: file, line: line) }
             XCTAssertEqual(error.path, path, file: file, line: line)
             XCTAssertTrue(error.description.contains(text), "'\(error)' does not mention '\(text)'", file: file, line: line)
             XCTAssertFalse(error.description.contains("\n"), file: file, line: line)
@@ -67,7 +69,7 @@ final class ImportTests: XCTestCase {
                 XCTAssertEqual(reader.metadata.classNames, ["a", "b", "c"])
                 XCTAssertEqual([reader.metadata.shardIndex, reader.metadata.numShards], [index, 3])
                 XCTAssertTrue(reader.metadata.sharpness.isNaN)
-                XCTAssertEqual(try Manifest.sha256(ofFile: out + "/" + entry.file), entry.sha256)
+                XCTAssertEqual(try FileHash.sha256(ofFile: out + "/" + entry.file), entry.sha256)
                 let s = try reader.read()
                 pixels += s.images
                 classes += s.classA
@@ -121,6 +123,29 @@ final class ImportTests: XCTestCase {
 
         let missing = dir + "/missing"
         assertImportError(try IDXReader.read(images: missing, labels: labels, classNames: names), path: missing, mentions: "no such file")
+    }
+
+    /// IDX header sizes are multiplied with overflow checks before anything is copied: a
+    /// header claiming 2³²−1 images of 2³²−1 × 2³²−1 pixels is one line, not a crash.
+    func testIDXHeaderSizesAreCheckedWithoutOverflow() {
+        let huge = Self.bigEndian(IDXReader.imagesMagic) + Self.bigEndian(.max) + Self.bigEndian(.max) + Self.bigEndian(.max) + [1, 2]
+        XCTAssertThrowsError(try IDXReader.parseImages(huge, path: "huge-images")) { error in
+            XCTAssertEqual((error as? FileError)?.path, "huge-images")
+            XCTAssertTrue("\(error)".contains("too many to hold"), "\(error)")
+        }
+        let large = Self.bigEndian(IDXReader.imagesMagic) + Self.bigEndian(1 << 20) + Self.bigEndian(1 << 10) + Self.bigEndian(1 << 10)
+        XCTAssertThrowsError(try IDXReader.parseImages(large, path: "large-images")) { error in
+            XCTAssertTrue("\(error)".contains("truncated"), "\(error)")
+        }
+        let labels = Self.bigEndian(IDXReader.labelsMagic) + Self.bigEndian(.max) + [0, 1]
+        XCTAssertThrowsError(try IDXReader.parseLabels(labels, path: "huge-labels")) { error in
+            XCTAssertTrue("\(error)".contains("truncated"), "\(error)")
+        }
+        for length in 0..<16 {
+            XCTAssertThrowsError(try IDXReader.parseImages(Array(huge.prefix(length)), path: "short")) { error in
+                XCTAssertEqual((error as? FileError)?.path, "short")
+            }
+        }
     }
 
     func testCIFAR10And100RecordsBecomeHWCImages() throws {

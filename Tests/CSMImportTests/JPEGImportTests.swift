@@ -1,4 +1,6 @@
 import CJPEGShim
+import CSMFormats
+import CSMImport
 import CSMShards
 import Foundation
 import XCTest

@@ -1,24 +1,9 @@
 import Foundation
 
-/// A problem reading a .npy file; the description names the file.
-public struct NumPyError: Error, CustomStringConvertible, Equatable {
-    /// The file (or the name given for in-memory bytes).
-    public let path: String
-    /// What is wrong with it.
-    public let problem: String
-
-    public init(_ path: String, _ problem: String) {
-        self.path = path
-        self.problem = problem
-    }
-
-    public var description: String { "\(path): \(problem)" }
-}
-
 /// A strict reader for NumPy's .npy format (versions 1–3): little-endian float32, float64,
 /// int64 or int32 arrays in C order, as written by `numpy.save`. Anything else — other
 /// dtypes, Fortran order, object arrays, truncated or oversized data — is refused with a
-/// `NumPyError` naming the file.
+/// `FileError` naming the file.
 public struct NumPyArray: Sendable {
     /// Element types csm reads, by their NumPy `descr`.
     public enum DType: String, Sendable, CaseIterable {
@@ -57,17 +42,17 @@ public struct NumPyArray: Sendable {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file"
-            throw NumPyError(path, reason)
+            throw FileError(path, reason)
         }
         try self.init(data: data, path: path)
     }
 
     /// Parses .npy bytes; `path` names them in errors.
-    public init(data: Data, path: String) throws {
+    public init(data: Data, path: String = "<bytes>") throws {
         self.path = path
         let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // \x93NUMPY
         guard data.count >= 10, Array(data.prefix(6)) == magic else {
-            throw NumPyError(path, "not a .npy file (missing the \\x93NUMPY magic)")
+            throw FileError(path, "not a .npy file (missing the \\x93NUMPY magic)")
         }
         let start = data.startIndex
         let major = data[start + 6]
@@ -77,47 +62,48 @@ public struct NumPyArray: Sendable {
             headerLength = Int(data[start + 8]) | Int(data[start + 9]) << 8
             headerStart = 10
         case 2, 3:
-            guard data.count >= 12 else { throw NumPyError(path, "truncated .npy header") }
+            guard data.count >= 12 else { throw FileError(path, "truncated .npy header") }
             headerLength = (0..<4).reduce(0) { $0 | Int(data[start + 8 + $1]) << (8 * $1) }
             headerStart = 12
         default:
-            throw NumPyError(path, "unsupported .npy format version \(major).\(data[start + 7])")
+            throw FileError(path, "unsupported .npy format version \(major).\(data[start + 7])")
         }
-        guard data.count >= headerStart + headerLength else { throw NumPyError(path, "truncated .npy header") }
+        guard data.count >= headerStart + headerLength else { throw FileError(path, "truncated .npy header") }
         let headerBytes = data[(start + headerStart)..<(start + headerStart + headerLength)]
         guard let header = String(data: headerBytes, encoding: major == 3 ? .utf8 : .ascii) else {
-            throw NumPyError(path, "the .npy header is not text")
+            throw FileError(path, "the .npy header is not text")
         }
         let fields: [String: NumPyHeaderParser.Value]
         do {
             var parser = NumPyHeaderParser(header)
             fields = try parser.parseDictionary()
         } catch let problem as NumPyHeaderParser.Problem {
-            throw NumPyError(path, "malformed .npy header (\(problem.message)): \(header.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw FileError(path, "malformed .npy header (\(problem.message)): \(header.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         guard Set(fields.keys) == ["descr", "fortran_order", "shape"] else {
-            throw NumPyError(path, "the .npy header must have exactly descr, fortran_order and shape, found \(fields.keys.sorted())")
+            throw FileError(path, "the .npy header must have exactly descr, fortran_order and shape, found \(fields.keys.sorted())")
         }
-        guard case .string(let descr)? = fields["descr"] else { throw NumPyError(path, "descr is not a string") }
+        guard case .string(let descr)? = fields["descr"] else { throw FileError(path, "descr is not a string") }
         guard let dtype = DType(rawValue: descr) else {
             let supported = DType.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-            throw NumPyError(path, "unsupported dtype '\(descr)' (csm reads \(supported))")
+            throw FileError(path, "unsupported dtype '\(descr)' (csm reads \(supported))")
         }
         guard case .bool(let fortran)? = fields["fortran_order"] else {
-            throw NumPyError(path, "fortran_order is not True or False")
+            throw FileError(path, "fortran_order is not True or False")
         }
-        guard !fortran else { throw NumPyError(path, "Fortran-order arrays are not supported; save a C-order copy (numpy.ascontiguousarray)") }
-        guard case .tuple(let shape)? = fields["shape"] else { throw NumPyError(path, "shape is not a tuple of integers") }
+        guard !fortran else { throw FileError(path, "Fortran-order arrays are not supported; save a C-order copy (numpy.ascontiguousarray)") }
+        guard case .tuple(let shape)? = fields["shape"] else { throw FileError(path, "shape is not a tuple of integers") }
         var count = 1
         for dimension in shape {
             let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
-            guard !overflow else { throw NumPyError(path, "shape \(shape) is too large") }
+            guard !overflow else { throw FileError(path, "shape \(shape) is too large") }
             count = product
         }
-        let expected = count * dtype.size
+        let (expected, overflow) = count.multipliedReportingOverflow(by: dtype.size)
+        guard !overflow else { throw FileError(path, "shape \(shape) is too large") }
         let available = data.count - headerStart - headerLength
         guard available == expected else {
-            throw NumPyError(path, "shape \(shape) of \(descr) needs \(expected) data bytes, the file has \(available)")
+            throw FileError(path, "shape \(shape) of \(descr) needs \(expected) data bytes, the file has \(available)")
         }
         self.dtype = dtype
         self.shape = shape
@@ -149,7 +135,7 @@ public struct NumPyArray: Sendable {
         switch dtype {
         case .int64: return copy(Int64.self).map { Int($0) }
         case .int32: return copy(Int32.self).map { Int($0) }
-        case .float32, .float64: throw NumPyError(path, "expected an integer array, found \(dtype.rawValue)")
+        case .float32, .float64: throw FileError(path, "expected an integer array, found \(dtype.rawValue)")
         }
     }
 
@@ -157,7 +143,7 @@ public struct NumPyArray: Sendable {
     /// memory-mapped); for large logits this saves an allocation as big as the file.
     /// Throws when the array is not float32.
     public func withFloat32Elements<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
-        guard dtype == .float32 else { throw NumPyError(path, "expected a float32 array, found \(dtype.rawValue)") }
+        guard dtype == .float32 else { throw FileError(path, "expected a float32 array, found \(dtype.rawValue)") }
         let count = elementCount
         return try payload.withUnsafeBytes { raw in
             guard let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else {
