@@ -34,11 +34,12 @@ struct ImportOutputOptions: ParsableArguments {
     }
 
     /// Writes `data` as shards of `split`, with progress and a one-line summary.
-    func write(_ data: LabeledImages, split: String, config: [String: JSONValue]) throws {
+    func write(_ data: LabeledImages, config: ImportConfig) throws {
+        let split = config.split
         let importer = RealDataImport(split: split, shardSize: shardSize, createdBy: "csm \(CSMVersion.string)")
         let progress = ProgressReporter("writing shards", total: data.count, unit: "images")
         let start = Date()
-        let manifest = try importer.write(data, to: out, config: .object(config)) { progress.update($0) }
+        let manifest = try importer.write(data, to: out, config: try config.json()) { progress.update($0) }
         let seconds = Date().timeIntervalSince(start)
         print(String(format: "imported %d images (%d×%d×%d, %d classes) into %d shard%@ in %@ (%.1f s)",
                      data.count, data.height, data.width, data.channels, data.classNames.count, manifest.shards.count,
@@ -98,12 +99,7 @@ struct ImportFashionMNIST: ParsableCommand {
         let labels = try locate("\(prefix)-labels-idx1-ubyte")
         try runImport(into: output) {
             let data = try IDXReader.read(images: images, labels: labels, classNames: Self.classNames)
-            try output.write(data, split: split, config: [
-                "source": .string("fashion-mnist"), "split": .string(split),
-                "images": .string(images), "labels": .string(labels),
-                "images_sha256": .string(try FileHash.sha256(ofFile: images)),
-                "labels_sha256": .string(try FileHash.sha256(ofFile: labels)),
-            ])
+            try output.write(data, config: try .idx(source: "fashion-mnist", split: split, images: images, labels: labels))
         }
     }
 }
@@ -135,11 +131,7 @@ struct ImportIDX: ParsableCommand {
         }
         try runImport(into: output) {
             let dataset = try IDXReader.read(images: images, labels: labels, classNames: names)
-            try output.write(dataset, split: split, config: [
-                "source": .string("idx"), "split": .string(split), "images": .string(images), "labels": .string(labels),
-                "images_sha256": .string(try FileHash.sha256(ofFile: images)),
-                "labels_sha256": .string(try FileHash.sha256(ofFile: labels)),
-            ])
+            try output.write(dataset, config: try .idx(source: "idx", split: split, images: images, labels: labels))
         }
     }
 }
@@ -151,10 +143,7 @@ func importCIFAR(_ variant: CIFARReader.Variant, source: String, split: String, 
         let files = CIFARReader.fileNames(variant, split: split).map { (folder as NSString).appendingPathComponent($0) }
         let names = try CIFARReader.classNames(variant, folder: folder)
         let data = try CIFARReader.read(variant, files: files, classNames: names)
-        try output.write(data, split: split, config: [
-            "source": .string(variant.rawValue), "split": .string(split),
-            "files": .array(try files.map { .object(["file": .string($0), "sha256": .string(try FileHash.sha256(ofFile: $0))]) }),
-        ])
+        try output.write(data, config: try .cifar(variant, split: split, files: files))
     }
 }
 
@@ -213,7 +202,7 @@ struct ImportFolder: ParsableCommand {
                 if progress == nil { progress = ProgressReporter("reading images", total: total, unit: "images") }
                 progress?.update(done)
             }
-            try output.write(data, split: split, config: ["source": .string("folder"), "root": .string(root), "split": .string(split)])
+            try output.write(data, config: .folder(root: root, split: split))
         }
     }
 }

@@ -60,6 +60,19 @@ final class CalibrationMetricsTests: XCTestCase {
         XCTAssertEqual(fromFloat, fromDouble)
     }
 
+    /// Logits read from a .npy file in place (no copy) give the same metrics as an array.
+    func testNumPyLogitsInPlace() throws {
+        let values: [Float] = [0.5, -1, 2, 3, -0.25, 9]
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }"
+        let padded = header + String(repeating: " ", count: 63 - (10 + header.count) % 64) + "\n"
+        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(padded.utf8.count & 0xff), UInt8(padded.utf8.count >> 8)])
+        data.append(Data(padded.utf8))
+        values.withUnsafeBytes { data.append(contentsOf: $0) }
+        let array = try NumPyArray(data: data, path: "m.npy")
+        let metrics = try array.withFloat32Elements { try CalibrationMetrics(logits: $0, classCount: 2, labels: [0, 1, 1]) }
+        XCTAssertEqual(metrics, try CalibrationMetrics(logits: values, classCount: 2, labels: [0, 1, 1]))
+    }
+
     func testTemperatureDividesTheLogits() throws {
         let (logits, labels) = syntheticLogits(samples: 400, classes: 5, sharpness: 3, seed: 9)
         let scaled = try CalibrationMetrics(logits: logits, classCount: 5, labels: labels, temperature: 2.5)
