@@ -89,12 +89,26 @@ def transform(image: np.ndarray, mean: np.ndarray, std: np.ndarray, padding: int
     return out.transpose(2, 0, 1)
 
 
+def all_images(shards: CSMShards) -> np.ndarray:
+    """Every image of `shards` [N, H, W, C], read a shard at a time (the reader's per-sample
+    access, when a filter has left out rows)."""
+    import h5py
+    parts = []
+    for info in shards.shards:
+        with h5py.File(info.path, "r") as f:
+            parts.append(f["images"][:])
+    images = np.concatenate(parts) if parts else np.zeros((0, *shards.image_shape), np.uint8)
+    if len(images) != len(shards):
+        images = np.stack([shards[i]["image"] for i in range(len(shards))])
+    return images
+
+
 class Data:
     """Real shards split as csm train splits them, and the mixed partners csm draws."""
 
     def __init__(self, args) -> None:
         self.real = CSMShards(args.real, kind="real")
-        self.images = np.stack([self.real[i]["image"] for i in range(len(self.real))])
+        self.images = all_images(self.real)
         self.classes = self.real.column("class_a").astype(np.int64)
         n = len(self.real)
         order = [i for i in LoaderRandom(args.seed, 0x56414C4944415445).permutation(n)]
@@ -110,7 +124,7 @@ class Data:
         self.mixed = None
         if args.mixed:
             self.mixed = CSMShards(args.mixed, kind="mixed", sharpness=args.sharpness)
-            self.mixed_images = np.stack([self.mixed[i]["image"] for i in range(len(self.mixed))])
+            self.mixed_images = all_images(self.mixed)
             self.mixed_labels = (self.mixed.soft_labels(args.sharpness) if args.sharpness is not None
                                  else self.mixed.column("labels"))
             group, lam = self.mixed.column("group"), self.mixed.column("lambda_gen")
