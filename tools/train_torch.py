@@ -381,7 +381,7 @@ def main() -> int:
     if args.loss.startswith("csm") != bool(args.mixed):
         sys.exit("train_torch: --mixed goes with --loss csm / csm-bsce-gra, and they need it")
     args.milestones = ([int(m) for m in args.milestones.split(",")] if args.milestones
-                       else [int(args.epochs * 0.4), int(args.epochs * 0.6)])
+                       else [m for m in (int(args.epochs * 0.4), int(args.epochs * 0.6)) if m > 0])
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 

@@ -73,7 +73,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Learning-rate schedule: multistep (per epoch) or cosine (over all optimiser steps).")
     var schedule = "multistep"
 
-    @Option(help: ArgumentHelp("Multistep epochs at which the rate is multiplied by --gamma-lr (default: 40% and 60% of --epochs).",
+    @Option(help: ArgumentHelp("Multistep epochs at which the rate is multiplied by --gamma-lr (default: 40% and 60% of --epochs, rounded down, when past 0).",
                                valueName: "e1,e2,…"))
     var milestones: String?
 
@@ -209,7 +209,7 @@ struct TrainCommand: ParsableCommand {
             guard let value = Double(norm), value >= 1 else { throw CLIError("--norm must be a number ≥ 1 or inf, got '\(norm)'") }
             normValue = value
         }
-        var milestoneEpochs = [Int(Double(epochs) * 0.4), Int(Double(epochs) * 0.6)]
+        var milestoneEpochs = [Int(Double(epochs) * 0.4), Int(Double(epochs) * 0.6)].filter { $0 > 0 }
         if let milestones {
             let parts = milestones.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? -1) > 0 }) else {

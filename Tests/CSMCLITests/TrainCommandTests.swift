@@ -126,7 +126,11 @@ final class TrainCommandTests: XCTestCase {
             for word in words { XCTAssertTrue(result.err.contains(word), "\(word) not in: \(result.err)", file: file, line: line) }
         }
         let model = dir + "/model.safetensors"
-        XCTAssertEqual(try runCSM(["train", "--real", real, "--arch", "linear", "--epochs", "1", "--batch", "16", "--out", model]).status, 0)
+        let first = try runCSM(["train", "--real", real, "--arch", "linear", "--epochs", "1", "--batch", "16", "--json", "--out", model])
+        XCTAssertEqual(first.status, 0, first.err)
+        // One epoch: the default milestones (40% and 60% of the epochs) fall at 0 and are dropped.
+        let record = try JSONSerialization.jsonObject(with: Data(first.out.utf8)) as? [String: Any]
+        XCTAssertEqual(record?["lr"] as? Double, 0.1)
         // A network whose classes or image size differ from the shards'.
         let four = try writeShard("four.h5", count: 40, classes: 4)
         try refused(["train", "--real", four, "--init", model, "--epochs", "1", "--out", dir + "/x.safetensors"], [model, "3 classes", "4 classes"])
