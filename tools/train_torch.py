@@ -34,8 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from csm_shards import CSMShards  # noqa: E402
+from csm_shards import CSMShards   # the Python reader: pip install ./python
 
 MASK = (1 << 64) - 1
 

@@ -35,6 +35,9 @@ public final class ShardSet: @unchecked Sendable {
     public let columns: ShardSamples
     /// Which shard each sample is in.
     public let shardOfSample: [Int32]
+    /// The runs whose shards are not all here (see `ShardCoverage`); empty unless the set was
+    /// opened with `allowIncomplete`.
+    public let coverage: ShardCoverage
 
     private var imageCache: [[UInt8]?]
     private let locks: [NSLock]
@@ -47,14 +50,20 @@ public final class ShardSet: @unchecked Sendable {
     public var imageSize: Int { height * width * channels }
 
     /// Opens `path`: a manifest.json, a directory with one, or a single shard (.h5).
-    public convenience init(path: String) throws {
-        try self.init(paths: [path])
+    /// An incomplete run (its manifest lacks some of the run's shards) is an error naming
+    /// the missing shard indices, unless `allowIncomplete`.
+    public convenience init(path: String, allowIncomplete: Bool = false) throws {
+        try self.init(paths: [path], allowIncomplete: allowIncomplete)
     }
 
-    /// Opens several manifests, directories or shards as one set (same image size and classes).
-    public init(paths: [String]) throws {
-        var files: [String] = []
-        for path in paths { files += try Self.shardFiles(path) }
+    /// Opens several manifests, directories or shards as one set (same image size and
+    /// classes). Manifests of one run complete each other (parts of a split run may be given
+    /// together); a run that still lacks shards is an error unless `allowIncomplete`.
+    public init(paths: [String], allowIncomplete: Bool = false) throws {
+        let resolved = try paths.map { try ShardPaths(resolving: $0) }
+        coverage = ShardCoverage(resolved)
+        if !allowIncomplete { try coverage.requireComplete(remedy: "or open it with allowIncomplete: true") }
+        let files = resolved.flatMap(\.files)
         guard !files.isEmpty else { throw FileError(paths.first ?? "", "no shards") }
         var shards: [Shard] = []
         var columns: ShardSamples?
@@ -88,10 +97,6 @@ public final class ShardSet: @unchecked Sendable {
         locks = shards.map { _ in NSLock() }
     }
 
-    /// The shard files behind a path, by the one resolver (`ShardPaths`).
-    static func shardFiles(_ path: String) throws -> [String] {
-        try ShardPaths(resolving: path).files
-    }
 
     /// True for samples of real data.
     public func isReal(_ i: Int) -> Bool { shards[Int(shardOfSample[i])].metadata.kind == .real }

@@ -99,6 +99,26 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(set.label(5), Array(set.columns.labels[15..<18]))
     }
 
+    func testIncompleteRunIsRefusedNamingTheMissingShards() throws {
+        let dir = try writeMixed(groups: 6, shards: 2)
+        var manifest = try Manifest.read(from: dir + "/manifest.json")
+        manifest.config = .object(["num_shards": .int(4)])
+        try manifest.write(to: dir + "/manifest.json")
+        XCTAssertThrowsError(try ShardSet(path: dir)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.hasPrefix(dir + "/manifest.json: incomplete dataset: lacks shards 2, 3 of 4"), message)
+            XCTAssertTrue(message.contains("allowIncomplete"), message)
+        }
+        let partial = try ShardSet(path: dir, allowIncomplete: true)
+        XCTAssertEqual(partial.count, 24)
+        XCTAssertEqual(partial.coverage.gaps.map(\.missing), [[2, 3]])
+        XCTAssertEqual(try ShardSet(path: dir + "/mixed-00001.h5").count, 12)     // one file: what was asked for
+
+        manifest.config = .object(["num_shards": .int(2)])
+        try manifest.write(to: dir + "/manifest.json")
+        XCTAssertTrue(try ShardSet(path: dir).coverage.isComplete)
+    }
+
     func testEpochsCoverEverySampleOnceAndAreDeterministic() throws {
         let set = try ShardSet(path: try writeMixed(groups: 9, shards: 3))
         var options = LoaderOptions(batchSize: 5, seed: 7, transform: .training(mean: [0.5], std: [0.25], cropPadding: 1))

@@ -10,8 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import TOOLS, mixed_columns, real_columns, write_shard
+from conftest import ROOT, mixed_columns, real_columns, write_shard
 
+TOOLS = os.path.join(ROOT, "tools")
+sys.path.insert(0, TOOLS)
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 import train_torch  # noqa: E402
