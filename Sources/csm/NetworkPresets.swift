@@ -10,17 +10,19 @@ enum NetworkPresets {
 
     /// A fresh network of preset `name`.
     static func make(_ name: String, input: ResNetInput, classNames: [String], seed: UInt64) throws -> TrainableNetwork {
-        switch name {
-        case "linear": return LinearClassifier(input: input, classNames: classNames, seed: seed)
-        default: throw TrainingError("--arch \(name) is not trainable in this build")
+        if name == "linear" { return LinearClassifier(input: input, classNames: classNames, seed: seed) }
+        guard let architecture = ResNetArchitecture.preset(name, input: input, classes: classNames.count) else {
+            throw TrainingError("--arch must be one of \(names.joined(separator: ", ")), got '\(name)'")
         }
+        return TrainableResNet(architecture: architecture, input: input, classNames: classNames, seed: seed)
     }
 
     /// A classifier file to start from (`--init`).
-    static func load(_ path: String, arch: String) throws -> TrainableNetwork {
+    static func load(_ path: String) throws -> TrainableNetwork {
         let file = try SafeTensorsFile(path: path)
         switch file.metadata["format"] {
         case LinearClassifier.format?: return try LinearClassifier(path: path)
+        case "resnet-classifier/1"?: return try TrainableResNet(path: path)
         default: throw FileError(path, "not a classifier csm can train (format \(file.metadata["format"] ?? "missing"))")
         }
     }

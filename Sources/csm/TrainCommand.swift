@@ -125,7 +125,7 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let config = try trainingConfiguration()
         var initial: TrainableNetwork?
-        if let initialModel { initial = try NetworkPresets.load(initialModel, arch: arch) }
+        if let initialModel { initial = try NetworkPresets.load(initialModel) }
         let normalization = initial.map { (mean: $0.input.mean, std: $0.input.std) }
         let data = try TrainingData(realPath: real, mixedPath: mixed, options: config.data, normalization: normalization)
         let network: TrainableNetwork

@@ -152,6 +152,57 @@ final class TrainCommandTests: XCTestCase {
                     ["training stopped", "epoch", "step"])
     }
 
+    /// `--init FILE --no-augment --val-fraction 0 --max-steps 1 --batch N` on a shard of N
+    /// images writes the weights after one SGD step on all of them: PyTorch's, from the
+    /// fixture of tools/make_sgd_step_fixture.py, within 1e-4 relative, for four losses.
+    func testOneFullBatchStepFromTheCommandLineMatchesPyTorch() throws {
+        let fixtures = packageRoot().appendingPathComponent("Tests/Fixtures/training")
+        let fixture = try SafeTensorsFile(path: fixtures.appendingPathComponent("step.safetensors").path)
+        let labels = try fixture.floats("labels").map { Int32($0) }
+        var s = ShardSamples(height: 8, width: 8, channels: 1, numClasses: 3, images: try fixture.floats("images").map { UInt8($0) },
+                             labels: labels.flatMap { c in (0..<3).map { $0 == c ? Float(1) : 0 } }, classA: labels,
+                             classB: labels.map { _ in -1 }, lambdaGen: labels.map { _ in 1 }, lambdaProj: labels.map { _ in .nan },
+                             probA: labels.map { _ in 1 }, probB: labels.map { _ in 0 }, consistent: labels.map { _ in 1 },
+                             group: labels.map { _ in -1 }, seed: labels.map { _ in -1 })
+        s.numClasses = 3
+        let shard = dir + "/batch.h5"
+        try ShardWriter().write(s, metadata: ShardMetadata(kind: .real, classNames: ["alpha", "beta", "gamma"], sharpness: 0,
+                                                           createdBy: "test"), to: shard)
+        let initial = fixtures.appendingPathComponent("init.safetensors").path
+        for loss in ["ce", "ls", "focal", "bsce-gra"] {
+            let out = dir + "/\(loss).safetensors"
+            let result = try runCSM(["train", "--real", shard, "--init", initial, "--no-augment", "--val-fraction", "0", "--max-steps", "1",
+                                     "--batch", "64", "--loss", loss, "--lr", "0.1", "--momentum", "0.9", "--weight-decay", "5e-4",
+                                     "--out", out])
+            XCTAssertEqual(result.status, 0, result.err)
+            let saved = try SafeTensorsFile(path: out)
+            let reference = fixture.names.filter { $0.hasPrefix(loss + "/") }
+            XCTAssertGreaterThan(reference.count, 10)
+            for name in reference {
+                let expected = try fixture.floats(name), actual = try saved.floats(String(name.dropFirst(loss.count + 1)))
+                let scale = expected.map { abs($0) }.max() ?? 0
+                let worst = zip(actual, expected).map { abs($0 - $1) }.max() ?? 0
+                XCTAssertLessThanOrEqual(worst, 1e-4 * max(scale, 1e-3), "\(loss): \(name) off by \(worst)")
+            }
+            XCTAssertEqual(try saved.floats("bn1.num_batches_tracked"), [1])
+        }
+    }
+
+    /// A ResNet-20 preset trains a few steps on 8×8 shards and `csm evaluate` reads the result.
+    func testResNetPresetTrainsAndEvaluates() throws {
+        let real = try writeShard("real.h5", count: 48)
+        let model = dir + "/resnet.safetensors"
+        let trained = try runCSM(["train", "--real", real, "--arch", "resnet20", "--epochs", "2", "--batch", "16", "--json", "--out", model])
+        XCTAssertEqual(trained.status, 0, trained.err)
+        XCTAssertEqual(trained.out.split(separator: "\n").count, 2, trained.out)
+        let file = try SafeTensorsFile(path: model)
+        XCTAssertEqual(file.metadata["format"], "resnet-classifier/1")
+        XCTAssertEqual(try file.shape(of: "layer3.2.conv2.weight"), [64, 64, 3, 3])
+        XCTAssertEqual(try file.shape(of: "fc.weight"), [3, 64])
+        let evaluated = try runCSM(["evaluate", "--classifier", model, "--data", real, "--json"])
+        XCTAssertEqual(evaluated.status, 0, evaluated.err)
+    }
+
     /// The disk fills while the second checkpoint is written: one line, non-zero exit, and the
     /// first checkpoint intact. A tmpfs just larger than one checkpoint (needs root).
     func testFullDiskWhileCheckpointingKeepsThePreviousCheckpoint() throws {
