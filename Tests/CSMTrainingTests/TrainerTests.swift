@@ -129,6 +129,35 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    /// A ResNet's batch-norm running statistics and batches tracked come back from the
+    /// checkpoint too: interrupted after epoch 1 and resumed, it ends with the same bytes.
+    func testResNetResumeEndsWithTheSameBytes() throws {
+        let real = try fixtures.writeReal(count: 40)
+        let mixed = try fixtures.writeMixed(groups: 3)
+        var config = configuration(real, mixed: mixed, loss: .csmBSCEGRA, epochs: 2, batch: 8)
+        config.keep = .last   // the epoch after the interruption is the one compared
+        func resnet(_ checkpoint: String) throws -> Trainer {
+            let data = try TrainingData(realPath: real, mixedPath: mixed, options: config.data)
+            let architecture = ResNetArchitecture(block: .basic, layers: [1, 1], widths: [4, 8], stem: .cifar, inputChannels: 1,
+                                                  numClasses: 3)
+            let network = TrainableResNet(architecture: architecture, input: data.input, classNames: data.classNames, seed: 3)
+            return try Trainer(network: network, data: data, configuration: config, checkpointPath: checkpoint)
+        }
+        let straight = try resnet(fixtures.directory + "/a.ckpt")
+        try straight.run()
+        XCTAssertEqual(straight.network.batchesTracked, straight.step)
+        try straight.writeModel(to: fixtures.directory + "/a.safetensors")
+
+        struct Interrupted: Error {}
+        XCTAssertThrowsError(try resnet(fixtures.directory + "/b.ckpt").run(onEpoch: { _ in throw Interrupted() }))
+        let resumed = try resnet(fixtures.directory + "/b.ckpt")
+        XCTAssertEqual(resumed.epochsDone, 1)
+        try resumed.run()
+        try resumed.writeModel(to: fixtures.directory + "/b.safetensors")
+        XCTAssertEqual(FileManager.default.contents(atPath: fixtures.directory + "/a.safetensors"),
+                       FileManager.default.contents(atPath: fixtures.directory + "/b.safetensors"))
+    }
+
     func testKeepsTheBestEpoch() throws {
         let real = try fixtures.writeReal(count: 60)
         let run = try trainer(configuration(real, epochs: 3), checkpoint: fixtures.directory + "/ckpt")
