@@ -1,13 +1,13 @@
 import CSMFormats
-import CSMModels
 import CSMNumerics
 import Foundation
 
 /// A run's full state after an epoch: weights, buffers, batches tracked, SGD momentum,
 /// epoch, step, the epoch records, the best epoch's weights, and the configuration. The
 /// data order and augmentation are functions of (seed, epoch), so the epoch is the random
-/// state. Stored as a safetensors file written atomically (a temporary file renamed into
-/// place): a failed write leaves the previous checkpoint as it was.
+/// state. Stored as a safetensors file written through `AtomicFile` (temporary file, fsync,
+/// rename): a failed write, e.g. on a full disk, leaves the previous checkpoint as it was.
+/// Tensors keep the network's names under `state/`, `momentum/` and `best/`.
 public struct Checkpoint {
     public static let format = "csm-training-checkpoint/1"
 
@@ -30,7 +30,7 @@ public struct Checkpoint {
         public var batchesTracked: Int
     }
 
-    /// Writes the checkpoint for a network whose state tensors are `names`/`shapes`.
+    /// Writes the checkpoint for a network whose state tensors (parameters first) are `tensors`.
     public func write(to path: String, tensors: [Parameter], parameterCount: Int) throws {
         var items: [SafeTensorsWriter.Item] = []
         for (tensor, values) in zip(tensors, state) {
