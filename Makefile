@@ -59,11 +59,12 @@ demo: build
 	$(CSM) inspect demo-out/data --verify --grid demo-out/grid.png --plot demo-out/plot.png
 	@echo "shards and manifest: demo-out/data/; pictures: demo-out/trajectories.png, demo-out/grid.png, demo-out/plot.png"
 
-## bench: csm against PyTorch in the same run — sampling, then the loader on the demo
-## shards (installs PyTorch with pip).
+## bench: csm against PyTorch in the same run — sampling, the loader on the demo shards,
+## then training a ResNet-20 on Fashion-MNIST (installs PyTorch with pip).
 bench: build python-package
 	@python3 -c "import torch, safetensors" 2>/dev/null || python3 -m pip install -q torch safetensors
 	$(CSM) generate --out demo-out/data
+	@[ -e demo-out/real-train/manifest.json ] || $(CSM) import fashion-mnist --split train --out demo-out/real-train
 	python3 tools/bench.py --csm $(CSM)
 
 clean:
