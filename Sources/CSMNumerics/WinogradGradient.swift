@@ -8,11 +8,17 @@
 public enum WinogradGradient {
     typealias V = SIMD16<Float>
 
+    /// True when the training kernels (this weight gradient and `WinogradWeights(training:)`)
+    /// run these channel counts: positive multiples of 16.
+    public static func supports(inputChannels: Int, outputChannels: Int) -> Bool {
+        inputChannels > 0 && outputChannels > 0 && inputChannels % 16 == 0 && outputChannels % 16 == 0
+    }
+
     /// dL/dw of one chunk in the packed layout of `ConvolutionWeights` ([9·Cin, Cout]), for
     /// y = conv3×3(x, w) with padding 1 and output gradient `dy`, by F(`tile`×`tile`, 3×3).
     public static func weight(_ x: FeatureMap, _ dy: FeatureMap, tile: Int = Winograd.defaultTile) -> [Float] {
         precondition(tile == 2 || tile == 4)
-        precondition(WinogradWeights.supports(inputChannels: x.channels, outputChannels: dy.channels),
+        precondition(supports(inputChannels: x.channels, outputChannels: dy.channels),
                      "Winograd weight gradient: channel counts must be multiples of 16")
         precondition(x.count == dy.count && x.height == dy.height && x.width == dy.width,
                      "Winograd weight gradient: output gradient shape does not match the input shape")
@@ -155,7 +161,7 @@ extension WinogradWeights {
     /// `ConvolutionGradient.transposedFlipped3x3`). U = G·g·Gᵀ, computed separably.
     public init(training weight: [Float], outputChannels cout: Int, inputChannels cin: Int, tile: Int, transposed: Bool) {
         precondition(weight.count == cout * cin * 9 && (tile == 2 || tile == 4))
-        precondition(Self.supports(inputChannels: cin, outputChannels: cout))
+        precondition(WinogradGradient.supports(inputChannels: cin, outputChannels: cout))
         let g = (tile == 2 ? Self.g2 : Self.g4).flatMap { $0 }
         let alpha = tile + 2, points = alpha * alpha
         let inputs = transposed ? cout : cin, outputs = transposed ? cin : cout
@@ -187,7 +193,7 @@ extension WinogradWeights {
         self.tile = tile
         inputChannels = inputs
         outputChannels = outputs
-        bias = [Float](repeating: 0, count: outputs)
+        paddedBias = [Float](repeating: 0, count: outputs)
         transformed = u
     }
 }
