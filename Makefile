@@ -7,7 +7,7 @@ CSM         = .build/release/csm
 PACKAGES    = libopenblas-dev libhdf5-dev libpng-dev libjpeg-dev zlib1g-dev dataset-fashion-mnist
 SUDO        = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test demo bench fuzz clean
+.PHONY: all deps build test test-slurm test-distributed python-package demo bench fuzz clean
 
 all: build
 
@@ -24,13 +24,31 @@ build: deps
 	$(SWIFT) build $(BUILD_FLAGS) --product csm
 
 ## test: every test, optimised build (numeric code is too slow unoptimised), then the
-## Python reader's tests. h5py, numpy and pytest come from pip first: the Swift tests also
-## check that h5py reads csm's shards and agrees with the Swift loader. PyTorch is optional.
-test: deps
-	@python3 -c "import h5py, numpy, pytest" 2>/dev/null || python3 -m pip install -q h5py numpy pytest
+## Python package's tests, then the Slurm test (about a minute). The csm_shards package
+## (python/, with h5py and numpy) and pytest are installed with pip first: the Swift tests
+## also check that it reads csm's shards as the Swift loader does. PyTorch is optional.
+test: deps python-package
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build
-	python3 -m pytest -q -p no:cacheprovider tools/tests
+	python3 -m pytest -q -p no:cacheprovider python/tests
+	$(SUDO) tools/slurm/test_slurm.sh
+
+## test-slurm: the README's Slurm array script on a private single-node Slurm cluster (root;
+## installs slurm-wlm and munge with apt when missing): merged parts equal one csm generate
+## byte for byte, also after a task is cancelled mid-shard and resubmitted. Part of make test.
+test-slurm: build
+	$(SUDO) tools/slurm/test_slurm.sh
+
+## test-distributed: CSMDataset and PairedCSMDataset under torchrun with 2 processes (gloo,
+## CPU) and DistributedSampler (installs PyTorch with pip when missing).
+test-distributed: python-package
+	@python3 -c "import torch" 2>/dev/null || python3 -m pip install -q torch
+	python3 -m pytest -q -p no:cacheprovider python/tests/test_distributed.py
+
+## python-package: installs the Python reader (python/, as csm_shards) and pytest with pip;
+## the tests and tools/ scripts import the installed package.
+python-package:
+	python3 -m pip install -q ./python pytest
 
 ## demo: class-mixed trajectories as a PNG, then a CSM dataset with the defaults (720 images).
 demo: build
@@ -41,11 +59,12 @@ demo: build
 	$(CSM) inspect demo-out/data --verify --grid demo-out/grid.png --plot demo-out/plot.png
 	@echo "shards and manifest: demo-out/data/; pictures: demo-out/trajectories.png, demo-out/grid.png, demo-out/plot.png"
 
-## bench: csm against PyTorch in the same run — sampling, then the loader on the demo
-## shards (installs PyTorch with pip).
-bench: build
-	@python3 -c "import torch, safetensors, h5py" 2>/dev/null || python3 -m pip install -q torch safetensors numpy h5py
+## bench: csm against PyTorch in the same run — sampling, the loader on the demo shards,
+## then training a ResNet-20 on Fashion-MNIST (installs PyTorch with pip).
+bench: build python-package
+	@python3 -c "import torch, safetensors" 2>/dev/null || python3 -m pip install -q torch safetensors
 	$(CSM) generate --out demo-out/data
+	@[ -e demo-out/real-train/manifest.json ] || $(CSM) import fashion-mnist --split train --out demo-out/real-train
 	python3 tools/bench.py --csm $(CSM)
 
 ## fuzz: libFuzzer harnesses (safetensors, .npy, IDX, manifest JSON, shards) built with
@@ -62,4 +81,4 @@ fuzz: deps
 	python3 Fuzz/run_fuzz.py --seconds $(FUZZ_SECONDS) --parallel $(FUZZ_PARALLEL) $(FUZZ_HARNESSES)
 
 clean:
-	rm -rf .build .build-fuzz demo-out bench-out
+	rm -rf .build .build-fuzz demo-out bench-out python/build python/*.egg-info

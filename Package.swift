@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "CSMShards", targets: ["CSMShards"]),
         .library(name: "CSMImport", targets: ["CSMImport"]),
         .library(name: "CSMInspect", targets: ["CSMInspect"]),
+        .library(name: "CSMTraining", targets: ["CSMTraining"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -70,6 +71,10 @@ let package = Package(
         // The loader library: datasets over shards, paired sampling, transforms, batching, prefetch.
         .target(name: "CSMLoader", dependencies: ["CSMShards"], swiftSettings: checked),
 
+        // Optimisers, schedules, losses as trained, the training loop and its checkpoints.
+        .target(name: "CSMTraining", dependencies: ["CSMNumerics", "CSMFormats", "CSMModels", "CSMCalibration", "CSMLoader", "CSMShards"],
+                swiftSettings: checked),
+
         // generate = sample → reannotate → write: plans, seeds, reannotation, the run configuration.
         .target(name: "CSMPipeline", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMShards", "CSMFormats"],
                 swiftSettings: checked),
@@ -78,7 +83,7 @@ let package = Package(
             name: "csm",
             dependencies: [
                 "CSMNumerics", "CSMFormats", "CSMModels", "CSMDiffusion", "CSMCalibration", "CSMPictures", "CSMPipeline",
-                "CSMShards", "CSMImport", "CSMInspect", "CSMLoader",
+                "CSMShards", "CSMImport", "CSMInspect", "CSMLoader", "CSMTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: checked),
@@ -94,6 +99,7 @@ let package = Package(
         .testTarget(name: "CSMImportTests", dependencies: ["CSMImport", "CSMShards", "CSMFormats", "CJPEGShim"]),
         .testTarget(name: "CSMInspectTests", dependencies: ["CSMInspect", "CSMShards", "CSMFormats"]),
         .testTarget(name: "CSMLoaderTests", dependencies: ["CSMLoader", "CSMShards", "CSMFormats"]),
+        .testTarget(name: "CSMTrainingTests", dependencies: ["CSMTraining", "CSMModels", "CSMNumerics", "CSMLoader", "CSMShards", "CSMFormats"]),
         // Runs the built csm binary end to end.
         .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels", "CSMShards", "CSMPipeline", "CSMLoader", "CSMFormats"]),
     ],

@@ -8,7 +8,9 @@ Runs, one after the other on this machine:
      --repeats times (median reported), with csm's per-kernel profile of the last run;
   3. tools/bench_torch.py: the same job in PyTorch on the CPU, 2 threads, with the PyTorch
      port of the network in tools/edm_torch.py;
-and prints the machine, both images/s, GFLOP/s, peak memory and the ratio.
+and prints the machine, both images/s, GFLOP/s, peak memory and the ratio. Then the loader
+against a PyTorch DataLoader, and `csm train` against tools/train_torch.py (ResNet-20,
+batch 128, without and with mixed samples: images/s and peak memory).
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ def main() -> int:
     parser.add_argument("--skip-kernels", action="store_true", help="leave out the per-kernel table")
     parser.add_argument("--loader-data", default=os.path.join(ROOT, "demo-out", "data"),
                         help="shards for the loader benchmark (make bench generates the demo set)")
+    parser.add_argument("--train-real", default=os.path.join(ROOT, "demo-out", "real-train"),
+                        help="real shards for the training benchmark (make bench imports Fashion-MNIST train)")
+    parser.add_argument("--train-steps", type=int, default=40, help="optimiser steps per training run")
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -124,7 +129,40 @@ def main() -> int:
         print(f"{'csm loader (2 threads)':<34}{s_rate:>12.0f} images/s")
         print(f"{'PyTorch DataLoader (2 workers)':<34}{t_rate:>12.0f} images/s")
         print(f"ratio csm / PyTorch: {s_rate / t_rate:.1f}x")
+
+    if os.path.exists(args.train_real):
+        bench_training(args)
     return 0
+
+
+def bench_training(args) -> None:
+    """csm train against tools/train_torch.py: ResNet-20, batch 128, the same shards and
+    recipe (crop + flip, SGD), without and with mixed samples (--loss csm, 1 + 1 per real)."""
+    print(f"\ntraining: ResNet-20 on {args.train_real}, batch 128 real images, crop + flip, SGD, "
+          f"{args.train_steps} steps (2 threads)")
+    print(f"{'':<34}{'images/s':>10}{'peak MiB':>10}")
+    out = os.path.join(ROOT, "bench-out")
+    os.makedirs(out, exist_ok=True)
+    cases = [("real only", ["--loss", "ce"])]
+    if os.path.exists(args.loader_data):
+        cases.append(("real + mixed (csm)", ["--loss", "csm", "--mixed", args.loader_data, "--clip", "2", "--skip-unpaired"]))
+    for name, extra in cases:
+        common = ["--real", args.train_real, "--arch", "resnet20", "--batch", "128", "--max-steps", str(args.train_steps),
+                  "--epochs", "1", "--val-fraction", "0", "--json"] + extra
+        model = os.path.join(out, "train-bench.safetensors")
+        for leftover in (model, model + ".checkpoint"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+        swift = subprocess.run([args.csm, "train", *common, "--keep", "last", "--out", model], capture_output=True, text=True)
+        torch_run = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train_torch.py"), *common, "--threads", "2",
+                                    "--no-validation"], capture_output=True, text=True)
+        if swift.returncode != 0 or torch_run.returncode != 0:
+            sys.exit(f"bench: training benchmark failed: {swift.stderr.strip()[-400:]} {torch_run.stderr.strip()[-400:]}")
+        s = json.loads(swift.stdout.strip().splitlines()[-1])
+        t = json.loads(torch_run.stdout.strip().splitlines()[-1])
+        print(f"{'csm train, ' + name:<34}{s['images_per_second']:>10.1f}{s['peak_memory_mib']:>10.0f}")
+        print(f"{'PyTorch ' + t['torch'] + ', ' + name:<34}{t['images_per_second']:>10.1f}{t['peak_memory_mib']:>10.0f}")
+        print(f"ratio csm / PyTorch, {name}: {s['images_per_second'] / t['images_per_second']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python3 tools/bench_loader_torch.py DATA [--batch-size 128] [--epochs 5] [--workers 2]
 
-Reads the shards through tools/csm_shards.py (CSMDataset), applies the same augmentation
+Reads the shards through the csm_shards package (CSMDataset; `pip install ./python`), applies the same augmentation
 as `csm bench-loader` — random crop with 2 pixels of zero padding, random horizontal flip,
 normalisation — in numpy inside the workers, and times whole epochs after one warm-up epoch
 (the shards are then in the page cache). Prints one JSON line: images_per_s, images,
@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from csm_shards import CSMDataset  # noqa: E402
+from csm_shards import CSMDataset
 
 
 class CropFlipNormalise:

@@ -10,16 +10,13 @@ on --test (default: the real training shards).
 """
 
 import argparse
-import os
-import sys
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from csm_shards import CSMDataset, PairedCSMDataset  # noqa: E402
+from csm_shards import CSMDataset, PairedCSMDataset
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--real", required=True, help="real shards (manifest, folder or .h5)")

@@ -154,6 +154,33 @@ public enum Losses {
         realLogits: [Double], realLabels: [Int], mixedLogits: [Double], mixedTargets: [Double],
         classCount: Int, mixedWeight: Double = 1, reduction: LossReduction = .mean
     ) throws -> CSMLossOutput {
+        try csm(realLogits: realLogits, realLabels: realLabels, mixedLogits: mixedLogits, mixedTargets: mixedTargets,
+                classCount: classCount, mixedWeight: mixedWeight, reduction: reduction) {
+            try crossEntropy(logits: realLogits, classCount: classCount, labels: realLabels, reduction: reduction)
+        }
+    }
+
+    /// The CSM loss with its real-sample term replaced by BSCE-GRA (`bsceGRA`, weights
+    /// ‖onehot(y) − p‖_norm^γ held constant): BSCE-GRA on the real samples plus
+    /// `mixedWeight` times the squared L2 distance between softmax and soft target on the
+    /// mixed ones, each part reduced over its own samples as in `csm`.
+    public static func csmBSCEGRA(
+        realLogits: [Double], realLabels: [Int], mixedLogits: [Double], mixedTargets: [Double],
+        classCount: Int, gamma: Double = 2, norm: Double = 2, mixedWeight: Double = 1, reduction: LossReduction = .mean
+    ) throws -> CSMLossOutput {
+        try checkBSCE(gamma, norm)
+        return try csm(realLogits: realLogits, realLabels: realLabels, mixedLogits: mixedLogits, mixedTargets: mixedTargets,
+                       classCount: classCount, mixedWeight: mixedWeight, reduction: reduction) {
+            try bsceGRA(logits: realLogits, classCount: classCount, labels: realLabels, gamma: gamma, norm: norm,
+                        reduction: reduction)
+        }
+    }
+
+    /// The CSM loss with `realTerm` computing the real samples' part.
+    private static func csm(
+        realLogits: [Double], realLabels: [Int], mixedLogits: [Double], mixedTargets: [Double],
+        classCount: Int, mixedWeight: Double, reduction: LossReduction, realTerm: () throws -> LossOutput
+    ) throws -> CSMLossOutput {
         guard classCount > 0 else { throw CalibrationError.empty("no classes") }
         guard !realLabels.isEmpty || !mixedLogits.isEmpty else { throw CalibrationError.empty("no samples") }
         guard mixedWeight.isFinite else { throw CalibrationError.invalidParameter("mixed weight \(mixedWeight) is not finite") }
@@ -163,7 +190,7 @@ public enum Losses {
         }
         var ce = LossOutput(value: 0, perSample: [], gradient: [])
         if !realLabels.isEmpty {
-            ce = try crossEntropy(logits: realLogits, classCount: classCount, labels: realLabels, reduction: reduction)
+            ce = try realTerm()
         }
         var l2 = LossOutput(value: 0, perSample: [], gradient: [])
         if !mixedLogits.isEmpty || !mixedTargets.isEmpty {

@@ -132,6 +132,10 @@ public struct DatasetSummary: Encodable, Sendable {
     public var source: ShardCollection.Source
     /// Shard files.
     public var shards: Int
+    /// Shards the run has in all, when its manifest's configuration says (csm generate).
+    public var expectedShards: Int?
+    /// Shard indices of the run the manifest does not list: the dataset is incomplete.
+    public var missingShards: [Int] = []
     public var samples = 0
     /// Samples of `mixed` shards.
     public var mixedSamples = 0
@@ -182,6 +186,8 @@ public struct DatasetSummary: Encodable, Sendable {
         path = collection.path
         source = collection.source
         shards = collection.members.count
+        expectedShards = collection.manifest?.expectedShardCount
+        missingShards = collection.coverage.gaps.first?.missing ?? []
         var accumulator = Accumulator()
         for (index, member) in collection.members.enumerated() {
             let reader = try ShardReader(path: member.path)

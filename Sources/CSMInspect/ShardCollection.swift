@@ -29,6 +29,9 @@ public struct ShardCollection: Sendable {
     /// Paths of the shard files, in order.
     public var shardPaths: [String] { resolved.files }
 
+    /// Whether the manifest lists every shard of its run (`ShardCoverage`).
+    public var coverage: ShardCoverage { ShardCoverage([resolved]) }
+
     /// Opens `path` through `ShardPaths` (a manifest, a directory, or a shard, checked against
     /// its entry in a `manifest.json` beside it, if one lists it). Throws the resolver's
     /// `FileError` when the path is missing, the manifest is invalid, or a directory holds

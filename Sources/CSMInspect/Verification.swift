@@ -9,7 +9,7 @@ import Foundation
 public struct VerificationReport: Sendable {
     /// Everything wrong, in file order.
     public var problems: [FileError] = []
-    /// Remarks that do not fail verification (leftover temporary files, an incomplete run, …).
+    /// Remarks that do not fail verification (leftover temporary files, shards without a manifest, …).
     public var notes: [String] = []
     /// Shard files checked.
     public var shards = 0
@@ -25,7 +25,8 @@ public struct VerificationReport: Sendable {
 }
 
 extension ShardCollection {
-    /// Checks everything that can be checked: the manifest's SHA-256, sample count and shard
+    /// Checks everything that can be checked: that the manifest lists every shard of its run
+    /// (when its configuration gives the count); the manifest's SHA-256, sample count and shard
     /// index of every shard; the schema of every shard; every stored chunk of every dataset,
     /// read through HDF5's Fletcher-32 checksum; values the schema constrains (class ids in
     /// range, flags 0 or 1, λ_gen in [0, 1], labels summing to 1); that all shards share
@@ -35,10 +36,8 @@ extension ShardCollection {
     /// - Parameter progress: called after each shard with the number of shards done.
     public func verify(progress: ((Int) -> Void)? = nil) -> VerificationReport {
         var report = VerificationReport()
-        if let manifest, let manifestPath {
-            if case .int(let expected)? = manifest.config["num_shards"], manifest.shards.count < expected {
-                report.notes.append("\(manifestPath): lists \(manifest.shards.count) of \(expected) shards (the run is not finished)")
-            }
+        for gap in coverage.gaps {
+            report.problems.append(FileError(gap.manifests[0], dataset: "shards", "incomplete dataset: \(gap.lacking)"))
         }
         if members.contains(where: { $0.entry == nil }) {
             let what = source == .file ? "the shard" : "the shards"

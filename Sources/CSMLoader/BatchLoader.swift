@@ -87,20 +87,11 @@ public final class BatchLoader: @unchecked Sendable {
     public func batch(_ number: Int, epoch: Int, order: [Int]? = nil) throws -> Batch {
         let order = order ?? self.order(epoch: epoch)
         let start = number * options.batchSize
-        let chosen = Array(order[start..<min(order.count, start + options.batchSize)])
-        let per = set.imageSize, k = set.numClasses
-        var images = [Float](repeating: 0, count: chosen.count * per)
-        var targets = [Float](repeating: 0, count: chosen.count * k)
-        try images.withUnsafeMutableBufferPointer { out in
-            for (j, i) in chosen.enumerated() {
-                var random = LoaderRandom(options.seed, UInt64(epoch), UInt64(start + j))
-                options.transform.apply(try set.image(i), height: set.height, width: set.width, channels: set.channels,
-                                        random: &random, into: out.baseAddress! + j * per)
-                let label = set.label(i, sharpness: options.sharpness)
-                for c in 0..<k { targets[j * k + c] = label[c] }
-            }
+        guard number >= 0, start < order.count else {
+            throw LoaderError("batch \(number) does not exist: an epoch has \(batchCount) batches")
         }
-        return Batch(indices: chosen, images: images, targets: targets, channels: set.channels, height: set.height, width: set.width)
+        let chosen = Array(order[start..<min(order.count, start + options.batchSize)])
+        return try set.batch(of: chosen, options: options, seed: options.seed, epoch: epoch, firstPosition: start)
     }
 
     /// The batches of `epoch`, prepared ahead on background threads.
@@ -112,9 +103,32 @@ public final class BatchLoader: @unchecked Sendable {
     }
 }
 
+extension ShardSet {
+    /// Samples `chosen` as a batch, sample j transformed with the draws of
+    /// `LoaderRandom(seed, epoch, firstPosition + j)`: a batch is a pure function of its
+    /// arguments, whichever thread builds it.
+    func batch(of chosen: [Int], options: LoaderOptions, seed: UInt64, epoch: Int, firstPosition: Int) throws -> Batch {
+        let per = imageSize, k = numClasses
+        var images = [Float](repeating: 0, count: chosen.count * per)
+        var targets = [Float](repeating: 0, count: chosen.count * k)
+        try images.withUnsafeMutableBufferPointer { out in
+            for (j, i) in chosen.enumerated() {
+                var random = LoaderRandom(seed, UInt64(epoch), UInt64(firstPosition + j))
+                options.transform.apply(try image(i), height: height, width: width, channels: channels,
+                                        random: &random, into: out.baseAddress! + j * per)
+                let label = label(i, sharpness: options.sharpness)
+                for c in 0..<k { targets[j * k + c] = label[c] }
+            }
+        }
+        return Batch(indices: chosen, images: images, targets: targets, channels: channels, height: height, width: width)
+    }
+}
+
 /// Produces items 0..<count on background threads, at most `ahead` beyond the consumer,
-/// and hands them out in order. Errors reach the consumer as thrown errors.
-public final class Prefetcher<Item>: Sequence, IteratorProtocol, @unchecked Sendable {
+/// and hands them out in order through `next()`, which throws a producer's error (a damaged
+/// shard, say) where it happens: an epoch never just ends early. Iterate with
+/// `while let item = try prefetcher.next() { … }`.
+public final class Prefetcher<Item>: @unchecked Sendable {
     private let count: Int
     private let ahead: Int
     private let make: (Int) throws -> Item
@@ -124,8 +138,8 @@ public final class Prefetcher<Item>: Sequence, IteratorProtocol, @unchecked Send
     private var results: [Int: Result<Item, Error>] = [:]
     private var position = 0
     private var scheduled = 0
-    /// The first error met; iteration stops there.
-    public private(set) var error: Error?
+    /// The first error met: every later `next()` throws it again.
+    private var failure: Error?
 
     init(count: Int, ahead: Int, threads: Int, make: @escaping (Int) throws -> Item) {
         self.count = count
@@ -154,25 +168,22 @@ public final class Prefetcher<Item>: Sequence, IteratorProtocol, @unchecked Send
         }
     }
 
-    /// The next item; nil at the end or after an error (see `error`, or use `nextItem()`).
-    public func next() -> Item? {
-        try? nextItem()
-    }
-
-    /// The next item, or nil at the end; rethrows a producer's error.
-    public func nextItem() throws -> Item? {
+    /// The next item, or nil after the last one; throws the error of an item that could not
+    /// be made (and again on every later call).
+    public func next() throws -> Item? {
         lock.lock()
         defer { lock.unlock() }
-        guard position < count, error == nil else { return nil }
+        if let failure { throw failure }
+        guard position < count else { return nil }
         while results[position] == nil { lock.wait() }
-        let result = results.removeValue(forKey: position)!
+        guard let result = results.removeValue(forKey: position) else { return nil }
         position += 1
         scheduleLocked()
         switch result {
         case .success(let item): return item
-        case .failure(let failure):
-            error = failure
-            throw failure
+        case .failure(let error):
+            failure = error
+            throw error
         }
     }
 }

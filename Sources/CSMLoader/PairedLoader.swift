@@ -9,7 +9,8 @@ public struct PairedBatch: Sendable {
     /// Hard labels of the real images.
     public let realLabels: [Int]
     /// count · (augmentations + 1) images, the group of real image j at rows j·(n+1) …;
-    /// its first member is the endpoint.
+    /// its first member is the endpoint. (Real images of a skipped unpaired class have no
+    /// group; the groups of the others follow each other in real-image order.)
     public let mixed: Batch
     /// Mixed images per real image: the endpoint plus the augmentations.
     public let groupSize: Int
@@ -28,17 +29,27 @@ public final class PairedLoader: @unchecked Sendable {
     public let augmentations: Int
     /// Batch size, order, labels and transform (shared by both sets).
     public let options: LoaderOptions
+    /// Classes of the real samples that no mixed trajectory contains (non-empty only with
+    /// `skipUnpaired`); their real samples come without a mixed group.
+    public let unpairedClasses: [Int]
     /// Trajectories (sample indices sorted by λ_gen) by class they contain.
     private let trajectoriesByClass: [[[Int]]]
 
     /// Pairs `real` with `mixed`; they must share classes and image size, and every class of
-    /// the real set needs a trajectory that contains it (else a `LoaderError`).
-    public init(real: ShardSet, mixed: ShardSet, augmentations: Int = 2, options: LoaderOptions = LoaderOptions()) throws {
+    /// the real samples needs a trajectory that contains it (else a `LoaderError` naming the
+    /// classes), unless `skipUnpaired`.
+    /// - Parameters:
+    ///   - realIndices: the real samples to draw from (default: every real sample of `real`),
+    ///     e.g. a training split.
+    ///   - skipUnpaired: let real samples of a class no trajectory contains through without a
+    ///     mixed group, instead of refusing the sets.
+    public init(real: ShardSet, mixed: ShardSet, augmentations: Int = 2, options: LoaderOptions = LoaderOptions(),
+                realIndices: [Int]? = nil, skipUnpaired: Bool = false) throws {
         guard real.numClasses == mixed.numClasses, real.height == mixed.height, real.width == mixed.width,
               real.channels == mixed.channels else {
             throw LoaderError("real and mixed data differ in classes or image size")
         }
-        self.real = BatchLoader(real, indices: real.indices(kind: .real), options: options)
+        self.real = BatchLoader(real, indices: realIndices ?? real.indices(kind: .real), options: options)
         self.mixed = mixed
         self.augmentations = max(0, augmentations)
         self.options = options
@@ -51,9 +62,12 @@ public final class PairedLoader: @unchecked Sendable {
             byClass[Int(mixed.columns.classA[first])].append(trajectory)
             byClass[Int(mixed.columns.classB[first])].append(trajectory)
         }
-        for c in Set(self.real.indices.map { Int(real.columns.classA[$0]) }) where byClass[c].isEmpty {
-            throw LoaderError("no mixed trajectory contains class \(c) (\(real.classNames[c]))")
+        let unpaired = Set(self.real.indices.map { Int(real.columns.classA[$0]) }).filter { byClass[$0].isEmpty }.sorted()
+        if !unpaired.isEmpty && !skipUnpaired {
+            let names = unpaired.map { "\($0) (\(real.classNames[$0]))" }.joined(separator: ", ")
+            throw LoaderError("no mixed trajectory contains class\(unpaired.count == 1 ? "" : "es") \(names)")
         }
+        unpairedClasses = unpaired
         trajectoriesByClass = byClass
     }
 
@@ -61,11 +75,12 @@ public final class PairedLoader: @unchecked Sendable {
     public var batchCount: Int { real.batchCount }
 
     /// The mixed samples chosen for real sample `index` at `position` of `epoch`:
-    /// endpoint first, then the interior members.
+    /// endpoint first, then the interior members; empty for an unpaired class.
     public func group(forReal index: Int, position: Int, epoch: Int) -> [Int] {
         let c = Int(real.set.columns.classA[index])
         var random = LoaderRandom(options.seed, UInt64(epoch), UInt64(position), 0x5041_4952)
         let candidates = trajectoriesByClass[c]
+        guard !candidates.isEmpty else { return [] }
         let trajectory = candidates[random.next(below: candidates.count)]
         let endpoint = Int(mixed.columns.classA[trajectory[0]]) == c ? trajectory.last! : trajectory.first!
         let interior = Array(trajectory.dropFirst().dropLast())
@@ -83,10 +98,10 @@ public final class PairedLoader: @unchecked Sendable {
         let start = number * options.batchSize
         var chosen: [Int] = []
         for (j, i) in realBatch.indices.enumerated() { chosen += group(forReal: i, position: start + j, epoch: epoch) }
-        let mixedLoader = BatchLoader(mixed, indices: chosen, options: LoaderOptions(
-            batchSize: max(1, chosen.count), shuffle: false, seed: options.seed ^ 0x4D49_5845, sharpness: options.sharpness,
-            transform: options.transform, prefetch: 1, threads: 1))
-        let mixedBatch = try mixedLoader.batch(0, epoch: epoch)
+        // Mixed sample m of this batch takes the epoch's draws number start·(n + 1) + m: every
+        // mixed sample of an epoch gets its own crop and flip.
+        let mixedBatch = try mixed.batch(of: chosen, options: options, seed: options.seed ^ 0x4D49_5845, epoch: epoch,
+                                         firstPosition: start * (augmentations + 1))
         return PairedBatch(real: realBatch, realLabels: realBatch.indices.map { Int(real.set.columns.classA[$0]) },
                            mixed: mixedBatch, groupSize: augmentations + 1)
     }

@@ -35,9 +35,12 @@ public final class ShardSet: @unchecked Sendable {
     public let columns: ShardSamples
     /// Which shard each sample is in.
     public let shardOfSample: [Int32]
+    /// The runs whose shards are not all here (see `ShardCoverage`); empty unless the set was
+    /// opened with `allowIncomplete`.
+    public let coverage: ShardCoverage
 
-    private var imageCache: [[UInt8]?]
-    private let locks: [NSLock]
+    /// Each shard's images, read on first use.
+    private let imageSlots: [ImageSlot]
 
     /// Samples N over all shards.
     public var count: Int { columns.count }
@@ -47,14 +50,20 @@ public final class ShardSet: @unchecked Sendable {
     public var imageSize: Int { height * width * channels }
 
     /// Opens `path`: a manifest.json, a directory with one, or a single shard (.h5).
-    public convenience init(path: String) throws {
-        try self.init(paths: [path])
+    /// An incomplete run (its manifest lacks some of the run's shards) is an error naming
+    /// the missing shard indices, unless `allowIncomplete`.
+    public convenience init(path: String, allowIncomplete: Bool = false) throws {
+        try self.init(paths: [path], allowIncomplete: allowIncomplete)
     }
 
-    /// Opens several manifests, directories or shards as one set (same image size and classes).
-    public init(paths: [String]) throws {
-        var files: [String] = []
-        for path in paths { files += try Self.shardFiles(path) }
+    /// Opens several manifests, directories or shards as one set (same image size and
+    /// classes). Manifests of one run complete each other (parts of a split run may be given
+    /// together); a run that still lacks shards is an error unless `allowIncomplete`.
+    public init(paths: [String], allowIncomplete: Bool = false) throws {
+        let resolved = try paths.map { try ShardPaths(resolving: $0) }
+        coverage = ShardCoverage(resolved)
+        if !allowIncomplete { try coverage.requireComplete(remedy: "or open it with allowIncomplete: true") }
+        let files = resolved.flatMap(\.files)
         guard !files.isEmpty else { throw FileError(paths.first ?? "", "no shards") }
         var shards: [Shard] = []
         var columns: ShardSamples?
@@ -84,26 +93,17 @@ public final class ShardSet: @unchecked Sendable {
         guard let columns else { throw FileError(paths.first ?? "", "no shards") }
         self.columns = columns
         self.shardOfSample = shardOfSample
-        imageCache = [[UInt8]?](repeating: nil, count: shards.count)
-        locks = shards.map { _ in NSLock() }
+        imageSlots = shards.map { _ in ImageSlot() }
     }
 
-    /// The shard files behind a path, by the one resolver (`ShardPaths`).
-    static func shardFiles(_ path: String) throws -> [String] {
-        try ShardPaths(resolving: path).files
-    }
 
     /// True for samples of real data.
     public func isReal(_ i: Int) -> Bool { shards[Int(shardOfSample[i])].metadata.kind == .real }
 
     /// All images of shard `s` (read once, then cached).
     public func images(ofShard s: Int) throws -> [UInt8] {
-        locks[s].lock()
-        defer { locks[s].unlock() }
-        if let cached = imageCache[s] { return cached }
-        let images = try ShardReader(path: shards[s].path).images()
-        imageCache[s] = images
-        return images
+        let path = shards[s].path
+        return try imageSlots[s].images { try ShardReader(path: path).images() }
     }
 
     /// Reads every shard's images now (a warm cache).
@@ -138,6 +138,24 @@ public final class ShardSet: @unchecked Sendable {
                 return false
             }
             return true
+        }
+    }
+}
+
+/// One shard's images, read once by whichever thread asks first while the others wait; each
+/// shard has its own lock, so threads reading different shards do not wait for each other.
+private final class ImageSlot: @unchecked Sendable {
+    private let lock = NSLock()
+    /// Guarded by `lock`.
+    private var images: [UInt8]?
+
+    /// The images, read by `read` on the first call (a failed read is retried next time).
+    func images(_ read: () throws -> [UInt8]) throws -> [UInt8] {
+        try lock.withLock {
+            if let images { return images }
+            let loaded = try read()
+            images = loaded
+            return loaded
         }
     }
 }

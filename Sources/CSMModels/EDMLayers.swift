@@ -5,7 +5,7 @@ import CSMNumerics
 /// convolution (kernel 0 = resample only), plain or fused as EDM orders them.
 struct EDMConv2d: Sendable {
     let weights: ConvolutionWeights?
-    /// The same 3×3 weights for Winograd's F(2×2, 3×3), when the layer is wide enough to gain.
+    /// The same 3×3 weights for Winograd's minimal filtering, when the layer is wide enough to gain.
     let winograd: WinogradWeights?
     let up: Bool
     let down: Bool

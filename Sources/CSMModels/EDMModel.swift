@@ -67,7 +67,7 @@ public final class EDMModel: Sendable {
     /// the machine's cores.
     public func denoise(_ x: FeatureMap, sigma: [Float], classLabels: [Float]) -> FeatureMap {
         let n = x.count, k = labelDimension
-        precondition(sigma.count == n && (k == 0 || classLabels.count == n * k), "denoise: batch sizes disagree")
+        kernelPrecondition(sigma.count == n && (k == 0 || classLabels.count == n * k), "denoise: batch sizes disagree")
         // Cores take micro-batches in turn: small enough that a layer's activations stay
         // in the core's cache, large enough to keep the GEMMs efficient.
         let parts = Parallel.ranges(n, parts: max(Parallel.workerCount, (n + Self.microBatch - 1) / Self.microBatch))

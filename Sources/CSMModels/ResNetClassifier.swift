@@ -235,7 +235,7 @@ public final class ResNetClassifier: Sendable {
     /// shards): (pixel·scale − mean[c]) / std[c].
     public func normalize(pixels: [UInt8], count: Int) -> FeatureMap {
         let h = inputHeight, w = inputWidth, c = inputChannels
-        precondition(count >= 0 && pixels.count == count * h * w * c,
+        kernelPrecondition(count >= 0 && pixels.count == count * h * w * c,
                      "ResNetClassifier: \(pixels.count) pixels are not \(count) images of \(h)×\(w)×\(c)")
         var x = FeatureMap(uninitializedCount: count, height: h, width: w, channels: c)
         let mean = input.mean, std = input.std, scale = input.scale
@@ -258,8 +258,8 @@ public final class ResNetClassifier: Sendable {
     /// Features φ [n, F] and logits [n, K] of already normalised images (NHWC). The batch
     /// is split across the machine's cores.
     public func forward(normalized x: FeatureMap) -> (features: [Float], logits: [Float]) {
-        precondition(x.channels == inputChannels, "ResNetClassifier: \(x.channels) input channels, the model expects \(inputChannels)")
-        precondition(x.height > 0 && x.width > 0, "ResNetClassifier: empty images")
+        kernelPrecondition(x.channels == inputChannels && x.hasConsistentShape, "ResNetClassifier: \(x.channels) input channels, the model expects \(inputChannels)")
+        kernelPrecondition(x.height > 0 && x.width > 0, "ResNetClassifier: empty images")
         let parts = Parallel.ranges(x.count)
         var results = [(features: [Float], logits: [Float])](repeating: ([], []), count: parts.count)
         results.withUnsafeMutableBufferPointer { out in

@@ -5,7 +5,8 @@ import CSMNumerics
 /// optionally followed by ReLU.
 struct ResNetConv: Sendable {
     let weights: ConvolutionWeights
-    /// The same 3×3 weights for Winograd's F(2×2, 3×3), when stride is 1 and the layer is wide enough to gain.
+    /// The same 3×3 weights for Winograd's F(2×2, 3×3), when stride is 1 and the layer is wide enough to gain
+    /// (any channel count works).
     let winograd: WinogradWeights?
     let stride: Int
     let padding: Int
@@ -66,7 +67,7 @@ extension WeightReader {
         }
         let weights = ConvolutionWeights(pytorch: folded, bias: bias, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
         var winograd: WinogradWeights?
-        if kernel == 3 && stride == 1 && padding == 1 && inputs >= 8 {
+        if kernel == 3 && stride == 1 && padding == 1 && WinogradWeights.isWorthwhile(inputChannels: inputs, outputChannels: outputs) {
             winograd = WinogradWeights(pytorch: folded, bias: bias, outputChannels: outputs, inputChannels: inputs)
         }
         return ResNetConv(weights: weights, winograd: winograd, stride: stride, padding: padding, relu: relu)
@@ -85,7 +86,7 @@ extension FeatureMap {
 
     /// self = max(0, self + other), elementwise.
     mutating func addReLU(_ other: FeatureMap) {
-        precondition(values.count == other.values.count, "residual: shapes disagree")
+        kernelPrecondition(values.count == other.values.count, "residual: shapes disagree")
         let count = values.count
         values.withUnsafeMutableBufferPointer { a in
             other.values.withUnsafeBufferPointer { b in
@@ -99,6 +100,7 @@ extension FeatureMap {
     func maxPool3x3Stride2() -> FeatureMap {
         let oh = Convolution.outputSize(height, kernel: 3, stride: 2, padding: 1)
         let ow = Convolution.outputSize(width, kernel: 3, stride: 2, padding: 1)
+        kernelPrecondition(hasConsistentShape && height > 0 && width > 0, "max pool: empty or inconsistent map")
         let c = channels, h = height, w = width
         var y = FeatureMap(uninitializedCount: count, height: oh, width: ow, channels: c)
         values.withUnsafeBufferPointer { xb in
@@ -125,6 +127,7 @@ extension FeatureMap {
 
     /// The mean over all pixels of each image: [n, C], row-major.
     func globalAveragePool() -> [Float] {
+        kernelPrecondition(hasConsistentShape && pixels > 0, "average pool: empty or inconsistent map")
         let c = channels, plane = pixels
         var out = [Float](repeating: 0, count: count * c)
         values.withUnsafeBufferPointer { xb in

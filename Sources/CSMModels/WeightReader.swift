@@ -49,6 +49,9 @@ final class WeightReader {
         guard groups >= 1 else {
             throw FileError(path, "group norm '\(name)' has \(channels) channels; EDM needs at least 4")
         }
+        guard channels % groups == 0 else {
+            throw FileError(path, "group norm '\(name)' has \(channels) channels, not divisible into EDM's \(groups) groups")
+        }
         return GroupNormWeights(gamma: try tensor("\(name).weight", [channels]), beta: try tensor("\(name).bias", [channels]),
                                 groups: groups, epsilon: epsilon)
     }
@@ -62,7 +65,7 @@ final class WeightReader {
             let w = try tensor("\(name).weight", [outputs, inputs, kernel, kernel])
             let b = bias ? try tensor("\(name).bias", [outputs]) : nil
             weights = ConvolutionWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
-            if kernel == 3 && !fused && WinogradWeights.supports(inputChannels: inputs, outputChannels: outputs) {
+            if kernel == 3 && !fused && WinogradWeights.isWorthwhile(inputChannels: inputs, outputChannels: outputs) {
                 winograd = WinogradWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile)
             }
         }

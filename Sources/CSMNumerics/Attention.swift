@@ -9,7 +9,8 @@ public enum Attention {
 
     static func attend(_ qkv: FeatureMap, heads: Int) -> FeatureMap {
         let c = qkv.channels / 3, hw = qkv.pixels, ch = c / heads
-        precondition(qkv.channels == 3 * c && c % heads == 0)
+        kernelPrecondition(heads > 0 && qkv.channels == 3 * c && c % heads == 0 && qkv.hasConsistentShape,
+                           "attention: \(qkv.channels) channels for \(heads) heads")
         var out = FeatureMap(uninitializedCount: qkv.count, height: qkv.height, width: qkv.width, channels: c)
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: hw * hw)
         defer { scores.deallocate() }

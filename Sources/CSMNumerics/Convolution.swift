@@ -11,7 +11,9 @@ public struct ConvolutionWeights: Sendable {
 
     /// Repacks PyTorch-layout weights [Cout, Cin, k, k].
     public init(pytorch weight: [Float], bias: [Float]?, outputChannels: Int, inputChannels: Int, kernel: Int) {
-        precondition(weight.count == outputChannels * inputChannels * kernel * kernel)
+        kernelPrecondition(kernel > 0 && weight.count == outputChannels * inputChannels * kernel * kernel
+                           && (bias?.count ?? outputChannels) == outputChannels,
+                           "convolution: \(weight.count) weights for \(inputChannels)→\(outputChannels) channels, kernel \(kernel)")
         self.outputChannels = outputChannels
         self.inputChannels = inputChannels
         self.kernel = kernel
@@ -48,15 +50,15 @@ public enum Convolution {
 
     /// y = conv(x, w) + b with `stride` and `padding` pixels of zeros on each side.
     public static func apply(_ x: FeatureMap, _ w: ConvolutionWeights, stride: Int = 1, padding: Int) -> FeatureMap {
-        precondition(stride >= 1 && padding >= 0, "convolution: stride must be positive and padding non-negative")
+        kernelPrecondition(stride >= 1 && padding >= 0, "convolution: stride must be positive and padding non-negative")
         let name = w.kernel == 1 ? "conv1x1" : "conv\(w.kernel)x\(w.kernel)"
         return Profiler.measure(stride == 1 ? name : name + "/\(stride)") { convolve(x, w, stride: stride, padding: padding) }
     }
 
     static func convolve(_ x: FeatureMap, _ w: ConvolutionWeights, stride: Int, padding: Int) -> FeatureMap {
-        precondition(x.channels == w.inputChannels, "convolution: \(x.channels) input channels, weights expect \(w.inputChannels)")
+        kernelPrecondition(x.channels == w.inputChannels && x.hasConsistentShape, "convolution: \(x.channels) input channels, weights expect \(w.inputChannels)")
         let k = w.kernel, cin = w.inputChannels, cout = w.outputChannels
-        precondition(x.height + 2 * padding >= k && x.width + 2 * padding >= k, "convolution: input smaller than the kernel")
+        kernelPrecondition(x.height + 2 * padding >= k && x.width + 2 * padding >= k, "convolution: input smaller than the kernel")
         let oh = outputSize(x.height, kernel: k, stride: stride, padding: padding)
         let ow = outputSize(x.width, kernel: k, stride: stride, padding: padding)
         var y = FeatureMap(uninitializedCount: x.count, height: oh, width: ow, channels: cout)
@@ -136,7 +138,8 @@ public struct LinearWeights: Sendable {
     public let bias: [Float]?
 
     public init(weight: [Float], bias: [Float]?, inputs: Int, outputs: Int) {
-        precondition(weight.count == inputs * outputs)
+        kernelPrecondition(weight.count == inputs * outputs && (bias?.count ?? outputs) == outputs,
+                           "linear: \(weight.count) weights for \(inputs)→\(outputs)")
         self.inputs = inputs
         self.outputs = outputs
         self.weight = weight
@@ -145,7 +148,7 @@ public struct LinearWeights: Sendable {
 
     /// Applies the layer to `rows` input vectors.
     public func apply(_ x: [Float], rows: Int) -> [Float] {
-        precondition(x.count == rows * inputs)
+        kernelPrecondition(rows >= 0 && x.count == rows * inputs, "linear: \(x.count) values are not \(rows) rows of \(inputs)")
         var y = [Float](repeating: 0, count: rows * outputs)
         x.withUnsafeBufferPointer { xb in
             weight.withUnsafeBufferPointer { wb in

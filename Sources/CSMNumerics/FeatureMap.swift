@@ -27,7 +27,7 @@ public struct FeatureMap: Sendable {
     }
 
     public init(count: Int, height: Int, width: Int, channels: Int, values: [Float]) {
-        precondition(values.count == count * height * width * channels, "FeatureMap: value count does not match shape")
+        kernelPrecondition(values.count == count * height * width * channels, "FeatureMap: value count does not match shape")
         self.count = count
         self.height = height
         self.width = width
@@ -40,6 +40,7 @@ public struct FeatureMap: Sendable {
 
     /// Converts from NCHW (PyTorch's layout).
     public init(nchw: [Float], count: Int, channels: Int, height: Int, width: Int) {
+        kernelPrecondition(nchw.count == count * channels * height * width, "FeatureMap: \(nchw.count) NCHW values do not match the shape")
         self.init(uninitializedCount: count, height: height, width: width, channels: channels)
         let plane = height * width
         values.withUnsafeMutableBufferPointer { out in
@@ -54,6 +55,7 @@ public struct FeatureMap: Sendable {
 
     /// The values in NCHW (PyTorch's layout).
     public var nchw: [Float] {
+        kernelPrecondition(hasConsistentShape, "FeatureMap: value count does not match shape")
         let plane = pixels
         var out = [Float](repeating: 0, count: values.count)
         for n in 0..<count {
@@ -67,6 +69,7 @@ public struct FeatureMap: Sendable {
 
     /// Images `range` of the batch.
     public func slice(_ range: Range<Int>) -> FeatureMap {
+        kernelPrecondition(range.lowerBound >= 0 && range.upperBound <= count && hasConsistentShape, "FeatureMap: images \(range) of \(count)")
         let per = pixels * channels
         return FeatureMap(count: range.count, height: height, width: width, channels: channels,
                           values: Array(values[(range.lowerBound * per)..<(range.upperBound * per)]))

@@ -7,7 +7,8 @@ public struct GroupNormWeights: Sendable {
     public let beta: [Float]
 
     public init(gamma: [Float], beta: [Float], groups: Int, epsilon: Float) {
-        precondition(gamma.count == beta.count && groups > 0 && gamma.count % groups == 0)
+        kernelPrecondition(gamma.count == beta.count && groups > 0 && gamma.count % groups == 0,
+                           "group norm: \(gamma.count) scales, \(beta.count) shifts, \(groups) groups")
         self.channels = gamma.count
         self.groups = groups
         self.epsilon = epsilon
@@ -30,7 +31,9 @@ public enum GroupNorm {
 
     static func normalise(_ x: FeatureMap, _ p: GroupNormWeights, preBias: [Float]?, postScale: [Float]?,
                           postShift: [Float]?, silu: Bool) -> FeatureMap {
-        precondition(x.channels == p.channels, "group norm: \(x.channels) channels, weights expect \(p.channels)")
+        kernelPrecondition(x.channels == p.channels && x.hasConsistentShape, "group norm: \(x.channels) channels, weights expect \(p.channels)")
+        kernelPrecondition([preBias, postScale, postShift].allSatisfy { ($0?.count ?? x.count * p.channels) == x.count * p.channels },
+                           "group norm: per-image bias, scale or shift is not \(x.count)×\(p.channels)")
         let c = p.channels, hw = x.pixels, groupSize = c / p.groups, n = x.count
         let zeros = [Float](repeating: 0, count: n * c), ones = [Float](repeating: 1, count: n * c)
         let pre = preBias ?? zeros, scale = postScale ?? ones, shiftAfter = postShift ?? zeros

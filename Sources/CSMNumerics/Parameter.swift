@@ -14,7 +14,7 @@ public final class Parameter: @unchecked Sendable {
     public var gradient: [Float]
 
     public init(name: String, shape: [Int], value: [Float]) {
-        precondition(shape.reduce(1, *) == value.count, "Parameter \(name): \(value.count) values for shape \(shape)")
+        kernelPrecondition(shape.reduce(1, *) == value.count, "Parameter \(name): \(value.count) values for shape \(shape)")
         self.name = name
         self.shape = shape
         self.value = value

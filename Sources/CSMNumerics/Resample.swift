@@ -17,6 +17,8 @@ public struct ResampleFilter: Sendable, Equatable {
     public func down(_ x: FeatureMap, padding: Int) -> FeatureMap {
         let l = taps.count, c = x.channels
         let oh = (x.height + 2 * padding - l) / 2 + 1, ow = (x.width + 2 * padding - l) / 2 + 1
+        kernelPrecondition(x.hasConsistentShape && padding >= 0 && x.height + 2 * padding >= l && x.width + 2 * padding >= l,
+                           "resample down: \(x.height)×\(x.width) with padding \(padding) is smaller than the \(l)-tap filter")
         var y = FeatureMap(count: x.count, height: oh, width: ow, channels: c)
         x.values.withUnsafeBufferPointer { xb in
             y.values.withUnsafeMutableBufferPointer { yb in
@@ -48,6 +50,8 @@ public struct ResampleFilter: Sendable, Equatable {
     public func up(_ x: FeatureMap, padding: Int) -> FeatureMap {
         let l = taps.count, c = x.channels
         let oh = 2 * (x.height - 1) - 2 * padding + l, ow = 2 * (x.width - 1) - 2 * padding + l
+        kernelPrecondition(x.hasConsistentShape && padding >= 0 && oh >= 0 && ow >= 0,
+                           "resample up: \(x.height)×\(x.width) with padding \(padding) gives no output")
         var y = FeatureMap(count: x.count, height: oh, width: ow, channels: c)
         x.values.withUnsafeBufferPointer { xb in
             y.values.withUnsafeMutableBufferPointer { yb in

@@ -66,7 +66,7 @@ extension FeatureMap {
 
     /// self = (self + other) · scale, elementwise.
     public mutating func addScaled(_ other: FeatureMap, scale: Float) {
-        precondition(values.count == other.values.count)
+        kernelPrecondition(values.count == other.values.count, "addScaled: \(values.count) and \(other.values.count) values")
         let count = values.count
         values.withUnsafeMutableBufferPointer { a in
             other.values.withUnsafeBufferPointer { b in
@@ -82,7 +82,8 @@ extension FeatureMap {
 
     /// Concatenates the channels of `self` and `other` (same count and size).
     public func concatenatingChannels(_ other: FeatureMap) -> FeatureMap {
-        precondition(count == other.count && height == other.height && width == other.width)
+        kernelPrecondition(count == other.count && height == other.height && width == other.width && hasConsistentShape
+                           && other.hasConsistentShape, "concatenating channels: image counts or sizes differ")
         let c1 = channels, c2 = other.channels, c = c1 + c2
         var out = FeatureMap(uninitializedCount: count, height: height, width: width, channels: c)
         let rows = count * pixels

@@ -3,8 +3,9 @@ import Foundation
 /// 3×3 convolution (stride 1, padding 1) by Winograd's minimal filtering (Lavin & Gray,
 /// 2016): F(2×2, 3×3) computes a 2×2 output tile from a 4×4 input tile with 16 products per
 /// channel pair instead of 36; F(4×4, 3×3) a 4×4 tile from 6×6 with 36 instead of 144. The
-/// products over channels are α² GEMMs over all tiles. NHWC in and out; channel counts must
-/// be multiples of 16 (the vector width).
+/// products over channels are α² GEMMs over all tiles. NHWC in and out, any channel counts:
+/// the transforms run on 16 channels at a time (the vector width), the last group of a
+/// count that is not a multiple of 16 padded with zeros inside the kernel.
 public struct WinogradWeights: Sendable {
     /// Output tile side m: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3).
     public let tile: Int
@@ -12,11 +13,13 @@ public struct WinogradWeights: Sendable {
     public let outputChannels: Int
     /// U = G·g·Gᵀ: [α²][Cin][Cout], α = tile + 2.
     public let transformed: [Float]
-    public let bias: [Float]
+    /// [Cout rounded up to a multiple of 16], zeros past Cout.
+    let paddedBias: [Float]
 
-    /// True when `Winograd` can run a layer with these channel counts.
-    public static func supports(inputChannels: Int, outputChannels: Int) -> Bool {
-        inputChannels % 16 == 0 && outputChannels % 16 == 0 && inputChannels > 0 && outputChannels > 0
+    /// True when `Winograd` is expected to beat im2col + GEMM for these channel counts (it
+    /// runs any positive counts; below 8 the padding to 16 costs more than it saves).
+    public static func isWorthwhile(inputChannels: Int, outputChannels: Int) -> Bool {
+        inputChannels >= 8 && outputChannels >= 8
     }
 
     /// The filter transforms G (α×3).
@@ -30,14 +33,17 @@ public struct WinogradWeights: Sendable {
         [0, 0, 1],
     ]
 
-    /// From PyTorch-layout weights [Cout, Cin, 3, 3].
+    /// From PyTorch-layout weights [Cout, Cin, 3, 3] and an optional bias [Cout].
     public init(pytorch weight: [Float], bias: [Float]?, outputChannels: Int, inputChannels: Int, tile: Int = 2) {
-        precondition(weight.count == outputChannels * inputChannels * 9 && (tile == 2 || tile == 4))
-        precondition(Self.supports(inputChannels: inputChannels, outputChannels: outputChannels))
+        kernelPrecondition(inputChannels > 0 && outputChannels > 0 && (tile == 2 || tile == 4),
+                           "Winograd: \(inputChannels)→\(outputChannels) channels, tile \(tile)")
+        kernelPrecondition(weight.count == outputChannels * inputChannels * 9 && (bias?.count ?? outputChannels) == outputChannels,
+                           "Winograd: \(weight.count) weights and \(bias?.count ?? 0) biases for \(inputChannels)→\(outputChannels) channels")
         self.tile = tile
         self.inputChannels = inputChannels
         self.outputChannels = outputChannels
-        self.bias = bias ?? [Float](repeating: 0, count: outputChannels)
+        paddedBias = (bias ?? [Float](repeating: 0, count: outputChannels))
+            + [Float](repeating: 0, count: Winograd.roundedUp(outputChannels) - outputChannels)
         let g = tile == 2 ? Self.g2 : Self.g4
         let alpha = tile + 2
         var u = [Float](repeating: 0, count: alpha * alpha * inputChannels * outputChannels)
@@ -62,6 +68,9 @@ public struct WinogradWeights: Sendable {
 public enum Winograd {
     typealias V = SIMD16<Float>
 
+    /// `channels` rounded up to a multiple of the vector width 16.
+    static func roundedUp(_ channels: Int) -> Int { (channels + 15) / 16 * 16 }
+
     /// Floats of transformed input and product per chunk of tiles (tuning knob).
     static let chunkFloats: Int = {
         if let text = getenv("CSM_WINOGRAD_CHUNK"), let value = Int(String(cString: text)), value > 0 { return value }
@@ -83,26 +92,54 @@ public enum Winograd {
         }
     }
 
+    /// The `lanes` (1…16) floats at `p` as a vector, zeros after them.
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>, lanes: Int) -> V {
+        if lanes == 16 { return UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+        var v = V()
+        for i in 0..<lanes { v[i] = p[i] }
+        return v
+    }
+
+    /// Writes the first `lanes` (1…16) floats of `v` to `p`.
+    @inline(__always)
+    static func store(_ v: V, _ p: UnsafeMutablePointer<Float>, lanes: Int) {
+        if lanes == 16 {
+            UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+        } else {
+            for i in 0..<lanes { p[i] = v[i] }
+        }
+    }
+
     static func convolve<T: WinogradTransform>(_ x: FeatureMap, _ w: WinogradWeights, _: T.Type) -> FeatureMap {
-        precondition(x.channels == w.inputChannels, "convolution: \(x.channels) input channels, weights expect \(w.inputChannels)")
         let cin = w.inputChannels, cout = w.outputChannels, m = T.tile, alpha = m + 2, points = alpha * alpha
+        kernelPrecondition(x.channels == cin && x.hasConsistentShape,
+                           "convolution: \(x.channels) input channels, weights expect \(cin)")
+        kernelPrecondition(w.transformed.count == points * cin * cout && w.paddedBias.count == roundedUp(cout),
+                           "Winograd: transformed weights do not match \(cin)→\(cout) channels")
+        // The transformed inputs and products keep each tile's channels padded to a multiple
+        // of 16, so that every vector load and store stays inside its tile's row.
+        let cinPadded = roundedUp(cin), coutPadded = roundedUp(cout)
         let h = x.height, wd = x.width
         let tilesY = (h + m - 1) / m, tilesX = (wd + m - 1) / m
         let tilesPerImage = tilesY * tilesX
         let totalTiles = x.count * tilesPerImage
-        let chunk = max(16, min(totalTiles, chunkFloats / (points * (cin + cout))))
+        let chunk = max(16, min(totalTiles, chunkFloats / (points * (cinPadded + coutPadded))))
         // The α² matrices sit a little more than a power of two apart, so that a tile's
         // loads and stores do not all fall into the same cache set.
-        let vStride = chunk * cin + 48, mStride = chunk * cout + 48
+        let vStride = chunk * cinPadded + 48, mStride = chunk * coutPadded + 48
         var y = FeatureMap(uninitializedCount: x.count, height: h, width: wd, channels: cout)
         let v = UnsafeMutablePointer<Float>.allocate(capacity: points * vStride)
         let product = UnsafeMutablePointer<Float>.allocate(capacity: points * mStride)
         let scratch = UnsafeMutablePointer<V>.allocate(capacity: 3 * points)
         defer { v.deallocate(); product.deallocate(); scratch.deallocate() }
+        // GEMM leaves the padding columns of the products alone; zero them once so that the
+        // output transform only ever reads initialised values (which it then discards).
+        if coutPadded != cout { product.initialize(repeating: 0, count: points * mStride) }
         x.values.withUnsafeBufferPointer { xb in
         y.values.withUnsafeMutableBufferPointer { yb in
         w.transformed.withUnsafeBufferPointer { ub in
-        w.bias.withUnsafeBufferPointer { bb in
+        w.paddedBias.withUnsafeBufferPointer { bb in
             let xp = xb.baseAddress!, yp = yb.baseAddress!
             var start = 0
             while start < totalTiles {
@@ -112,27 +149,28 @@ public enum Winograd {
                         let r = (start + t) % tilesPerImage, n = (start + t) / tilesPerImage
                         let y0 = m * (r / tilesX) - 1, x0 = m * (r % tilesX) - 1
                         for c in stride(from: 0, to: cin, by: 16) {
+                            let lanes = min(16, cin - c)
                             // Gather the α×α input patch (zeros outside the image).
                             for i in 0..<alpha {
                                 let iy = y0 + i
                                 for j in 0..<alpha {
                                     let ix = x0 + j
                                     scratch[i * alpha + j] = (iy >= 0 && iy < h && ix >= 0 && ix < wd)
-                                        ? UnsafeRawPointer(xp + ((n * h + iy) * wd + ix) * cin + c).loadUnaligned(as: V.self) : V()
+                                        ? load(xp + ((n * h + iy) * wd + ix) * cin + c, lanes: lanes) : V()
                                 }
                             }
                             let rows = scratch + points, out = scratch + 2 * points
                             for j in 0..<alpha { T.input(scratch + j, alpha, rows + j, alpha) }
                             for i in 0..<alpha { T.input(rows + i * alpha, 1, out + i * alpha, 1) }
-                            let dst = v + t * cin + c
+                            let dst = v + t * cinPadded + c
                             for k in 0..<points { UnsafeMutableRawPointer(dst + k * vStride).storeBytes(of: out[k], as: V.self) }
                         }
                     }
                 }
                 Profiler.measure("winograd-gemm") {
                     for k in 0..<points {
-                        BLAS.sgemm(m: count, n: cout, k: cin, a: v + k * vStride, lda: cin,
-                                   b: ub.baseAddress! + k * cin * cout, ldb: cout, c: product + k * mStride, ldc: cout)
+                        BLAS.sgemm(m: count, n: cout, k: cin, a: v + k * vStride, lda: cinPadded,
+                                   b: ub.baseAddress! + k * cin * cout, ldb: cout, c: product + k * mStride, ldc: coutPadded)
                     }
                 }
                 Profiler.measure("winograd-out") {
@@ -141,7 +179,8 @@ public enum Winograd {
                         let oy = m * (r / tilesX), ox = m * (r % tilesX)
                         let rowsKept = min(m, h - oy), columnsKept = min(m, wd - ox)
                         for c in stride(from: 0, to: cout, by: 16) {
-                            let src = product + t * cout + c
+                            let lanes = min(16, cout - c)
+                            let src = product + t * coutPadded + c
                             for k in 0..<points { scratch[k] = UnsafeRawPointer(src + k * mStride).loadUnaligned(as: V.self) }
                             let rows = scratch + points, out = scratch + 2 * points
                             for j in 0..<alpha { T.output(scratch + j, alpha, rows + j, alpha) }
@@ -149,8 +188,7 @@ public enum Winograd {
                             let bias = UnsafeRawPointer(bb.baseAddress! + c).loadUnaligned(as: V.self)
                             for i in 0..<rowsKept {
                                 for j in 0..<columnsKept {
-                                    let dst = yp + ((n * h + oy + i) * wd + ox + j) * cout + c
-                                    UnsafeMutableRawPointer(dst).storeBytes(of: out[i * m + j] + bias, as: V.self)
+                                    store(out[i * m + j] + bias, yp + ((n * h + oy + i) * wd + ox + j) * cout + c, lanes: lanes)
                                 }
                             }
                         }

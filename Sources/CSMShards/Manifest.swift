@@ -59,6 +59,39 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// Samples over all recorded shards.
     public var totalCount: Int { shards.reduce(0) { $0 + $1.count } }
 
+    /// How many shards the whole run has (`config.num_shards`, which `csm generate`
+    /// records), or nil when the configuration does not say.
+    public var expectedShardCount: Int? {
+        if case .int(let n)? = config["num_shards"], n >= 1, n <= Int64(Int32.max) { return Int(n) }
+        return nil
+    }
+
+    /// The run's shard indices this manifest does not list, ascending; empty when the run is
+    /// complete or the configuration gives no shard count.
+    public var missingShardIndices: [Int] {
+        Self.missing(expected: expectedShardCount, present: shards.map(\.shardIndex))
+    }
+
+    /// The indices of 0..<expected not in `present`; empty when `expected` is nil.
+    public static func missing(expected: Int?, present: some Sequence<Int>) -> [Int] {
+        guard let expected else { return [] }
+        let have = Set(present)
+        return (0..<expected).filter { !have.contains($0) }
+    }
+
+    /// "lacks shard 1 of 3" / "lacks shards 0–2, 5 of 8": indices as ascending runs.
+    public static func describeMissing(_ indices: [Int], of expected: Int) -> String {
+        var runs: [String] = []
+        var start = indices.first, previous = indices.first
+        for index in indices.dropFirst() + [Int.min] {
+            if let p = previous, index == p + 1 { previous = index; continue }
+            if let s = start, let p = previous { runs.append(s == p ? "\(s)" : p == s + 1 ? "\(s), \(p)" : "\(s)–\(p)") }
+            start = index
+            previous = index
+        }
+        return "lacks shard\(indices.count == 1 ? "" : "s") \(runs.joined(separator: ", ")) of \(expected)"
+    }
+
     /// Reads and validates the manifest at `path`.
     public static func read(from path: String) throws -> Manifest {
         guard let data = FileManager.default.contents(atPath: path) else { throw FileError(path, "cannot be read (missing?)") }

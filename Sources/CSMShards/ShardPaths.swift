@@ -2,7 +2,7 @@ import CSMFormats
 import Foundation
 
 /// The one rule that turns a path into shard files, used by the loader, `csm inspect`,
-/// `csm prototypes`, `csm merge` and (in Python) `tools/csm_shards.py`:
+/// `csm prototypes`, `csm merge` and (in Python) the `csm_shards` package (python/):
 ///
 /// 1. A directory holding `manifest.json`: the shards that manifest lists (rule 3).
 /// 2. A directory without one: every `*.h5` file in it whose name does not start with `.`,

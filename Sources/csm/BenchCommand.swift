@@ -79,12 +79,13 @@ struct BenchLoaderCommand: ParsableCommand {
                                                          std: [Float](repeating: 0.25, count: set.channels), cropPadding: 2),
                                     prefetch: 2 * threads, threads: threads)
         let loader = BatchLoader(set, options: options)
-        for _ in loader.epoch(0) {}                       // warm-up
+        let warmUp = loader.epoch(0)
+        while try warmUp.next() != nil {}
         var images = 0
         let start = DispatchTime.now().uptimeNanoseconds
         for epoch in 1...max(1, epochs) {
             let batches = loader.epoch(epoch)
-            while let batch = try batches.nextItem() { images += batch.count }
+            while let batch = try batches.next() { images += batch.count }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         if json {

@@ -10,17 +10,19 @@ struct CSM: ParsableCommand {
         abstract: "Calibration-aware semantic mixing: class-mixed diffusion samples with soft labels.",
         discussion: """
             A typical run with the shipped Fashion-MNIST models: look at a trajectory, make
-            the mixed data, import the real data, check the result.
+            the mixed data, import the real data, check the result, train and evaluate a classifier.
               csm sample --seeds 0-7 --trajectory Sneaker:"Ankle boot" --grid traj.png
               csm generate --out data/mixed
               csm import fashion-mnist --split train --out data/real-train
+              csm import fashion-mnist --split test --out data/real-test
               csm inspect data/mixed --verify --grid grid.png --plot plot.png
-              csm evaluate --logits val.safetensors --diagram rel.png
+              csm train --real data/real-train --mixed data/mixed --loss csm --clip 2 --out csm.safetensors
+              csm evaluate --classifier csm.safetensors --data data/real-test --diagram rel.png
             """,
         version: CSMVersion.string,
         subcommands: [
             SampleCommand.self, GenerateCommand.self, MergeCommand.self, ImportCommand.self, PrototypesCommand.self,
-            InspectCommand.self, EvaluateCommand.self, BenchKernelsCommand.self, BenchLoaderCommand.self,
+            InspectCommand.self, EvaluateCommand.self, TrainCommand.self, BenchKernelsCommand.self, BenchLoaderCommand.self,
         ])
 }
 

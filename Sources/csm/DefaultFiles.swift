@@ -11,7 +11,7 @@ enum DefaultFiles {
         var roots: [URL] = []
         if let dir = ProcessInfo.processInfo.environment["CSM_DATASETS"] { roots.append(URL(fileURLWithPath: dir)) }
         roots.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("Datasets"))
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        var dir = executable().deletingLastPathComponent()
         while dir.path != "/" {
             roots.append(dir.appendingPathComponent("Datasets"))
             roots.append(dir.appendingPathComponent("share/csm/Datasets"))
@@ -22,6 +22,15 @@ enum DefaultFiles {
             if FileManager.default.fileExists(atPath: candidate) { return candidate }
         }
         throw CLIError("cannot find the default file Datasets/\(relative); pass it explicitly or set CSM_DATASETS")
+    }
+
+    /// The running executable, also when it was started through PATH (argv[0] is then
+    /// a bare name): /proc/self/exe on Linux.
+    static func executable() -> URL {
+        if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            return URL(fileURLWithPath: target)
+        }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     }
 }
 

@@ -10,7 +10,7 @@ import Foundation
 struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
-        abstract: "Measure calibration from logits: accuracy, NLL, Brier, ECE, MCE, AdaECE, class-wise ECE.",
+        abstract: "Measure calibration from logits or a classifier: accuracy, NLL, Brier, ECE, MCE, AdaECE, class-wise ECE.",
         discussion: """
             Logits and labels come from safetensors files (tensors 'logits' [N, K] and 'labels') or \
             .npy arrays ('<f4', '<f8', '<i8', '<i4', C order). Labels are class ids [N] or one-hot / \
@@ -20,14 +20,32 @@ struct EvaluateCommand: ParsableCommand {
             With --val-logits, a temperature T is fitted on the validation set by minimising its NLL \
             and the metrics are shown before and after dividing the logits by T.
 
+            With --classifier, the logits come from running a classifier file (resnet-classifier/1 \
+            or linear-classifier/1) on shards (--data; labels: real classes, or the argmax of \
+            mixed soft labels), and T is fitted on --val-data; --save-logits keeps them.
+
             Examples:
               csm evaluate --logits test.safetensors
               csm evaluate --logits test.npy --labels labels.npy --diagram rel.png
               csm evaluate --logits test.safetensors --val-logits val.safetensors --json
+              csm evaluate --classifier model.safetensors --data data/real-test --val-data data/real-val
             """)
 
     @Option(help: ArgumentHelp("Logits [N, K]: .safetensors or .npy.", valueName: "file"))
-    var logits: String
+    var logits: String?
+
+    @Option(help: ArgumentHelp("A classifier file to run on --data instead of reading --logits.", valueName: "file"))
+    var classifier: String?
+
+    @Option(help: ArgumentHelp("Shards to run --classifier on.", valueName: "dir"))
+    var data: String?
+
+    @Option(help: ArgumentHelp("Shards to fit the temperature on with --classifier.", valueName: "dir"))
+    var valData: String?
+
+    @Option(help: ArgumentHelp("With --classifier: write the logits and labels of --data (safetensors 'logits', 'labels').",
+                               valueName: "file.safetensors"))
+    var saveLogits: String?
 
     @Option(help: ArgumentHelp(
         "Labels: class ids [N] or one-hot/soft rows [N, K] (default: the logits file, when it is safetensors).",
@@ -57,6 +75,13 @@ struct EvaluateCommand: ParsableCommand {
 
     func validate() throws {
         guard bins > 0 else { throw ValidationError("--bins must be positive, got \(bins)") }
+        guard (logits == nil) != (classifier == nil) else { throw ValidationError("give either --logits or --classifier") }
+        if classifier != nil {
+            guard data != nil else { throw ValidationError("--classifier needs --data") }
+            guard labels == nil, valLogits == nil else { throw ValidationError("--labels and --val-logits go with --logits, not --classifier") }
+        } else if data != nil || valData != nil || saveLogits != nil {
+            throw ValidationError("--data, --val-data and --save-logits go with --classifier")
+        }
         if valLabels != nil && valLogits == nil {
             throw ValidationError("--val-labels needs --val-logits")
         }
@@ -64,17 +89,30 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         let reader = EvaluationInputReader(logitsTensor: logitsTensor, labelsTensor: labelsTensor)
-        let test = try reader.read(logits: logits, labels: labels)
+        let test: EvaluationSet
+        if let classifier, let data {
+            let runner = try ClassifierLogits(path: classifier)
+            test = try runner.evaluationSet(data: data)
+            if let saveLogits { try test.save(to: saveLogits) }
+        } else {
+            test = try reader.read(logits: logits ?? "", labels: labels)
+        }
         let raw = try test.metrics(binCount: bins, temperature: 1)
 
         var fit: TemperatureFit?
         var validationFile: String?
         var calibrated: CalibrationMetrics?
-        if let valLogits {
+        if let classifier, let valData {
+            let validation = try ClassifierLogits(path: classifier).evaluationSet(data: valData)
+            let fitted = try validation.fitTemperature()
+            fit = fitted
+            validationFile = valData
+            calibrated = try test.metrics(binCount: bins, temperature: fitted.temperature)
+        } else if let valLogits {
             let validation = try reader.read(logits: valLogits, labels: valLabels)
             guard validation.classCount == test.classCount else {
                 throw FileError(
-                    valLogits, "\(validation.classCount) classes, but \(logits) has \(test.classCount)")
+                    valLogits, "\(validation.classCount) classes, but \(test.logitsPath) has \(test.classCount)")
             }
             let fitted = try validation.fitTemperature()
             fit = fitted
@@ -92,18 +130,18 @@ struct EvaluateCommand: ParsableCommand {
         }
 
         if json {
-            print(try jsonReport(raw: raw, fit: fit, validationFile: validationFile, calibrated: calibrated))
+            print(try jsonReport(raw: raw, fit: fit, validationFile: validationFile, calibrated: calibrated, source: test.logitsPath))
         } else {
-            print(table(raw: raw, fit: fit, validationFile: validationFile, calibrated: calibrated))
+            print(table(raw: raw, fit: fit, validationFile: validationFile, calibrated: calibrated, source: test.logitsPath))
         }
     }
 
     // MARK: - Output
 
     private func table(
-        raw: CalibrationMetrics, fit: TemperatureFit?, validationFile: String?, calibrated: CalibrationMetrics?
+        raw: CalibrationMetrics, fit: TemperatureFit?, validationFile: String?, calibrated: CalibrationMetrics?, source: String
     ) -> String {
-        var lines = ["\(logits): \(raw.sampleCount) samples × \(raw.classCount) classes, \(raw.binCount) bins"]
+        var lines = ["\(source): \(raw.sampleCount) samples × \(raw.classCount) classes, \(raw.binCount) bins"]
         var header = ["metric", "value"]
         var columns = [raw]
         if let fit, let calibrated, let validationFile {
@@ -131,7 +169,7 @@ struct EvaluateCommand: ParsableCommand {
     }
 
     private func jsonReport(
-        raw: CalibrationMetrics, fit: TemperatureFit?, validationFile: String?, calibrated: CalibrationMetrics?
+        raw: CalibrationMetrics, fit: TemperatureFit?, validationFile: String?, calibrated: CalibrationMetrics?, source: String
     ) throws -> String {
         func metricsObject(_ m: CalibrationMetrics) -> [String: Any] {
             var object: [String: Any] = [:]
@@ -145,13 +183,18 @@ struct EvaluateCommand: ParsableCommand {
         report["samples"] = raw.sampleCount
         report["classes"] = raw.classCount
         report["bins"] = raw.binCount
-        report["logits"] = logits
+        report["logits"] = source
+        if let classifier, let data {
+            report["classifier"] = classifier
+            report["data"] = data
+        }
         if let fit, let calibrated, let validationFile {
             report["temperature"] = [
                 "value": fit.temperature, "val_nll_before": fit.nllBefore, "val_nll_after": fit.nllAfter,
                 "at_boundary": fit.atBoundary, "fitted_on": validationFile,
             ] as [String: Any]
             report["calibrated"] = metricsObject(calibrated)
+            for (name, value) in calibrated.namedValues { report["ts_" + name] = value }
         }
         let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)

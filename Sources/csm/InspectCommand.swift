@@ -330,6 +330,9 @@ struct InspectText {
         var lines: [String] = []
         let source = s.source == .manifest ? "manifest" : s.source == .directory ? "directory without a manifest" : "one shard"
         lines.append("\(s.path): \(s.samples) samples in \(s.shards) shard\(s.shards == 1 ? "" : "s") (\(source))")
+        if let expected = s.expectedShards, !s.missingShards.isEmpty {
+            lines.append("  INCOMPLETE: \(Manifest.describeMissing(s.missingShards, of: expected)) (csm merge the missing parts)")
+        }
         func row(_ label: String, _ value: String) { lines.append("  " + padded(label, 16) + value) }
         let shape = s.imageShape.map(String.init).joined(separator: "×")
         let shownNames = s.classNames.prefix(20).joined(separator: ", ") + (s.classNames.count > 20 ? ", …" : "")

@@ -14,6 +14,11 @@ struct MergeCommand: ParsableCommand {
             each copy is synced to the disk before the manifest names it) and listed in one
             manifest. --out is locked while csm merge writes there.
 
+            When the inputs (with what --out already holds) lack some of the run's shards,
+            csm merge writes nothing and fails naming the missing shard indices; --partial
+            merges what there is (the result says it is incomplete; csm merge the rest into
+            it later).
+
             Example:
               csm merge part0/ part1/ part2/ --out data/
             """)
@@ -22,6 +27,8 @@ struct MergeCommand: ParsableCommand {
     var inputs: [String]
     @Option(help: "Output directory (may be one of the inputs).")
     var out: String
+    @Flag(help: "Merge even when shards of the run are missing.")
+    var partial = false
 
     func run() throws {
         do {
@@ -52,6 +59,12 @@ struct MergeCommand: ParsableCommand {
             merged = try Manifest.read(from: outManifestPath)
             guard merged.config == config else { throw CLIError("\(outManifestPath): made with another configuration; cannot merge into it") }
         }
+        let present = merged.shards.map(\.shardIndex) + manifests.flatMap { $0.1.manifest?.shards.map(\.shardIndex) ?? [] }
+        let missing = Manifest.missing(expected: merged.expectedShardCount, present: present)
+        let lacking = merged.expectedShardCount.map { Manifest.describeMissing(missing, of: $0) } ?? ""
+        if !missing.isEmpty && !partial {
+            throw CLIError("\(out): not merged: the run \(lacking) among the inputs (run the workers that write them, or pass --partial)")
+        }
         var copied = 0
         for (dir, resolved) in manifests {
             for member in resolved.members {
@@ -74,9 +87,7 @@ struct MergeCommand: ParsableCommand {
             }
         }
         try merged.write(to: outManifestPath)
-        let expected: Int? = { if case .int(let n)? = config["num_shards"] { return Int(n) } else { return nil } }()
-        let missing = expected.map { n in (0..<n).filter { i in !merged.shards.contains { $0.shardIndex == i } } } ?? []
         printError("merged \(manifests.count) directories into \(out): \(merged.shards.count) shards, \(merged.totalCount) samples (\(copied) files copied)"
-                   + (missing.isEmpty ? "" : "; still missing shards \(missing.map(String.init).joined(separator: ", "))"))
+                   + (missing.isEmpty ? "" : "; INCOMPLETE (--partial): \(lacking)"))
     }
 }

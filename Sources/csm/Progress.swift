@@ -18,8 +18,8 @@ final class ProgressReporter {
         self.unit = unit
     }
 
-    /// Reports `done` of `total` units.
-    func update(_ done: Int) {
+    /// Reports `done` of `total` units, with `detail` (e.g. the current loss) after the rate.
+    func update(_ done: Int, detail: String = "") {
         lock.lock()
         defer { lock.unlock() }
         let now = Date()
@@ -32,6 +32,7 @@ final class ProgressReporter {
         let eta = rate > 0 ? Double(total - done) / rate : 0
         let fraction = Double(done) / Double(total)
         let stats = String(format: "%d/%d %@  %.1f %@/s  ETA %@", done, total, unit, rate, unit, Self.duration(eta))
+            + (detail.isEmpty ? "" : "  " + detail)
         if interactive {
             let width = 30
             let filled = Int(fraction * Double(width))

@@ -66,6 +66,69 @@ final class GenerateCommandTests: XCTestCase {
         }
     }
 
+    /// A Slurm array task is worker SLURM_ARRAY_TASK_ID, also when resubmitted alone
+    /// (`sbatch --array=1`: Slurm then says MIN = MAX = 1, COUNT = 1); the count comes from
+    /// --num-shards. A Kubernetes Indexed Job's pod is worker JOB_COMPLETION_INDEX.
+    func testSchedulerIndicesNameTheWorker() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let resubmitted = ["SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": "1",
+                           "SLURM_ARRAY_TASK_COUNT": "1", "JOB_COMPLETION_INDEX": ""]
+        let flags = try runCSM(arguments(dir + "/flags", ["--shard-index", "1", "--num-shards", "3"]))
+        XCTAssertEqual(flags.status, 0, flags.err)
+        let slurm = try runCSM(arguments(dir + "/slurm", ["--num-shards", "3"]), environment: resubmitted)
+        XCTAssertEqual(slurm.status, 0, slurm.err)
+        XCTAssertEqual(try files(dir + "/flags").keys.sorted(), ["manifest.json", "mixed-00001.h5"])
+        XCTAssertEqual(try files(dir + "/slurm"), try files(dir + "/flags"))
+
+        let noCount = try runCSM(arguments(dir + "/no-count"), environment: resubmitted)
+        XCTAssertNotEqual(noCount.status, 0)
+        XCTAssertTrue(noCount.err.contains("SLURM_ARRAY_TASK_ID") && noCount.err.contains("--num-shards"), noCount.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/no-count/manifest.json"))
+
+        let pod = try runCSM(arguments(dir + "/pod", ["--num-shards", "3"]),
+                             environment: ["JOB_COMPLETION_INDEX": "2", "SLURM_ARRAY_TASK_ID": ""])
+        XCTAssertEqual(pod.status, 0, pod.err)
+        XCTAssertEqual(try files(dir + "/pod").keys.sorted(), ["manifest.json", "mixed-00002.h5"])
+    }
+
+    /// `csm merge parts/0 parts/2` of a three-way split: refused naming shard 1, nothing
+    /// written; with --partial merged and then reported incomplete by csm inspect; the last
+    /// part merged in later completes it.
+    func testMergeOfIncompletePartsFailsNamingTheMissingShards() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for i in 0..<3 {
+            let part = try runCSM(arguments(dir + "/parts/\(i)", ["--shard-index", "\(i)", "--num-shards", "3"]))
+            XCTAssertEqual(part.status, 0, part.err)
+        }
+        let refused = try runCSM(["merge", dir + "/parts/0", dir + "/parts/2", "--out", dir + "/data"])
+        XCTAssertEqual(refused.status, 1, refused.err)
+        XCTAssertTrue(refused.err.contains("lacks shard 1 of 3") && refused.err.contains("--partial"), refused.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/data/manifest.json"))
+
+        let partial = try runCSM(["merge", dir + "/parts/0", dir + "/parts/2", "--out", dir + "/data", "--partial"])
+        XCTAssertEqual(partial.status, 0, partial.err)
+        XCTAssertTrue(partial.err.contains("INCOMPLETE") && partial.err.contains("lacks shard 1 of 3"), partial.err)
+        let inspect = try runCSM(["inspect", dir + "/data"])
+        XCTAssertEqual(inspect.status, 0, inspect.err)
+        XCTAssertTrue(inspect.out.contains("INCOMPLETE: lacks shard 1 of 3"), inspect.out)
+        let verify = try runCSM(["inspect", dir + "/data", "--verify"])
+        XCTAssertEqual(verify.status, 1, verify.out)
+        XCTAssertTrue(verify.out.contains("incomplete dataset: lacks shard 1 of 3"), verify.out)
+        let json = try runCSM(["inspect", dir + "/data", "--json"])
+        let summary = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any])?["summary"] as? [String: Any])
+        XCTAssertEqual(summary["missing_shards"] as? [Int], [1])
+        XCTAssertEqual(summary["expected_shards"] as? Int, 3)
+
+        let completed = try runCSM(["merge", dir + "/parts/1", "--out", dir + "/data"])
+        XCTAssertEqual(completed.status, 0, completed.err)
+        XCTAssertFalse(completed.err.contains("INCOMPLETE"), completed.err)
+        let clean = try runCSM(["inspect", dir + "/data", "--verify"])
+        XCTAssertEqual(clean.status, 0, clean.out + clean.err)
+        XCTAssertFalse(clean.out.contains("INCOMPLETE"), clean.out)
+    }
+
     func testKilledRunResumesToTheSameBytes() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

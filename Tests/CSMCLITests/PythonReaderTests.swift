@@ -3,7 +3,7 @@ import CSMLoader
 import Foundation
 import XCTest
 
-/// The Swift loader and the Python reader (tools/csm_shards.py) see the same samples.
+/// The Swift loader and the Python reader (the csm_shards package, `pip install ./python`) see the same samples.
 final class PythonReaderTests: XCTestCase {
     func testSwiftLoaderAndPythonReaderAgree() throws {
         let probe = Process()
@@ -23,14 +23,16 @@ final class PythonReaderTests: XCTestCase {
 
         let python = Process()
         python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", packageRoot().appendingPathComponent("tools/csm_shards.py").path, "dump", dir,
+        python.arguments = ["python3", "-m", "csm_shards", "dump", dir,
                             "--indices", indices.map(String.init).joined(separator: ","), "--images", "list"]
-        let pipe = Pipe()
+        let pipe = Pipe(), errors = Pipe()
         python.standardOutput = pipe
+        python.standardError = errors
         try python.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         python.waitUntilExit()
-        XCTAssertEqual(python.terminationStatus, 0)
+        XCTAssertEqual(python.terminationStatus, 0, "python3 -m csm_shards (make python-package installs it): \(message)")
         let dump = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let samples = try XCTUnwrap(dump["samples"] as? [[String: Any]])
 

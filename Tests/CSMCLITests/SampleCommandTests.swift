@@ -11,10 +11,16 @@ func csmExecutable() -> URL {
     return FileManager.default.fileExists(atPath: executable.path) ? executable : Bundle.main.bundleURL.appendingPathComponent("csm")
 }
 
-func runCSM(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+/// Runs the built csm with `arguments`; `environment` adds to (or, with "", clears) variables.
+func runCSM(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
     let process = Process()
     process.executableURL = csmExecutable()
     process.arguments = arguments
+    if !environment.isEmpty {
+        var merged = ProcessInfo.processInfo.environment
+        for (name, value) in environment { merged[name] = value.isEmpty ? nil : value }
+        process.environment = merged
+    }
     process.currentDirectoryURL = packageRoot()
     let out = Pipe(), err = Pipe()
     process.standardOutput = out

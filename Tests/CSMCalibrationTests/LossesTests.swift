@@ -137,6 +137,25 @@ final class LossesTests: XCTestCase {
         XCTAssertTrue(onlyMixed.realGradient.isEmpty)
     }
 
+    func testCSMBSCEGRAIsBSCEGRAPlusSquaredDistance() throws {
+        let (real, labels, _) = randomInputs(seed: 14)
+        let (mixed, _, targets) = randomInputs(seed: 15)
+        for reduction in LossReduction.allCases {
+            let loss = try Losses.csmBSCEGRA(realLogits: real, realLabels: labels, mixedLogits: mixed, mixedTargets: targets,
+                                             classCount: k, gamma: 2, norm: 2, reduction: reduction)
+            let bsce = try Losses.bsceGRA(logits: real, classCount: k, labels: labels, gamma: 2, norm: 2, reduction: reduction)
+            let csm = try Losses.csm(realLogits: real, realLabels: labels, mixedLogits: mixed, mixedTargets: targets,
+                                     classCount: k, reduction: reduction)
+            XCTAssertEqual(loss.crossEntropy, bsce.value, accuracy: 1e-14)
+            XCTAssertEqual(loss.mixing, csm.mixing, accuracy: 1e-14)
+            XCTAssertEqual(loss.value, bsce.value + csm.mixing, accuracy: 1e-14)
+            XCTAssertEqual(loss.realGradient, bsce.gradient)
+            XCTAssertEqual(loss.mixedGradient, csm.mixedGradient)
+        }
+        XCTAssertThrowsError(try Losses.csmBSCEGRA(realLogits: real, realLabels: labels, mixedLogits: mixed,
+                                                   mixedTargets: targets, classCount: k, gamma: -1))
+    }
+
     func testFocalAndBSCEGRAReduceToCrossEntropyAtGammaZero() throws {
         for seed: UInt64 in 20...22 {
             let (z, y, _) = randomInputs(seed: seed, scale: 4)

@@ -232,6 +232,21 @@ final class InspectVerifyTests: XCTestCase {
         XCTAssertEqual(report.notes, [])
     }
 
+    func testIncompleteRunIsAProblemAndInTheSummary() throws {
+        let directory = try temporaryDirectory(self)
+        try InspectFixture.write(to: directory)
+        var manifest = try Manifest.read(from: directory + "/manifest.json")
+        manifest.shards.removeFirst()
+        try manifest.write(to: directory + "/manifest.json")
+        let collection = try ShardCollection(path: directory)
+        let report = collection.verify()
+        XCTAssertEqual(problems(report, directory + "/manifest.json").map(\.description),
+                       [directory + "/manifest.json: 'shards': incomplete dataset: lacks shard 0 of 2"])
+        let summary = try DatasetSummary(collection: collection)
+        XCTAssertEqual(summary.expectedShards, 2)
+        XCTAssertEqual(summary.missingShards, [0])
+    }
+
     func testFlippedByteNamesFileAndDataset() throws {
         let directory = try temporaryDirectory(self)
         let paths = try InspectFixture.write(to: directory)
@@ -304,7 +319,9 @@ final class InspectVerifyTests: XCTestCase {
         XCTAssertTrue(descriptions.contains("\(paths[1]): 'shard_index': is 1, manifest.json says 5"), "\(descriptions)")
         XCTAssertTrue(descriptions.contains("\(directory)/mixed-00002.h5: missing (listed in manifest.json)"), "\(descriptions)")
         XCTAssertTrue(descriptions.contains { $0.hasPrefix("\(directory)/stray.h5: not listed") }, "\(descriptions)")
-        XCTAssertEqual(report.problems.count, 4, "\(descriptions)")
+        // Shard index 1 of the run's 2 is listed under index 5: shard 1 is missing.
+        XCTAssertTrue(descriptions.contains("\(directory)/manifest.json: 'shards': incomplete dataset: lacks shard 1 of 2"), "\(descriptions)")
+        XCTAssertEqual(report.problems.count, 5, "\(descriptions)")
         XCTAssertTrue(report.notes.contains { $0.contains(".mixed-00003.h5.tmp") && $0.contains("leftover") }, "\(report.notes)")
     }
 

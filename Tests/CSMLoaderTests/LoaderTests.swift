@@ -20,7 +20,15 @@ final class LoaderTests: XCTestCase {
 
     let names = ["zero", "one", "two"]
 
-    func writeMixed(groups: Int, shards: Int) throws -> String {
+    /// Every item of an epoch, in order; throws where the epoch does.
+    func all<Item>(_ items: Prefetcher<Item>) throws -> [Item] {
+        var out: [Item] = []
+        while let item = try items.next() { out.append(item) }
+        return out
+    }
+
+    /// `image(g, i)`: the 4×5 pixels of member i of trajectory g (default: all different).
+    func writeMixed(groups: Int, shards: Int, image: ((Int, Int) -> [UInt8])? = nil) throws -> String {
         let dir = directory + "/mixed"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var manifest = Manifest(config: .object(["test": .bool(true)]))
@@ -33,7 +41,7 @@ final class LoaderTests: XCTestCase {
                 let (a, b) = pairs[g % 3]
                 for i in 0..<4 {
                     let lambda = Float(i) / 3
-                    samples.images += (0..<20).map { UInt8(truncatingIfNeeded: g * 31 + i * 7 + $0) }
+                    samples.images += image?(g, i) ?? (0..<20).map { UInt8(truncatingIfNeeded: g * 31 + i * 7 + $0) }
                     var label = [Float](repeating: 0, count: 3)
                     label[a] = lambda
                     label[b] = 1 - lambda
@@ -99,6 +107,26 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(set.label(5), Array(set.columns.labels[15..<18]))
     }
 
+    func testIncompleteRunIsRefusedNamingTheMissingShards() throws {
+        let dir = try writeMixed(groups: 6, shards: 2)
+        var manifest = try Manifest.read(from: dir + "/manifest.json")
+        manifest.config = .object(["num_shards": .int(4)])
+        try manifest.write(to: dir + "/manifest.json")
+        XCTAssertThrowsError(try ShardSet(path: dir)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.hasPrefix(dir + "/manifest.json: incomplete dataset: lacks shards 2, 3 of 4"), message)
+            XCTAssertTrue(message.contains("allowIncomplete"), message)
+        }
+        let partial = try ShardSet(path: dir, allowIncomplete: true)
+        XCTAssertEqual(partial.count, 24)
+        XCTAssertEqual(partial.coverage.gaps.map(\.missing), [[2, 3]])
+        XCTAssertEqual(try ShardSet(path: dir + "/mixed-00001.h5").count, 12)     // one file: what was asked for
+
+        manifest.config = .object(["num_shards": .int(2)])
+        try manifest.write(to: dir + "/manifest.json")
+        XCTAssertTrue(try ShardSet(path: dir).coverage.isComplete)
+    }
+
     func testEpochsCoverEverySampleOnceAndAreDeterministic() throws {
         let set = try ShardSet(path: try writeMixed(groups: 9, shards: 3))
         var options = LoaderOptions(batchSize: 5, seed: 7, transform: .training(mean: [0.5], std: [0.25], cropPadding: 1))
@@ -108,7 +136,7 @@ final class LoaderTests: XCTestCase {
         options.prefetch = 3
         let many = BatchLoader(set, options: options)
         var seen: [Int] = []
-        let a = Array(one.epoch(2)), b = Array(many.epoch(2))
+        let a = try all(one.epoch(2)), b = try all(many.epoch(2))
         XCTAssertEqual(a.count, 8)
         for (x, y) in zip(a, b) {
             XCTAssertEqual(x.indices, y.indices)
@@ -117,7 +145,7 @@ final class LoaderTests: XCTestCase {
             seen += x.indices
         }
         XCTAssertEqual(seen.sorted(), Array(0..<36))
-        XCTAssertNotEqual(Array(one.epoch(3)).first?.indices, a.first?.indices)
+        XCTAssertNotEqual(try all(one.epoch(3)).first?.indices, a.first?.indices)
         options.dropLast = true
         XCTAssertEqual(BatchLoader(set, options: options).batchCount, 7)
     }
@@ -152,7 +180,7 @@ final class LoaderTests: XCTestCase {
         let real = try ShardSet(path: try writeReal(count: 10))
         let loader = try PairedLoader(real: real, mixed: mixed, augmentations: 2, options: LoaderOptions(batchSize: 4, seed: 3))
         var total = 0
-        for batch in loader.epoch(0) {
+        for batch in try all(loader.epoch(0)) {
             XCTAssertEqual(batch.mixed.count, batch.real.count * 3)
             for (j, c) in batch.realLabels.enumerated() {
                 let group = Array(batch.mixed.indices[(j * 3)..<((j + 1) * 3)])
@@ -183,9 +211,96 @@ final class LoaderTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("mixed-00001.h5") && "\(error)".contains("images"), "\(error)")
         }
         let loader = BatchLoader(set, options: LoaderOptions(batchSize: 24, shuffle: false))
-        XCTAssertThrowsError(try loader.epoch(0).nextItem())
+        XCTAssertThrowsError(try loader.epoch(0).next())
         // Truncated.
         _ = FileManager.default.createFile(atPath: path, contents: Data(bytes.prefix(bytes.count / 2)))
         XCTAssertThrowsError(try ShardSet(path: dir)) { error in XCTAssertTrue("\(error)".contains("mixed-00001.h5"), "\(error)") }
+    }
+
+    /// Threads reading images of the same and of different shards fill the cache once each
+    /// and all see the stored pixels (run under `swift test --sanitize=thread` too).
+    func testImageCacheIsFilledSafelyFromManyThreads() throws {
+        let set = try ShardSet(path: try writeMixed(groups: 9, shards: 3))
+        let expected = (0..<set.count).map { i in (0..<20).map { UInt8(truncatingIfNeeded: i / 4 * 31 + i % 4 * 7 + $0) } }
+        let lock = NSLock()
+        var seen = [[UInt8]](repeating: [], count: set.count)
+        DispatchQueue.concurrentPerform(iterations: 4 * set.count) { n in
+            let i = (n * 7) % set.count
+            let pixels = (try? set.image(i)).map(Array.init) ?? []
+            lock.withLock { seen[i] = pixels }
+        }
+        XCTAssertEqual(seen, expected)
+    }
+
+    /// Flips a byte in the middle of the first stored chunk of `path`'s images, so that
+    /// Fletcher-32 fails when they are read.
+    func damageImages(_ path: String) throws {
+        let range = try XCTUnwrap(try ShardReader(path: path).storageRanges(of: .images).first)
+        var bytes = [UInt8](try XCTUnwrap(FileManager.default.contents(atPath: path)))
+        bytes[range.lowerBound + range.count / 2] ^= 0x55
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
+    }
+
+    func testDamagedShardMetDuringAnEpochThrows() throws {
+        let dir = try writeMixed(groups: 6, shards: 3)                 // 8 samples per shard
+        try damageImages(dir + "/mixed-00002.h5")
+        let set = try ShardSet(path: dir)
+        var options = LoaderOptions(batchSize: 4, shuffle: false, prefetch: 3, threads: 2)
+        let loader = BatchLoader(set, options: options)
+        XCTAssertEqual(loader.batchCount, 6)
+        let batches = loader.epoch(0)
+        var delivered = 0
+        XCTAssertThrowsError(try { while try batches.next() != nil { delivered += 1 } }()) { error in
+            XCTAssertTrue("\(error)".contains("mixed-00002.h5") && "\(error)".contains("images"), "\(error)")
+        }
+        XCTAssertEqual(delivered, 4, "the batches before the damaged shard's arrive in order")
+        XCTAssertThrowsError(try batches.next(), "the error stays: the epoch cannot look finished")
+
+        // Shuffled, so the damaged shard's samples are met in the first batches.
+        options.shuffle = true
+        XCTAssertThrowsError(try all(BatchLoader(set, options: options).epoch(1)))
+
+        // Paired batches whose mixed groups come from the damaged shard.
+        let paired = try PairedLoader(real: try ShardSet(path: try writeReal(count: 10)), mixed: set, augmentations: 2,
+                                      options: LoaderOptions(batchSize: 2, seed: 1, threads: 2))
+        XCTAssertThrowsError(try all(paired.epoch(0))) { error in XCTAssertTrue("\(error)".contains("mixed-00002.h5"), "\(error)") }
+    }
+
+    /// Every mixed sample of an epoch gets its own crop and flip (drawn from the seed, the
+    /// epoch and its position in the epoch), not one per position of the mixed sub-batch.
+    func testPairedBatchesDrawIndependentAugmentationsForEveryMixedSample() throws {
+        let pattern = (0..<20).map { UInt8($0 * 12) }                 // every crop and flip looks different
+        let mixed = try ShardSet(path: try writeMixed(groups: 9, shards: 3, image: { _, _ in pattern }))
+        let real = try ShardSet(path: try writeReal(count: 12))
+        var options = LoaderOptions(batchSize: 3, seed: 5, transform: .training(mean: [0.5], std: [0.5], cropPadding: 1))
+        options.threads = 1
+        let loader = try PairedLoader(real: real, mixed: mixed, augmentations: 2, options: options)
+        let batches = try all(loader.epoch(1))
+        XCTAssertEqual(batches.count, 4)
+        let per = 20
+        func image(_ batch: PairedBatch, _ m: Int) -> [Float] { Array(batch.mixed.images[(m * per)..<((m + 1) * per)]) }
+        // The same stored image everywhere: what differs is the augmentation alone.
+        var variants = Set<[Float]>()
+        for m in 0..<9 {
+            let atPosition = batches.map { image($0, m) }
+            XCTAssertGreaterThan(Set(atPosition).count, 1, "mixed position \(m) has the same crop and flip in every batch")
+            variants.formUnion(atPosition)
+        }
+        XCTAssertGreaterThanOrEqual(variants.count, 10, "36 mixed samples, 18 possible crops and flips")
+
+        // Still a pure function of (seed, epoch, position): any thread count, any order.
+        options.threads = 4
+        options.prefetch = 4
+        let parallel = try all(try PairedLoader(real: real, mixed: mixed, augmentations: 2, options: options).epoch(1))
+        for (a, b) in zip(batches, parallel) {
+            XCTAssertEqual(a.real.indices, b.real.indices)
+            XCTAssertEqual(a.real.images, b.real.images)
+            XCTAssertEqual(a.mixed.indices, b.mixed.indices)
+            XCTAssertEqual(a.mixed.images, b.mixed.images)
+            XCTAssertEqual(a.mixed.targets, b.mixed.targets)
+        }
+        let third = try loader.batch(2, epoch: 1)
+        XCTAssertEqual(third.mixed.images, batches[2].mixed.images)
+        XCTAssertNotEqual(try loader.batch(2, epoch: 2).mixed.images, third.mixed.images)
     }
 }

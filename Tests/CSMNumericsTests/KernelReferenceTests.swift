@@ -51,7 +51,9 @@ final class KernelReferenceTests: XCTestCase {
     func testWinogradMatchesDirect() {
         // Odd and even sizes (edge tiles), channel counts off the vector width.
         for tile in [2, 4] {
-            for (cin, cout, h, w) in [(16, 16, 8, 8), (32, 48, 7, 7), (16, 32, 5, 6), (32, 16, 28, 28), (64, 64, 14, 14), (16, 16, 1, 3)] {
+            for (cin, cout, h, w) in [(16, 16, 8, 8), (32, 48, 7, 7), (16, 32, 5, 6), (32, 16, 28, 28), (64, 64, 14, 14), (16, 16, 1, 3),
+                                      // Counts that are not multiples of 16: a partial last vector, or only one.
+                                      (24, 40, 7, 9), (8, 8, 5, 5), (3, 5, 6, 4), (1, 17, 3, 3), (40, 24, 4, 1), (33, 1, 2, 5)] {
                 let x = random(3 * cin * h * w, seed: 4), weight = random(cout * cin * 9, seed: 5), bias = random(cout, seed: 6)
                 let got = Winograd.apply(FeatureMap(nchw: x, count: 3, channels: cin, height: h, width: w),
                                          WinogradWeights(pytorch: weight, bias: bias, outputChannels: cout, inputChannels: cin, tile: tile)).nchw

@@ -70,6 +70,39 @@ final class ManifestTests: XCTestCase {
         XCTAssertThrowsError(try Manifest.read(from: directory + "/absent.json"))
     }
 
+    func testMissingShardIndices() {
+        var manifest = Manifest(config: .object(["num_shards": .int(4)]))
+        XCTAssertEqual(manifest.expectedShardCount, 4)
+        manifest.record(.init(file: "b.h5", count: 1, sha256: "", shardIndex: 2))
+        XCTAssertEqual(manifest.missingShardIndices, [0, 1, 3])
+        XCTAssertEqual(Manifest(config: .object([:])).missingShardIndices, [])
+        XCTAssertNil(Manifest(config: .object(["num_shards": .string("4")])).expectedShardCount)
+        XCTAssertEqual(Manifest.describeMissing([1], of: 3), "lacks shard 1 of 3")
+        XCTAssertEqual(Manifest.describeMissing([0, 1, 2, 5, 7, 8], of: 9), "lacks shards 0–2, 5, 7, 8 of 9")
+    }
+
+    func testCoverageJoinsTheManifestsOfOneRun() throws {
+        let directory = NSTemporaryDirectory() + "csm-coverage-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config: JSONValue = .object(["num_shards": .int(3)])
+        for (part, indices) in [("p0", [0]), ("p1", [1, 2]), ("other", [0])] {
+            try FileManager.default.createDirectory(atPath: directory + "/" + part, withIntermediateDirectories: true)
+            var manifest = Manifest(config: part == "other" ? .object(["num_shards": .int(2), "seed": .int(1)]) : config)
+            for i in indices { manifest.record(.init(file: "s\(i).h5", count: 1, sha256: "", shardIndex: i)) }
+            try manifest.write(to: directory + "/\(part)/manifest.json")
+        }
+        func coverage(_ parts: [String]) throws -> ShardCoverage {
+            ShardCoverage(try parts.map { try ShardPaths(resolving: directory + "/" + $0) })
+        }
+        XCTAssertEqual(try coverage(["p0"]).gaps.map(\.missing), [[1, 2]])
+        XCTAssertTrue(try coverage(["p0", "p1"]).isComplete)
+        let two = try coverage(["p1", "other"])
+        XCTAssertEqual(two.gaps.map(\.missing), [[0], [1]])
+        XCTAssertThrowsError(try two.requireComplete(remedy: "or not")) { error in
+            XCTAssertEqual("\(error)", "\(directory)/p1/manifest.json: incomplete dataset: lacks shard 0 of 3 (run the workers that write them and csm merge again; or not)")
+        }
+    }
+
     func testSHA256() throws {
         let directory = try temporaryDirectory(self)
         let cases = [

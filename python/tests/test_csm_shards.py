@@ -1,4 +1,4 @@
-"""Tests of tools/csm_shards.py on tiny shards written by conftest's helpers (numpy + h5py;
+"""Tests of the installed csm_shards package on tiny shards written by conftest's helpers (numpy + h5py;
 the PyTorch tests are skipped without torch, the csm integration test without a built csm)."""
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import (CLASS_NAMES, IMAGE_SHAPE, TOOLS, concat, csm_labels, mixed_columns, real_columns,
+from conftest import (CLASS_NAMES, IMAGE_SHAPE, ROOT, concat, csm_labels, mixed_columns, real_columns,
                       write_manifest, write_shard)
 from csm_shards import CSMShards, ShardError, TrajectoryPairing, calibrated_ratio
 
-ROOT = os.path.dirname(TOOLS)
-SCRIPT = os.path.join(TOOLS, "csm_shards.py")
 SCALARS = ("class_a", "class_b", "lambda_gen", "lambda_proj", "prob_a", "prob_b", "consistent", "group", "seed")
 
 
@@ -31,6 +29,26 @@ def assert_sample(sample: dict, columns: dict, row: int) -> None:
     for name in SCALARS:
         np.testing.assert_array_equal(sample[name], columns[name][row])
         assert sample[name].dtype == columns[name].dtype, name
+
+
+# -- the package
+
+
+def test_runs_against_the_installed_package():
+    """The tests import csm_shards as users do: the distribution pip installed, not a path."""
+    import importlib.metadata
+
+    import csm_shards
+    assert importlib.metadata.version("csm-shards") == csm_shards.__version__
+    files = importlib.metadata.distribution("csm-shards").files or []
+    installed = {os.path.realpath(str(f.locate())) for f in files if str(f).endswith(".py")}
+    assert os.path.realpath(csm_shards.__file__) in installed or _is_editable(), csm_shards.__file__
+
+
+def _is_editable() -> bool:
+    import importlib.metadata
+    direct = importlib.metadata.distribution("csm-shards").read_text("direct_url.json") or "{}"
+    return json.loads(direct).get("dir_info", {}).get("editable", False)
 
 
 # -- reading
@@ -83,6 +101,38 @@ def test_empty_shard_in_a_run(tmp_path):
     data = CSMShards(str(tmp_path))
     assert len(data) == 5
     assert_sample(data[0], full, 0)
+
+
+def test_incomplete_run_names_the_missing_shards(mixed_run, tmp_path):
+    directory, parts = mixed_run
+    manifest = os.path.join(directory, "manifest.json")
+    complete = {"num_shards": 3}
+    write_manifest(directory, [("mixed-00000.h5", 0), ("mixed-00001.h5", 1), ("mixed-00002.h5", 2)], config=complete)
+    data = CSMShards(directory)
+    assert data.expected_shards == 3 and data.missing_shards == []
+
+    write_manifest(directory, [("mixed-00002.h5", 2), ("mixed-00000.h5", 0)], config=complete)
+    with pytest.raises(ShardError) as caught:
+        CSMShards(directory)
+    assert str(caught.value).startswith(f"{manifest}: incomplete dataset: lacks shard 1 of 3 (")
+    assert "allow_incomplete=True" in str(caught.value)
+    partial = CSMShards(directory, allow_incomplete=True)
+    assert partial.expected_shards == 3 and partial.missing_shards == [1] and len(partial) == 20
+    assert len(CSMShards(os.path.join(directory, "mixed-00001.h5"))) == 10      # one file: what was asked for
+
+    write_manifest(directory, [("mixed-00001.h5", 1)], config={"num_shards": 9})
+    with pytest.raises(ShardError, match="lacks shards 0, 2–8 of 9"):
+        CSMShards(manifest)
+    refused = run_cli("info", directory)
+    assert refused.returncode == 1 and "incomplete dataset: lacks shards 0, 2–8 of 9" in refused.stderr
+    info = json.loads(run_cli("info", directory, "--allow-incomplete").stdout)
+    assert info["expected_shards"] == 9 and info["missing_shards"] == [0, 2, 3, 4, 5, 6, 7, 8]
+
+
+def test_describe_missing():
+    from csm_shards import describe_missing
+    assert describe_missing([1], 3) == "lacks shard 1 of 3"
+    assert describe_missing([0, 1, 2, 5, 7, 8], 9) == "lacks shards 0–2, 5, 7, 8 of 9"
 
 
 def test_pickles_without_open_files(mixed_run):
@@ -372,7 +422,7 @@ def test_pairing_respects_consistency(mixed_run, real_run):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "csm_shards", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_cli_dump(mixed_run, real_run):
@@ -446,7 +496,7 @@ def test_torch_datasets(mixed_run, real_run):
 
 def test_train_example_runs(mixed_run, real_run, tmp_path):
     pytest.importorskip("torch")
-    result = subprocess.run([sys.executable, os.path.join(TOOLS, "train_example.py"), "--real", real_run[0],
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train_example.py"), "--real", real_run[0],
                              "--mixed", mixed_run[0], "--max-steps", "3", "--batch-size", "4"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -14,8 +14,12 @@ and, for PyTorch users (torch is imported only when these classes are used):
     CSMDataset(path, transform=None, sharpness=None)       # (image [C, H, W], soft label [K])
     PairedCSMDataset(real_path, mixed_path, n_aug=2)       # the CSM paper's real + mixed pairing
 
-From the command line, `python3 csm_shards.py dump PATH --indices 0,5,17` prints samples as
-JSON (image SHA-256 or pixel lists, labels, every column) and `info PATH` a summary.
+From the command line, `csm-shards dump PATH --indices 0,5,17` (or `python3 -m csm_shards`)
+prints samples as JSON (image SHA-256 or pixel lists, labels, every column) and `info PATH`
+a summary.
+
+Install with `pip install ./python` from a csm checkout (`pip install "./python[torch]"` adds
+PyTorch for the datasets).
 
 Shard layout (README "Shards (`csm-shard/1`)", SPEC §4.3): datasets `images` uint8
 [N, H, W, C], `labels` float32 [N, K], `class_a`/`class_b` int32 [N], `lambda_gen`,
@@ -39,9 +43,11 @@ from typing import Any, Iterable, Iterator, Sequence
 import h5py
 import numpy as np
 
+__version__ = "0.1.0"
+
 __all__ = [
     "SHARD_SCHEMA", "MANIFEST_SCHEMA", "DATASETS", "SAMPLE_KEYS", "ShardError", "ShardInfo", "CSMShards",
-    "calibrated_ratio", "TrajectoryPairing", "CSMDataset", "PairedCSMDataset",
+    "calibrated_ratio", "describe_missing", "TrajectoryPairing", "CSMDataset", "PairedCSMDataset",
 ]
 
 SHARD_SCHEMA = "csm-shard/1"
@@ -188,6 +194,37 @@ def _resolve(path: str) -> tuple[str | None, list[_ManifestEntry]]:
     if path.endswith(".json"):
         return path, _read_manifest(path)
     return None, [_ManifestEntry(path=path, count=-1, sha256="", shard_index=0)]
+
+
+def _run_coverage(manifest_path: str, entries: Sequence[_ManifestEntry]) -> tuple[int | None, list[int]]:
+    """(shards the run has, shard indices the manifest does not list): the count is the
+    manifest's `config.num_shards` (csm generate records it); (None, []) when it gives none.
+    csm's Swift code (`ShardCoverage`) applies the same rule."""
+    try:
+        with open(manifest_path, "rb") as f:
+            config = json.loads(f.read().decode("utf-8")).get("config")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None, []
+    expected = config.get("num_shards") if isinstance(config, dict) else None
+    if not _is_int(expected) or expected < 1:
+        return None, []
+    present = {entry.shard_index for entry in entries}
+    return expected, [index for index in range(expected) if index not in present]
+
+
+def describe_missing(indices: Sequence[int], expected: int) -> str:
+    """"lacks shard 1 of 3" / "lacks shards 0–2, 5 of 8": indices as ascending runs, as csm writes it."""
+    runs: list[str] = []
+    start = previous = None
+    for index in list(indices) + [None]:
+        if previous is not None and index == previous + 1:
+            previous = index
+            continue
+        if start is not None:
+            runs.append(f"{start}" if start == previous else f"{start}, {previous}" if previous == start + 1
+                        else f"{start}–{previous}")
+        start = previous = index
+    return f"lacks shard{'' if len(indices) == 1 else 's'} {', '.join(runs)} of {expected}"
 
 
 def _is_plain_file_name(name: Any) -> bool:
@@ -373,6 +410,10 @@ class CSMShards:
         kind: "mixed" or "real": keep only the shards of that kind.
         sharpness: when given, `label` in every sample is re-derived from `lambda_proj` with
             this sharpness (see `soft_labels`) instead of the stored `labels`.
+        allow_incomplete: read a manifest that lacks some of its run's shards (a part of a
+            split run, or a merge with parts missing) instead of raising a ShardError that
+            names the missing shard indices. `expected_shards` and `missing_shards` say what
+            is missing either way.
 
     Every shard is validated when the object is built (attributes, dataset names, types and
     shapes; errors are `ShardError`s naming the file and dataset), and its small per-sample
@@ -384,11 +425,21 @@ class CSMShards:
 
     def __init__(self, path: str | os.PathLike[str], *, verify: bool = False, consistent_only: bool = False,
                  pairs: Iterable[tuple[int | str, int | str]] | None = None, kind: str | None = None,
-                 sharpness: float | None = None) -> None:
+                 sharpness: float | None = None, allow_incomplete: bool = False) -> None:
         if kind is not None and kind not in KINDS:
             raise ValueError(f"kind must be 'mixed' or 'real', got {kind!r}")
         self.path = os.fspath(path)
         self.manifest_path, entries = _resolve(self.path)
+        #: Shards the run has in all (the manifest's config.num_shards), None when unknown.
+        self.expected_shards: int | None = None
+        #: Shard indices of the run the manifest does not list (empty when complete or unknown).
+        self.missing_shards: list[int] = []
+        if self.manifest_path is not None:
+            self.expected_shards, self.missing_shards = _run_coverage(self.manifest_path, entries)
+        if self.missing_shards and not allow_incomplete:
+            raise ShardError(self.manifest_path, "incomplete dataset: "
+                             f"{describe_missing(self.missing_shards, self.expected_shards)} (run the workers that "
+                             "write them and csm merge again; or pass allow_incomplete=True)")
         self.shards: list[ShardInfo] = []
         columns: dict[str, list[np.ndarray]] = {name: [] for name in SCALAR_COLUMNS}
         for entry in entries:
@@ -716,17 +767,17 @@ class CSMDataset:
     `transform(image)` where `image` is the uint8 [H, W, C] numpy array (what torchvision's
     `ToTensor` / `v2.ToImage` accept); the label a float32 tensor [K] — the stored soft
     label, or re-derived from λ̂ with `sharpness` (real samples: one-hot). Other arguments
-    are CSMShards's filters (`consistent_only`, `pairs`, `kind`) and `verify`.
+    are CSMShards's filters (`consistent_only`, `pairs`, `kind`), `verify` and `allow_incomplete`.
 
     Files open lazily in each DataLoader worker; the CSMShards is `self.shards`.
     """
 
     def __init__(self, path: str | os.PathLike[str], transform: Any = None, sharpness: float | None = None,
                  consistent_only: bool = False, *, pairs: Iterable[tuple[int | str, int | str]] | None = None,
-                 kind: str | None = None, verify: bool = False) -> None:
+                 kind: str | None = None, verify: bool = False, allow_incomplete: bool = False) -> None:
         self.torch = _torch()
         self.shards = CSMShards(path, verify=verify, consistent_only=consistent_only, pairs=pairs, kind=kind,
-                                sharpness=sharpness)
+                                sharpness=sharpness, allow_incomplete=allow_incomplete)
         self.transform = transform
 
     def __len__(self) -> int:
@@ -771,15 +822,19 @@ class PairedCSMDataset:
         consistent_only: draw only classifier-consistent mixed samples.
         skip_unpaired_classes: drop real samples whose class no trajectory covers instead
             of raising.
+        verify, allow_incomplete: as for CSMShards, for both paths.
     """
 
     def __init__(self, real_path: str | os.PathLike[str] | CSMShards, mixed_path: str | os.PathLike[str] | CSMShards,
                  n_aug: int = 2, seed: int = 0, *, transform: Any = None, sharpness: float | None = None,
-                 consistent_only: bool = False, skip_unpaired_classes: bool = False, verify: bool = False) -> None:
+                 consistent_only: bool = False, skip_unpaired_classes: bool = False, verify: bool = False,
+                 allow_incomplete: bool = False) -> None:
         self.torch = _torch()
-        real = real_path if isinstance(real_path, CSMShards) else CSMShards(real_path, verify=verify)
+        real = real_path if isinstance(real_path, CSMShards) else CSMShards(
+            real_path, verify=verify, allow_incomplete=allow_incomplete)
         mixed = mixed_path if isinstance(mixed_path, CSMShards) else CSMShards(
-            mixed_path, verify=verify, consistent_only=consistent_only, sharpness=sharpness)
+            mixed_path, verify=verify, consistent_only=consistent_only, sharpness=sharpness,
+            allow_incomplete=allow_incomplete)
         for shards, wanted in ((real, "real"), (mixed, "mixed")):
             for info in shards.shards:
                 if info.kind != wanted:
@@ -872,6 +927,7 @@ def info_json(shards: CSMShards) -> dict[str, Any]:
     consistent = shards.column("consistent")
     return {
         "path": shards.path, "manifest": shards.manifest_path, "count": len(shards),
+        "expected_shards": shards.expected_shards, "missing_shards": shards.missing_shards,
         "num_classes": shards.num_classes, "class_names": list(shards.class_names),
         "image_shape": list(shards.image_shape),
         "consistent_fraction": _json_float(consistent.mean()) if len(consistent) else None,
@@ -883,7 +939,7 @@ def info_json(shards: CSMShards) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="csm_shards.py", description="Read csm-shard/1 shards; JSON on stdout.")
+    parser = argparse.ArgumentParser(prog="csm-shards", description="Read csm-shard/1 shards; JSON on stdout.")
     commands = parser.add_subparsers(dest="command", required=True)
     dump = commands.add_parser("dump", help="print samples as JSON")
     info = commands.add_parser("info", help="print a summary as JSON")
@@ -893,6 +949,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("--consistent-only", action="store_true", help="keep consistent samples only")
         command.add_argument("--kind", choices=KINDS, help="keep shards of this kind only")
         command.add_argument("--pairs", help="keep these class pairs: A:B,C:D (indices or names)")
+        command.add_argument("--allow-incomplete", action="store_true",
+                             help="read a manifest that lacks some of its run's shards")
     dump.add_argument("--indices", help="e.g. 0,5,17 or 0-9 (after filters; default: all)")
     dump.add_argument("--images", choices=("sha256", "list"), default="sha256",
                       help="image as SHA-256 of its uint8 HWC bytes, or also as a flat pixel list")
@@ -905,7 +963,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if any(len(pair) != 2 for pair in pairs):
                 raise ValueError(f"--pairs: expected A:B,C:D, got '{args.pairs}'")
         shards = CSMShards(args.path, verify=args.verify, consistent_only=args.consistent_only, kind=args.kind,
-                           pairs=pairs, sharpness=getattr(args, "sharpness", None))
+                           pairs=pairs, sharpness=getattr(args, "sharpness", None),
+                           allow_incomplete=args.allow_incomplete)
         if args.command == "info":
             result = info_json(shards)
         else:
@@ -914,12 +973,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "class_names": list(shards.class_names), "image_shape": list(shards.image_shape),
                       "samples": [sample_json(shards, i, args.images) for i in indices]}
     except (ShardError, ValueError, OSError) as error:
-        print(f"csm_shards.py: error: {error}", file=sys.stderr)
+        print(f"csm-shards: error: {error}", file=sys.stderr)
         return 1
     json.dump(result, sys.stdout, allow_nan=False)
     sys.stdout.write("\n")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

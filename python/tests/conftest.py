@@ -11,15 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from typing import Any, Iterable, Sequence
 
 import h5py
 import numpy as np
 import pytest
 
-TOOLS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, TOOLS)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # the csm checkout
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 IMAGE_SHAPE = (6, 5, 1)

@@ -1,0 +1,41 @@
+/// ReLU and the residual add with their backward passes, elementwise on NHWC maps.
+public enum ReLU {
+    /// max(0, x).
+    public static func forward(_ x: FeatureMap) -> FeatureMap {
+        var y = x
+        y.values.withUnsafeMutableBufferPointer { b in
+            for i in b.indices { b[i] = max(0, b[i]) }
+        }
+        return y
+    }
+
+    /// dL/dx = dy where the forward output was positive, 0 elsewhere (PyTorch's choice at 0).
+    public static func backward(_ dy: FeatureMap, output y: FeatureMap) -> FeatureMap {
+        precondition(dy.values.count == y.values.count, "ReLU gradient: shapes disagree")
+        var dx = dy
+        dx.values.withUnsafeMutableBufferPointer { d in
+            y.values.withUnsafeBufferPointer { o in
+                let dp = d.baseAddress!, op = o.baseAddress!
+                for i in 0..<d.count where !(op[i] > 0) { dp[i] = 0 }
+            }
+        }
+        return dx
+    }
+}
+
+/// y = a + b (a residual connection). Its backward hands dy to both branches unchanged;
+/// where both branches come from one tensor, their input gradients are added with `add`.
+public enum Residual {
+    /// a + b, elementwise.
+    public static func add(_ a: FeatureMap, _ b: FeatureMap) -> FeatureMap {
+        precondition(a.values.count == b.values.count && a.channels == b.channels, "residual: shapes disagree")
+        var y = a
+        y.values.withUnsafeMutableBufferPointer { yb in
+            b.values.withUnsafeBufferPointer { bb in
+                let yp = yb.baseAddress!, bp = bb.baseAddress!
+                for i in 0..<yb.count { yp[i] += bp[i] }
+            }
+        }
+        return y
+    }
+}

@@ -1,0 +1,253 @@
+/// The statistics of one batch-norm layer over a training batch: per-channel mean and
+/// biased variance (what training-mode normalisation uses).
+public struct BatchNormStatistics: Sendable {
+    /// Values per channel (images × pixels).
+    public let count: Int
+    public let mean: [Float]
+    /// Biased variance: Σ(x − mean)² / count.
+    public let variance: [Float]
+    /// 1 / √(variance + ε).
+    public let inverseStd: [Float]
+
+    /// From per-channel Σx and Σx² over `count` values.
+    public init(sums: [Double], squares: [Double], count: Int, epsilon: Float) {
+        self.count = count
+        let n = Double(count)
+        let means = sums.map { $0 / n }
+        let variances = zip(squares, means).map { max(0, $0 / n - $1 * $1) }
+        mean = means.map { Float($0) }
+        variance = variances.map { Float($0) }
+        inverseStd = variances.map { Float(1 / ($0 + Double(epsilon)).squareRoot()) }
+    }
+
+    /// The unbiased variance PyTorch keeps in the running statistics: variance·n/(n − 1).
+    public var unbiasedVariance: [Float] {
+        let n = Double(count)
+        return variance.map { count > 1 ? Float(Double($0) * n / (n - 1)) : $0 }
+    }
+}
+
+/// Batch normalisation over NHWC maps, PyTorch's rules: training mode normalises with the
+/// batch's mean and biased variance, y = γ·(x − μ)/√(σ² + ε) + β, optionally followed by a
+/// residual add and ReLU; eval mode uses running statistics. Batches are lists of chunks
+/// (see `BatchChunks`), the statistics and parameter gradients summed in chunk order.
+public enum BatchNorm {
+    /// Training-mode forward over a batch split into `chunks`: returns the normalised chunks
+    /// (plus `residual` chunks, then ReLU, when asked) and the batch statistics.
+    public static func trainingForward(_ chunks: [FeatureMap], gamma: [Float], beta: [Float], epsilon: Float = 1e-5,
+                                       residual: [FeatureMap]? = nil, relu: Bool) -> (y: [FeatureMap], statistics: BatchNormStatistics) {
+        Profiler.measure("bn-forward") {
+            let statistics = batchStatistics(chunks, epsilon: epsilon)
+            let y = BatchChunks.map(chunks.count) { i in
+                normalize(chunks[i], mean: statistics.mean, inverseStd: statistics.inverseStd, gamma: gamma, beta: beta,
+                          residual: residual?[i], relu: relu)
+            }
+            return (y, statistics)
+        }
+    }
+
+    /// Mean and biased variance over all chunks (Σx and Σx² in Double per chunk, then in chunk order).
+    public static func batchStatistics(_ chunks: [FeatureMap], epsilon: Float) -> BatchNormStatistics {
+        let partials = BatchChunks.map(chunks.count) { i in sumsAndSquares(chunks[i]) }
+        let total = chunks.reduce(0) { $0 + $1.count * $1.pixels }
+        return BatchNormStatistics(sums: BatchChunks.sum(partials.map(\.0)), squares: BatchChunks.sum(partials.map(\.1)),
+                                   count: total, epsilon: epsilon)
+    }
+
+    static func sumsAndSquares(_ x: FeatureMap) -> ([Double], [Double]) {
+        let c = x.channels, rows = x.count * x.pixels
+        var sums = [Double](repeating: 0, count: c), squares = [Double](repeating: 0, count: c)
+        x.values.withUnsafeBufferPointer { xb in
+            sums.withUnsafeMutableBufferPointer { sb in
+                squares.withUnsafeMutableBufferPointer { qb in
+                    let xp = xb.baseAddress!, sp = sb.baseAddress!, qp = qb.baseAddress!
+                    for r in 0..<rows {
+                        let row = xp + r * c
+                        for ch in 0..<c {
+                            let v = Double(row[ch])
+                            sp[ch] += v
+                            qp[ch] += v * v
+                        }
+                    }
+                }
+            }
+        }
+        return (sums, squares)
+    }
+
+    /// y = γ·(x − mean)·inverseStd + β (+ residual) (then ReLU), per channel. Eval mode is
+    /// this with the running mean and 1/√(running variance + ε).
+    public static func normalize(_ x: FeatureMap, mean: [Float], inverseStd: [Float], gamma: [Float], beta: [Float],
+                                 residual: FeatureMap? = nil, relu: Bool) -> FeatureMap {
+        let c = x.channels, rows = x.count * x.pixels
+        precondition(mean.count == c && inverseStd.count == c && gamma.count == c && beta.count == c,
+                     "batch norm: \(c) channels, parameters for \(gamma.count)")
+        if let residual { precondition(residual.values.count == x.values.count, "residual: shapes disagree") }
+        // y = x·scale + shift.
+        let scale = (0..<c).map { gamma[$0] * inverseStd[$0] }
+        let shift = (0..<c).map { beta[$0] - mean[$0] * gamma[$0] * inverseStd[$0] }
+        var y = FeatureMap(uninitializedCount: x.count, height: x.height, width: x.width, channels: c)
+        x.values.withUnsafeBufferPointer { xb in
+            y.values.withUnsafeMutableBufferPointer { yb in
+                scale.withUnsafeBufferPointer { ab in
+                    shift.withUnsafeBufferPointer { bb in
+                        let xp = xb.baseAddress!, yp = yb.baseAddress!, a = ab.baseAddress!, b = bb.baseAddress!
+                        func run(_ rp: UnsafePointer<Float>?) {
+                            for r in 0..<rows {
+                                let xr = xp + r * c, yr = yp + r * c
+                                if let rp {
+                                    let rr = rp + r * c
+                                    for ch in 0..<c { yr[ch] = xr[ch] * a[ch] + b[ch] + rr[ch] }
+                                } else {
+                                    for ch in 0..<c { yr[ch] = xr[ch] * a[ch] + b[ch] }
+                                }
+                                if relu { for ch in 0..<c { yr[ch] = max(0, yr[ch]) } }
+                            }
+                        }
+                        if let residual {
+                            residual.values.withUnsafeBufferPointer { run($0.baseAddress!) }
+                        } else {
+                            run(nil)
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Moves running statistics toward the batch's, PyTorch's rule: r ← (1 − m)·r + m·batch,
+    /// with the unbiased batch variance.
+    public static func updateRunning(mean: inout [Float], variance: inout [Float], with statistics: BatchNormStatistics,
+                                     momentum: Float = 0.1) {
+        let unbiased = statistics.unbiasedVariance
+        for c in mean.indices {
+            mean[c] = (1 - momentum) * mean[c] + momentum * statistics.mean[c]
+            variance[c] = (1 - momentum) * variance[c] + momentum * unbiased[c]
+        }
+    }
+
+    /// Training-mode backward over chunks. `dy` is dL/d(output of the normalisation) —
+    /// when `reluOutput` is given (the forward ran ReLU right after), dy is first masked by
+    /// reluOutput > 0. Returns dL/dx per chunk, dL/dγ and dL/dβ.
+    public static func backward(_ dy: [FeatureMap], x: [FeatureMap], reluOutput: [FeatureMap]? = nil, gamma: [Float],
+                                statistics: BatchNormStatistics) -> (dx: [FeatureMap], gamma: [Float], beta: [Float]) {
+        Profiler.measure("bn-backward") {
+            let partials = BatchChunks.map(dy.count) { i in
+                gradientSums(dy[i], x: x[i], reluOutput: reluOutput?[i], statistics: statistics)
+            }
+            let sumDy = BatchChunks.sum(partials.map(\.0)), sumDyXhat = BatchChunks.sum(partials.map(\.1))
+            let dx = BatchChunks.map(dy.count) { i in
+                inputGradient(dy[i], x: x[i], reluOutput: reluOutput?[i], gamma: gamma, statistics: statistics,
+                              sumDy: sumDy, sumDyXhat: sumDyXhat)
+            }
+            return (dx, sumDyXhat.map { Float($0) }, sumDy.map { Float($0) })
+        }
+    }
+
+    /// Per channel Σdy and Σdy·x̂ of one chunk (dy masked by reluOutput > 0 when given).
+    static func gradientSums(_ dy: FeatureMap, x: FeatureMap, reluOutput: FeatureMap?, statistics s: BatchNormStatistics) -> ([Double], [Double]) {
+        let c = x.channels, rows = x.count * x.pixels
+        precondition(dy.values.count == x.values.count, "batch norm gradient: shapes disagree")
+        var sumDy = [Double](repeating: 0, count: c), sumDyXhat = [Double](repeating: 0, count: c)
+        var rowDy = [Float](repeating: 0, count: c), rowDyX = [Float](repeating: 0, count: c)
+        dy.values.withUnsafeBufferPointer { db in
+            x.values.withUnsafeBufferPointer { xb in
+                s.mean.withUnsafeBufferPointer { mb in
+                    let dp = db.baseAddress!, xp = xb.baseAddress!, mp = mb.baseAddress!
+                    withMask(reluOutput) { mask in
+                        rowDy.withUnsafeMutableBufferPointer { tb in
+                            rowDyX.withUnsafeMutableBufferPointer { ub in
+                                let t = tb.baseAddress!, u = ub.baseAddress!
+                                // Float sums over one image row at a time, Double across rows.
+                                let width = max(1, x.width)
+                                var r = 0
+                                while r < rows {
+                                    let end = min(rows, r + width)
+                                    for ch in 0..<c { t[ch] = 0; u[ch] = 0 }
+                                    for q in r..<end {
+                                        let dr = dp + q * c, xr = xp + q * c
+                                        if let mask {
+                                            let yr = mask + q * c
+                                            for ch in 0..<c {
+                                                let g = yr[ch] > 0 ? dr[ch] : 0
+                                                t[ch] += g
+                                                u[ch] += g * (xr[ch] - mp[ch])
+                                            }
+                                        } else {
+                                            for ch in 0..<c {
+                                                t[ch] += dr[ch]
+                                                u[ch] += dr[ch] * (xr[ch] - mp[ch])
+                                            }
+                                        }
+                                    }
+                                    for ch in 0..<c {
+                                        sumDy[ch] += Double(t[ch])
+                                        sumDyXhat[ch] += Double(u[ch])
+                                    }
+                                    r = end
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for ch in 0..<c { sumDyXhat[ch] *= Double(s.inverseStd[ch]) }
+        return (sumDy, sumDyXhat)
+    }
+
+    /// dx = γ·σ⁻¹·(dy − Σdy/n − x̂·Σ(dy·x̂)/n) for one chunk.
+    static func inputGradient(_ dy: FeatureMap, x: FeatureMap, reluOutput: FeatureMap?, gamma: [Float], statistics s: BatchNormStatistics,
+                              sumDy: [Double], sumDyXhat: [Double]) -> FeatureMap {
+        let c = x.channels, rows = x.count * x.pixels
+        let n = Double(s.count)
+        // dx = dy·a + (x − mean)·b + d per channel.
+        var a = [Float](repeating: 0, count: c), b = a, d = a
+        for ch in 0..<c {
+            let inv = Double(s.inverseStd[ch]), g = Double(gamma[ch])
+            let meanDy = sumDy[ch] / n, meanDyXhat = sumDyXhat[ch] / n
+            a[ch] = Float(g * inv)
+            b[ch] = Float(-g * inv * inv * meanDyXhat)
+            d[ch] = Float(-g * inv * meanDy)
+        }
+        var dx = FeatureMap(uninitializedCount: x.count, height: x.height, width: x.width, channels: c)
+        dy.values.withUnsafeBufferPointer { db in
+            x.values.withUnsafeBufferPointer { xb in
+                s.mean.withUnsafeBufferPointer { mb in
+                dx.values.withUnsafeMutableBufferPointer { ob in
+                    a.withUnsafeBufferPointer { ab in
+                        b.withUnsafeBufferPointer { bb in
+                            d.withUnsafeBufferPointer { cb in
+                                let dp = db.baseAddress!, xp = xb.baseAddress!, op = ob.baseAddress!
+                                let ap = ab.baseAddress!, bp = bb.baseAddress!, cp = cb.baseAddress!, mp = mb.baseAddress!
+                                withMask(reluOutput) { mask in
+                                    for r in 0..<rows {
+                                        let dr = dp + r * c, xr = xp + r * c, or = op + r * c
+                                        if let mask {
+                                            let yr = mask + r * c
+                                            for ch in 0..<c {
+                                                let g = yr[ch] > 0 ? dr[ch] : 0
+                                                or[ch] = g * ap[ch] + (xr[ch] - mp[ch]) * bp[ch] + cp[ch]
+                                            }
+                                        } else {
+                                            for ch in 0..<c { or[ch] = dr[ch] * ap[ch] + (xr[ch] - mp[ch]) * bp[ch] + cp[ch] }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                }
+            }
+        }
+        return dx
+    }
+
+    @inline(__always)
+    static func withMask<R>(_ map: FeatureMap?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let map else { return body(nil) }
+        return map.values.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}

@@ -1,0 +1,193 @@
+/// The weight gradient of a 3×3, stride-1, padding-1 convolution in the Winograd domain.
+///
+/// The forward computes each output tile as Y = Aᵀ[Σ_ci U ⊙ V]A with U = G·g·Gᵀ and
+/// V = Bᵀ·d·B, so for an output gradient dY the filter gradient is
+/// dg = Gᵀ[Σ_tiles (A·dY·Aᵀ) ⊙ V]G: per point ξ of the α×α domain, one GEMM
+/// Vᵀ[ξ] (Cin × tiles) · M[ξ] (tiles × Cout), then the α×α → 3×3 transform. Channel counts
+/// must be multiples of 16, as for `Winograd`.
+public enum WinogradGradient {
+    typealias V = SIMD16<Float>
+
+    /// dL/dw of one chunk in the packed layout of `ConvolutionWeights` ([9·Cin, Cout]), for
+    /// y = conv3×3(x, w) with padding 1 and output gradient `dy`, by F(`tile`×`tile`, 3×3).
+    public static func weight(_ x: FeatureMap, _ dy: FeatureMap, tile: Int = Winograd.defaultTile) -> [Float] {
+        precondition(tile == 2 || tile == 4)
+        precondition(WinogradWeights.supports(inputChannels: x.channels, outputChannels: dy.channels),
+                     "Winograd weight gradient: channel counts must be multiples of 16")
+        precondition(x.count == dy.count && x.height == dy.height && x.width == dy.width,
+                     "Winograd weight gradient: output gradient shape does not match the input shape")
+        return Profiler.measure("winograd-dw") { tile == 2 ? gradient(x, dy, F2.self) : gradient(x, dy, F4.self) }
+    }
+
+    static func gradient<T: WinogradGradientTransform>(_ x: FeatureMap, _ dy: FeatureMap, _: T.Type) -> [Float] {
+        let cin = x.channels, cout = dy.channels, m = T.tile, alpha = m + 2, points = alpha * alpha
+        let h = x.height, wd = x.width
+        let tilesX = (wd + m - 1) / m, tilesPerImage = ((h + m - 1) / m) * tilesX
+        let totalTiles = x.count * tilesPerImage
+        let chunk = max(16, min(totalTiles, Winograd.chunkFloats / (points * (cin + cout))))
+        let vStride = chunk * cin + 48, mStride = chunk * cout + 48
+        // dU: [α²][Cin][Cout].
+        var du = [Float](repeating: 0, count: points * cin * cout)
+        guard totalTiles > 0 else { return [Float](repeating: 0, count: 9 * cin * cout) }
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * vStride)
+        let mt = UnsafeMutablePointer<Float>.allocate(capacity: points * mStride)
+        let scratch = UnsafeMutablePointer<V>.allocate(capacity: 3 * points)
+        defer { v.deallocate(); mt.deallocate(); scratch.deallocate() }
+        x.values.withUnsafeBufferPointer { xb in
+        dy.values.withUnsafeBufferPointer { db in
+        du.withUnsafeMutableBufferPointer { ub in
+            let xp = xb.baseAddress!, dp = db.baseAddress!, up = ub.baseAddress!
+            var start = 0
+            while start < totalTiles {
+                let count = min(chunk, totalTiles - start)
+                for t in 0..<count {
+                    let r = (start + t) % tilesPerImage, n = (start + t) / tilesPerImage
+                    let oy = m * (r / tilesX), ox = m * (r % tilesX)
+                    // V = Bᵀ·d·B of the α×α input patch (zeros outside the image).
+                    for c in stride(from: 0, to: cin, by: 16) {
+                        for i in 0..<alpha {
+                            let iy = oy - 1 + i
+                            for j in 0..<alpha {
+                                let ix = ox - 1 + j
+                                scratch[i * alpha + j] = (iy >= 0 && iy < h && ix >= 0 && ix < wd)
+                                    ? UnsafeRawPointer(xp + ((n * h + iy) * wd + ix) * cin + c).loadUnaligned(as: V.self) : V()
+                            }
+                        }
+                        let rows = scratch + points, out = scratch + 2 * points
+                        for j in 0..<alpha { T.input(scratch + j, alpha, rows + j, alpha) }
+                        for i in 0..<alpha { T.input(rows + i * alpha, 1, out + i * alpha, 1) }
+                        let dst = v + t * cin + c
+                        for k in 0..<points { UnsafeMutableRawPointer(dst + k * vStride).storeBytes(of: out[k], as: V.self) }
+                    }
+                    // M = A·dY·Aᵀ of the m×m output-gradient tile (zeros beyond the image).
+                    for c in stride(from: 0, to: cout, by: 16) {
+                        for i in 0..<m {
+                            let yy = oy + i
+                            for j in 0..<m {
+                                let yx = ox + j
+                                scratch[i * m + j] = (yy < h && yx < wd)
+                                    ? UnsafeRawPointer(dp + ((n * h + yy) * wd + yx) * cout + c).loadUnaligned(as: V.self) : V()
+                            }
+                        }
+                        let rows = scratch + points, out = scratch + 2 * points
+                        for j in 0..<m { T.outputAdjoint(scratch + j, m, rows + j, m) }
+                        for i in 0..<alpha { T.outputAdjoint(rows + i * m, 1, out + i * alpha, 1) }
+                        let dst = mt + t * cout + c
+                        for k in 0..<points { UnsafeMutableRawPointer(dst + k * mStride).storeBytes(of: out[k], as: V.self) }
+                    }
+                }
+                for k in 0..<points {
+                    BLAS.sgemm(transposeA: true, m: cin, n: cout, k: count, a: v + k * vStride, lda: cin, b: mt + k * mStride, ldb: cout,
+                               beta: start == 0 ? 0 : 1, c: up + k * cin * cout, ldc: cout)
+                }
+                start += count
+            }
+        }
+        }
+        }
+        return filterAdjoint(du, inputChannels: cin, outputChannels: cout, tile: m)
+    }
+
+    /// dg = Gᵀ·dU·G per channel pair, in the packed layout [(ky·3 + kx)·Cin + ci][co].
+    static func filterAdjoint(_ du: [Float], inputChannels cin: Int, outputChannels cout: Int, tile: Int) -> [Float] {
+        let g = tile == 2 ? WinogradWeights.g2 : WinogradWeights.g4
+        let alpha = tile + 2, pairs = cin * cout
+        var packed = [Float](repeating: 0, count: 9 * pairs)
+        var half = [Double](repeating: 0, count: alpha * 3)
+        for pair in 0..<pairs {
+            // half[i][l] = Σ_j dU[i][j]·G[j][l]; dg[k][l] = Σ_i G[i][k]·half[i][l].
+            for i in 0..<alpha {
+                for l in 0..<3 {
+                    var s = 0.0
+                    for j in 0..<alpha where g[j][l] != 0 { s += Double(du[(i * alpha + j) * pairs + pair]) * g[j][l] }
+                    half[i * 3 + l] = s
+                }
+            }
+            for k in 0..<3 {
+                for l in 0..<3 {
+                    var s = 0.0
+                    for i in 0..<alpha where g[i][k] != 0 { s += g[i][k] * half[i * 3 + l] }
+                    // pair = ci·Cout + co, the packed row (k·3 + l)·Cin + ci.
+                    packed[(k * 3 + l) * pairs + pair] = Float(s)
+                }
+            }
+        }
+        return packed
+    }
+}
+
+/// A Winograd variant with the adjoint of its output transform (A: m → α), for gradients.
+protocol WinogradGradientTransform: WinogradTransform {
+    static func outputAdjoint(_ d: UnsafeMutablePointer<SIMD16<Float>>, _ ds: Int, _ o: UnsafeMutablePointer<SIMD16<Float>>, _ os: Int)
+}
+
+extension F2: WinogradGradientTransform {
+    /// A for Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]].
+    @inline(__always)
+    static func outputAdjoint(_ d: UnsafeMutablePointer<SIMD16<Float>>, _ ds: Int, _ o: UnsafeMutablePointer<SIMD16<Float>>, _ os: Int) {
+        let y0 = d[0], y1 = d[ds]
+        o[0] = y0
+        o[os] = y0 + y1
+        o[2 * os] = y0 - y1
+        o[3 * os] = -y1
+    }
+}
+
+extension F4: WinogradGradientTransform {
+    /// A for Aᵀ = [[1, 1, 1, 1, 1, 0], [0, 1, −1, 2, −2, 0], [0, 1, 1, 4, 4, 0], [0, 1, −1, 8, −8, 1]].
+    @inline(__always)
+    static func outputAdjoint(_ d: UnsafeMutablePointer<SIMD16<Float>>, _ ds: Int, _ o: UnsafeMutablePointer<SIMD16<Float>>, _ os: Int) {
+        let y0 = d[0], y1 = d[ds], y2 = d[2 * ds], y3 = d[3 * ds]
+        let even = y0 + y2, odd = y1 + y3, even4 = y0 + 4 * y2, odd8 = 2 * y1 + 8 * y3
+        o[0] = y0
+        o[os] = even + odd
+        o[2 * os] = even - odd
+        o[3 * os] = even4 + odd8
+        o[4 * os] = even4 - odd8
+        o[5 * os] = y3
+    }
+}
+
+extension WinogradWeights {
+    /// Winograd weights for training, where they change every step: the forward kernel of
+    /// PyTorch-layout weights [Cout, Cin, 3, 3] (no bias), or with `transposed` the kernel
+    /// of the input gradient (w′[ci, co] = w[co, ci] flipped, see
+    /// `ConvolutionGradient.transposedFlipped3x3`). U = G·g·Gᵀ, computed separably.
+    public init(training weight: [Float], outputChannels cout: Int, inputChannels cin: Int, tile: Int, transposed: Bool) {
+        precondition(weight.count == cout * cin * 9 && (tile == 2 || tile == 4))
+        precondition(Self.supports(inputChannels: cin, outputChannels: cout))
+        let g = (tile == 2 ? Self.g2 : Self.g4).flatMap { $0 }
+        let alpha = tile + 2, points = alpha * alpha
+        let inputs = transposed ? cout : cin, outputs = transposed ? cin : cout
+        var u = [Float](repeating: 0, count: points * cin * cout)
+        var half = [Double](repeating: 0, count: alpha * 3)
+        for co in 0..<cout {
+            for ci in 0..<cin {
+                let base = (co * cin + ci) * 9
+                // half[i][l] = Σ_k G[i][k]·g[k][l], g flipped for the input gradient.
+                for i in 0..<alpha {
+                    for l in 0..<3 {
+                        var s = 0.0
+                        for k in 0..<3 {
+                            let w = transposed ? weight[base + 8 - (k * 3 + l)] : weight[base + k * 3 + l]
+                            s += g[i * 3 + k] * Double(w)
+                        }
+                        half[i * 3 + l] = s
+                    }
+                }
+                let row = transposed ? co : ci, column = transposed ? ci : co
+                for i in 0..<alpha {
+                    for j in 0..<alpha {
+                        let s = half[i * 3] * g[j * 3] + half[i * 3 + 1] * g[j * 3 + 1] + half[i * 3 + 2] * g[j * 3 + 2]
+                        u[((i * alpha + j) * inputs + row) * outputs + column] = Float(s)
+                    }
+                }
+            }
+        }
+        self.tile = tile
+        inputChannels = inputs
+        outputChannels = outputs
+        bias = [Float](repeating: 0, count: outputs)
+        transformed = u
+    }
+}

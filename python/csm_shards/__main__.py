@@ -1,0 +1,7 @@
+"""`python3 -m csm_shards dump|info PATH`: the `csm-shards` command."""
+
+import sys
+
+from csm_shards import main
+
+sys.exit(main())
