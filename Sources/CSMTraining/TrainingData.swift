@@ -191,10 +191,10 @@ public struct TrainingBatches {
     public func next() throws -> TrainingBatch? {
         switch source {
         case .real(let prefetcher):
-            guard let batch = try prefetcher.nextItem() else { return nil }
+            guard let batch = try prefetcher.next() else { return nil }
             return TrainingBatch(images: Self.nhwc(batch), realLabels: labels(batch), mixedTargets: [])
         case .paired(let prefetcher):
-            guard let batch = try prefetcher.nextItem() else { return nil }
+            guard let batch = try prefetcher.next() else { return nil }
             var images = Self.nhwc(batch.real)
             if batch.mixed.count > 0 { images = FeatureMap.joined([images, Self.nhwc(batch.mixed)]) }
             return TrainingBatch(images: images, realLabels: batch.realLabels, mixedTargets: batch.mixed.targets)
