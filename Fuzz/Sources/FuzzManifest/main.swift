@@ -3,7 +3,7 @@ import CSMShards
 import Foundation
 
 /// Parses arbitrary bytes as a `manifest.json`; a manifest that decodes must encode and
-/// decode back to itself. Then resolves a directory holding those bytes as its manifest,
+/// decode back to itself; its missing shards are listed and described as `csm inspect` does. Then resolves a directory holding those bytes as its manifest,
 /// as the loader, inspect and merge do. Errors are expected; crashes and round-trip
 /// mismatches are bugs.
 let directory = NSTemporaryDirectory() + "csm-fuzz-manifest-\(getpid())"
@@ -18,6 +18,10 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         }
     }
     _ = manifest.totalCount
+    if let expected = manifest.expectedShardCount {
+        let missing = manifest.missingShardIndices
+        if !missing.isEmpty { _ = Manifest.describeMissing(missing, of: expected) }
+    }
     if FileManager.default.createFile(atPath: manifestPath, contents: bytes) {
         _ = try? ShardPaths(resolving: directory)
     }
