@@ -7,7 +7,7 @@ CSM         = .build/release/csm
 PACKAGES    = libopenblas-dev libhdf5-dev libpng-dev libjpeg-dev zlib1g-dev dataset-fashion-mnist
 SUDO        = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test test-slurm test-distributed python-package demo bench clean
+.PHONY: all deps build test test-slurm test-distributed python-package demo bench fuzz clean
 
 all: build
 
@@ -67,5 +67,18 @@ bench: build python-package
 	@[ -e demo-out/real-train/manifest.json ] || $(CSM) import fashion-mnist --split train --out demo-out/real-train
 	python3 tools/bench.py --csm $(CSM)
 
+## fuzz: libFuzzer harnesses (safetensors, .npy, IDX, manifest JSON, shards) built with
+## -sanitize=fuzzer,address in their own package (Fuzz/, never part of build or test), each
+## run FUZZ_SECONDS from the committed seed corpus, FUZZ_PARALLEL at a time; prints
+## executions, exec/s, coverage and crashes per harness (Fuzz/README.md). Not in CI.
+FUZZ_SECONDS   ?= 300
+FUZZ_PARALLEL  ?= 1
+FUZZ_HARNESSES ?= FuzzSafeTensors FuzzNumPy FuzzIDX FuzzManifest FuzzShard
+FUZZ_BUILD      = $(SWIFT) build -c release --package-path Fuzz --scratch-path .build-fuzz \
+                  -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
+fuzz: deps
+	@for h in $(FUZZ_HARNESSES); do $(FUZZ_BUILD) --product $$h || exit 1; done
+	python3 Fuzz/run_fuzz.py --seconds $(FUZZ_SECONDS) --parallel $(FUZZ_PARALLEL) $(FUZZ_HARNESSES)
+
 clean:
-	rm -rf .build demo-out bench-out python/build python/*.egg-info
+	rm -rf .build .build-fuzz demo-out bench-out python/build python/*.egg-info

@@ -172,8 +172,10 @@ class Data:
             targets = None
             if self.mixed is not None:
                 mixed = [m for j, i in enumerate(chosen) for m in self.group(i, start + j, epoch)]
+                # Mixed sample j of the batch takes the epoch's draws number start·(n_aug + 1) + j.
+                first = start * (args.n_aug + 1)
                 images += [transform(self.mixed_images[m], self.mean, self.std, padding, flip,
-                                     LoaderRandom(args.seed ^ 0x4D495845, epoch, j)) for j, m in enumerate(mixed)]
+                                     LoaderRandom(args.seed ^ 0x4D495845, epoch, first + j)) for j, m in enumerate(mixed)]
                 targets = torch.from_numpy(self.mixed_labels[mixed])
             yield torch.from_numpy(np.stack(images)), labels, targets
 

@@ -194,20 +194,25 @@ public struct SafeTensorsFile: Sendable {
         let start = dataStart + entry.range.lowerBound
         return try bytes.withUnsafeBytes { raw -> [Int] in
             let base = raw.baseAddress! + start
-            func read<T: FixedWidthInteger>(_ type: T.Type) -> [Int] {
-                (0..<count).map { Int(T(littleEndian: base.loadUnaligned(fromByteOffset: MemoryLayout<T>.size * $0, as: T.self))) }
+            func read<T: FixedWidthInteger>(_ type: T.Type) throws -> [Int] {
+                try (0..<count).map { i in
+                    let value = T(littleEndian: base.loadUnaligned(fromByteOffset: MemoryLayout<T>.size * i, as: T.self))
+                    // Only U64 can hold values beyond Int.max.
+                    guard let exact = Int(exactly: value) else {
+                        throw FileError(path, tensor: name, "holds \(value) at element \(i), larger than the largest Int")
+                    }
+                    return exact
+                }
             }
             switch entry.dtype {
-            case .i64: return read(Int64.self)
-            case .i32: return read(Int32.self)
-            case .i16: return read(Int16.self)
-            case .i8: return read(Int8.self)
-            case .u8, .bool: return read(UInt8.self)
-            case .u16: return read(UInt16.self)
-            case .u32: return read(UInt32.self)
-            case .u64:
-                let values = read(UInt64.self)
-                return values
+            case .i64: return try read(Int64.self)
+            case .i32: return try read(Int32.self)
+            case .i16: return try read(Int16.self)
+            case .i8: return try read(Int8.self)
+            case .u8, .bool: return try read(UInt8.self)
+            case .u16: return try read(UInt16.self)
+            case .u32: return try read(UInt32.self)
+            case .u64: return try read(UInt64.self)
             default:
                 throw FileError(path, "tensor '\(name)' is \(entry.dtype.rawValue), expected an integer tensor")
             }

@@ -42,21 +42,29 @@ public struct ImageTransform: Sendable {
             a[ch] = scale / s
             b[ch] = -m / s
         }
+        // The hot loop: each output row is zero (padding) outside the columns whose source
+        // pixel lies inside the image, and a strided copy with scale and shift inside them.
+        let stride = flip ? -c : c
+        let xLow = max(0, flip ? dx : -dx), xHigh = min(w, flip ? w + dx : w - dx)
         pixels.withUnsafeBufferPointer { source in
-            let src = source.baseAddress!
+            guard let src = source.baseAddress else { return }
             for ch in 0..<c {
                 let plane = out + ch * h * w
-                let zero = b[ch]
+                let (gain, zero) = (a[ch], b[ch])
                 for y in 0..<h {
                     let sy = y + dy
                     let row = plane + y * w
-                    guard sy >= 0 && sy < h else {
+                    guard sy >= 0 && sy < h, xLow < xHigh else {
                         row.update(repeating: zero, count: w)
                         continue
                     }
-                    for x in 0..<w {
-                        let sx = (flip ? w - 1 - x : x) + dx
-                        row[x] = (sx >= 0 && sx < w) ? Float(src[(sy * w + sx) * c + ch]) * a[ch] + b[ch] : zero
+                    row.update(repeating: zero, count: xLow)
+                    (row + xHigh).update(repeating: zero, count: w - xHigh)
+                    let firstX = (flip ? w - 1 - xLow : xLow) + dx
+                    var pixel = src + (sy * w + firstX) * c + ch
+                    for x in xLow..<xHigh {
+                        row[x] = Float(pixel.pointee) * gain + zero
+                        pixel += stride
                     }
                 }
             }

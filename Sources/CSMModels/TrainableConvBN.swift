@@ -41,7 +41,7 @@ final class TrainableConvBN {
 
     /// True when the layer's 3×3 convolutions go through Winograd (forward, input and weight gradients).
     private var usesWinograd: Bool {
-        kernel == 3 && stride == 1 && padding == 1 && WinogradGradient.supports(inputChannels: inputs, outputChannels: outputs)
+        kernel == 3 && stride == 1 && padding == 1 && WinogradWeights.supportsGradients(inputChannels: inputs, outputChannels: outputs)
     }
 
     private func convolve(_ x: [FeatureMap]) -> [FeatureMap] {

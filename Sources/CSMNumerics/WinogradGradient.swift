@@ -4,24 +4,19 @@
 /// V = Bᵀ·d·B, so for an output gradient dY the filter gradient is
 /// dg = Gᵀ[Σ_tiles (A·dY·Aᵀ) ⊙ V]G: per point ξ of the α×α domain, one GEMM
 /// Vᵀ[ξ] (Cin × tiles) · M[ξ] (tiles × Cout), then the α×α → 3×3 transform. Channel counts
-/// must be multiples of 16, as for `Winograd`.
+/// must be multiples of 16 (`WinogradWeights.supportsGradients`); other layers take the
+/// im2col gradients.
 public enum WinogradGradient {
     typealias V = SIMD16<Float>
-
-    /// True when the training kernels (this weight gradient and `WinogradWeights(training:)`)
-    /// run these channel counts: positive multiples of 16.
-    public static func supports(inputChannels: Int, outputChannels: Int) -> Bool {
-        inputChannels > 0 && outputChannels > 0 && inputChannels % 16 == 0 && outputChannels % 16 == 0
-    }
 
     /// dL/dw of one chunk in the packed layout of `ConvolutionWeights` ([9·Cin, Cout]), for
     /// y = conv3×3(x, w) with padding 1 and output gradient `dy`, by F(`tile`×`tile`, 3×3).
     public static func weight(_ x: FeatureMap, _ dy: FeatureMap, tile: Int = Winograd.defaultTile) -> [Float] {
-        precondition(tile == 2 || tile == 4)
-        precondition(supports(inputChannels: x.channels, outputChannels: dy.channels),
-                     "Winograd weight gradient: channel counts must be multiples of 16")
-        precondition(x.count == dy.count && x.height == dy.height && x.width == dy.width,
-                     "Winograd weight gradient: output gradient shape does not match the input shape")
+        kernelPrecondition(tile == 2 || tile == 4, "Winograd weight gradient: tile \(tile)")
+        kernelPrecondition(WinogradWeights.supportsGradients(inputChannels: x.channels, outputChannels: dy.channels),
+                           "Winograd weight gradient: channel counts must be multiples of 16")
+        kernelPrecondition(x.count == dy.count && x.height == dy.height && x.width == dy.width && x.hasConsistentShape
+                           && dy.hasConsistentShape, "Winograd weight gradient: output gradient shape does not match the input shape")
         return Profiler.measure("winograd-dw") { tile == 2 ? gradient(x, dy, F2.self) : gradient(x, dy, F4.self) }
     }
 
@@ -151,13 +146,19 @@ extension F4: WinogradGradientTransform {
 }
 
 extension WinogradWeights {
+    /// True when `WinogradGradient` can compute the weight gradient of a layer with these
+    /// channel counts (multiples of 16; the forward kernel takes any count).
+    public static func supportsGradients(inputChannels: Int, outputChannels: Int) -> Bool {
+        inputChannels > 0 && outputChannels > 0 && inputChannels % 16 == 0 && outputChannels % 16 == 0
+    }
+
     /// Winograd weights for training, where they change every step: the forward kernel of
     /// PyTorch-layout weights [Cout, Cin, 3, 3] (no bias), or with `transposed` the kernel
     /// of the input gradient (w′[ci, co] = w[co, ci] flipped, see
     /// `ConvolutionGradient.transposedFlipped3x3`). U = G·g·Gᵀ, computed separably.
     public init(training weight: [Float], outputChannels cout: Int, inputChannels cin: Int, tile: Int, transposed: Bool) {
-        precondition(weight.count == cout * cin * 9 && (tile == 2 || tile == 4))
-        precondition(WinogradGradient.supports(inputChannels: cin, outputChannels: cout))
+        kernelPrecondition(weight.count == cout * cin * 9 && (tile == 2 || tile == 4) && cin > 0 && cout > 0,
+                           "Winograd: \(weight.count) weights for \(cin)→\(cout) channels, tile \(tile)")
         let g = (tile == 2 ? Self.g2 : Self.g4).flatMap { $0 }
         let alpha = tile + 2, points = alpha * alpha
         let inputs = transposed ? cout : cin, outputs = transposed ? cin : cout
@@ -189,7 +190,7 @@ extension WinogradWeights {
         self.tile = tile
         inputChannels = inputs
         outputChannels = outputs
-        paddedBias = [Float](repeating: 0, count: outputs)
+        paddedBias = [Float](repeating: 0, count: Winograd.roundedUp(outputs))
         transformed = u
     }
 }

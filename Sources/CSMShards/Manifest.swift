@@ -62,9 +62,13 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// How many shards the whole run has (`config.num_shards`, which `csm generate`
     /// records), or nil when the configuration does not say.
     public var expectedShardCount: Int? {
-        if case .int(let n)? = config["num_shards"], n >= 1, n <= Int64(Int32.max) { return Int(n) }
+        if case .int(let n)? = config["num_shards"], n >= 1, n <= Int64(Self.maxShardCount) { return Int(n) }
         return nil
     }
+
+    /// The most shards one run may have. A larger `config.num_shards` is refused when a
+    /// manifest is read, so that listing a run's missing shards stays small.
+    public static let maxShardCount = 1_000_000
 
     /// The run's shard indices this manifest does not list, ascending; empty when the run is
     /// complete or the configuration gives no shard count.
@@ -110,6 +114,9 @@ public struct Manifest: Codable, Equatable, Sendable {
         }
         guard manifest.schema == schemaName else {
             throw FileError(path, dataset: "schema", "is '\(manifest.schema)', expected \(schemaName)")
+        }
+        if case .int(let n)? = manifest.config["num_shards"], !(1...Int64(maxShardCount)).contains(n) {
+            throw FileError(path, dataset: "config.num_shards", "is \(n), expected 1 to \(maxShardCount)")
         }
         var files = Set<String>(), indices = Set<Int>()
         for shard in manifest.shards {

@@ -58,6 +58,9 @@ final class ManifestTests: XCTestCase {
             (#"{"schema": "csm-manifest/1", "shards": [{"file": "/etc/a.h5", "count": 1, "sha256": "", "shard_index": 0}], "config": {}}"#, "not a plain file name"),
             (#"{"schema": "csm-manifest/1", "shards": [{"file": "a.h5", "count": -1, "sha256": "", "shard_index": 0}], "config": {}}"#, "negative count"),
             ("{not json", "not valid JSON"),
+            // Found by Fuzz/FuzzManifest: listing the missing shards of 2³¹ − 1 ran out of memory.
+            (#"{"schema": "csm-manifest/1", "shards": [], "config": {"num_shards": 2147483647}}"#, "config.num_shards': is 2147483647, expected 1 to 1000000"),
+            (#"{"schema": "csm-manifest/1", "shards": [], "config": {"num_shards": 0}}"#, "expected 1 to"),
         ]
         for (text, mention) in cases {
             try Data(text.utf8).write(to: URL(fileURLWithPath: path))

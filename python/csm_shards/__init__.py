@@ -196,6 +196,10 @@ def _resolve(path: str) -> tuple[str | None, list[_ManifestEntry]]:
     return None, [_ManifestEntry(path=path, count=-1, sha256="", shard_index=0)]
 
 
+#: The most shards one run may have (csm's `Manifest.maxShardCount`).
+MAX_SHARD_COUNT = 1_000_000
+
+
 def _run_coverage(manifest_path: str, entries: Sequence[_ManifestEntry]) -> tuple[int | None, list[int]]:
     """(shards the run has, shard indices the manifest does not list): the count is the
     manifest's `config.num_shards` (csm generate records it); (None, []) when it gives none.
@@ -206,8 +210,10 @@ def _run_coverage(manifest_path: str, entries: Sequence[_ManifestEntry]) -> tupl
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         return None, []
     expected = config.get("num_shards") if isinstance(config, dict) else None
-    if not _is_int(expected) or expected < 1:
+    if not _is_int(expected):
         return None, []
+    if not 1 <= expected <= MAX_SHARD_COUNT:
+        raise ShardError(manifest_path, f"is {expected}, expected 1 to {MAX_SHARD_COUNT}", "config.num_shards")
     present = {entry.shard_index for entry in entries}
     return expected, [index for index in range(expected) if index not in present]
 

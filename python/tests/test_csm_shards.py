@@ -120,6 +120,11 @@ def test_incomplete_run_names_the_missing_shards(mixed_run, tmp_path):
     assert partial.expected_shards == 3 and partial.missing_shards == [1] and len(partial) == 20
     assert len(CSMShards(os.path.join(directory, "mixed-00001.h5"))) == 10      # one file: what was asked for
 
+    # A run of 2³¹ − 1 shards is refused, not listed (csm's Manifest refuses it the same way).
+    write_manifest(directory, [("mixed-00000.h5", 0)], config={"num_shards": 2**31 - 1})
+    with pytest.raises(ShardError, match="num_shards"):
+        CSMShards(directory)
+
     write_manifest(directory, [("mixed-00001.h5", 1)], config={"num_shards": 9})
     with pytest.raises(ShardError, match="lacks shards 0, 2–8 of 9"):
         CSMShards(manifest)
