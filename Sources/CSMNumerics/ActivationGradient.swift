@@ -12,11 +12,13 @@ public enum ReLU {
     /// dL/dx = dy where the forward output was positive, 0 elsewhere (PyTorch's choice at 0).
     public static func backward(_ dy: FeatureMap, output y: FeatureMap) -> FeatureMap {
         precondition(dy.values.count == y.values.count, "ReLU gradient: shapes disagree")
-        var dx = dy
+        var dx = FeatureMap(uninitializedCount: dy.count, height: dy.height, width: dy.width, channels: dy.channels)
         dx.values.withUnsafeMutableBufferPointer { d in
-            y.values.withUnsafeBufferPointer { o in
-                let dp = d.baseAddress!, op = o.baseAddress!
-                for i in 0..<d.count { dp[i] = op[i] > 0 ? dp[i] : 0 }
+            dy.values.withUnsafeBufferPointer { g in
+                y.values.withUnsafeBufferPointer { o in
+                    let dp = d.baseAddress!, gp = g.baseAddress!, op = o.baseAddress!
+                    for i in 0..<d.count { dp[i] = op[i] > 0 ? gp[i] : 0 }
+                }
             }
         }
         return dx
@@ -29,11 +31,13 @@ public enum Residual {
     /// a + b, elementwise.
     public static func add(_ a: FeatureMap, _ b: FeatureMap) -> FeatureMap {
         precondition(a.values.count == b.values.count && a.channels == b.channels, "residual: shapes disagree")
-        var y = a
+        var y = FeatureMap(uninitializedCount: a.count, height: a.height, width: a.width, channels: a.channels)
         y.values.withUnsafeMutableBufferPointer { yb in
-            b.values.withUnsafeBufferPointer { bb in
-                let yp = yb.baseAddress!, bp = bb.baseAddress!
-                for i in 0..<yb.count { yp[i] += bp[i] }
+            a.values.withUnsafeBufferPointer { ab in
+                b.values.withUnsafeBufferPointer { bb in
+                    let yp = yb.baseAddress!, ap = ab.baseAddress!, bp = bb.baseAddress!
+                    for i in 0..<yb.count { yp[i] = ap[i] + bp[i] }
+                }
             }
         }
         return y

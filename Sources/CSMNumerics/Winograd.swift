@@ -123,6 +123,22 @@ public enum Winograd {
         UnsafeMutableRawPointer(p).assumingMemoryBound(to: V.self)
     }
 
+    /// The side×side patch of image `n` at (y0, x0), channels c..<c + lanes, into `patch`
+    /// (row-major; zeros outside the image).
+    @inline(__always)
+    static func gather(_ xp: UnsafePointer<Float>, image n: Int, y0: Int, x0: Int, height h: Int, width w: Int, channels: Int,
+                       from c: Int, lanes: Int, side: Int, into patch: UnsafeMutablePointer<V>) {
+        let i0 = max(0, -y0), i1 = min(side, h - y0), j0 = max(0, -x0), j1 = min(side, w - x0)
+        if i0 > 0 || j0 > 0 || i1 < side || j1 < side {
+            for k in 0..<(side * side) { patch[k] = V() }
+        }
+        guard i0 < i1 && j0 < j1 else { return }
+        for i in i0..<i1 {
+            let row = xp + ((n * h + y0 + i) * w + x0) * channels + c
+            for j in j0..<j1 { patch[i * side + j] = load(row + j * channels, lanes: lanes) }
+        }
+    }
+
     static func convolve<T: WinogradTransform>(_ x: FeatureMap, _ w: WinogradWeights, _: T.Type) -> FeatureMap {
         let cin = w.inputChannels, cout = w.outputChannels, m = T.tile, alpha = m + 2, points = alpha * alpha
         kernelPrecondition(x.channels == cin && x.hasConsistentShape,
@@ -163,15 +179,8 @@ public enum Winograd {
                         let y0 = m * (r / tilesX) - 1, x0 = m * (r % tilesX) - 1
                         for c in stride(from: 0, to: cin, by: 16) {
                             let lanes = min(16, cin - c)
-                            // Gather the α×α input patch (zeros outside the image).
-                            for i in 0..<alpha {
-                                let iy = y0 + i
-                                for j in 0..<alpha {
-                                    let ix = x0 + j
-                                    scratch[i * alpha + j] = (iy >= 0 && iy < h && ix >= 0 && ix < wd)
-                                        ? load(xp + ((n * h + iy) * wd + ix) * cin + c, lanes: lanes) : V()
-                                }
-                            }
+                            gather(xp, image: n, y0: y0, x0: x0, height: h, width: wd, channels: cin, from: c, lanes: lanes,
+                                   side: alpha, into: scratch)
                             let rows = scratch + points, dst = vectors(v + t * cinPadded + c)
                             for j in 0..<alpha { T.input(scratch + j, alpha, rows + j, alpha) }
                             // Point i·α + k goes to matrix i·α + k.
