@@ -79,10 +79,25 @@ def main() -> int:
     parser.add_argument("--train-real", default=os.path.join(ROOT, "demo-out", "real-train"),
                         help="real shards for the training benchmark (make bench imports Fashion-MNIST train)")
     parser.add_argument("--train-steps", type=int, default=40, help="optimiser steps per training run")
+    parser.add_argument("--only", choices=["sampling", "loader", "training"],
+                        help="run one part alone (e.g. --only training: csm train against tools/train_torch.py)")
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
     print(f"load average before: {load_average()}  (figures are only comparable on an idle machine)")
+    if args.only in (None, "sampling"):
+        bench_sampling(args)
+    if args.only in (None, "loader") and os.path.exists(args.loader_data):
+        bench_loader(args)
+    if args.only in (None, "training") and os.path.exists(args.train_real):
+        bench_training(args)
+    if args.only == "training":
+        print(f"load average after: {load_average()}")
+    return 0
+
+
+def bench_sampling(args) -> None:
+    """csm sample against tools/bench_torch.py on the default model, with csm's kernel table."""
     print(f"job: default Fashion-MNIST model (VP SongUNet, 1.75 M parameters), batch {args.batch}, "
           f"{args.steps} Heun steps ({2 * args.steps - 1} evaluations per image)\n")
 
@@ -117,22 +132,20 @@ def main() -> int:
         print(f"warning: other processes used {peer['other_load']:.2f} cores during the PyTorch run")
     print(f"load average after: {load_average()}")
 
-    if os.path.exists(args.loader_data):
-        print(f"\nloader: {args.loader_data}, batch 128, random crop (pad 2) + flip + normalise, warm cache")
-        swift = subprocess.run([args.csm, "bench-loader", args.loader_data, "--json", "--epochs", "20"], capture_output=True, text=True)
-        torch_loader = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_loader_torch.py"), args.loader_data,
-                                       "--epochs", "5", "--workers", "2"], capture_output=True, text=True)
-        if swift.returncode != 0 or torch_loader.returncode != 0:
-            sys.exit(f"bench: loader benchmark failed: {swift.stderr.strip()} {torch_loader.stderr.strip()}")
-        s_rate = json.loads(swift.stdout.strip().splitlines()[-1])["images_per_s"]
-        t_rate = json.loads(torch_loader.stdout.strip().splitlines()[-1])["images_per_s"]
-        print(f"{'csm loader (2 threads)':<34}{s_rate:>12.0f} images/s")
-        print(f"{'PyTorch DataLoader (2 workers)':<34}{t_rate:>12.0f} images/s")
-        print(f"ratio csm / PyTorch: {s_rate / t_rate:.1f}x")
 
-    if os.path.exists(args.train_real):
-        bench_training(args)
-    return 0
+def bench_loader(args) -> None:
+    """The csm loader against a PyTorch DataLoader on the demo shards."""
+    print(f"\nloader: {args.loader_data}, batch 128, random crop (pad 2) + flip + normalise, warm cache")
+    swift = subprocess.run([args.csm, "bench-loader", args.loader_data, "--json", "--epochs", "20"], capture_output=True, text=True)
+    torch_loader = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_loader_torch.py"), args.loader_data,
+                                   "--epochs", "5", "--workers", "2"], capture_output=True, text=True)
+    if swift.returncode != 0 or torch_loader.returncode != 0:
+        sys.exit(f"bench: loader benchmark failed: {swift.stderr.strip()} {torch_loader.stderr.strip()}")
+    s_rate = json.loads(swift.stdout.strip().splitlines()[-1])["images_per_s"]
+    t_rate = json.loads(torch_loader.stdout.strip().splitlines()[-1])["images_per_s"]
+    print(f"{'csm loader (2 threads)':<34}{s_rate:>12.0f} images/s")
+    print(f"{'PyTorch DataLoader (2 workers)':<34}{t_rate:>12.0f} images/s")
+    print(f"ratio csm / PyTorch: {s_rate / t_rate:.1f}x")
 
 
 def bench_training(args) -> None:

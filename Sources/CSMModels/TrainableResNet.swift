@@ -134,6 +134,7 @@ public final class TrainableResNet {
     /// batchesTracked += 1. Returns logits [count, K] row-major and keeps what backward needs.
     public func forwardTraining(_ x: FeatureMap) -> [Float] {
         checkInput(x)
+        MemoryReuse.enable()
         let chunks = BatchChunks.split(x)
         var h = stem.forwardTraining(chunks, relu: true)
         if architecture.stem == .imagenet {

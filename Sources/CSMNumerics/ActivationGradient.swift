@@ -16,7 +16,7 @@ public enum ReLU {
         dx.values.withUnsafeMutableBufferPointer { d in
             y.values.withUnsafeBufferPointer { o in
                 let dp = d.baseAddress!, op = o.baseAddress!
-                for i in 0..<d.count where !(op[i] > 0) { dp[i] = 0 }
+                for i in 0..<d.count { dp[i] = op[i] > 0 ? dp[i] : 0 }
             }
         }
         return dx

@@ -54,20 +54,35 @@ public enum BatchNorm {
                                    count: total, epsilon: epsilon)
     }
 
+    /// Per-channel Σx and Σx² of one chunk: Float sums over one image row at a time (they
+    /// vectorise), Double across rows.
     static func sumsAndSquares(_ x: FeatureMap) -> ([Double], [Double]) {
-        let c = x.channels, rows = x.count * x.pixels
+        let c = x.channels, rows = x.count * x.pixels, width = max(1, x.width)
         var sums = [Double](repeating: 0, count: c), squares = [Double](repeating: 0, count: c)
+        let rowSums = UnsafeMutablePointer<Float>.allocate(capacity: 2 * c)
+        defer { rowSums.deallocate() }
         x.values.withUnsafeBufferPointer { xb in
             sums.withUnsafeMutableBufferPointer { sb in
                 squares.withUnsafeMutableBufferPointer { qb in
                     let xp = xb.baseAddress!, sp = sb.baseAddress!, qp = qb.baseAddress!
-                    for r in 0..<rows {
-                        let row = xp + r * c
-                        for ch in 0..<c {
-                            let v = Double(row[ch])
-                            sp[ch] += v
-                            qp[ch] += v * v
+                    let t = rowSums, u = rowSums + c
+                    var r = 0
+                    while r < rows {
+                        let end = min(rows, r + width)
+                        for ch in 0..<c { t[ch] = 0; u[ch] = 0 }
+                        for q in r..<end {
+                            let row = xp + q * c
+                            for ch in 0..<c {
+                                let v = row[ch]
+                                t[ch] += v
+                                u[ch] += v * v
+                            }
                         }
+                        for ch in 0..<c {
+                            sp[ch] += Double(t[ch])
+                            qp[ch] += Double(u[ch])
+                        }
+                        r = end
                     }
                 }
             }

@@ -111,6 +111,18 @@ public enum Winograd {
         }
     }
 
+    /// Room for `floats` floats, aligned for vectors.
+    static func allocateVectors(floats: Int) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer.allocate(byteCount: floats * MemoryLayout<Float>.stride, alignment: MemoryLayout<V>.alignment)
+            .bindMemory(to: Float.self, capacity: floats)
+    }
+
+    /// `p` (vector-aligned: a multiple of 16 floats into an `allocateVectors` buffer) as vectors.
+    @inline(__always)
+    static func vectors(_ p: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<V> {
+        UnsafeMutableRawPointer(p).assumingMemoryBound(to: V.self)
+    }
+
     static func convolve<T: WinogradTransform>(_ x: FeatureMap, _ w: WinogradWeights, _: T.Type) -> FeatureMap {
         let cin = w.inputChannels, cout = w.outputChannels, m = T.tile, alpha = m + 2, points = alpha * alpha
         kernelPrecondition(x.channels == cin && x.hasConsistentShape,
@@ -129,8 +141,9 @@ public enum Winograd {
         // loads and stores do not all fall into the same cache set.
         let vStride = chunk * cinPadded + 48, mStride = chunk * coutPadded + 48
         var y = FeatureMap(uninitializedCount: x.count, height: h, width: wd, channels: cout)
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * vStride)
-        let product = UnsafeMutablePointer<Float>.allocate(capacity: points * mStride)
+        // Vector-aligned, so that the transforms read and write them as vectors in place.
+        let v = allocateVectors(floats: points * vStride), product = allocateVectors(floats: points * mStride)
+        let vs = vStride / 16, ms = mStride / 16
         let scratch = UnsafeMutablePointer<V>.allocate(capacity: 3 * points)
         defer { v.deallocate(); product.deallocate(); scratch.deallocate() }
         // GEMM leaves the padding columns of the products alone; zero them once so that the
@@ -159,11 +172,10 @@ public enum Winograd {
                                         ? load(xp + ((n * h + iy) * wd + ix) * cin + c, lanes: lanes) : V()
                                 }
                             }
-                            let rows = scratch + points, out = scratch + 2 * points
+                            let rows = scratch + points, dst = vectors(v + t * cinPadded + c)
                             for j in 0..<alpha { T.input(scratch + j, alpha, rows + j, alpha) }
-                            for i in 0..<alpha { T.input(rows + i * alpha, 1, out + i * alpha, 1) }
-                            let dst = v + t * cinPadded + c
-                            for k in 0..<points { UnsafeMutableRawPointer(dst + k * vStride).storeBytes(of: out[k], as: V.self) }
+                            // Point i·α + k goes to matrix i·α + k.
+                            for i in 0..<alpha { T.input(rows + i * alpha, 1, dst + i * alpha * vs, vs) }
                         }
                     }
                 }
@@ -180,10 +192,9 @@ public enum Winograd {
                         let rowsKept = min(m, h - oy), columnsKept = min(m, wd - ox)
                         for c in stride(from: 0, to: cout, by: 16) {
                             let lanes = min(16, cout - c)
-                            let src = product + t * coutPadded + c
-                            for k in 0..<points { scratch[k] = UnsafeRawPointer(src + k * mStride).loadUnaligned(as: V.self) }
+                            let src = vectors(product + t * coutPadded + c)
                             let rows = scratch + points, out = scratch + 2 * points
-                            for j in 0..<alpha { T.output(scratch + j, alpha, rows + j, alpha) }
+                            for j in 0..<alpha { T.output(src + j * ms, alpha * ms, rows + j, alpha) }
                             for i in 0..<m { T.output(rows + i * alpha, 1, out + i * m, 1) }
                             let bias = UnsafeRawPointer(bb.baseAddress! + c).loadUnaligned(as: V.self)
                             for i in 0..<rowsKept {

@@ -30,8 +30,8 @@ public enum WinogradGradient {
         // dU: [α²][Cin][Cout].
         var du = [Float](repeating: 0, count: points * cin * cout)
         guard totalTiles > 0 else { return [Float](repeating: 0, count: 9 * cin * cout) }
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * vStride)
-        let mt = UnsafeMutablePointer<Float>.allocate(capacity: points * mStride)
+        let v = Winograd.allocateVectors(floats: points * vStride), mt = Winograd.allocateVectors(floats: points * mStride)
+        let vs = vStride / 16, ms = mStride / 16
         let scratch = UnsafeMutablePointer<V>.allocate(capacity: 3 * points)
         defer { v.deallocate(); mt.deallocate(); scratch.deallocate() }
         x.values.withUnsafeBufferPointer { xb in
@@ -54,11 +54,9 @@ public enum WinogradGradient {
                                     ? UnsafeRawPointer(xp + ((n * h + iy) * wd + ix) * cin + c).loadUnaligned(as: V.self) : V()
                             }
                         }
-                        let rows = scratch + points, out = scratch + 2 * points
+                        let rows = scratch + points, dst = Winograd.vectors(v + t * cin + c)
                         for j in 0..<alpha { T.input(scratch + j, alpha, rows + j, alpha) }
-                        for i in 0..<alpha { T.input(rows + i * alpha, 1, out + i * alpha, 1) }
-                        let dst = v + t * cin + c
-                        for k in 0..<points { UnsafeMutableRawPointer(dst + k * vStride).storeBytes(of: out[k], as: V.self) }
+                        for i in 0..<alpha { T.input(rows + i * alpha, 1, dst + i * alpha * vs, vs) }
                     }
                     // M = A·dY·Aᵀ of the m×m output-gradient tile (zeros beyond the image).
                     for c in stride(from: 0, to: cout, by: 16) {
@@ -70,11 +68,9 @@ public enum WinogradGradient {
                                     ? UnsafeRawPointer(dp + ((n * h + yy) * wd + yx) * cout + c).loadUnaligned(as: V.self) : V()
                             }
                         }
-                        let rows = scratch + points, out = scratch + 2 * points
+                        let rows = scratch + points, dst = Winograd.vectors(mt + t * cout + c)
                         for j in 0..<m { T.outputAdjoint(scratch + j, m, rows + j, m) }
-                        for i in 0..<alpha { T.outputAdjoint(rows + i * m, 1, out + i * alpha, 1) }
-                        let dst = mt + t * cout + c
-                        for k in 0..<points { UnsafeMutableRawPointer(dst + k * mStride).storeBytes(of: out[k], as: V.self) }
+                        for i in 0..<alpha { T.outputAdjoint(rows + i * m, 1, dst + i * alpha * ms, ms) }
                     }
                 }
                 for k in 0..<points {
