@@ -17,7 +17,7 @@ RUN=$WORK/run                 # pid files
 
 # Small settings for the README script, passed through the environment (sbatch exports it).
 export CSM_WORKERS=3 CSM_GROUPS_PER_PAIR=4
-export CSM_OPTIONS="--pairs 7:9,0:1,2:4 --lambdas 8 --shard-size 16 --steps 6 --batch 16"
+export CSM_OPTIONS="--pairs 7:9,0:1,2:4 --lambdas 8 --shard-size 16 --steps 32 --batch 16"   # a shard takes seconds: room to cancel mid-shard
 ARRAY=0-$((CSM_WORKERS - 1))
 
 started=$(date +%s)
@@ -190,12 +190,11 @@ victim=1
 job=$(submit "$WORK/run2" --array="$ARRAY")
 say "submitted job $job; cancelling task $victim after its first shard"
 manifest=$WORK/run2/parts/$victim/manifest.json
-for _ in $(seq 3000); do
+for _ in $(seq 6000); do
     [ -f "$manifest" ] && grep -q '\.h5' "$manifest" && break
-    sleep 0.1
+    sleep 0.05
 done
 grep -q '\.h5' "$manifest" 2>/dev/null || fail "task $victim finished no shard within 300 s"
-sleep 0.5
 scancel "${job}_$victim"
 states=$(wait_job "$job")
 echo "$states" | sed 's/^/    task /'
