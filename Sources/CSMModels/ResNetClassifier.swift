@@ -273,9 +273,9 @@ public final class ResNetClassifier: Sendable {
 
     private func forwardSerial(_ x: FeatureMap) -> (features: [Float], logits: [Float]) {
         var h = stem(x)
-        if architecture.stem == .imagenet { h = h.maxPool3x3Stride2() }
+        if architecture.stem == .imagenet { h = MaxPool3x3.forward(h).y }
         for block in blocks { h = block(h) }
-        let features = h.globalAveragePool()
+        let features = GlobalAveragePool.forward(h)
         return (features, fc.apply(features, rows: x.count))
     }
 }

@@ -2,6 +2,8 @@
 public enum GlobalAveragePool {
     /// The mean over all pixels of each image: [n, C], row-major.
     public static func forward(_ x: FeatureMap) -> [Float] {
+        kernelPrecondition(x.hasConsistentShape && x.pixels > 0,
+                           "average pool: empty or inconsistent map")
         let c = x.channels, plane = x.pixels
         var out = [Float](repeating: 0, count: x.count * c)
         x.values.withUnsafeBufferPointer { xb in
