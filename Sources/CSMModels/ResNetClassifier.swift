@@ -176,46 +176,10 @@ public final class ResNetClassifier: Sendable {
 
         let reader = WeightReader(file)
         let a = architecture
-        switch a.stem {
-        case .cifar:
-            stem = try reader.foldedConv("conv1", "bn1", inputs: a.inputChannels, outputs: a.widths[0], kernel: 3, stride: 1,
-                                         padding: 1, relu: true)
-        case .imagenet:
-            stem = try reader.foldedConv("conv1", "bn1", inputs: a.inputChannels, outputs: a.widths[0], kernel: 7, stride: 2,
-                                         padding: 3, relu: true)
+        stem = try reader.foldedConv(a.stemSpec)
+        blocks = try a.blockSpecs.map { spec in
+            ResNetBlock(convs: try spec.convs.map(reader.foldedConv), downsample: try spec.downsample.map(reader.foldedConv))
         }
-        var blocks: [ResNetBlock] = []
-        var channels = a.widths[0]
-        for (stage, (count, planes)) in zip(a.layers, a.widths).enumerated() {
-            for index in 0..<count {
-                let name = "layer\(stage + 1).\(index)"
-                let stride = stage > 0 && index == 0 ? 2 : 1
-                let outputs = planes * a.expansion
-                var convs: [ResNetConv] = []
-                switch a.block {
-                case .basic:
-                    convs.append(try reader.foldedConv("\(name).conv1", "\(name).bn1", inputs: channels, outputs: planes,
-                                                       kernel: 3, stride: stride, padding: 1, relu: true))
-                    convs.append(try reader.foldedConv("\(name).conv2", "\(name).bn2", inputs: planes, outputs: planes,
-                                                       kernel: 3, stride: 1, padding: 1, relu: false))
-                case .bottleneck:
-                    convs.append(try reader.foldedConv("\(name).conv1", "\(name).bn1", inputs: channels, outputs: planes,
-                                                       kernel: 1, stride: 1, padding: 0, relu: true))
-                    convs.append(try reader.foldedConv("\(name).conv2", "\(name).bn2", inputs: planes, outputs: planes,
-                                                       kernel: 3, stride: stride, padding: 1, relu: true))
-                    convs.append(try reader.foldedConv("\(name).conv3", "\(name).bn3", inputs: planes, outputs: outputs,
-                                                       kernel: 1, stride: 1, padding: 0, relu: false))
-                }
-                var downsample: ResNetConv?
-                if stride != 1 || channels != outputs {
-                    downsample = try reader.foldedConv("\(name).downsample.0", "\(name).downsample.1", inputs: channels,
-                                                       outputs: outputs, kernel: 1, stride: stride, padding: 0, relu: false)
-                }
-                blocks.append(ResNetBlock(convs: convs, downsample: downsample))
-                channels = outputs
-            }
-        }
-        self.blocks = blocks
         fc = try reader.linear("fc", inputs: a.featureDimension, outputs: a.numClasses)
         try reader.checkAllUsed()
     }

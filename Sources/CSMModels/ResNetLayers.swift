@@ -44,8 +44,9 @@ struct ResNetBlock: Sendable {
 extension WeightReader {
     /// `conv` (a bias-free torchvision Conv2d) followed by BatchNorm `bn` in eval mode,
     /// folded into one convolution with bias.
-    func foldedConv(_ conv: String, _ bn: String, inputs: Int, outputs: Int, kernel: Int, stride: Int, padding: Int,
-                    relu: Bool) throws -> ResNetConv {
+    func foldedConv(_ spec: ResNetConvSpec) throws -> ResNetConv {
+        let (conv, bn, inputs, outputs, kernel) = (spec.conv, spec.norm, spec.inputs, spec.outputs, spec.kernel)
+        let (stride, padding, relu) = (spec.stride, spec.padding, spec.relu)
         let w = try tensor("\(conv).weight", [outputs, inputs, kernel, kernel])
         let gamma = try tensor("\(bn).weight", [outputs])
         let beta = try tensor("\(bn).bias", [outputs])

@@ -81,33 +81,9 @@ public final class TrainableResNet {
         self.input = input
         self.classNames = classNames
         self.batchesTracked = batchesTracked
-        stem = try source.convBN("conv1", "bn1", inputs: a.inputChannels, outputs: a.widths[0],
-                                 kernel: a.stem == .cifar ? 3 : 7, stride: a.stem == .cifar ? 1 : 2, padding: a.stem == .cifar ? 1 : 3)
-        var blocks: [TrainableResidualBlock] = []
-        var channels = a.widths[0]
-        for (stage, (count, planes)) in zip(a.layers, a.widths).enumerated() {
-            for index in 0..<count {
-                let name = "layer\(stage + 1).\(index)"
-                let stride = stage > 0 && index == 0 ? 2 : 1
-                let outputs = planes * a.expansion
-                var layers: [TrainableConvBN] = []
-                switch a.block {
-                case .basic:
-                    layers.append(try source.convBN("\(name).conv1", "\(name).bn1", inputs: channels, outputs: planes, kernel: 3, stride: stride, padding: 1))
-                    layers.append(try source.convBN("\(name).conv2", "\(name).bn2", inputs: planes, outputs: planes, kernel: 3, stride: 1, padding: 1))
-                case .bottleneck:
-                    layers.append(try source.convBN("\(name).conv1", "\(name).bn1", inputs: channels, outputs: planes, kernel: 1, stride: 1, padding: 0))
-                    layers.append(try source.convBN("\(name).conv2", "\(name).bn2", inputs: planes, outputs: planes, kernel: 3, stride: stride, padding: 1))
-                    layers.append(try source.convBN("\(name).conv3", "\(name).bn3", inputs: planes, outputs: outputs, kernel: 1, stride: 1, padding: 0))
-                }
-                var downsample: TrainableConvBN?
-                if stride != 1 || channels != outputs {
-                    downsample = try source.convBN("\(name).downsample.0", "\(name).downsample.1", inputs: channels, outputs: outputs,
-                                                   kernel: 1, stride: stride, padding: 0)
-                }
-                blocks.append(TrainableResidualBlock(layers: layers, downsample: downsample))
-                channels = outputs
-            }
+        stem = try source.convBN(a.stemSpec)
+        let blocks = try a.blockSpecs.map { spec in
+            TrainableResidualBlock(layers: try spec.convs.map(source.convBN), downsample: try spec.downsample.map(source.convBN))
         }
         self.blocks = blocks
         fcWeight = Parameter(name: "fc.weight", shape: [a.numClasses, a.featureDimension],
@@ -223,8 +199,9 @@ private struct ResNetParameterSource {
 
     func values(_ name: String, _ shape: [Int]) throws -> [Float] { try values(name, shape) }
 
-    func convBN(_ conv: String, _ bn: String, inputs: Int, outputs: Int, kernel: Int, stride: Int, padding: Int) throws -> TrainableConvBN {
-        TrainableConvBN(name: conv, bn, inputs: inputs, outputs: outputs, kernel: kernel, stride: stride, padding: padding,
+    func convBN(_ spec: ResNetConvSpec) throws -> TrainableConvBN {
+        let (conv, bn, inputs, outputs, kernel) = (spec.conv, spec.norm, spec.inputs, spec.outputs, spec.kernel)
+        return TrainableConvBN(name: conv, bn, inputs: inputs, outputs: outputs, kernel: kernel, stride: spec.stride, padding: spec.padding,
                         weight: try values("\(conv).weight", [outputs, inputs, kernel, kernel]),
                         gamma: try values("\(bn).weight", [outputs]), beta: try values("\(bn).bias", [outputs]),
                         mean: try values("\(bn).running_mean", [outputs]), variance: try values("\(bn).running_var", [outputs]))
