@@ -11,7 +11,7 @@ public enum ReLU {
 
     /// dL/dx = dy where the forward output was positive, 0 elsewhere (PyTorch's choice at 0).
     public static func backward(_ dy: FeatureMap, output y: FeatureMap) -> FeatureMap {
-        precondition(dy.values.count == y.values.count, "ReLU gradient: shapes disagree")
+        kernelPrecondition(dy.values.count == y.values.count, "ReLU gradient: shapes disagree")
         var dx = FeatureMap(uninitializedCount: dy.count, height: dy.height, width: dy.width, channels: dy.channels)
         dx.values.withUnsafeMutableBufferPointer { d in
             dy.values.withUnsafeBufferPointer { g in
@@ -30,7 +30,7 @@ public enum ReLU {
 public enum Residual {
     /// a + b, elementwise.
     public static func add(_ a: FeatureMap, _ b: FeatureMap) -> FeatureMap {
-        precondition(a.values.count == b.values.count && a.channels == b.channels, "residual: shapes disagree")
+        kernelPrecondition(a.values.count == b.values.count && a.channels == b.channels, "residual: shapes disagree")
         var y = FeatureMap(uninitializedCount: a.count, height: a.height, width: a.width, channels: a.channels)
         y.values.withUnsafeMutableBufferPointer { yb in
             a.values.withUnsafeBufferPointer { ab in

@@ -95,9 +95,9 @@ public enum BatchNorm {
     public static func normalize(_ x: FeatureMap, mean: [Float], inverseStd: [Float], gamma: [Float], beta: [Float],
                                  residual: FeatureMap? = nil, relu: Bool) -> FeatureMap {
         let c = x.channels, rows = x.count * x.pixels
-        precondition(mean.count == c && inverseStd.count == c && gamma.count == c && beta.count == c,
+        kernelPrecondition(mean.count == c && inverseStd.count == c && gamma.count == c && beta.count == c,
                      "batch norm: \(c) channels, parameters for \(gamma.count)")
-        if let residual { precondition(residual.values.count == x.values.count, "residual: shapes disagree") }
+        if let residual { kernelPrecondition(residual.values.count == x.values.count, "residual: shapes disagree") }
         // y = x·scale + shift.
         let scale = (0..<c).map { gamma[$0] * inverseStd[$0] }
         let shift = (0..<c).map { beta[$0] - mean[$0] * gamma[$0] * inverseStd[$0] }
@@ -163,7 +163,7 @@ public enum BatchNorm {
     /// Per channel Σdy and Σdy·x̂ of one chunk (dy masked by reluOutput > 0 when given).
     static func gradientSums(_ dy: FeatureMap, x: FeatureMap, reluOutput: FeatureMap?, statistics s: BatchNormStatistics) -> ([Double], [Double]) {
         let c = x.channels, rows = x.count * x.pixels
-        precondition(dy.values.count == x.values.count, "batch norm gradient: shapes disagree")
+        kernelPrecondition(dy.values.count == x.values.count, "batch norm gradient: shapes disagree")
         var sumDy = [Double](repeating: 0, count: c), sumDyXhat = [Double](repeating: 0, count: c)
         var rowDy = [Float](repeating: 0, count: c), rowDyX = [Float](repeating: 0, count: c)
         dy.values.withUnsafeBufferPointer { db in

@@ -11,9 +11,9 @@ public enum ConvolutionGradient {
 
     static func inputGradient(_ dy: FeatureMap, _ w: ConvolutionWeights, height h: Int, width wd: Int, stride: Int, padding: Int) -> FeatureMap {
         let k = w.kernel, cin = w.inputChannels, cout = w.outputChannels
-        precondition(dy.channels == cout, "convolution gradient: \(dy.channels) gradient channels, weights have \(cout) outputs")
+        kernelPrecondition(dy.channels == cout, "convolution gradient: \(dy.channels) gradient channels, weights have \(cout) outputs")
         let oh = dy.height, ow = dy.width
-        precondition(oh == Convolution.outputSize(h, kernel: k, stride: stride, padding: padding)
+        kernelPrecondition(oh == Convolution.outputSize(h, kernel: k, stride: stride, padding: padding)
                      && ow == Convolution.outputSize(wd, kernel: k, stride: stride, padding: padding),
                      "convolution gradient: output gradient shape does not match the input shape")
         let rows = dy.count * oh * ow
@@ -86,7 +86,7 @@ public enum ConvolutionGradient {
         let cin = x.channels, cout = dy.channels
         let oh = Convolution.outputSize(x.height, kernel: k, stride: stride, padding: padding)
         let ow = Convolution.outputSize(x.width, kernel: k, stride: stride, padding: padding)
-        precondition(x.count == dy.count && dy.height == oh && dy.width == ow,
+        kernelPrecondition(x.count == dy.count && dy.height == oh && dy.width == ow,
                      "convolution gradient: output gradient shape does not match the input shape")
         let columns = k * k * cin
         let rows = dy.count * oh * ow
@@ -124,7 +124,7 @@ public enum ConvolutionGradient {
     /// Packed weights [k·k·Cin, Cout] (row (ky·k + kx)·Cin + ci, column co) in PyTorch's
     /// layout [Cout, Cin, k, k]: the inverse of `ConvolutionWeights(pytorch:)`'s repacking.
     public static func unpack(_ packed: [Float], outputChannels cout: Int, inputChannels cin: Int, kernel k: Int) -> [Float] {
-        precondition(packed.count == cout * cin * k * k)
+        kernelPrecondition(packed.count == cout * cin * k * k, "convolution weights: \(packed.count) values for \(cout)×\(cin)×\(k)×\(k)")
         var out = [Float](repeating: 0, count: packed.count)
         for co in 0..<cout {
             for ci in 0..<cin {
@@ -141,7 +141,7 @@ public enum ConvolutionGradient {
     /// The weights of the 3×3, stride-1, padding-1 convolution that maps an output gradient
     /// to the input gradient: w′[ci, co, ky, kx] = w[co, ci, 2 − ky, 2 − kx] (PyTorch layout).
     public static func transposedFlipped3x3(_ weight: [Float], outputChannels cout: Int, inputChannels cin: Int) -> [Float] {
-        precondition(weight.count == cout * cin * 9)
+        kernelPrecondition(weight.count == cout * cin * 9, "3×3 weights: \(weight.count) values for \(cout)×\(cin)×3×3")
         var out = [Float](repeating: 0, count: weight.count)
         for co in 0..<cout {
             for ci in 0..<cin {

@@ -3,7 +3,7 @@
 public enum LinearGradient {
     /// dL/dx [rows, in] = dy·W.
     public static func input(_ dy: [Float], weight: [Float], rows: Int, inputs: Int, outputs: Int) -> [Float] {
-        precondition(dy.count == rows * outputs && weight.count == outputs * inputs, "linear gradient: shapes disagree")
+        kernelPrecondition(dy.count == rows * outputs && weight.count == outputs * inputs, "linear gradient: shapes disagree")
         var dx = [Float](repeating: 0, count: rows * inputs)
         guard rows > 0 else { return dx }
         dy.withUnsafeBufferPointer { db in
@@ -19,7 +19,7 @@ public enum LinearGradient {
 
     /// dL/dW [out, in] = dyᵀ·x.
     public static func weight(_ x: [Float], _ dy: [Float], rows: Int, inputs: Int, outputs: Int) -> [Float] {
-        precondition(dy.count == rows * outputs && x.count == rows * inputs, "linear gradient: shapes disagree")
+        kernelPrecondition(dy.count == rows * outputs && x.count == rows * inputs, "linear gradient: shapes disagree")
         var dw = [Float](repeating: 0, count: outputs * inputs)
         guard rows > 0 else { return dw }
         dy.withUnsafeBufferPointer { db in
@@ -35,7 +35,7 @@ public enum LinearGradient {
 
     /// dL/db [out] = Σ over rows of dy (in Double, row order).
     public static func bias(_ dy: [Float], rows: Int, outputs: Int) -> [Float] {
-        precondition(dy.count == rows * outputs, "linear gradient: shapes disagree")
+        kernelPrecondition(dy.count == rows * outputs, "linear gradient: shapes disagree")
         var sums = [Double](repeating: 0, count: outputs)
         for r in 0..<rows {
             for o in 0..<outputs { sums[o] += Double(dy[r * outputs + o]) }

@@ -26,7 +26,7 @@ public enum GlobalAveragePool {
     /// dL/dx for images of `height`×`width`: every pixel gets dφ[n, c] / (height·width).
     /// `dy` holds rows `images` of the batch's [n, C] gradient.
     public static func backward(_ dy: [Float], images: Range<Int>, height: Int, width: Int, channels c: Int) -> FeatureMap {
-        precondition(dy.count >= images.upperBound * c, "average pool gradient: too few rows")
+        kernelPrecondition(dy.count >= images.upperBound * c, "average pool gradient: too few rows")
         var dx = FeatureMap(uninitializedCount: images.count, height: height, width: width, channels: c)
         let plane = height * width, scale = 1 / Float(plane)
         dx.values.withUnsafeMutableBufferPointer { xb in
@@ -85,7 +85,7 @@ public enum MaxPool3x3 {
 
     /// dL/dx: each output gradient added onto the input value the forward chose.
     public static func backward(_ dy: FeatureMap, argmax: [Int32], height: Int, width: Int) -> FeatureMap {
-        precondition(argmax.count == dy.values.count, "max-pool gradient: argmax does not match the gradient")
+        kernelPrecondition(argmax.count == dy.values.count, "max-pool gradient: argmax does not match the gradient")
         var dx = FeatureMap(count: dy.count, height: height, width: width, channels: dy.channels)
         let per = dy.pixels * dy.channels, inputPer = height * width * dy.channels
         dx.values.withUnsafeMutableBufferPointer { xb in
