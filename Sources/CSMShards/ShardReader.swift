@@ -269,6 +269,10 @@ public final class ShardReader: @unchecked Sendable {
         let type = try handle(H5Aget_type(attribute.id), .datatype, path, dataset: name, "cannot read the attribute's type")
         guard H5Tget_class(type.id) == H5T_STRING else { throw FileError(path, dataset: name, "is not a string") }
         if H5Tis_variable_str(type.id) > 0 {
+            var problem = [CChar](repeating: 0, count: 256)
+            guard csm_h5a_check_variable_strings(attribute.id, &problem, problem.count) == 0 else {
+                throw FileError(path, dataset: name, String(cString: problem))
+            }
             var pointer: UnsafeMutablePointer<CChar>?
             try check(H5Aread(attribute.id, type.id, &pointer), path, dataset: name, "cannot read attribute")
             guard let pointer else { return "" }

@@ -47,4 +47,11 @@ int csm_h5_silence_errors(void);
 /// messages the stack held.
 int csm_h5_take_error_message(char *buffer, size_t size);
 
+/// Checks, from the file's bytes, every global-heap object that the variable-length string
+/// attribute `attribute` refers to, so that H5Aread cannot be led by a damaged heap into
+/// reading wild memory or looping (HDF5 1.10 does not check them). Returns 0 when H5Aread
+/// may follow them; otherwise -1 with a one-line description in `problem` (NUL-terminated,
+/// at most `size` bytes).
+int csm_h5a_check_variable_strings(int64_t attribute, char *problem, size_t size);
+
 #endif
