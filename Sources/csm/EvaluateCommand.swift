@@ -24,11 +24,26 @@ struct EvaluateCommand: ParsableCommand {
             or linear-classifier/1) on shards (--data; labels: real classes, or the argmax of \
             mixed soft labels), and T is fitted on --val-data; --save-logits keeps them.
 
+            --bootstrap N resamples the evaluated samples with replacement N times (seeded by \
+            --bootstrap-seed, the same interval on every run) and reports the 2.5% and 97.5% \
+            percentiles of their ECE (same bins; numpy.percentile's linear interpolation) as a 95% \
+            interval, before and, with a fitted temperature, after temperature scaling.
+
+            --json keys: samples, classes, bins, logits, accuracy, nll, brier, ece, mce, adaece, \
+            cece, reliability (equal-width bins: lower, upper, count, confidence, accuracy); with \
+            --classifier: classifier, data; with --bootstrap: ece_ci [lo, hi], bootstrap \
+            (resamples, seed, level); with a fitted temperature: temperature (T), temperature_fit \
+            (value, val_nll_before, val_nll_after, at_boundary, fitted_on), ts_accuracy, ts_nll, \
+            ts_brier, ts_ece, ts_mce, ts_adaece, ts_cece, calibrated (the same metrics as an \
+            object, with reliability), and with --bootstrap ts_ece_ci.
+
             Examples:
               csm evaluate --logits test.safetensors
               csm evaluate --logits test.npy --labels labels.npy --diagram rel.png
               csm evaluate --logits test.safetensors --val-logits val.safetensors --json
               csm evaluate --classifier model.safetensors --data data/real-test --val-data data/real-val
+              csm evaluate --classifier model.safetensors --data data/real-test --val-data data/real-val \\
+                --bootstrap 1000 --json
             """)
 
     @Option(help: ArgumentHelp("Logits [N, K]: .safetensors or .npy.", valueName: "file"))
@@ -70,11 +85,18 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Name of the labels tensor in safetensors files.")
     var labelsTensor = "labels"
 
-    @Flag(help: "Print JSON (keys accuracy, nll, brier, ece, mce, adaece, cece, …) instead of a table.")
+    @Option(help: ArgumentHelp("Bootstrap resamples for a 95% interval of ECE (0: off).", valueName: "n"))
+    var bootstrap = 0
+
+    @Option(help: ArgumentHelp("Seed of the bootstrap draws.", valueName: "s"))
+    var bootstrapSeed: UInt64 = 0
+
+    @Flag(help: "Print JSON (keys listed above) instead of a table.")
     var json = false
 
     func validate() throws {
         guard bins > 0 else { throw ValidationError("--bins must be positive, got \(bins)") }
+        guard bootstrap >= 0 else { throw ValidationError("--bootstrap must be 0 (off) or a positive count, got \(bootstrap)") }
         guard (logits == nil) != (classifier == nil) else { throw ValidationError("give either --logits or --classifier") }
         if classifier != nil {
             guard data != nil else { throw ValidationError("--classifier needs --data") }
@@ -120,6 +142,12 @@ struct EvaluateCommand: ParsableCommand {
             calibrated = try test.metrics(binCount: bins, temperature: fitted.temperature)
         }
 
+        let interval = bootstrap > 0 ? try test.eceInterval(binCount: bins, temperature: 1, resamples: bootstrap, seed: bootstrapSeed) : nil
+        let calibratedInterval = try fit.flatMap { fit in
+            bootstrap > 0 ? try test.eceInterval(binCount: bins, temperature: fit.temperature, resamples: bootstrap, seed: bootstrapSeed) : nil
+        }
+        let intervals = Intervals(raw: interval, calibrated: calibratedInterval)
+
         if let diagram {
             var panels = [ReliabilityDiagram.Panel(title: calibrated == nil ? "Reliability" : "Uncalibrated", metrics: raw)]
             if let calibrated, let fit {
@@ -130,16 +158,25 @@ struct EvaluateCommand: ParsableCommand {
         }
 
         if json {
-            print(try jsonReport(raw: raw, fit: fit, validationFile: validationFile, calibrated: calibrated, source: test.logitsPath))
+            print(try jsonReport(raw: raw, fit: fit, validationFile: validationFile, calibrated: calibrated, intervals: intervals,
+                                 source: test.logitsPath))
         } else {
-            print(table(raw: raw, fit: fit, validationFile: validationFile, calibrated: calibrated, source: test.logitsPath))
+            print(table(raw: raw, fit: fit, validationFile: validationFile, calibrated: calibrated, intervals: intervals,
+                        source: test.logitsPath))
         }
     }
 
     // MARK: - Output
 
+    /// The bootstrap intervals of ECE before and after temperature scaling, when asked for.
+    struct Intervals {
+        var raw: BootstrapInterval?
+        var calibrated: BootstrapInterval?
+    }
+
     private func table(
-        raw: CalibrationMetrics, fit: TemperatureFit?, validationFile: String?, calibrated: CalibrationMetrics?, source: String
+        raw: CalibrationMetrics, fit: TemperatureFit?, validationFile: String?, calibrated: CalibrationMetrics?,
+        intervals: Intervals, source: String
     ) -> String {
         var lines = ["\(source): \(raw.sampleCount) samples × \(raw.classCount) classes, \(raw.binCount) bins"]
         var header = ["metric", "value"]
@@ -165,11 +202,21 @@ struct EvaluateCommand: ParsableCommand {
         lines.append(format(header))
         lines.append(format(widths.map { String(repeating: "-", count: $0) }))
         lines += rows.map(format)
+        func describe(_ interval: BootstrapInterval, _ what: String) -> String {
+            String(format: "ECE %.0f%% interval%@ (%d bootstrap resamples): [%.6f, %.6f]", interval.level * 100, what,
+                   interval.resamples, interval.lower, interval.upper)
+        }
+        if let interval = intervals.raw {
+            lines.append("")
+            lines.append(describe(interval, fit == nil ? "" : " before temperature scaling"))
+        }
+        if let interval = intervals.calibrated { lines.append(describe(interval, " after temperature scaling")) }
         return lines.joined(separator: "\n")
     }
 
     private func jsonReport(
-        raw: CalibrationMetrics, fit: TemperatureFit?, validationFile: String?, calibrated: CalibrationMetrics?, source: String
+        raw: CalibrationMetrics, fit: TemperatureFit?, validationFile: String?, calibrated: CalibrationMetrics?,
+        intervals: Intervals, source: String
     ) throws -> String {
         func metricsObject(_ m: CalibrationMetrics) -> [String: Any] {
             var object: [String: Any] = [:]
@@ -189,13 +236,19 @@ struct EvaluateCommand: ParsableCommand {
             report["data"] = data
         }
         if let fit, let calibrated, let validationFile {
-            report["temperature"] = [
+            report["temperature"] = fit.temperature
+            report["temperature_fit"] = [
                 "value": fit.temperature, "val_nll_before": fit.nllBefore, "val_nll_after": fit.nllAfter,
                 "at_boundary": fit.atBoundary, "fitted_on": validationFile,
             ] as [String: Any]
             report["calibrated"] = metricsObject(calibrated)
             for (name, value) in calibrated.namedValues { report["ts_" + name] = value }
         }
+        if let interval = intervals.raw {
+            report["ece_ci"] = [interval.lower, interval.upper]
+            report["bootstrap"] = ["resamples": interval.resamples, "seed": NSNumber(value: interval.seed), "level": interval.level] as [String: Any]
+        }
+        if let interval = intervals.calibrated { report["ts_ece_ci"] = [interval.lower, interval.upper] }
         let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
     }
@@ -227,6 +280,25 @@ struct EvaluationSet {
             case .mappedFloat32(let array):
                 return try array.withFloat32Elements {
                     try CalibrationMetrics(logits: $0, classCount: classCount, labels: labels, binCount: binCount, temperature: temperature)
+                }
+            }
+        }
+    }
+
+    /// The bootstrap interval of ECE (see `BootstrapInterval`).
+    func eceInterval(binCount: Int, temperature: Double, resamples: Int, seed: UInt64) throws -> BootstrapInterval {
+        try attributing {
+            switch values {
+            case .float(let v):
+                return try BootstrapInterval.ece(logits: v, classCount: classCount, labels: labels, binCount: binCount,
+                                                 temperature: temperature, resamples: resamples, seed: seed)
+            case .double(let v):
+                return try BootstrapInterval.ece(logits: v, classCount: classCount, labels: labels, binCount: binCount,
+                                                 temperature: temperature, resamples: resamples, seed: seed)
+            case .mappedFloat32(let array):
+                return try array.withFloat32Elements {
+                    try BootstrapInterval.ece(logits: $0, classCount: classCount, labels: labels, binCount: binCount,
+                                              temperature: temperature, resamples: resamples, seed: seed)
                 }
             }
         }
