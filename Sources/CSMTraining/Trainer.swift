@@ -164,7 +164,12 @@ public final class Trainer {
         metadata["training"] = "{\"configuration\":\(configuration.json()),\"epochs\":\(Checkpoint.encode(history)),\"kept_epoch\":\(keptEpoch),\"steps\":\(step)}"
         let record = history.first { $0.epoch == keptEpoch }
         var provenance = "csm train: \(configuration.architecture), loss \(configuration.loss.kind.rawValue), \(epochsDone) epochs (\(step) SGD steps) on \(configuration.real)"
-        if let mixed = configuration.mixed { provenance += " + mixed \(mixed)" }
+        if let mixed = configuration.mixed {
+            let data = configuration.data
+            let choice = [data.consistentOnly ? "consistent samples only" : nil,
+                          data.mixedShare < 1 ? "mixed share \(data.mixedShare)" : nil].compactMap { $0 }
+            provenance += " + mixed \(mixed)" + (choice.isEmpty ? "" : " (\(choice.joined(separator: ", ")))")
+        }
         provenance += ", kept epoch \(keptEpoch) (\(configuration.keep.rawValue))"
         if let accuracy = record?.validationAccuracy { provenance += String(format: ", validation accuracy %.4f", accuracy) }
         metadata["provenance"] = provenance

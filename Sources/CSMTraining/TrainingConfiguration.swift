@@ -71,6 +71,12 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         guard gammaLR.isFinite, gammaLR > 0 else { throw TrainingError("--gamma-lr must be positive, got \(gammaLR)") }
         guard warmupEpochs.isFinite, warmupEpochs >= 0 else { throw TrainingError("--warmup-epochs must be non-negative") }
         guard data.mixedAugmentations >= 0 else { throw TrainingError("--n-aug must be non-negative") }
+        guard data.mixedShare > 0, data.mixedShare <= 1 else {
+            throw TrainingError("--mixed-share must lie in (0, 1], got \(data.mixedShare)")
+        }
+        if mixed == nil && (data.consistentOnly || data.mixedShare != 1) {
+            throw TrainingError("--consistent-only and --mixed-share choose mixed samples: give --mixed DIR (and --loss csm or csm-bsce-gra)")
+        }
         if loss.usesMixed && mixed == nil { throw TrainingError("--loss \(loss.kind.rawValue) trains on mixed samples: give --mixed DIR") }
         if !loss.usesMixed && mixed != nil {
             throw TrainingError("--mixed is used by --loss csm and csm-bsce-gra only, not \(loss.kind.rawValue)")

@@ -30,9 +30,15 @@ public struct TrainingDataOptions: Codable, Equatable, Sendable {
     public var sharpness: Double?
     /// Train real samples of classes no trajectory contains without mixed partners.
     public var skipUnpaired: Bool
+    /// Build trajectories from the mixed samples whose `consistent` flag is 1 only (see
+    /// `PairedLoader` for what happens when an endpoint is dropped).
+    public var consistentOnly: Bool
+    /// Probability in (0, 1] that a real sample brings its mixed group.
+    public var mixedShare: Double
 
     public init(batchSize: Int = 128, validationFraction: Double = 0.1, seed: UInt64 = 0, augment: Bool = true,
-                mixedAugmentations: Int = 1, sharpness: Double? = nil, skipUnpaired: Bool = false) {
+                mixedAugmentations: Int = 1, sharpness: Double? = nil, skipUnpaired: Bool = false, consistentOnly: Bool = false,
+                mixedShare: Double = 1) {
         self.batchSize = batchSize
         self.validationFraction = validationFraction
         self.seed = seed
@@ -40,6 +46,8 @@ public struct TrainingDataOptions: Codable, Equatable, Sendable {
         self.mixedAugmentations = mixedAugmentations
         self.sharpness = sharpness
         self.skipUnpaired = skipUnpaired
+        self.consistentOnly = consistentOnly
+        self.mixedShare = mixedShare
     }
 }
 
@@ -100,10 +108,14 @@ public final class TrainingData {
             guard mixed.classNames == real.classNames else {
                 throw FileError(mixedPath, "classes \(mixed.classNames) differ from the real shards' \(real.classNames)")
             }
-            guard !mixed.indices(kind: .mixed).isEmpty else { throw FileError(mixedPath, "no mixed samples") }
+            let mixedIndices = mixed.indices(consistentOnly: options.consistentOnly, kind: .mixed)
+            guard !mixedIndices.isEmpty else {
+                throw FileError(mixedPath, options.consistentOnly ? "no consistent mixed samples (consistent = 1)" : "no mixed samples")
+            }
             do {
                 let paired = try PairedLoader(real: real, mixed: mixed, augmentations: options.mixedAugmentations,
-                                              options: loaderOptions, realIndices: trainIndices, skipUnpaired: options.skipUnpaired)
+                                              options: loaderOptions, realIndices: trainIndices, skipUnpaired: options.skipUnpaired,
+                                              mixedIndices: mixedIndices, mixedShare: options.mixedShare)
                 self.paired = paired
                 unpairedClasses = paired.unpairedClasses
             } catch let error as LoaderError {

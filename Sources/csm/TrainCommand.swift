@@ -52,7 +52,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Stop after this many optimiser steps (the first of --epochs and --max-steps wins).", valueName: "n"))
     var maxSteps: Int?
 
-    @Option(help: "Real images per step (each brings 1 + --n-aug mixed images with --mixed).")
+    @Option(help: "Real images per step (each brings 1 + --n-aug mixed images with --mixed, with probability --mixed-share).")
     var batch = 128
 
     @Option(help: "Learning rate.")
@@ -110,6 +110,16 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Train real samples of classes without a mixed trajectory on their own instead of stopping.")
     var skipUnpaired = false
 
+    @Flag(help: ArgumentHelp(
+        "Build trajectories from mixed samples whose consistent flag is 1 only.",
+        discussion: "Where an endpoint is dropped, the trajectory's extreme remaining member (smallest or largest lambda_gen) acts as the endpoint; a trajectory with fewer than 2 members left is not used."))
+    var consistentOnly = false
+
+    @Option(help: ArgumentHelp(
+        "Probability (0 < P ≤ 1) that a real sample brings its mixed group (endpoint + --n-aug members), drawn from --seed, the epoch and the position: the share of mixed samples per batch, apart from --n-aug.",
+        valueName: "P"))
+    var mixedShare = 1.0
+
     @Option(help: "Which epoch to save: best (validation accuracy) or last (default: best; last with --val-fraction 0).")
     var keep: String?
 
@@ -153,8 +163,8 @@ struct TrainCommand: ParsableCommand {
     }
 
     private func train(_ trainer: Trainer, data: TrainingData) throws {
-        let mixedPerReal = mixed == nil ? 0 : 1 + nAug
-        let imagesPerEpoch = data.trainIndices.count * (1 + mixedPerReal)
+        let mixedPerReal = mixed == nil ? 0 : Double(1 + nAug) * mixedShare
+        let imagesPerEpoch = Int((Double(data.trainIndices.count) * (1 + mixedPerReal)).rounded())
         var progress: ProgressReporter?
         var started = Date()
         var images = 0.0
@@ -219,6 +229,7 @@ struct TrainCommand: ParsableCommand {
         }
         guard batch > 0 else { throw CLIError("--batch must be positive, got \(batch)") }
         guard nAug >= 0 else { throw CLIError("--n-aug must be non-negative, got \(nAug)") }
+        guard mixedShare > 0, mixedShare <= 1 else { throw CLIError("--mixed-share must lie in (0, 1], got \(mixedShare)") }
         if let sharpness, !(sharpness.isFinite && sharpness > 0) {
             throw CLIError("--sharpness must be positive, got \(sharpness)")
         }
@@ -233,7 +244,8 @@ struct TrainCommand: ParsableCommand {
             real: real, mixed: mixed, architecture: initialModel == nil ? arch : "as in --init", initialModel: initialModel,
             loss: TrainingLoss(kind: lossKind, smoothing: smoothing, gamma: gamma, norm: normValue),
             data: TrainingDataOptions(batchSize: batch, validationFraction: valFraction, seed: seed, augment: !noAugment,
-                                      mixedAugmentations: nAug, sharpness: sharpness, skipUnpaired: skipUnpaired),
+                                      mixedAugmentations: nAug, sharpness: sharpness, skipUnpaired: skipUnpaired,
+                                      consistentOnly: consistentOnly, mixedShare: mixedShare),
             epochs: epochs, maxSteps: maxSteps, learningRate: lr, momentum: momentum, weightDecay: weightDecay, nesterov: nesterov,
             clip: clip, schedule: scheduleKind, milestones: milestoneEpochs, gammaLR: gammaLR, warmupEpochs: warmupEpochs,
             keep: keepChoice)

@@ -85,6 +85,29 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(json2["ece"] as? Double ?? -1, json["ece"] as? Double ?? -2, accuracy: 1e-12)
     }
 
+    /// --consistent-only and --mixed-share reach the model's training metadata; bad values
+    /// and use without --mixed are one-line errors.
+    func testConsistentOnlyAndMixedShare() throws {
+        let real = try writeShard("real.h5", count: 60)
+        let mixed = try writeShard("mixed.h5", count: 48, mixedPairs: [(0, 1), (1, 2), (2, 0)])
+        let model = dir + "/model.safetensors"
+        let base = ["train", "--real", real, "--mixed", mixed, "--loss", "csm", "--arch", "linear", "--epochs", "1", "--batch", "16",
+                    "--no-augment"]
+        let trained = try runCSM(base + ["--consistent-only", "--mixed-share", "0.5", "--out", model])
+        XCTAssertEqual(trained.status, 0, trained.err)
+        let metadata = try SafeTensorsFile(path: model).metadata
+        let training = try XCTUnwrap(metadata["training"])
+        XCTAssertTrue(training.contains("\"consistentOnly\":true") && training.contains("\"mixedShare\":0.5"), training)
+        XCTAssertTrue(metadata["provenance"]?.contains("consistent samples only, mixed share 0.5") ?? false, metadata["provenance"] ?? "")
+        for (arguments, word) in [(base + ["--mixed-share", "0"], "--mixed-share"), (base + ["--mixed-share", "1.5"], "--mixed-share"),
+                                  (["train", "--real", real, "--arch", "linear", "--consistent-only"], "--mixed")] {
+            let result = try runCSM(arguments + ["--out", dir + "/x.safetensors"])
+            XCTAssertNotEqual(result.status, 0)
+            XCTAssertEqual(errorLines(result.err).count, 1, result.err)
+            XCTAssertTrue(result.err.contains(word), result.err)
+        }
+    }
+
     func testResumeAfterSIGKILLEndsByteIdentical() throws {
         let real = try writeShard("real.h5", count: 600, side: 28, classes: 10)
         // --keep last: the file holds the epochs after the interruption, not a best one from before it.

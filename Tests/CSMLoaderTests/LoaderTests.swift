@@ -27,8 +27,10 @@ final class LoaderTests: XCTestCase {
         return out
     }
 
-    /// `image(g, i)`: the 4×5 pixels of member i of trajectory g (default: all different).
-    func writeMixed(groups: Int, shards: Int, image: ((Int, Int) -> [UInt8])? = nil) throws -> String {
+    /// `image(g, i)`: the 4×5 pixels of member i of trajectory g (default: all different);
+    /// `consistent(g, i)` its flag (default: 0 for member 2, 1 otherwise).
+    func writeMixed(groups: Int, shards: Int, image: ((Int, Int) -> [UInt8])? = nil,
+                    consistent: (Int, Int) -> UInt8 = { _, i in i == 2 ? 0 : 1 }) throws -> String {
         let dir = directory + "/mixed"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var manifest = Manifest(config: .object(["test": .bool(true)]))
@@ -52,7 +54,7 @@ final class LoaderTests: XCTestCase {
                     samples.lambdaProj.append(lambda * 1.2 - 0.1)
                     samples.probA.append(lambda)
                     samples.probB.append(1 - lambda)
-                    samples.consistent.append(i == 2 ? 0 : 1)
+                    samples.consistent.append(consistent(g, i))
                     samples.group.append(Int64(g))
                     samples.seed.append(Int64(1000 + g))
                 }
@@ -302,5 +304,72 @@ final class LoaderTests: XCTestCase {
         let third = try loader.batch(2, epoch: 1)
         XCTAssertEqual(third.mixed.images, batches[2].mixed.images)
         XCTAssertNotEqual(try loader.batch(2, epoch: 2).mixed.images, third.mixed.images)
+    }
+
+    /// Consistent samples only: the extreme remaining member stands in for a dropped
+    /// endpoint, and a trajectory with one member left is not used.
+    func testConsistentOnlyTrajectories() throws {
+        // Pair (0, 1), g % 3 == 0: the class-0 endpoint (λ = 1) is inconsistent. Pair (1, 2):
+        // only the λ = 1 member is consistent. Pair (2, 0): member 2 is inconsistent.
+        let mixed = try ShardSet(path: try writeMixed(groups: 9, shards: 3, consistent: { g, i in
+            switch g % 3 {
+            case 0: return i == 3 ? 0 : 1
+            case 1: return i == 3 ? 1 : 0
+            default: return i == 2 ? 0 : 1
+            }
+        }))
+        let real = try ShardSet(path: try writeReal(count: 30))
+        let loader = try PairedLoader(real: real, mixed: mixed, augmentations: 2, options: LoaderOptions(batchSize: 8, seed: 1, threads: 1),
+                                      mixedIndices: mixed.indices(consistentOnly: true, kind: .mixed))
+        let c = mixed.columns
+        var endpoints: [Int: Set<Float>] = [:]
+        for epoch in 0..<3 {
+            for batch in try all(loader.epoch(epoch)) {
+                for (j, label) in batch.realLabels.enumerated() {
+                    let group = Array(batch.mixed.indices[(j * 3)..<((j + 1) * 3)])
+                    for i in group {
+                        XCTAssertEqual(c.consistent[i], 1)
+                        XCTAssertNotEqual(c.group[i] % 3, 1, "the pair (1, 2) trajectories keep one member and are not used")
+                    }
+                    endpoints[label, default: []].insert(c.lambdaGen[group[0]])
+                }
+            }
+        }
+        // Class 0 is a (λ = 1) of pair (0, 1), whose λ = 1 member is gone: λ = 2/3 stands in;
+        // and b (λ = 0) of pair (2, 0).
+        XCTAssertEqual(endpoints[0], [Float(2) / 3, 0])
+        XCTAssertEqual(endpoints[1], [0])   // b of pair (0, 1)
+        XCTAssertEqual(endpoints[2], [1])   // a of pair (2, 0)
+    }
+
+    /// --mixed-share P: about P of the real samples bring their group; batches stay a pure
+    /// function of (seed, epoch) on any number of threads, and P = 1 changes nothing.
+    func testMixedShareIsSeededAndThreadIndependent() throws {
+        let mixed = try ShardSet(path: try writeMixed(groups: 9, shards: 3))
+        let real = try ShardSet(path: try writeReal(count: 400))
+        var options = LoaderOptions(batchSize: 16, seed: 2, transform: .training(mean: [0.5], std: [0.5], cropPadding: 1), threads: 1)
+        let half = try PairedLoader(real: real, mixed: mixed, augmentations: 1, options: options, mixedShare: 0.5)
+        let batches = try all(half.epoch(0))
+        let withGroup = batches.reduce(0) { $0 + $1.mixed.count / 2 }
+        XCTAssertEqual(Double(withGroup), 200, accuracy: 40)
+        XCTAssertTrue(batches.contains { $0.mixed.count != batches[0].mixed.count }, "the share varies from batch to batch")
+        XCTAssertNotEqual(try all(half.epoch(1)).map(\.mixed.indices), batches.map(\.mixed.indices))
+
+        options.threads = 4
+        options.prefetch = 4
+        let parallel = try all(try PairedLoader(real: real, mixed: mixed, augmentations: 1, options: options, mixedShare: 0.5).epoch(0))
+        XCTAssertEqual(parallel.count, batches.count)
+        for (a, b) in zip(batches, parallel) {
+            XCTAssertEqual(a.real.images, b.real.images)
+            XCTAssertEqual(a.mixed.indices, b.mixed.indices)
+            XCTAssertEqual(a.mixed.images, b.mixed.images)
+            XCTAssertEqual(a.mixed.targets, b.mixed.targets)
+        }
+        let full = try all(try PairedLoader(real: real, mixed: mixed, augmentations: 1, options: options, mixedShare: 1).epoch(0))
+        let plain = try all(try PairedLoader(real: real, mixed: mixed, augmentations: 1, options: options).epoch(0))
+        XCTAssertEqual(full.map(\.mixed.images), plain.map(\.mixed.images))
+        XCTAssertEqual(full.map(\.mixed.count), full.map { $0.real.count * 2 })
+        XCTAssertThrowsError(try PairedLoader(real: real, mixed: mixed, options: options, mixedShare: 0))
+        XCTAssertThrowsError(try PairedLoader(real: real, mixed: mixed, options: options, mixedShare: 1.5))
     }
 }

@@ -212,4 +212,62 @@ final class TrainerTests: XCTestCase {
         XCTAssertTrue(message { _ = try Trainer(network: network, data: data, configuration: config, checkpointPath: "/x") }
             .contains("classes"))
     }
+
+    /// --consistent-only and --mixed-share: batches identical on 1 and 2 threads, about the
+    /// share's mixed samples, both recorded in the model's training metadata and in the
+    /// checkpoint, whose resume with other values is refused.
+    func testConsistentOnlyAndMixedShareAreRecordedAndChecked() throws {
+        let real = try fixtures.writeReal(count: 90)
+        let mixed = try fixtures.writeMixed(groups: 6, consistent: { g, i in g % 2 == 0 && i == 3 ? 0 : 1 })
+        var config = configuration(real, mixed: mixed, loss: .csm, epochs: 2)
+        config.data.consistentOnly = true
+        config.data.mixedShare = 0.5
+        let one = try TrainingData(realPath: real, mixedPath: mixed, options: config.data, threads: 1)
+        let two = try TrainingData(realPath: real, mixedPath: mixed, options: config.data, threads: 2)
+        var mixedCount = 0, realCount = 0
+        for epoch in 0..<2 {
+            let a = one.batches(epoch: epoch), b = two.batches(epoch: epoch)
+            while let x = try a.next() {
+                let y = try XCTUnwrap(try b.next())
+                XCTAssertEqual(x.images.values, y.images.values)
+                XCTAssertEqual(x.mixedTargets, y.mixedTargets)
+                mixedCount += x.mixedCount
+                realCount += x.realCount
+            }
+        }
+        // Each real sample brings 2 mixed ones with probability 0.5.
+        XCTAssertEqual(Double(mixedCount) / Double(realCount), 1, accuracy: 0.3)
+
+        let run = try trainer(config, checkpoint: fixtures.directory + "/c.ckpt")
+        try run.run()
+        try run.writeModel(to: fixtures.directory + "/c.safetensors")
+        let metadata = try SafeTensorsFile(path: fixtures.directory + "/c.safetensors").metadata
+        let training = try XCTUnwrap(metadata["training"])
+        XCTAssertTrue(training.contains("\"consistentOnly\":true") && training.contains("\"mixedShare\":0.5"), training)
+        XCTAssertTrue(metadata["provenance"]?.contains("consistent samples only, mixed share 0.5") ?? false, metadata["provenance"] ?? "")
+
+        struct Interrupted: Error {}
+        let first = try trainer(config, checkpoint: fixtures.directory + "/d.ckpt")
+        XCTAssertThrowsError(try first.run(onEpoch: { _ in throw Interrupted() }))
+        for change in [{ (c: inout TrainingConfiguration) in c.data.mixedShare = 1 }, { c in c.data.consistentOnly = false }] {
+            var changed = config
+            change(&changed)
+            XCTAssertThrowsError(try trainer(changed, checkpoint: fixtures.directory + "/d.ckpt")) { error in
+                XCTAssertTrue("\(error)".contains("different settings (data)"), "\(error)")
+            }
+        }
+        XCTAssertTrue(try trainer(config, checkpoint: fixtures.directory + "/d.ckpt").resumed)
+
+        // Without mixed data, or with a share outside (0, 1], the options are refused.
+        var noMixed = configuration(real)
+        noMixed.data.consistentOnly = true
+        XCTAssertThrowsError(try noMixed.validate()) { XCTAssertTrue("\($0)".contains("--mixed"), "\($0)") }
+        config.data.mixedShare = 0
+        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("--mixed-share"), "\($0)") }
+        // No consistent sample at all.
+        let none = try fixtures.writeMixed("none.h5", groups: 3, consistent: { _, _ in 0 })
+        var all = configuration(real, mixed: none, loss: .csm)
+        all.data.consistentOnly = true
+        XCTAssertThrowsError(try trainer(all, checkpoint: "/nonexistent")) { XCTAssertTrue("\($0)".contains("no consistent mixed samples"), "\($0)") }
+    }
 }

@@ -59,10 +59,11 @@ struct TrainingFixtures {
         return path
     }
 
-    /// A mixed shard: `groups` trajectories of 4 samples over `pairs` in turn.
+    /// A mixed shard: `groups` trajectories of 4 samples over `pairs` in turn; member i of
+    /// trajectory g has the consistency flag `consistent(g, i)`.
     @discardableResult
     func writeMixed(_ name: String = "mixed.h5", groups: Int, classes k: Int = 3,
-                    pairs: [(Int, Int)] = [(0, 1), (1, 2), (2, 0)]) throws -> String {
+                    pairs: [(Int, Int)] = [(0, 1), (1, 2), (2, 0)], consistent: (Int, Int) -> UInt8 = { _, _ in 1 }) throws -> String {
         let path = directory + "/" + name
         var samples = emptySamples(k)
         for g in 0..<groups {
@@ -80,7 +81,7 @@ struct TrainingFixtures {
                 samples.lambdaProj.append(lambda)
                 samples.probA.append(lambda)
                 samples.probB.append(1 - lambda)
-                samples.consistent.append(1)
+                samples.consistent.append(consistent(g, i))
                 samples.group.append(Int64(g))
                 samples.seed.append(Int64(g))
             }
