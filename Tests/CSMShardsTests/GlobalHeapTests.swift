@@ -140,4 +140,21 @@ final class GlobalHeapTests: XCTestCase {
             for id in shard.heapIDs { shard.write(1 << 50, at: id + 4, width: 8) }
         }, mentions: "outside the file")
     }
+
+    /// The inputs FuzzShard crashed or hung libhdf5 1.10 with (Tests/Fixtures/fuzz/): each
+    /// is now one error naming the file and the attribute.
+    func testInputsTheFuzzerCrashedOrHungOnAreRefused() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/fuzz").path
+        let inputs = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".h5") }.sorted()
+        XCTAssertEqual(inputs.count, 4)
+        for input in inputs {
+            let path = folder + "/" + input
+            XCTAssertThrowsError(try ShardReader(path: path), input) { error in
+                guard let error = error as? FileError else { return XCTFail("untyped error \(error)") }
+                XCTAssertEqual(error.path, path)
+                XCTAssertTrue(error.description.contains("global heap"), error.description)
+            }
+        }
+    }
 }
