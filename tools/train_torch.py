@@ -127,8 +127,11 @@ class Data:
                                  else self.mixed.column("labels"))
             group, lam = self.mixed.column("group"), self.mixed.column("lambda_gen")
             class_a, class_b = self.mixed.column("class_a"), self.mixed.column("class_b")
+            consistent = self.mixed.column("consistent")
             members: dict[int, list[int]] = {}
             for i in range(len(self.mixed)):
+                if args.consistent_only and consistent[i] == 0:
+                    continue
                 members.setdefault(int(group[i]), []).append(i)
             self.by_class: list[list[list[int]]] = [[] for _ in range(self.real.num_classes)]
             for key in sorted(members):
@@ -147,6 +150,10 @@ class Data:
         return (len(self.train) + self.args.batch - 1) // self.args.batch
 
     def group(self, index: int, position: int, epoch: int) -> list[int]:
+        if self.args.mixed_share < 1:
+            share = LoaderRandom(self.args.seed, epoch, position, 0x5348415245)
+            if (share.next() >> 11) * 2.0 ** -53 >= self.args.mixed_share:
+                return []
         c = int(self.classes[index])
         random = LoaderRandom(self.args.seed, epoch, position, 0x50414952)
         candidates = self.by_class[c]
@@ -371,6 +378,8 @@ def main() -> int:
     parser.add_argument("--n-aug", type=int, default=1)
     parser.add_argument("--sharpness", type=float)
     parser.add_argument("--skip-unpaired", action="store_true")
+    parser.add_argument("--consistent-only", action="store_true", help="trajectories from consistent mixed samples only")
+    parser.add_argument("--mixed-share", type=float, default=1.0, help="probability that a real sample brings its mixed group")
     parser.add_argument("--no-validation", action="store_true", help="skip the per-epoch validation (benchmarks)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")

@@ -64,3 +64,21 @@ def test_short_csm_run_writes_a_classifier(tmp_path):
         assert metadata["format"] == "resnet-classifier/1"
         assert json.loads(metadata["resnet"])["layers"] == [3, 3, 3]
         assert f.get_tensor("fc.weight").shape == (3, 64)
+
+
+def test_consistent_only_and_mixed_share_draw_as_csm(tmp_path):
+    """--consistent-only keeps inconsistent samples out of every group; --mixed-share 0.5
+    keeps the groups of the positions csm's loader keeps (LoaderTests pins the same list)."""
+    from argparse import Namespace
+    real = write_shard(str(tmp_path / "real.h5"), real_columns([0, 1, 2] * 8, num_classes=3, image_shape=(8, 8, 1)),
+                       kind="real", class_names=["a", "b", "c"], sharpness=float("nan"))
+    columns = mixed_columns([(0, 1), (1, 2), (2, 0)], groups_per_pair=3, num_classes=3, image_shape=(8, 8, 1))
+    mixed = write_shard(str(tmp_path / "mixed.h5"), columns, class_names=["a", "b", "c"])
+    args = Namespace(real=real, mixed=mixed, seed=2, val_fraction=0.25, sharpness=None, skip_unpaired=False, n_aug=2,
+                     consistent_only=True, mixed_share=0.5, batch=8, no_augment=True)
+    data = train_torch.Data(args)
+    kept = [p for p in range(24) if data.group(data.train[0], p, 1)]
+    assert kept == [0, 4, 5, 10, 11, 16, 17, 18, 20, 21, 22, 23]
+    for p in range(200):
+        for m in data.group(data.train[p % len(data.train)], p, 0):
+            assert columns["consistent"][m] == 1
