@@ -7,7 +7,7 @@ CSM         = .build/release/csm
 PACKAGES    = libopenblas-dev libhdf5-dev libpng-dev libjpeg-dev zlib1g-dev dataset-fashion-mnist
 SUDO        = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test test-slurm test-distributed python-package demo bench fuzz clean
+.PHONY: all deps build test test-slurm test-distributed python-package demo bench study fuzz clean
 
 all: build
 
@@ -66,6 +66,15 @@ bench: build python-package
 	$(CSM) generate --out demo-out/data
 	@[ -e demo-out/real-train/manifest.json ] || $(CSM) import fashion-mnist --split train --out demo-out/real-train
 	python3 tools/bench.py --csm $(CSM)
+
+## study: the calibration study on Fashion-MNIST (tools/study.py): data, CSM settings chosen
+## on the validation split, ResNet-20 trained with every method in the "full" and "scarce"
+## regimes, evaluated on the test split. About 4 hours on 2 cores; rerun to resume. Writes
+## docs/calibration/fashion-mnist.{md,json}, its figure and Datasets/fashion-mnist/study/.
+## Not part of make test. STUDY_FLAGS=--quick checks the pipeline in minutes.
+study: build python-package
+	@python3 -c "import PIL" 2>/dev/null || python3 -m pip install -q pillow
+	python3 tools/study.py --csm $(CSM) $(STUDY_FLAGS)
 
 ## fuzz: libFuzzer harnesses (safetensors, .npy, IDX, manifest JSON, shards) built with
 ## -sanitize=fuzzer,address in their own package (Fuzz/, never part of build or test), each
