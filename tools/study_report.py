@@ -66,7 +66,7 @@ def goal(regimes: dict) -> list[str]:
 
 
 def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+    return f"{count:g} {noun}{'' if count == 1 else 's'}"
 
 
 def pct(value: float) -> str:
@@ -135,13 +135,16 @@ def write(study) -> None:
     os.makedirs(os.path.join(S.ROOT, S.DOCS), exist_ok=True)
     regimes = results(study)
     grid = study.state["grid"]
-    stages = {stage: round(study.stage_seconds(stage) / 60, 1) for stage in ("data", "grid", "full", "scarce", "evaluate")}
+    names = ("data", "grid", "full", "scarce", "evaluate")
+    walls = study.state.get("stage_wall", {})
+    stages = {stage: round(walls.get(stage, 0) / 60, 1) for stage in names}
+    unit_minutes = {stage: round(study.stage_seconds(stage) / 60, 1) for stage in names}
     version = subprocess.run([study.csm, "--version"], capture_output=True, text=True).stdout.strip()
     document = {"dataset": "fashion-mnist", "regimes": regimes, "grid": grid, "recipe": S.RECIPE,
                 "full_epochs": S.FULL_EPOCHS, "mixed": {"pairs": 45, "groups_per_pair": S.GROUPS_PER_PAIR,
                                                         "lambdas": S.LAMBDAS, "samples": study.count("mixed")},
                 "samples": {d: study.count(d) for d in ("real-train", "real-val", "real-fit", "real-scarce", "real-test")},
-                "bins": S.BINS, "bootstrap": S.BOOTSTRAP, "stage_minutes": stages, "machine": machine(),
+                "bins": S.BINS, "bootstrap": S.BOOTSTRAP, "stage_minutes": stages, "unit_minutes": unit_minutes, "jobs": study.jobs, "machine": machine(),
                 "csm_version": version}
     json_path = os.path.join(S.ROOT, S.DOCS, "fashion-mnist.json")
     with open(json_path + ".tmp", "w") as out:
@@ -188,8 +191,11 @@ def write(study) -> None:
           f"{plural(S.GROUPS_PER_PAIR, 'group')} (trajectories) x {S.LAMBDAS} lambdas = {study.count('mixed'):,} images; "
           "λ̂ is stored and `csm train --sharpness` re-derives the soft labels.", "",
           "## Wall time (this machine)", "",
-          "| stage | minutes |", "|---|---:|", *[f"| {k} | {v} |" for k, v in stages.items()],
-          f"| total | {round(sum(stages.values()), 1)} |", "",
+          f"Trainings ran {study.jobs} at a time, each pinned to one core (`tools/study.py --jobs`); \"unit minutes\" "
+          "adds up the wall time of each command.", "",
+          "| stage | wall minutes | unit minutes |", "|---|---:|---:|",
+          *[f"| {k} | {stages[k]} | {unit_minutes[k]} |" for k in names],
+          f"| total | {round(sum(stages.values()), 1)} | {round(sum(unit_minutes.values()), 1)} |", "",
           f"Machine: {machine()}. csm {version}.", "",
           "## Check it", "",
           "The classifiers are committed under `Datasets/fashion-mnist/study/`. `csm evaluate --classifier "

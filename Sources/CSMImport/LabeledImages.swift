@@ -29,21 +29,10 @@ public struct LabeledImages: Equatable, Sendable {
     /// Bytes of one image.
     public var imageSize: Int { height * width * channels }
 
-    /// Images `rows` as real-data shard columns (SPEC §4.3): one-hot labels, class_a = the
-    /// class, class_b = −1, lambda_gen = 1, lambda_proj = NaN, prob_a = 1, prob_b = 0,
-    /// consistent = 1, group = seed = −1.
+    /// Images `rows` as real-data shard columns (`ShardSamples.real`).
     public func realSamples(rows: Range<Int>) -> ShardSamples {
-        let n = rows.count
-        let k = classNames.count
-        var oneHot = [Float](repeating: 0, count: n * k)
-        for (row, label) in labels[rows].enumerated() { oneHot[row * k + Int(label)] = 1 }
-        let pixels = Array(images[(rows.lowerBound * imageSize)..<(rows.upperBound * imageSize)])
-        return ShardSamples(
-            height: height, width: width, channels: channels, numClasses: k, images: pixels, labels: oneHot,
-            classA: Array(labels[rows]), classB: [Int32](repeating: -1, count: n),
-            lambdaGen: [Float](repeating: 1, count: n), lambdaProj: [Float](repeating: .nan, count: n),
-            probA: [Float](repeating: 1, count: n), probB: [Float](repeating: 0, count: n),
-            consistent: [UInt8](repeating: 1, count: n), group: [Int64](repeating: -1, count: n),
-            seed: [Int64](repeating: -1, count: n))
+        ShardSamples.real(height: height, width: width, channels: channels, numClasses: classNames.count,
+                          images: Array(images[(rows.lowerBound * imageSize)..<(rows.upperBound * imageSize)]),
+                          classes: Array(labels[rows]))
     }
 }

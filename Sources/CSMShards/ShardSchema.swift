@@ -193,6 +193,23 @@ public struct ShardSamples: Equatable, Sendable {
     /// Number of samples N.
     public var count: Int { classA.count }
 
+    /// Real images as shard columns (SPEC §4.3): one-hot labels, class_a = the class,
+    /// class_b = −1, lambda_gen = 1, lambda_proj = NaN, prob_a = 1, prob_b = 0,
+    /// consistent = 1, group = seed = −1. `images` holds one H×W×C image per entry of `classes`.
+    public static func real(height: Int, width: Int, channels: Int, numClasses: Int, images: [UInt8],
+                            classes: [Int32]) -> ShardSamples {
+        let n = classes.count
+        var oneHot = [Float](repeating: 0, count: n * numClasses)
+        for (row, label) in classes.enumerated() { oneHot[row * numClasses + Int(label)] = 1 }
+        return ShardSamples(
+            height: height, width: width, channels: channels, numClasses: numClasses, images: images, labels: oneHot,
+            classA: classes, classB: [Int32](repeating: -1, count: n),
+            lambdaGen: [Float](repeating: 1, count: n), lambdaProj: [Float](repeating: .nan, count: n),
+            probA: [Float](repeating: 1, count: n), probB: [Float](repeating: 0, count: n),
+            consistent: [UInt8](repeating: 1, count: n), group: [Int64](repeating: -1, count: n),
+            seed: [Int64](repeating: -1, count: n))
+    }
+
     /// Appends the samples of `other` (same image size and classes).
     public mutating func append(contentsOf other: ShardSamples) {
         images += other.images

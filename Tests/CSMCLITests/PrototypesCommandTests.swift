@@ -22,23 +22,9 @@ final class PrototypesCommandTests: XCTestCase {
         let names = try ResNetClassifier(path: classifier).classNames
         let k = names.count
         // The fixture's images as a real-data shard.
-        var samples = ShardSamples(height: h, width: w, channels: 1, numClasses: k, images: [], labels: [], classA: [], classB: [],
-                                   lambdaGen: [], lambdaProj: [], probA: [], probB: [], consistent: [], group: [], seed: [])
-        samples.images = try reference.integers("pixels_u8").map { UInt8($0) }
-        for label in labels {
-            var oneHot = [Float](repeating: 0, count: k)
-            oneHot[label] = 1
-            samples.labels += oneHot
-            samples.classA.append(Int32(label))
-            samples.classB.append(-1)
-            samples.lambdaGen.append(1)
-            samples.lambdaProj.append(.nan)
-            samples.probA.append(1)
-            samples.probB.append(0)
-            samples.consistent.append(1)
-            samples.group.append(-1)
-            samples.seed.append(-1)
-        }
+        let pixels = try reference.integers("pixels_u8").map { UInt8($0) }
+        let samples = ShardSamples.real(height: h, width: w, channels: 1, numClasses: k, images: pixels,
+                                        classes: labels.map { Int32($0) })
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try ShardWriter().write(samples, metadata: ShardMetadata(kind: .real, classNames: names, sharpness: 0, createdBy: "test"),

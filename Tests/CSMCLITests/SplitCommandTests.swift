@@ -12,21 +12,9 @@ final class SplitCommandTests: XCTestCase {
 
     /// One real shard of `count` 4×4 images in 3 classes (i % 3), without a manifest.
     func writeReal(count: Int) throws -> String {
-        var s = ShardSamples(height: 4, width: 4, channels: 1, numClasses: 3, images: [], labels: [], classA: [], classB: [],
-                             lambdaGen: [], lambdaProj: [], probA: [], probB: [], consistent: [], group: [], seed: [])
-        for i in 0..<count {
-            s.images += (0..<16).map { UInt8(truncatingIfNeeded: i &* 13 + $0) }
-            s.labels += (0..<3).map { $0 == i % 3 ? 1 : 0 }
-            s.classA.append(Int32(i % 3))
-            s.classB.append(-1)
-            s.lambdaGen.append(1)
-            s.lambdaProj.append(.nan)
-            s.probA.append(1)
-            s.probB.append(0)
-            s.consistent.append(1)
-            s.group.append(-1)
-            s.seed.append(-1)
-        }
+        let s = ShardSamples.real(height: 4, width: 4, channels: 1, numClasses: 3,
+                                  images: (0..<count).flatMap { i in (0..<16).map { UInt8(truncatingIfNeeded: i &* 13 + $0) } },
+                                  classes: (0..<count).map { Int32($0 % 3) })
         try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
         let path = dir + "/data/real-train-00000.h5"
         try ShardWriter().write(s, metadata: ShardMetadata(kind: .real, classNames: ["a", "b", "c"], sharpness: .nan, createdBy: "test"),

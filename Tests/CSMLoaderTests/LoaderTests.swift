@@ -70,23 +70,9 @@ final class LoaderTests: XCTestCase {
 
     func writeReal(count: Int) throws -> String {
         let path = directory + "/real.h5"
-        var samples = ShardSamples(height: 4, width: 5, channels: 1, numClasses: 3, images: [], labels: [], classA: [], classB: [],
-                                   lambdaGen: [], lambdaProj: [], probA: [], probB: [], consistent: [], group: [], seed: [])
-        for i in 0..<count {
-            samples.images += (0..<20).map { UInt8(truncatingIfNeeded: 200 + i + $0) }
-            var label = [Float](repeating: 0, count: 3)
-            label[i % 3] = 1
-            samples.labels += label
-            samples.classA.append(Int32(i % 3))
-            samples.classB.append(-1)
-            samples.lambdaGen.append(1)
-            samples.lambdaProj.append(.nan)
-            samples.probA.append(1)
-            samples.probB.append(0)
-            samples.consistent.append(1)
-            samples.group.append(-1)
-            samples.seed.append(-1)
-        }
+        let samples = ShardSamples.real(height: 4, width: 5, channels: 1, numClasses: 3,
+                                        images: (0..<count).flatMap { i in (0..<20).map { UInt8(truncatingIfNeeded: 200 + i + $0) } },
+                                        classes: (0..<count).map { Int32($0 % 3) })
         try ShardWriter().write(samples, metadata: ShardMetadata(kind: .real, classNames: names, sharpness: 0, createdBy: "test"), to: path)
         return path
     }

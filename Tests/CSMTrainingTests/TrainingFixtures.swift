@@ -39,21 +39,10 @@ struct TrainingFixtures {
     @discardableResult
     func writeReal(_ name: String = "real.h5", count: Int, classes k: Int = 3, seed: Int = 0) throws -> String {
         let path = directory + "/" + name
-        var samples = emptySamples(k)
-        for i in 0..<count {
-            let c = i % k
-            samples.images += image((0..<k).map { $0 == c ? 1 : 0 }, noise: seed * 100_003 + i)
-            samples.labels += (0..<k).map { $0 == c ? 1 : 0 }
-            samples.classA.append(Int32(c))
-            samples.classB.append(-1)
-            samples.lambdaGen.append(1)
-            samples.lambdaProj.append(.nan)
-            samples.probA.append(1)
-            samples.probB.append(0)
-            samples.consistent.append(1)
-            samples.group.append(-1)
-            samples.seed.append(-1)
-        }
+        let samples = ShardSamples.real(
+            height: height, width: width, channels: channels, numClasses: k,
+            images: (0..<count).flatMap { i in image((0..<k).map { $0 == i % k ? 1 : 0 }, noise: seed * 100_003 + i) },
+            classes: (0..<count).map { Int32($0 % k) })
         try ShardWriter().write(samples, metadata: ShardMetadata(kind: .real, classNames: Self.names(k), sharpness: 0, createdBy: "test"),
                                 to: path)
         return path
