@@ -69,7 +69,7 @@ bench: build python-package
 
 ## study: the calibration study on Fashion-MNIST (tools/study.py): data, CSM settings chosen
 ## on the validation split, ResNet-20 trained with every method in the "full" and "scarce"
-## regimes, evaluated on the test split. About 4 hours on 2 cores; rerun to resume. Writes
+## regimes, evaluated on the test split. About 2 hours on 2 cores; rerun to resume. Writes
 ## docs/calibration/fashion-mnist.{md,json}, its figure and Datasets/fashion-mnist/study/.
 ## Not part of make test. STUDY_FLAGS=--quick checks the pipeline in minutes.
 study: build python-package
