@@ -229,14 +229,19 @@ class Study:
         steps = FULL_STEPS or round(FULL_EPOCHS * steps_per_epoch(self.count("real-fit")))
         # Scarce: as many epochs as it takes to make the same number of optimiser steps.
         data = "real-fit" if regime == "full" else "real-scarce"
-        epochs = -(-steps // steps_per_epoch(self.count(data)))
-        # The CSM trainings (several images per real one) first, so that two workers end together.
+        samples = self.count(data)
+        per_epoch = steps_per_epoch(samples)
+        length = ["--epochs", str(-(-steps // per_epoch)), "--max-steps", str(steps)]
+
+        def train(loss: str, seed: int) -> None:
+            name = model_name(regime, loss, seed)
+            self.train(name, regime, os.path.join(ROOT, MODELS, name + ".safetensors"), data, loss, seed, length, settings)
+
+        # The CSM trainings (several images per real one) first, so that the workers end together.
         methods = sorted(REGIMES[regime], key=lambda method: not method[0].startswith("csm"))
-        self.parallel([lambda loss=loss, seed=seed: self.train(
-            model_name(regime, loss, seed), regime, os.path.join(ROOT, MODELS, model_name(regime, loss, seed) + ".safetensors"),
-            data, loss, seed, ["--epochs", str(epochs), "--max-steps", str(steps)], settings) for loss, seed in methods])
-        self.state.setdefault("lengths", {})[regime] = {"steps": steps, "epochs": round(steps / steps_per_epoch(self.count(data)), 2),
-                                                         "samples": self.count(data)}
+        self.parallel([lambda loss=loss, seed=seed: train(loss, seed) for loss, seed in methods])
+        self.state.setdefault("lengths", {})[regime] = {"steps": steps, "epochs": round(steps / per_epoch, 2),
+                                                         "samples": samples}
         self.save_state()
 
     def evaluate(self) -> None:
@@ -316,14 +321,17 @@ def main() -> int:
     last = order.index(args.stage) if args.stage else len(order) - 1
     for stage in order[:last + 1]:
         start = time.time()
-        if stage == "report":
-            sys.modules.setdefault("study", sys.modules[__name__])  # the report reads this run's settings
-            import study_report
-            study_report.write(study)
-        elif stage in REGIMES:
-            study.regime(stage)
-        else:
-            getattr(study, stage)()
+        try:
+            if stage == "report":
+                sys.modules.setdefault("study", sys.modules[__name__])  # the report reads this run's settings
+                import study_report
+                study_report.write(study)
+            elif stage in REGIMES:
+                study.regime(stage)
+            else:
+                getattr(study, stage)()
+        except UnitFailed as failure:
+            sys.exit(str(failure))
         walls = study.state.setdefault("stage_wall", {})
         walls[stage] = round(walls.get(stage, 0) + time.time() - start, 1)
         study.save_state()

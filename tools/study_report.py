@@ -65,7 +65,7 @@ def goal(regimes: dict) -> list[str]:
     return lines
 
 
-def plural(count: int, noun: str) -> str:
+def plural(count: float, noun: str) -> str:
     return f"{count:g} {noun}{'' if count == 1 else 's'}"
 
 
