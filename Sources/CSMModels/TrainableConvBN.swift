@@ -20,7 +20,6 @@ final class TrainableConvBN {
     private var convolved: [FeatureMap] = []
     private var reluOutput: [FeatureMap]?
     private var statistics: BatchNormStatistics?
-    private var packed: ConvolutionWeights?
 
     init(name conv: String, _ bn: String, inputs: Int, outputs: Int, kernel: Int, stride: Int, padding: Int,
          weight: [Float], gamma: [Float], beta: [Float], mean: [Float], variance: [Float]) {
@@ -44,26 +43,30 @@ final class TrainableConvBN {
         kernel == 3 && stride == 1 && padding == 1 && WinogradWeights.supportsGradients(inputChannels: inputs, outputChannels: outputs)
     }
 
-    private func convolve(_ x: [FeatureMap]) -> [FeatureMap] {
-        let packed = ConvolutionWeights(pytorch: weight.value, bias: nil, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
-        self.packed = packed
+    /// conv → batch norm with batch statistics (→ + residual → ReLU); updates the running
+    /// statistics. With a residual the caller owns the ReLU's backward (`backward` gets dy
+    /// already masked); without one, `relu` is undone inside `backward`. Each chunk's
+    /// batch-norm sums are taken right after its convolution, while it is in cache.
+    func forwardTraining(_ x: [FeatureMap], residual: [FeatureMap]? = nil, relu: Bool) -> [FeatureMap] {
+        input = x
+        let convolve: (FeatureMap) -> FeatureMap
         if usesWinograd {
             let w = Profiler.measure("winograd-weights") {
                 WinogradWeights(training: weight.value, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile, transposed: false)
             }
-            return BatchChunks.map(x.count) { Winograd.apply(x[$0], w) }
+            convolve = { Winograd.apply($0, w) }
+        } else {
+            let packed = ConvolutionWeights(pytorch: weight.value, bias: nil, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
+            convolve = { [stride, padding] in Convolution.apply($0, packed, stride: stride, padding: padding) }
         }
-        return BatchChunks.map(x.count) { Convolution.apply(x[$0], packed, stride: stride, padding: padding) }
-    }
-
-    /// conv → batch norm with batch statistics (→ + residual → ReLU); updates the running
-    /// statistics. With a residual the caller owns the ReLU's backward (`backward` gets dy
-    /// already masked); without one, `relu` is undone inside `backward`.
-    func forwardTraining(_ x: [FeatureMap], residual: [FeatureMap]? = nil, relu: Bool) -> [FeatureMap] {
-        input = x
-        convolved = convolve(x)
-        let (y, statistics) = BatchNorm.trainingForward(convolved, gamma: gamma.value, beta: beta.value, epsilon: Self.epsilon,
-                                                        residual: residual, relu: relu)
+        let results = BatchChunks.map(x.count) { i -> (FeatureMap, ([Double], [Double])) in
+            let h = convolve(x[i])
+            return (h, Profiler.measure("bn-statistics") { BatchNorm.sumsAndSquares(h) })
+        }
+        convolved = results.map(\.0)
+        let statistics = BatchNorm.batchStatistics(partials: results.map(\.1), count: convolved.reduce(0) { $0 + $1.count * $1.pixels },
+                                                   epsilon: Self.epsilon)
+        let y = BatchNorm.normalize(convolved, statistics: statistics, gamma: gamma.value, beta: beta.value, residual: residual, relu: relu)
         self.statistics = statistics
         reluOutput = relu && residual == nil ? y : nil
         BatchNorm.updateRunning(mean: &runningMean.value, variance: &runningVariance.value, with: statistics)
@@ -71,22 +74,29 @@ final class TrainableConvBN {
     }
 
     /// Adds dL/dθ to the parameters' gradients and returns dL/dx per chunk (nil when not
-    /// `needInput`, for the stem).
+    /// `needInput`, for the stem). Each chunk's batch-norm input gradient goes straight into
+    /// the convolution's gradients, while it is in cache.
     func backward(_ dy: [FeatureMap], needInput: Bool = true) -> [FeatureMap]? {
-        guard let statistics, let packed else { preconditionFailure("backward without a training forward") }
-        let bn = BatchNorm.backward(dy, x: convolved, reluOutput: reluOutput, gamma: gamma.value, statistics: statistics)
-        add(bn.gamma, to: gamma)
-        add(bn.beta, to: beta)
+        guard let statistics else { preconditionFailure("backward without a training forward") }
+        let sums = BatchNorm.parameterGradients(dy, x: convolved, reluOutput: reluOutput, statistics: statistics)
+        add(sums.gamma, to: gamma)
+        add(sums.beta, to: beta)
         let h = input[0].height, w = input[0].width
         let transposed: WinogradWeights? = needInput && usesWinograd ? Profiler.measure("winograd-weights") {
             WinogradWeights(training: weight.value, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile, transposed: true)
         } : nil
+        let packed: ConvolutionWeights? = needInput && !usesWinograd
+            ? ConvolutionWeights(pytorch: weight.value, bias: nil, outputChannels: outputs, inputChannels: inputs, kernel: kernel) : nil
+        let gammaValue = gamma.value
         let results = BatchChunks.map(dy.count) { i -> ([Float], FeatureMap?) in
-            let dw = usesWinograd ? WinogradGradient.weight(input[i], bn.dx[i], tile: Winograd.defaultTile)
-                                  : ConvolutionGradient.weight(input[i], bn.dx[i], kernel: kernel, stride: stride, padding: padding)
+            let g = Profiler.measure("bn-backward") {
+                BatchNorm.inputGradient(dy[i], x: convolved[i], reluOutput: reluOutput?[i], gamma: gammaValue, statistics: statistics, sums: sums)
+            }
+            let dw = usesWinograd ? WinogradGradient.weight(input[i], g, tile: Winograd.defaultTile)
+                                  : ConvolutionGradient.weight(input[i], g, kernel: kernel, stride: stride, padding: padding)
             guard needInput else { return (dw, nil) }
-            if let transposed { return (dw, Winograd.apply(bn.dx[i], transposed)) }
-            return (dw, ConvolutionGradient.input(bn.dx[i], packed, height: h, width: w, stride: stride, padding: padding))
+            if let transposed { return (dw, Winograd.apply(g, transposed)) }
+            return (dw, ConvolutionGradient.input(g, packed!, height: h, width: w, stride: stride, padding: padding))
         }
         let dw = ConvolutionGradient.unpack(BatchChunks.sum(results.map(\.0)), outputChannels: outputs, inputChannels: inputs, kernel: kernel)
         add(dw, to: weight)

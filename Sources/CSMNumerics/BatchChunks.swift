@@ -1,15 +1,19 @@
-/// How training kernels split a batch: into at most `maximumCount` contiguous chunks of
-/// images, fixed by the batch size alone. Layers run chunk by chunk (concurrently), and
+/// How training kernels split a batch: into contiguous chunks of images, fixed by the batch
+/// size alone — `minimumCount` chunks (fewer only for fewer images), more where that would
+/// make a chunk larger than `maximumImages`, so that a chunk's activations stay in a core's
+/// cache between the kernels that run on it. Layers run chunk by chunk (concurrently), and
 /// whatever they reduce over the batch (batch-norm statistics, weight gradients) is summed
 /// per chunk and then over chunks in chunk order, so results are bitwise the same from run
 /// to run and whatever the number of threads.
 public enum BatchChunks {
-    /// The most chunks a batch is split into.
-    public static let maximumCount = 8
+    /// The fewest chunks a batch of at least that many images is split into.
+    public static let minimumCount = 8
+    /// The most images in a chunk once a batch has more than `minimumCount` · `maximumImages` images.
+    public static let maximumImages = 16
 
     /// The image ranges of a batch of `count` images.
     public static func ranges(_ count: Int) -> [Range<Int>] {
-        Parallel.ranges(count, parts: maximumCount)
+        Parallel.ranges(count, parts: max(minimumCount, (count + maximumImages - 1) / maximumImages))
     }
 
     /// `x` split into its chunks.

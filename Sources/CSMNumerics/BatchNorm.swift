@@ -27,6 +27,17 @@ public struct BatchNormStatistics: Sendable {
     }
 }
 
+/// Σdy and Σdy·x̂ per channel over a training batch (Double, summed in chunk order).
+public struct BatchNormGradientSums: Sendable {
+    public let sumDy: [Double]
+    public let sumDyXhat: [Double]
+
+    /// dL/dγ.
+    public var gamma: [Float] { sumDyXhat.map { Float($0) } }
+    /// dL/dβ.
+    public var beta: [Float] { sumDy.map { Float($0) } }
+}
+
 /// Batch normalisation over NHWC maps, PyTorch's rules: training mode normalises with the
 /// batch's mean and biased variance, y = γ·(x − μ)/√(σ² + ε) + β, optionally followed by a
 /// residual add and ReLU; eval mode uses running statistics. Batches are lists of chunks
@@ -36,27 +47,38 @@ public enum BatchNorm {
     /// (plus `residual` chunks, then ReLU, when asked) and the batch statistics.
     public static func trainingForward(_ chunks: [FeatureMap], gamma: [Float], beta: [Float], epsilon: Float = 1e-5,
                                        residual: [FeatureMap]? = nil, relu: Bool) -> (y: [FeatureMap], statistics: BatchNormStatistics) {
+        let statistics = Profiler.measure("bn-forward") { batchStatistics(chunks, epsilon: epsilon) }
+        return (normalize(chunks, statistics: statistics, gamma: gamma, beta: beta, residual: residual, relu: relu), statistics)
+    }
+
+    /// The normalisation of training mode over chunks, given the batch statistics.
+    public static func normalize(_ chunks: [FeatureMap], statistics: BatchNormStatistics, gamma: [Float], beta: [Float],
+                                 residual: [FeatureMap]? = nil, relu: Bool) -> [FeatureMap] {
         Profiler.measure("bn-forward") {
-            let statistics = batchStatistics(chunks, epsilon: epsilon)
-            let y = BatchChunks.map(chunks.count) { i in
+            BatchChunks.map(chunks.count) { i in
                 normalize(chunks[i], mean: statistics.mean, inverseStd: statistics.inverseStd, gamma: gamma, beta: beta,
                           residual: residual?[i], relu: relu)
             }
-            return (y, statistics)
         }
     }
 
     /// Mean and biased variance over all chunks (Σx and Σx² in Double per chunk, then in chunk order).
     public static func batchStatistics(_ chunks: [FeatureMap], epsilon: Float) -> BatchNormStatistics {
         let partials = BatchChunks.map(chunks.count) { i in sumsAndSquares(chunks[i]) }
-        let total = chunks.reduce(0) { $0 + $1.count * $1.pixels }
-        return BatchNormStatistics(sums: BatchChunks.sum(partials.map(\.0)), squares: BatchChunks.sum(partials.map(\.1)),
-                                   count: total, epsilon: epsilon)
+        return batchStatistics(partials: partials, count: chunks.reduce(0) { $0 + $1.count * $1.pixels }, epsilon: epsilon)
+    }
+
+    /// Mean and biased variance from every chunk's `sumsAndSquares` (in chunk order) over
+    /// `count` values per channel. Layers that compute each chunk's sums right after
+    /// producing it (while it is still in cache) finish the statistics with this.
+    public static func batchStatistics(partials: [([Double], [Double])], count: Int, epsilon: Float) -> BatchNormStatistics {
+        BatchNormStatistics(sums: BatchChunks.sum(partials.map(\.0)), squares: BatchChunks.sum(partials.map(\.1)),
+                            count: count, epsilon: epsilon)
     }
 
     /// Per-channel Σx and Σx² of one chunk: Float sums over one image row at a time (they
     /// vectorise), Double across rows.
-    static func sumsAndSquares(_ x: FeatureMap) -> ([Double], [Double]) {
+    public static func sumsAndSquares(_ x: FeatureMap) -> ([Double], [Double]) {
         let c = x.channels, rows = x.count * x.pixels, width = max(1, x.width)
         var sums = [Double](repeating: 0, count: c), squares = [Double](repeating: 0, count: c)
         let rowSums = UnsafeMutablePointer<Float>.allocate(capacity: 2 * c)
@@ -147,16 +169,26 @@ public enum BatchNorm {
     /// reluOutput > 0. Returns dL/dx per chunk, dL/dγ and dL/dβ.
     public static func backward(_ dy: [FeatureMap], x: [FeatureMap], reluOutput: [FeatureMap]? = nil, gamma: [Float],
                                 statistics: BatchNormStatistics) -> (dx: [FeatureMap], gamma: [Float], beta: [Float]) {
+        let sums = parameterGradients(dy, x: x, reluOutput: reluOutput, statistics: statistics)
+        let dx = Profiler.measure("bn-backward") {
+            BatchChunks.map(dy.count) { i in
+                inputGradient(dy[i], x: x[i], reluOutput: reluOutput?[i], gamma: gamma, statistics: statistics, sums: sums)
+            }
+        }
+        return (dx, sums.gamma, sums.beta)
+    }
+
+    /// The first half of the training backward: Σdy·x̂ and Σdy over the batch (dy masked by
+    /// reluOutput > 0 when given), which are dL/dγ and dL/dβ and which every chunk's input
+    /// gradient needs. Layers then run `inputGradient` chunk by chunk, each chunk's
+    /// together with whatever consumes it next.
+    public static func parameterGradients(_ dy: [FeatureMap], x: [FeatureMap], reluOutput: [FeatureMap]? = nil,
+                                          statistics: BatchNormStatistics) -> BatchNormGradientSums {
         Profiler.measure("bn-backward") {
             let partials = BatchChunks.map(dy.count) { i in
                 gradientSums(dy[i], x: x[i], reluOutput: reluOutput?[i], statistics: statistics)
             }
-            let sumDy = BatchChunks.sum(partials.map(\.0)), sumDyXhat = BatchChunks.sum(partials.map(\.1))
-            let dx = BatchChunks.map(dy.count) { i in
-                inputGradient(dy[i], x: x[i], reluOutput: reluOutput?[i], gamma: gamma, statistics: statistics,
-                              sumDy: sumDy, sumDyXhat: sumDyXhat)
-            }
-            return (dx, sumDyXhat.map { Float($0) }, sumDy.map { Float($0) })
+            return BatchNormGradientSums(sumDy: BatchChunks.sum(partials.map(\.0)), sumDyXhat: BatchChunks.sum(partials.map(\.1)))
         }
     }
 
@@ -213,8 +245,9 @@ public enum BatchNorm {
     }
 
     /// dx = γ·σ⁻¹·(dy − Σdy/n − x̂·Σ(dy·x̂)/n) for one chunk.
-    static func inputGradient(_ dy: FeatureMap, x: FeatureMap, reluOutput: FeatureMap?, gamma: [Float], statistics s: BatchNormStatistics,
-                              sumDy: [Double], sumDyXhat: [Double]) -> FeatureMap {
+    public static func inputGradient(_ dy: FeatureMap, x: FeatureMap, reluOutput: FeatureMap?, gamma: [Float],
+                                     statistics s: BatchNormStatistics, sums: BatchNormGradientSums) -> FeatureMap {
+        let sumDy = sums.sumDy, sumDyXhat = sums.sumDyXhat
         let c = x.channels, rows = x.count * x.pixels
         let n = Double(s.count)
         // dx = dy·a + (x − mean)·b + d per channel.

@@ -9,10 +9,10 @@ public enum Profiler {
 
     /// Runs `body`, charging its time to `name` when profiling is on.
     @inline(__always)
-    public static func measure<T>(_ name: String, _ body: () -> T) -> T {
-        guard enabled else { return body() }
+    public static func measure<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+        guard enabled else { return try body() }
         let start = DispatchTime.now().uptimeNanoseconds
-        let result = body()
+        let result = try body()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         lock.lock()
         let previous = totals[name] ?? (0, 0)

@@ -86,9 +86,9 @@ public final class Trainer {
             let epoch = epochsDone
             let batches = data.batches(epoch: epoch)
             var lossSum = 0.0, batchCount = 0, images = 0, rate = 0.0
-            while step < totalSteps, let batch = try batches.next() {
+            while step < totalSteps, let batch = try Profiler.measure("step: wait for data", { try batches.next() }) {
                 for parameter in parameters { parameter.zeroGradient() }
-                let logits = network.forwardTraining(batch.images)
+                let logits = Profiler.measure("step: forward") { network.forwardTraining(batch.images) }
                 let split = batch.realCount * k
                 let loss: (value: Double, gradient: [Float])
                 do {
@@ -99,10 +99,12 @@ public final class Trainer {
                     throw nonFinite("the logits are not finite", epoch: epoch)
                 }
                 guard loss.value.isFinite else { throw nonFinite("the loss is \(loss.value)", epoch: epoch) }
-                network.backward(loss.gradient)
-                if configuration.clip > 0 { clipGradientNorm(parameters, maxNorm: configuration.clip) }
+                Profiler.measure("step: backward") { network.backward(loss.gradient) }
                 rate = schedule.rate(step: step)
-                optimizer.step(parameters, lr: Float(rate))
+                Profiler.measure("step: clip + SGD") {
+                    if configuration.clip > 0 { clipGradientNorm(parameters, maxNorm: configuration.clip) }
+                    optimizer.step(parameters, lr: Float(rate))
+                }
                 step += 1
                 batchCount += 1
                 images += batch.images.count

@@ -1,3 +1,4 @@
+import CSMNumerics
 import Foundation
 
 /// Progress on stderr: a live bar with rate and ETA on a terminal, a plain line every
@@ -68,4 +69,11 @@ func peakMemoryMiB() -> Double {
 /// `text` padded with spaces to `width` characters (String(format:) does not pad %@ on Linux).
 func padded(_ text: String, _ width: Int) -> String {
     text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+}
+
+/// The per-kernel profile (`Profiler.report`) on stderr, largest first.
+func printProfile() {
+    for row in Profiler.report() {
+        printError("  " + padded(row.name, 18) + String(format: " %8.3f s  %7d calls", row.seconds, row.calls))
+    }
 }

@@ -204,11 +204,7 @@ struct SampleCommand: ParsableCommand {
         let gflop = net.measureFLOPsPerImage() / 1e9 * Double(evaluations * n) / seconds
         printError(String(format: "sampled %d images in %.2f s: %.2f images/s, %d network evaluations each (%.0f GFLOP/s), peak memory %.0f MiB",
                           n, seconds, rate, evaluations, gflop, peakMemoryMiB()))
-        if profile {
-            for row in Profiler.report() {
-                printError("  " + padded(row.name, 14) + String(format: " %8.3f s  %7d calls", row.seconds, row.calls))
-            }
-        }
+        if profile { printProfile() }
         if json {
             print(String(format: "{\"images\": %d, \"seconds\": %.4f, \"images_per_s\": %.4f, \"evaluations_per_image\": %d, \"gflop_per_s\": %.2f, \"peak_rss_mib\": %.1f, \"threads\": %d, \"blas_core\": \"%@\"}",
                          n, seconds, rate, evaluations, gflop, peakMemoryMiB(), Parallel.workerCount, BLAS.coreName as NSString))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CSMModels
+import CSMNumerics
 import CSMTraining
 import Foundation
 
@@ -129,11 +130,15 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "One JSON line per epoch on stdout.")
     var json = false
 
+    @Flag(help: "Print a per-kernel time profile (CPU seconds summed over threads) at the end.")
+    var profile = false
+
     @Option(help: ArgumentHelp("The trained classifier.", valueName: "file.safetensors"))
     var out: String
 
     func run() throws {
         let config = try trainingConfiguration()
+        Profiler.enabled = Profiler.enabled || profile
         var initial: TrainableNetwork?
         if let initialModel { initial = try NetworkPresets.load(initialModel) }
         let normalization = initial.map { (mean: $0.input.mean, std: $0.input.std) }
@@ -157,6 +162,7 @@ struct TrainCommand: ParsableCommand {
         try train(trainer, data: data)
         try trainer.writeModel(to: out)
         try? FileManager.default.removeItem(atPath: checkpointPath)
+        if profile { printProfile() }
         let kept = trainer.history.first { $0.epoch == trainer.keptEpoch }
         let accuracy = kept?.validationAccuracy.map { String(format: ", validation accuracy %.4f", $0) } ?? ""
         printError("wrote \(out): epoch \(trainer.keptEpoch) of \(trainer.epochsDone) (\(config.keep.rawValue))\(accuracy)")

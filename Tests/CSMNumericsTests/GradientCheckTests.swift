@@ -154,6 +154,19 @@ final class GradientCheckTests: XCTestCase {
         assertGradient(BatchChunks.sum(parts), whole.map(Double.init), tolerance: 1e-5, "chunked weight gradient")
     }
 
+    /// Chunks depend on the batch size alone: 8 up to 128 images (fewer for fewer images),
+    /// then as many as keep each at 16 images or fewer; contiguous and covering the batch.
+    func testBatchChunksFollowTheBatchSize() {
+        for (count, chunks, largest) in [(5, 5, 1), (64, 8, 8), (128, 8, 16), (129, 9, 15), (384, 24, 16), (1000, 63, 16)] {
+            let ranges = BatchChunks.ranges(count)
+            XCTAssertEqual(ranges.count, chunks, "\(count) images")
+            XCTAssertEqual(ranges.map(\.count).max(), largest, "\(count) images")
+            XCTAssertEqual(ranges.first?.lowerBound, 0)
+            XCTAssertEqual(ranges.last?.upperBound, count)
+            XCTAssert(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }, "\(count) images")
+        }
+    }
+
     // MARK: Batch norm
 
     /// Training-mode batch norm in float64: y = γ(x − μ)/√(σ²_biased + ε) + β (+ residual) (→ ReLU).
