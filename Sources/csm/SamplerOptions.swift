@@ -12,7 +12,8 @@ struct SamplerOptions: ParsableArguments {
     var sigmaMax: Double = 80
     @Option(help: "Time-step exponent ρ.")
     var rho: Double = 7
-    @Option(help: "ODE solver: heun (2nd order, EDM default) or euler.")
+    @Option(help: ArgumentHelp("ODE solver: heun (2nd order, two evaluations per step; EDM default), euler, or dpm2m (DPM-Solver++(2M): 2nd order multistep, one evaluation per step).",
+                               valueName: "heun|euler|dpm2m"))
     var solver: SamplerSettings.Solver = .heun
     @Option(name: .customLong("churn"), help: "Stochastic churn S_churn (0 = deterministic).")
     var churn: Double = 0
@@ -28,6 +29,7 @@ struct SamplerOptions: ParsableArguments {
         guard sigmaMin > 0, sigmaMax > sigmaMin else { throw ValidationError("need 0 < --sigma-min < --sigma-max") }
         guard rho > 0 else { throw ValidationError("--rho must be positive") }
         guard churn >= 0, churnNoise >= 0 else { throw ValidationError("--churn and --churn-noise must be ≥ 0") }
+        guard churn == 0 || solver != .dpm2m else { throw ValidationError("--churn needs --solver heun or euler (dpm2m is deterministic)") }
     }
 
     var settings: SamplerSettings {

@@ -55,6 +55,26 @@ final class SamplerFixtureTests: XCTestCase {
         }
     }
 
+    /// DPM-Solver++(2M) at 12 steps against tools/make_dpm2m_fixture.py (PyTorch, the same
+    /// latents and labels through tools/edm_torch.py).
+    func testDPMSolver2MMatchesPyTorch() throws {
+        let reference = try SafeTensorsFile(path: fixture("edm/fashion-mnist-edm-vp32.dpm2m.safetensors"))
+        var settings = SamplerSettings()
+        settings.solver = .dpm2m
+        settings.steps = try reference.integers("steps")[0]
+        XCTAssertEqual(settings.evaluationsPerImage, 12)
+        var evaluations = 0
+        let sampler = EDMSampler(model: Self.model, settings: settings)
+        let images = sampler.sample(latents: try latents(), classLabels: try reference.floats("class_labels"),
+                                    progress: { done, _ in evaluations = done }).nchw
+        XCTAssertEqual(evaluations, 12)
+        let expected = try reference.floats("images")
+        var worst: Float = 0
+        for i in 0..<expected.count { worst = max(worst, abs(images[i] - expected[i])) }
+        XCTAssertLessThanOrEqual(worst, 1e-3)
+        print("12-step DPM-Solver++(2M): max |error| \(worst)")
+    }
+
     func testTimeStepsFollowEDMSchedule() {
         let sampler = EDMSampler(model: Self.model, settings: SamplerSettings())
         let t = sampler.timeSteps
@@ -98,5 +118,47 @@ final class SamplerDeterminismTests: XCTestCase {
         XCTAssertEqual(variance, 1, accuracy: 0.02)
         XCTAssertEqual(Array(GaussianStream(seed: 123).values(10)), Array(values.prefix(10)))
         XCTAssertNotEqual(GaussianStream(seed: 124).values(10), Array(values.prefix(10)))
+    }
+}
+
+/// The solvers on a denoiser whose ODE solution is known: data N(0, s²) per coordinate,
+/// D(x; σ) = x·s²/(s² + σ²), so x(σ) = x(σ_max)·√(s² + σ²)/√(s² + σ_max²).
+final class SolverConvergenceTests: XCTestCase {
+    static let s = 0.5
+
+    /// |sampled − exact| for a unit latent after `steps` noise levels (the last step to σ = 0
+    /// is D at σ_min for every solver, so the exact answer is D(x(σ_min); σ_min)).
+    func error(_ solver: SamplerSettings.Solver, steps: Int) throws -> Double {
+        var settings = SamplerSettings()
+        settings.solver = solver
+        settings.steps = steps
+        let sampler = EDMSampler(model: SamplerFixtureTests.model, settings: settings)
+        let s2 = Self.s * Self.s
+        let denoise = { (x: [Double], sigma: Double) in x.map { $0 * s2 / (s2 + sigma * sigma) } }
+        var evaluations = 0
+        let got = sampler.solve([1], images: 1) { x, sigma in
+            evaluations += 1
+            return denoise(x, sigma)
+        }
+        XCTAssertEqual(evaluations, settings.evaluationsPerImage, "\(solver) evaluations")
+        let t = sampler.timeSteps
+        let sigmaMin = t[t.count - 2]
+        let atSigmaMin = t[0] * ((s2 + sigmaMin * sigmaMin) / (s2 + t[0] * t[0])).squareRoot()
+        return abs(got[0] - denoise([atSigmaMin], sigmaMin)[0])
+    }
+
+    func testDPMSolver2MIsSecondOrder() throws {
+        for steps in [12, 24] {
+            let coarse = try error(.dpm2m, steps: steps), fine = try error(.dpm2m, steps: 2 * steps)
+            XCTAssertLessThan(fine, coarse / 3, "DPM-Solver++(2M) \(steps) → \(2 * steps) steps: \(coarse) → \(fine)")
+            let eulerCoarse = try error(.euler, steps: steps), eulerFine = try error(.euler, steps: 2 * steps)
+            XCTAssertGreaterThan(eulerFine, eulerCoarse / 3, "Euler is first order: \(eulerCoarse) → \(eulerFine)")
+            XCTAssertLessThan(fine, eulerFine / 3, "\(2 * steps) steps: DPM-Solver++(2M) \(fine), Euler \(eulerFine)")
+        }
+    }
+
+    func testHeunIsSecondOrder() throws {
+        let coarse = try error(.heun, steps: 24), fine = try error(.heun, steps: 48)
+        XCTAssertLessThan(fine, coarse / 3, "Heun 24 → 48 steps: \(coarse) → \(fine)")
     }
 }
