@@ -79,11 +79,20 @@ final class SampleCommandTests: XCTestCase {
                           ["sample", "--seeds", "0", "--class", "Shoe", "--grid", "/tmp/x.png"],
                           ["sample", "--seeds", "0", "--mix", "1:2:1.5", "--grid", "/tmp/x.png"],
                           ["sample", "--seeds", "0", "--class", "1"],
+                          ["sample", "--seeds", "0", "--class", "1", "--solver", "dpm2m", "--churn", "1", "--grid", "/tmp/x.png"],
+                          ["sample", "--seeds", "0", "--class", "1", "--solver", "rk4", "--grid", "/tmp/x.png"],
                           ["sample", "--latents", "/nonexistent.safetensors", "--labels", "/nonexistent.safetensors", "--out", "/tmp/x"]] {
             let result = try runCSM(arguments)
             XCTAssertNotEqual(result.status, 0, arguments.joined(separator: " "))
             XCTAssertTrue(result.err.hasPrefix("Error:"), result.err)
         }
+    }
+
+    /// `--solver dpm2m` without `--steps` takes 12 steps, one evaluation each (the JSON summary).
+    func testDPMSolverDefaultsToTwelveEvaluations() throws {
+        let result = try runCSM(["sample", "--seeds", "0-1", "--class", "1", "--solver", "dpm2m", "--json"])
+        XCTAssertEqual(result.status, 0, result.err)
+        XCTAssertTrue(result.out.contains("\"evaluations_per_image\": 12"), result.out)
     }
 
     func testTrajectoryGrid() throws {
