@@ -9,8 +9,10 @@ Runs, one after the other on this machine:
   3. tools/bench_torch.py: the same job in PyTorch on the CPU, 2 threads, with the PyTorch
      port of the network in tools/edm_torch.py;
 and prints the machine, both images/s, GFLOP/s, peak memory and the ratio. Then the loader
-against a PyTorch DataLoader, and `csm train` against tools/train_torch.py (ResNet-20,
-batch 128, without and with mixed samples: images/s and peak memory).
+against a PyTorch DataLoader, `csm train` against tools/train_torch.py (ResNet-20,
+batch 128, without and with mixed samples: images/s and peak memory), and the CSM paper's
+network (EDM's 56 M-parameter DDPM++, random weights from tools/make_paper_model.py):
+image-evaluations/s, GFLOP/s and peak memory of csm and PyTorch.
 """
 
 from __future__ import annotations
@@ -79,7 +81,9 @@ def main() -> int:
     parser.add_argument("--train-real", default=os.path.join(ROOT, "demo-out", "real-train"),
                         help="real shards for the training benchmark (make bench imports Fashion-MNIST train)")
     parser.add_argument("--train-steps", type=int, default=40, help="optimiser steps per training run")
-    parser.add_argument("--only", choices=["sampling", "loader", "training"],
+    parser.add_argument("--paper-model", default=os.path.join(ROOT, "bench-out", "edm-cifar10-32x32-cond-vp.random.safetensors"),
+                        help="the paper-scale network (made by tools/make_paper_model.py when missing)")
+    parser.add_argument("--only", choices=["sampling", "loader", "training", "paper"],
                         help="run one part alone (e.g. --only training: csm train against tools/train_torch.py)")
     args = parser.parse_args()
 
@@ -91,7 +95,9 @@ def main() -> int:
         bench_loader(args)
     if args.only in (None, "training") and os.path.exists(args.train_real):
         bench_training(args)
-    if args.only == "training":
+    if args.only in (None, "paper"):
+        bench_paper(args)
+    if args.only in ("training", "paper"):
         print(f"load average after: {load_average()}")
     return 0
 
@@ -176,6 +182,40 @@ def bench_training(args) -> None:
         print(f"{'csm train, ' + name:<34}{s['images_per_second']:>10.1f}{s['peak_memory_mib']:>10.0f}")
         print(f"{'PyTorch ' + t['torch'] + ', ' + name:<34}{t['images_per_second']:>10.1f}{t['peak_memory_mib']:>10.0f}")
         print(f"ratio csm / PyTorch, {name}: {s['images_per_second'] / t['images_per_second']:.2f}x")
+
+
+def bench_paper(args) -> None:
+    """The CSM paper's network (EDM's edm-cifar10-32x32-cond-vp architecture, random weights):
+    csm sample against tools/bench_torch.py, batch 16, 2 Heun steps (3 evaluations per image),
+    sampling time only, with csm's kernel table."""
+    if not os.path.exists(args.paper_model):
+        made = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_paper_model.py"), "--out", args.paper_model],
+                              capture_output=True, text=True)
+        if made.returncode != 0:
+            sys.exit(f"bench: tools/make_paper_model.py failed: {made.stderr.strip()[-400:]}")
+    batch, steps = 16, 2
+    evaluations = 2 * steps - 1
+    print(f"\npaper network: DDPM++ (VP, 55.7 M parameters, 32x32x3, 10 classes; random weights), batch {batch}, "
+          f"{evaluations} evaluations per image, sampling time only (2 threads)")
+    done = subprocess.run([args.csm, "sample", "--model", args.paper_model, "--seeds", f"0-{batch - 1}", "--class", "1",
+                           "--steps", str(steps), "--batch", str(batch), "--json", "--profile"], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"bench: csm sample on the paper network failed: {done.stderr.strip()[-400:]}")
+    s = json.loads(done.stdout.strip().splitlines()[-1])
+    print("csm per-kernel profile (CPU-seconds summed over threads):")
+    print("\n".join(line for line in done.stderr.splitlines() if line.startswith("  ")))
+    peer_run = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_torch.py"), "--model", args.paper_model,
+                               "--batch", str(batch), "--steps", str(steps), "--threads", "2", "--repeats", "1", "--evals", "3"],
+                              capture_output=True, text=True)
+    if peer_run.returncode != 0:
+        sys.exit(f"bench: PyTorch peer on the paper network failed: {peer_run.stderr.strip()[-400:]}")
+    t = json.loads(peer_run.stdout.strip().splitlines()[-1])
+    gflop_per_evaluation = s["gflop_per_s"] / (s["images_per_s"] * evaluations)
+    csm_rate, torch_rate = s["images_per_s"] * evaluations, t["images_per_s"] * evaluations
+    print(f"{'':<34}{'image-evals/s':>14}{'GFLOP/s':>10}{'peak MiB':>10}")
+    print(f"{'csm fp32 (' + s['blas_core'] + ' BLAS)':<34}{csm_rate:>14.2f}{s['gflop_per_s']:>10.1f}{s['peak_rss_mib']:>10.0f}")
+    print(f"{'PyTorch ' + t['torch'] + ' fp32':<34}{torch_rate:>14.2f}{torch_rate * gflop_per_evaluation:>10.1f}{t['peak_rss_mib']:>10.0f}")
+    print(f"ratio csm / PyTorch, paper network: {csm_rate / torch_rate:.2f}x")
 
 
 if __name__ == "__main__":
