@@ -27,7 +27,7 @@ public enum WinogradGradient {
         let totalTiles = x.count * tilesPerImage
         // Half the forward's chunk: the GEMMs accumulate into dU (β = 1), and smaller operands
         // stay in L2 (measured: ResNet-20's weight gradients 10–15 % faster than at the forward's size).
-        let chunk = max(16, min(totalTiles, Winograd.chunkFloats / (2 * points * (cin + cout))))
+        let chunk = min(totalTiles, max(Winograd.minimumTiles, Winograd.chunkFloats / (2 * points * (cin + cout))))
         let vStride = chunk * cin + 48, mStride = chunk * cout + 48
         guard totalTiles > 0 else { return [Float](repeating: 0, count: 9 * cin * cout) }
         // dU: [α²][Cin][Cout], written in full by the first chunk's GEMMs (β = 0).
