@@ -4,15 +4,16 @@ import CSMNumerics
 /// EDM's Conv2d: optional up/down resampling with a FIR filter around an optional
 /// convolution (kernel 0 = resample only), plain or fused as EDM orders them.
 struct EDMConv2d: Sendable {
+    /// The weights for im2col + GEMM (nil without a convolution, or when Winograd runs it).
     let weights: ConvolutionWeights?
-    /// The same 3×3 weights for Winograd's minimal filtering, when the layer is wide enough to gain.
+    /// The 3×3 weights for Winograd's minimal filtering, when the layer is wide enough to gain.
     let winograd: WinogradWeights?
     let up: Bool
     let down: Bool
     let filter: ResampleFilter
     let fused: Bool
 
-    var inputChannels: Int? { weights?.inputChannels }
+    var inputChannels: Int? { weights?.inputChannels ?? winograd?.inputChannels }
 
     func callAsFunction(_ input: FeatureMap) -> FeatureMap {
         var x = input

@@ -64,9 +64,12 @@ final class WeightReader {
         if kernel > 0 {
             let w = try tensor("\(name).weight", [outputs, inputs, kernel, kernel])
             let b = bias ? try tensor("\(name).bias", [outputs]) : nil
-            weights = ConvolutionWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
+            // One copy of the weights in memory: Winograd's transform where it runs the layer,
+            // else the packed im2col layout.
             if kernel == 3 && !fused && WinogradWeights.isWorthwhile(inputChannels: inputs, outputChannels: outputs) {
                 winograd = WinogradWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile)
+            } else {
+                weights = ConvolutionWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
             }
         }
         if up || down {
