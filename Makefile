@@ -4,14 +4,14 @@
 SWIFT      ?= swift
 BUILD_FLAGS = -c release
 CSM         = .build/release/csm
-PACKAGES    = libopenblas-dev libhdf5-dev libpng-dev libjpeg-dev zlib1g-dev dataset-fashion-mnist
+PACKAGES    = libopenblas-dev libdnnl-dev libhdf5-dev libpng-dev libjpeg-dev zlib1g-dev dataset-fashion-mnist
 SUDO        = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build test test-slurm test-distributed python-package demo bench study fuzz clean
 
 all: build
 
-## deps: install the missing system libraries with apt (OpenBLAS, HDF5, libpng, libjpeg).
+## deps: install the missing system libraries with apt (OpenBLAS, oneDNN, HDF5, libpng, libjpeg).
 deps:
 	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

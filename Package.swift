@@ -39,6 +39,7 @@ let package = Package(
     targets: [
         // System libraries (Debian packages; `make deps` installs them).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
@@ -48,7 +49,7 @@ let package = Package(
         .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
 
         // Tensors, BLAS bridge, kernels, thread pool. Knows nothing about diffusion or files.
-        .target(name: "CSMNumerics", dependencies: ["CBLAS"], swiftSettings: kernels),
+        .target(name: "CSMNumerics", dependencies: ["CBLAS", "CDNNL"], swiftSettings: kernels),
         // File formats and file safety, no numerics: safetensors, .npy, JSON values, the one
         // atomic write, the one file hash, the one file error, the output-directory lock.
         .target(name: "CSMFormats", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: checked),

@@ -1,4 +1,5 @@
 import CBLAS
+import CDNNL
 import Foundation
 
 /// The bridge to the system BLAS (Debian's OpenBLAS).
@@ -7,7 +8,11 @@ import Foundation
 /// OpenBLAS 0.3.21 does not recognise recent AVX-512 CPUs (e.g. AMD Zen 4) and falls back
 /// to its Haswell kernels, at half the speed. Unless the user set `OPENBLAS_CORETYPE`
 /// themselves, csm re-runs OpenBLAS's core detection with `OPENBLAS_CORETYPE=SKYLAKEX`.
-/// csm parallelises over the batch itself, so OpenBLAS runs one thread per call.
+/// csm parallelises over the batch itself, so OpenBLAS runs one thread per call. GEMMs
+/// with B untransposed whose inner and output dimensions are both at least `oneDNNFrom` go
+/// to oneDNN's sgemm (also one thread per call), faster there on AVX-512 CPUs. (With B
+/// transposed oneDNN's rounding depends on the number of rows, and an image must come out
+/// the same whatever batch it ran in; the tests check both.)
 public enum BLAS {
     private static let setUp: String = {
         let detected = String(cString: openblas_get_corename())
@@ -19,6 +24,17 @@ public enum BLAS {
         }
         openblas_set_num_threads(1)
         return String(cString: openblas_get_corename())
+    }()
+
+    /// Inner and output dimensions from which GEMMs go to oneDNN's sgemm instead of
+    /// OpenBLAS (`CSM_ONEDNN_FROM`; 0 sends every GEMM to OpenBLAS). Measured on one core at
+    /// 96 rows: 256×256 oneDNN 154 GFLOP/s, OpenBLAS 84; 128×128 156 and 127; 64×64 100 and
+    /// 114; 16×16 45 and 59.
+    static let oneDNNFrom: Int = {
+        if let text = ProcessInfo.processInfo.environment["CSM_ONEDNN_FROM"], let value = Int(text), value >= 0 {
+            return value == 0 ? Int.max : value
+        }
+        return 128
     }()
 
     /// The OpenBLAS kernel family in use (e.g. "SkylakeX").
@@ -37,9 +53,45 @@ public enum BLAS {
     ) {
         _ = setUp
         Profiler.addFLOPs(2 * m * n * k)
+        if !transposeB && min(n, k) >= oneDNNFrom {
+            if m == 1 ? oneDNNSingleRow(transposeA: transposeA, transposeB: transposeB, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                        b: b, ldb: ldb, beta: beta, c: c)
+                      : oneDNN(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                               b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) { return }
+        }
         cblas_sgemm(
             CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
             blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+}
+
+extension BLAS {
+    /// oneDNN's sgemm on the calling thread alone; false if it refused the call.
+    static func oneDNN(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                       b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+        omp_set_num_threads(1)
+        let (t, n8) = (Int8(UInt8(ascii: "T")), Int8(UInt8(ascii: "N")))
+        return dnnl_sgemm(transposeA ? t : n8, transposeB ? t : n8, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb),
+                          beta, c, Int64(ldc)) == dnnl_success
+    }
+
+    /// A one-row product through oneDNN as the first of two equal rows: oneDNN computes a
+    /// single row by another path (matrix-vector) whose rounding differs from its rows in a
+    /// larger product, and an image must come out the same whatever batch it ran in.
+    static func oneDNNSingleRow(transposeA: Bool, transposeB: Bool, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                                b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>) -> Bool {
+        // op(A) is 1×k: a[i] untransposed, a[i·lda] transposed; stored again twice over.
+        let rows = UnsafeMutablePointer<Float>.allocate(capacity: 2 * k), out = UnsafeMutablePointer<Float>.allocate(capacity: 2 * n)
+        defer { rows.deallocate(); out.deallocate() }
+        for i in 0..<k {
+            let value = transposeA ? a[i * lda] : a[i]
+            if transposeA { rows[2 * i] = value; rows[2 * i + 1] = value } else { rows[i] = value; rows[k + i] = value }
+        }
+        for j in 0..<n { out[j] = c[j]; out[n + j] = c[j] }
+        guard oneDNN(transposeA: transposeA, transposeB: transposeB, m: 2, n: n, k: k, alpha: alpha, a: rows, lda: transposeA ? 2 : k,
+                     b: b, ldb: ldb, beta: beta, c: out, ldc: n) else { return false }
+        for j in 0..<n { c[j] = out[j] }
+        return true
     }
 }
 

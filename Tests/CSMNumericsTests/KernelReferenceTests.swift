@@ -20,6 +20,50 @@ final class KernelReferenceTests: XCTestCase {
         XCTAssertLessThanOrEqual(worst, tolerance, message, file: file, line: line)
     }
 
+    /// GEMM on both sides of the OpenBLAS / oneDNN split against float64, every transpose,
+    /// α and β; and with B untransposed (what convolutions use) a row computed alone equals
+    /// the same row inside a larger product bit for bit (an image must not depend on the
+    /// batch it ran in).
+    func testGEMMAgainstReferenceAndIndependentOfRowCount() {
+        for (m, n, k) in [(7, 16, 24), (5, 160, 136), (1, 144, 256), (96, 256, 128)] {
+            for transposeA in [false, true] {
+                for transposeB in [false, true] {
+                    let a = random(m * k, seed: UInt64(m + k)), b = random(k * n, seed: UInt64(n)), c0 = random(m * n, seed: 3)
+                    let alpha: Float = 0.75, beta: Float = 0.5
+                    var c = c0
+                    let (lda, ldb) = (transposeA ? m : k, transposeB ? k : n)
+                    a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                        BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: ap.baseAddress!, lda: lda,
+                                   b: bp.baseAddress!, ldb: ldb, beta: beta, c: cp.baseAddress!, ldc: n)
+                    } } }
+                    var expected = [Float](repeating: 0, count: m * n)
+                    for i in 0..<m { for j in 0..<n {
+                        var sum = 0.0
+                        for p in 0..<k {
+                            sum += Double(transposeA ? a[p * m + i] : a[i * k + p]) * Double(transposeB ? b[j * k + p] : b[p * n + j])
+                        }
+                        expected[i * n + j] = Float(Double(alpha) * sum + Double(beta) * Double(c0[i * n + j]))
+                    } }
+                    let label = "\(m)×\(n)×\(k) transposeA \(transposeA) transposeB \(transposeB)"
+                    assertClose(c, expected, tolerance: 1e-4 * Float(k), label)
+                    // Row 0 alone (for op(A) transposed: column 0 of A, leading dimension 1).
+                    var row = Array(c0[0..<n])
+                    let a0 = transposeA ? (0..<k).map { a[$0 * m] } : Array(a[0..<k])
+                    a0.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in row.withUnsafeMutableBufferPointer { rp in
+                        BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: 1, n: n, k: k, alpha: alpha, a: ap.baseAddress!,
+                                   lda: transposeA ? 1 : k, b: bp.baseAddress!, ldb: ldb, beta: beta, c: rp.baseAddress!, ldc: n)
+                    } } }
+                    if transposeB {
+                        // OpenBLAS computes a single row with B transposed by its matrix-vector path.
+                        assertClose(row, Array(c[0..<n]), tolerance: 1e-5 * Float(k), "row 0 alone, \(label)")
+                    } else {
+                        XCTAssertEqual(row, Array(c[0..<n]), "row 0 alone, \(label)")
+                    }
+                }
+            }
+        }
+    }
+
     /// Direct convolution on NCHW, PyTorch semantics.
     func referenceConvolution(_ x: [Float], n: Int, cin: Int, h: Int, w: Int, weight: [Float], bias: [Float]?, cout: Int, k: Int, padding: Int) -> [Float] {
         let oh = h + 2 * padding - k + 1, ow = w + 2 * padding - k + 1
