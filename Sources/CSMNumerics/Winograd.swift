@@ -39,29 +39,7 @@ public struct WinogradWeights: Sendable {
                            "Winograd: \(inputChannels)→\(outputChannels) channels, tile \(tile)")
         kernelPrecondition(weight.count == outputChannels * inputChannels * 9 && (bias?.count ?? outputChannels) == outputChannels,
                            "Winograd: \(weight.count) weights and \(bias?.count ?? 0) biases for \(inputChannels)→\(outputChannels) channels")
-        self.tile = tile
-        self.inputChannels = inputChannels
-        self.outputChannels = outputChannels
-        paddedBias = (bias ?? [Float](repeating: 0, count: outputChannels))
-            + [Float](repeating: 0, count: Winograd.roundedUp(outputChannels) - outputChannels)
-        let g = tile == 2 ? Self.g2 : Self.g4
-        let alpha = tile + 2
-        var u = [Float](repeating: 0, count: alpha * alpha * inputChannels * outputChannels)
-        for co in 0..<outputChannels {
-            for ci in 0..<inputChannels {
-                let base = (co * inputChannels + ci) * 9
-                for i in 0..<alpha {
-                    for j in 0..<alpha {
-                        var value = 0.0
-                        for k in 0..<3 {
-                            for l in 0..<3 { value += g[i][k] * Double(weight[base + k * 3 + l]) * g[j][l] }
-                        }
-                        u[((i * alpha + j) * inputChannels + ci) * outputChannels + co] = Float(value)
-                    }
-                }
-            }
-        }
-        transformed = u
+        self.init(training: weight, outputChannels: outputChannels, inputChannels: inputChannels, tile: tile, transposed: false, bias: bias)
     }
 }
 

@@ -155,8 +155,11 @@ extension WinogradWeights {
     /// Winograd weights for training, where they change every step: the forward kernel of
     /// PyTorch-layout weights [Cout, Cin, 3, 3] (no bias), or with `transposed` the kernel
     /// of the input gradient (w′[ci, co] = w[co, ci] flipped, see
-    /// `ConvolutionGradient.transposedFlipped3x3`). U = G·g·Gᵀ, computed separably.
-    public init(training weight: [Float], outputChannels cout: Int, inputChannels cin: Int, tile: Int, transposed: Bool) {
+    /// `ConvolutionGradient.transposedFlipped3x3`). U = G·g·Gᵀ, computed separably in
+    /// float64, output channels spread over the cores. `bias` ([Cout], not with
+    /// `transposed`) is added by the forward kernel.
+    public init(training weight: [Float], outputChannels cout: Int, inputChannels cin: Int, tile: Int, transposed: Bool,
+                bias: [Float]? = nil) {
         kernelPrecondition(weight.count == cout * cin * 9 && (tile == 2 || tile == 4) && cin > 0 && cout > 0,
                            "Winograd: \(weight.count) weights for \(cin)→\(cout) channels, tile \(tile)")
         let g = (tile == 2 ? Self.g2 : Self.g4).flatMap { $0 }
@@ -164,14 +167,16 @@ extension WinogradWeights {
         let inputs = transposed ? cout : cin, outputs = transposed ? cin : cout
         // Every entry is written below.
         var u = [Float](unsafeUninitializedCapacity: points * cin * cout) { _, initialized in initialized = points * cin * cout }
-        // Output channels split over the chunk workers; each writes its own entries of u.
+        // Rows of each point's matrix split over the cores; along a row the entries are
+        // contiguous, so each core writes α² streams.
         let workers = Parallel.workerCount
         u.withUnsafeMutableBufferPointer { ub in
         let u = ub
         Parallel.forEach(workers) { part in
         var half = [Double](repeating: 0, count: alpha * 3)
-        for co in (cout * part / workers)..<(cout * (part + 1) / workers) {
-            for ci in 0..<cin {
+        for row in (inputs * part / workers)..<(inputs * (part + 1) / workers) {
+            for column in 0..<outputs {
+                let (co, ci) = transposed ? (row, column) : (column, row)
                 let base = (co * cin + ci) * 9
                 // half[i][l] = Σ_k G[i][k]·g[k][l], g flipped for the input gradient.
                 for i in 0..<alpha {
@@ -184,7 +189,6 @@ extension WinogradWeights {
                         half[i * 3 + l] = s
                     }
                 }
-                let row = transposed ? co : ci, column = transposed ? ci : co
                 for i in 0..<alpha {
                     for j in 0..<alpha {
                         let s = half[i * 3] * g[j * 3] + half[i * 3 + 1] * g[j * 3 + 1] + half[i * 3 + 2] * g[j * 3 + 2]
@@ -198,7 +202,7 @@ extension WinogradWeights {
         self.tile = tile
         inputChannels = inputs
         outputChannels = outputs
-        paddedBias = [Float](repeating: 0, count: Winograd.roundedUp(outputs))
+        paddedBias = (bias ?? [Float](repeating: 0, count: outputs)) + [Float](repeating: 0, count: Winograd.roundedUp(outputs) - outputs)
         transformed = u
     }
 }
