@@ -60,7 +60,8 @@ demo: build
 	@echo "shards and manifest: demo-out/data/; pictures: demo-out/trajectories.png, demo-out/grid.png, demo-out/plot.png"
 
 ## bench: csm against PyTorch in the same run — sampling, the loader on the demo shards,
-## then training a ResNet-20 on Fashion-MNIST (installs PyTorch with pip).
+## training a ResNet-20 on Fashion-MNIST, then the CSM paper's 56 M-parameter network
+## (random weights, made in bench-out/ by tools/make_paper_model.py). Installs PyTorch with pip.
 bench: build python-package
 	@python3 -c "import torch, safetensors" 2>/dev/null || python3 -m pip install -q torch safetensors
 	$(CSM) generate --out demo-out/data
