@@ -71,7 +71,7 @@ public struct EDMSampler: Sendable {
     /// Returns unclipped images in the network's range (≈ [−1, 1]).
     public func sample(latents: FeatureMap, classLabels: [Float], churnSeeds: [UInt64]? = nil,
                        progress: ((Int, Int) -> Void)? = nil) -> FeatureMap {
-        let n = latents.count, per = latents.pixels * latents.channels
+        let n = latents.count
         let evaluations = settings.evaluationsPerImage
         var done = 0
         let x = solve(latents.values.map(Double.init), images: n, churnSeeds: churnSeeds) { state, sigma in
@@ -82,7 +82,6 @@ public struct EDMSampler: Sendable {
             progress?(done, evaluations)
             return d.values.map { Double($0) }
         }
-        precondition(x.count == n * per)
         return FeatureMap(count: n, height: latents.height, width: latents.width, channels: latents.channels,
                           values: x.map { Float($0) })
     }

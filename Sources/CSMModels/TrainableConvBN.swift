@@ -20,6 +20,8 @@ final class TrainableConvBN {
     private var convolved: [FeatureMap] = []
     private var reluOutput: [FeatureMap]?
     private var statistics: BatchNormStatistics?
+    /// The im2col weights of a layer Winograd does not run, packed once per step.
+    private var packed: ConvolutionWeights?
 
     init(name conv: String, _ bn: String, inputs: Int, outputs: Int, kernel: Int, stride: Int, padding: Int,
          weight: [Float], gamma: [Float], beta: [Float], mean: [Float], variance: [Float]) {
@@ -57,6 +59,7 @@ final class TrainableConvBN {
             convolve = { Winograd.apply($0, w) }
         } else {
             let packed = ConvolutionWeights(pytorch: weight.value, bias: nil, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
+            self.packed = packed
             convolve = { [stride, padding] in Convolution.apply($0, packed, stride: stride, padding: padding) }
         }
         let results = BatchChunks.map(x.count) { i -> (FeatureMap, ([Double], [Double])) in
@@ -85,8 +88,7 @@ final class TrainableConvBN {
         let transposed: WinogradWeights? = needInput && usesWinograd ? Profiler.measure("winograd-weights") {
             WinogradWeights(training: weight.value, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile, transposed: true)
         } : nil
-        let packed: ConvolutionWeights? = needInput && !usesWinograd
-            ? ConvolutionWeights(pytorch: weight.value, bias: nil, outputChannels: outputs, inputChannels: inputs, kernel: kernel) : nil
+        let packed = self.packed
         let gammaValue = gamma.value
         let results = BatchChunks.map(dy.count) { i -> ([Float], FeatureMap?) in
             let g = Profiler.measure("bn-backward") {
@@ -103,6 +105,7 @@ final class TrainableConvBN {
         input = []
         convolved = []
         reluOutput = nil
+        self.packed = nil
         return needInput ? results.map { $0.1! } : nil
     }
 

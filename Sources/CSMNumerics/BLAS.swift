@@ -54,10 +54,9 @@ public enum BLAS {
         _ = setUp
         Profiler.addFLOPs(2 * m * n * k)
         if !transposeB && min(n, k) >= oneDNNFrom {
-            if m == 1 ? oneDNNSingleRow(transposeA: transposeA, transposeB: transposeB, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                                        b: b, ldb: ldb, beta: beta, c: c)
-                      : oneDNN(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                               b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) { return }
+            if m == 1 ? oneDNNSingleRow(transposeA: transposeA, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c)
+                      : oneDNN(transposeA: transposeA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c,
+                               ldc: ldc) { return }
         }
         cblas_sgemm(
             CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
@@ -66,19 +65,19 @@ public enum BLAS {
 }
 
 extension BLAS {
-    /// oneDNN's sgemm on the calling thread alone; false if it refused the call.
-    static func oneDNN(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+    /// oneDNN's sgemm (B untransposed) on the calling thread alone; false if it refused the call.
+    static func oneDNN(transposeA: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                        b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
         omp_set_num_threads(1)
         let (t, n8) = (Int8(UInt8(ascii: "T")), Int8(UInt8(ascii: "N")))
-        return dnnl_sgemm(transposeA ? t : n8, transposeB ? t : n8, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb),
+        return dnnl_sgemm(transposeA ? t : n8, n8, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb),
                           beta, c, Int64(ldc)) == dnnl_success
     }
 
     /// A one-row product through oneDNN as the first of two equal rows: oneDNN computes a
     /// single row by another path (matrix-vector) whose rounding differs from its rows in a
     /// larger product, and an image must come out the same whatever batch it ran in.
-    static func oneDNNSingleRow(transposeA: Bool, transposeB: Bool, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+    static func oneDNNSingleRow(transposeA: Bool, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                                 b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>) -> Bool {
         // op(A) is 1×k: a[i] untransposed, a[i·lda] transposed; stored again twice over.
         let rows = UnsafeMutablePointer<Float>.allocate(capacity: 2 * k), out = UnsafeMutablePointer<Float>.allocate(capacity: 2 * n)
@@ -88,7 +87,7 @@ extension BLAS {
             if transposeA { rows[2 * i] = value; rows[2 * i + 1] = value } else { rows[i] = value; rows[k + i] = value }
         }
         for j in 0..<n { out[j] = c[j]; out[n + j] = c[j] }
-        guard oneDNN(transposeA: transposeA, transposeB: transposeB, m: 2, n: n, k: k, alpha: alpha, a: rows, lda: transposeA ? 2 : k,
+        guard oneDNN(transposeA: transposeA, m: 2, n: n, k: k, alpha: alpha, a: rows, lda: transposeA ? 2 : k,
                      b: b, ldb: ldb, beta: beta, c: out, ldc: n) else { return false }
         for j in 0..<n { c[j] = out[j] }
         return true

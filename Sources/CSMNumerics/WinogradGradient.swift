@@ -156,7 +156,8 @@ extension WinogradWeights {
     /// PyTorch-layout weights [Cout, Cin, 3, 3] (no bias), or with `transposed` the kernel
     /// of the input gradient (w′[ci, co] = w[co, ci] flipped, see
     /// `ConvolutionGradient.transposedFlipped3x3`). U = G·g·Gᵀ, computed separably in
-    /// float64, output channels spread over the cores. `bias` ([Cout], not with
+    /// float64, the rows of each point's matrix spread over the cores. `init(pytorch:)`
+    /// is this with a bias. `bias` ([Cout], not with
     /// `transposed`) is added by the forward kernel.
     public init(training weight: [Float], outputChannels cout: Int, inputChannels cin: Int, tile: Int, transposed: Bool,
                 bias: [Float]? = nil) {
@@ -169,12 +170,12 @@ extension WinogradWeights {
         var u = [Float](unsafeUninitializedCapacity: points * cin * cout) { _, initialized in initialized = points * cin * cout }
         // Rows of each point's matrix split over the cores; along a row the entries are
         // contiguous, so each core writes α² streams.
-        let workers = Parallel.workerCount
+        let parts = Parallel.ranges(inputs)
         u.withUnsafeMutableBufferPointer { ub in
         let u = ub
-        Parallel.forEach(workers) { part in
+        Parallel.forEach(parts.count) { part in
         var half = [Double](repeating: 0, count: alpha * 3)
-        for row in (inputs * part / workers)..<(inputs * (part + 1) / workers) {
+        for row in parts[part] {
             for column in 0..<outputs {
                 let (co, ci) = transposed ? (row, column) : (column, row)
                 let base = (co * cin + ci) * 9
