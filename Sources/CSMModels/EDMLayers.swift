@@ -100,10 +100,12 @@ struct EDMUNetBlock: Sendable {
                     for ci in 0..<outputs { wq[(j * outputs + i) * outputs + ci] = w[(i * 3 + j) * outputs + ci] }
                 }
             }
-            let qkv = ConvolutionWeights(pytorch: wq, bias: bq, outputChannels: outputs * 3, inputChannels: outputs, kernel: 1)
+            let qkv = ConvolutionWeights(pytorch: wq, bias: bq, outputChannels: outputs * 3, inputChannels: outputs, kernel: 1,
+                                         precision: r.precision)
             let projW = try r.tensor("\(name).proj.weight", [outputs, outputs, 1, 1])
             let projB = try r.tensor("\(name).proj.bias", [outputs])
-            let proj = ConvolutionWeights(pytorch: projW, bias: projB, outputChannels: outputs, inputChannels: outputs, kernel: 1)
+            let proj = ConvolutionWeights(pytorch: projW, bias: projB, outputChannels: outputs, inputChannels: outputs, kernel: 1,
+                                          precision: r.precision)
             self.attention = (norm2, qkv, proj, heads)
         } else {
             self.attention = nil

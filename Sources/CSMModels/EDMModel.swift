@@ -14,6 +14,8 @@ public final class EDMModel: Sendable {
     public let classNames: [String]?
     /// Other metadata (provenance, …).
     public let metadata: [String: String]
+    /// The arithmetic of the convolutions.
+    public let precision: Precision
     private let network: Network
 
     private enum Network: Sendable {
@@ -21,18 +23,20 @@ public final class EDMModel: Sendable {
     }
 
     /// Loads and validates `path`: metadata, every tensor's presence and shape, no leftovers.
-    public convenience init(path: String) throws {
-        try self.init(file: try SafeTensorsFile(path: path))
+    /// `precision` is the arithmetic of the convolutions (fp32 unless asked otherwise).
+    public convenience init(path: String, precision: Precision = .fp32) throws {
+        try self.init(file: try SafeTensorsFile(path: path), precision: precision)
     }
 
-    public init(file: SafeTensorsFile) throws {
+    public init(file: SafeTensorsFile, precision: Precision = .fp32) throws {
         path = file.path
         metadata = file.metadata
         try file.requireFormat("edm-diffusion/1")
         guard let edm = file.metadata["edm"] else { throw FileError(file.path, "metadata has no 'edm' entry") }
         configuration = try EDMConfiguration(json: edm, path: file.path)
         classNames = try file.metadataStrings("class_names", count: configuration.labelDimension, countName: "label_dim")
-        let reader = WeightReader(file)
+        let reader = WeightReader(file, precision: precision)
+        self.precision = precision
         switch configuration.modelType {
         case .songUNet: network = .song(try SongUNet(configuration, reader))
         case .dhariwalUNet: network = .dhariwal(try DhariwalUNet(configuration, reader))

@@ -11,8 +11,13 @@ final class WeightReader {
     let file: SafeTensorsFile?
     private(set) var used: Set<String> = []
     private(set) var requested: [(name: String, shape: [Int])] = []
+    /// The arithmetic of the convolutions built (linear layers stay fp32).
+    let precision: Precision
 
-    init(_ file: SafeTensorsFile?) { self.file = file }
+    init(_ file: SafeTensorsFile?, precision: Precision = .fp32) {
+        self.file = file
+        self.precision = precision
+    }
 
     /// The path used in error messages.
     var path: String { file?.path ?? "<architecture>" }
@@ -67,9 +72,11 @@ final class WeightReader {
             // One copy of the weights in memory: Winograd's transform where it runs the layer,
             // else the packed im2col layout.
             if kernel == 3 && !fused && WinogradWeights.isWorthwhile(inputChannels: inputs, outputChannels: outputs) {
-                winograd = WinogradWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile)
+                winograd = WinogradWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile,
+                                           precision: precision)
             } else {
-                weights = ConvolutionWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
+                weights = ConvolutionWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, kernel: kernel,
+                                             precision: precision)
             }
         }
         if up || down {

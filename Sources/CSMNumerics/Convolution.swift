@@ -4,13 +4,18 @@ public struct ConvolutionWeights: Sendable {
     public let outputChannels: Int
     public let inputChannels: Int
     public let kernel: Int
-    /// [k·k·Cin, Cout], row-major.
+    /// [k·k·Cin, Cout], row-major (empty at bf16 precision).
     public let packed: [Float]
+    /// The packed weights in bf16 (nil at fp32 precision): one copy of the weights.
+    let packedBF16: BFloat16Matrices?
+    /// The arithmetic of the product.
+    public var precision: Precision { packedBF16 == nil ? .fp32 : .bf16 }
     /// [Cout], or nil.
     public let bias: [Float]?
 
     /// Repacks PyTorch-layout weights [Cout, Cin, k, k].
-    public init(pytorch weight: [Float], bias: [Float]?, outputChannels: Int, inputChannels: Int, kernel: Int) {
+    public init(pytorch weight: [Float], bias: [Float]?, outputChannels: Int, inputChannels: Int, kernel: Int,
+                precision: Precision = .fp32) {
         kernelPrecondition(kernel > 0 && weight.count == outputChannels * inputChannels * kernel * kernel
                            && (bias?.count ?? outputChannels) == outputChannels,
                            "convolution: \(weight.count) weights for \(inputChannels)→\(outputChannels) channels, kernel \(kernel)")
@@ -29,7 +34,13 @@ public struct ConvolutionWeights: Sendable {
                 }
             }
         }
-        self.packed = packed
+        if precision == .bf16 {
+            self.packed = []
+            packedBF16 = BFloat16Matrices(packed, batch: 1, rows: kernel * kernel * inputChannels, columns: outputChannels)
+        } else {
+            self.packed = packed
+            packedBF16 = nil
+        }
     }
 }
 
@@ -66,32 +77,45 @@ public enum Convolution {
         guard rows > 0 else { return y }
         x.values.withUnsafeBufferPointer { xb in
             y.values.withUnsafeMutableBufferPointer { yb in
-                w.packed.withUnsafeBufferPointer { wb in
-                    let xp = xb.baseAddress!, yp = yb.baseAddress!, wp = wb.baseAddress!
-                    if k == 1 && padding == 0 && stride == 1 {
-                        BLAS.sgemm(m: rows, n: cout, k: cin, a: xp, lda: cin, b: wp, ldb: cout, c: yp, ldc: cout)
-                    } else {
-                        let columns = k * k * cin
-                        let chunk = chunkRows(columns: columns, rows: rows)
-                        let col = UnsafeMutablePointer<Float>.allocate(capacity: chunk * columns)
-                        defer { col.deallocate() }
-                        var start = 0
-                        while start < rows {
-                            let count = min(chunk, rows - start)
-                            im2col(xp, x, kernel: k, stride: stride, padding: padding, outHeight: oh, outWidth: ow,
-                                   rows: start..<(start + count), into: col)
-                            BLAS.sgemm(m: count, n: cout, k: columns, a: col, lda: columns, b: wp, ldb: cout,
-                                       c: yp + start * cout, ldc: cout)
-                            start += count
-                        }
+                let xp = xb.baseAddress!, yp = yb.baseAddress!
+                if k == 1 && padding == 0 && stride == 1 {
+                    product(w, rows: rows, a: xp, c: yp)
+                } else {
+                    let columns = k * k * cin
+                    let chunk = chunkRows(columns: columns, rows: rows)
+                    let col = UnsafeMutablePointer<Float>.allocate(capacity: chunk * columns)
+                    defer { col.deallocate() }
+                    var start = 0
+                    while start < rows {
+                        let count = min(chunk, rows - start)
+                        im2col(xp, x, kernel: k, stride: stride, padding: padding, outHeight: oh, outWidth: ow,
+                               rows: start..<(start + count), into: col)
+                        product(w, rows: count, a: col, c: yp + start * cout)
+                        start += count
                     }
-                    if let bias = w.bias {
-                        bias.withUnsafeBufferPointer { bb in addRowBias(yp, rows: rows, bias: bb.baseAddress!, channels: cout) }
-                    }
+                }
+                if let bias = w.bias {
+                    bias.withUnsafeBufferPointer { bb in addRowBias(yp, rows: rows, bias: bb.baseAddress!, channels: cout) }
                 }
             }
         }
         return y
+    }
+
+    /// c = a·W for `rows` rows of a (k·k·Cin wide, contiguous) into c (Cout wide), in the
+    /// weights' precision (at bf16, a is rounded first).
+    static func product(_ w: ConvolutionWeights, rows: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        let columns = w.kernel * w.kernel * w.inputChannels, cout = w.outputChannels
+        if let weights = w.packedBF16 {
+            let rounded = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * columns)
+            defer { rounded.deallocate() }
+            BFloat16Matrices.round(a, into: rounded, rows: rows, columns: columns)
+            weights.product(m: rows, a: rounded, c: c, ldc: cout, batchStrideC: rows * cout)
+        } else {
+            w.packed.withUnsafeBufferPointer { wb in
+                BLAS.sgemm(m: rows, n: cout, k: columns, a: a, lda: columns, b: wb.baseAddress!, ldb: cout, c: c, ldc: cout)
+            }
+        }
     }
 
     /// Fills `col` with the k×k patches (NHWC order) of output rows `rows`, the patch of

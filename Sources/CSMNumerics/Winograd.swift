@@ -11,8 +11,12 @@ public struct WinogradWeights: Sendable {
     public let tile: Int
     public let inputChannels: Int
     public let outputChannels: Int
-    /// U = G·g·Gᵀ: [α²][Cin][Cout], α = tile + 2.
+    /// U = G·g·Gᵀ: [α²][Cin][Cout], α = tile + 2 (empty at bf16 precision).
     public let transformed: [Float]
+    /// U in bf16, α² matrices Cin × Cout (nil at fp32 precision): one copy of the weights.
+    let transformedBF16: BFloat16Matrices?
+    /// The arithmetic of the α² products.
+    public var precision: Precision { transformedBF16 == nil ? .fp32 : .bf16 }
     /// [Cout rounded up to a multiple of 16], zeros past Cout.
     let paddedBias: [Float]
 
@@ -34,12 +38,14 @@ public struct WinogradWeights: Sendable {
     ]
 
     /// From PyTorch-layout weights [Cout, Cin, 3, 3] and an optional bias [Cout].
-    public init(pytorch weight: [Float], bias: [Float]?, outputChannels: Int, inputChannels: Int, tile: Int = 2) {
+    public init(pytorch weight: [Float], bias: [Float]?, outputChannels: Int, inputChannels: Int, tile: Int = 2,
+                precision: Precision = .fp32) {
         kernelPrecondition(inputChannels > 0 && outputChannels > 0 && (tile == 2 || tile == 4),
                            "Winograd: \(inputChannels)→\(outputChannels) channels, tile \(tile)")
         kernelPrecondition(weight.count == outputChannels * inputChannels * 9 && (bias?.count ?? outputChannels) == outputChannels,
                            "Winograd: \(weight.count) weights and \(bias?.count ?? 0) biases for \(inputChannels)→\(outputChannels) channels")
-        self.init(training: weight, outputChannels: outputChannels, inputChannels: inputChannels, tile: tile, transposed: false, bias: bias)
+        self.init(training: weight, outputChannels: outputChannels, inputChannels: inputChannels, tile: tile, transposed: false,
+                  bias: bias, precision: precision)
     }
 }
 
@@ -132,7 +138,7 @@ public enum Winograd {
         let cin = w.inputChannels, cout = w.outputChannels, m = T.tile, alpha = m + 2, points = alpha * alpha
         kernelPrecondition(x.channels == cin && x.hasConsistentShape,
                            "convolution: \(x.channels) input channels, weights expect \(cin)")
-        kernelPrecondition(w.transformed.count == points * cin * cout && w.paddedBias.count == roundedUp(cout),
+        kernelPrecondition((w.transformedBF16.map { $0.batch * $0.rows * $0.columns } ?? w.transformed.count) == points * cin * cout && w.paddedBias.count == roundedUp(cout),
                            "Winograd: transformed weights do not match \(cin)→\(cout) channels")
         // The transformed inputs and products keep each tile's channels padded to a multiple
         // of 16, so that every vector load and store stays inside its tile's row.
@@ -148,9 +154,11 @@ public enum Winograd {
         var y = FeatureMap(uninitializedCount: x.count, height: h, width: wd, channels: cout)
         // Vector-aligned, so that the transforms read and write them as vectors in place.
         let v = allocateVectors(floats: points * vStride), product = allocateVectors(floats: points * mStride)
-        let vs = vStride / 16, ms = mStride / 16
+        let vs = vStride / 16
         let scratch = UnsafeMutablePointer<V>.allocate(capacity: 3 * points)
-        defer { v.deallocate(); product.deallocate(); scratch.deallocate() }
+        // At bf16 precision the transformed inputs are rounded into their own buffer.
+        let vBF16 = UnsafeMutablePointer<UInt16>.allocate(capacity: w.precision == .bf16 ? points * chunk * cin : 0)
+        defer { v.deallocate(); product.deallocate(); scratch.deallocate(); vBF16.deallocate() }
         // GEMM leaves the padding columns of the products alone; zero them once so that the
         // output transform only ever reads initialised values (which it then discards).
         if coutPadded != cout { product.initialize(repeating: 0, count: points * mStride) }
@@ -162,6 +170,9 @@ public enum Winograd {
             var start = 0
             while start < totalTiles {
                 let count = min(chunk, totalTiles - start)
+                // oneDNN's bf16 kernels need dense matrices, so there the products of a
+                // chunk lie back to back.
+                let productStride = w.precision == .bf16 ? count * coutPadded : mStride, ms = productStride / 16
                 Profiler.measure("winograd-in") {
                     for t in 0..<count {
                         let r = (start + t) % tilesPerImage, n = (start + t) / tilesPerImage
@@ -177,10 +188,20 @@ public enum Winograd {
                         }
                     }
                 }
-                Profiler.measure("winograd-gemm") {
-                    for k in 0..<points {
-                        BLAS.sgemm(m: count, n: cout, k: cin, a: v + k * vStride, lda: cinPadded,
-                                   b: ub.baseAddress! + k * cin * cout, ldb: cout, c: product + k * mStride, ldc: coutPadded)
+                if let u = w.transformedBF16 {
+                    Profiler.measure("winograd-gemm") {
+                        for k in 0..<points {
+                            BFloat16Matrices.round(v + k * vStride, sourceStride: cinPadded, into: vBF16 + k * count * cin,
+                                                   rows: count, columns: cin)
+                        }
+                        u.product(m: count, a: vBF16, c: product, ldc: coutPadded, batchStrideC: productStride)
+                    }
+                } else {
+                    Profiler.measure("winograd-gemm") {
+                        for k in 0..<points {
+                            BLAS.sgemm(m: count, n: cout, k: cin, a: v + k * vStride, lda: cinPadded,
+                                       b: ub.baseAddress! + k * cin * cout, ldb: cout, c: product + k * mStride, ldc: coutPadded)
+                        }
                     }
                 }
                 Profiler.measure("winograd-out") {

@@ -158,9 +158,10 @@ extension WinogradWeights {
     /// `ConvolutionGradient.transposedFlipped3x3`). U = G·g·Gᵀ, computed separably in
     /// float64, the rows of each point's matrix spread over the cores. `init(pytorch:)`
     /// is this with a bias. `bias` ([Cout], not with
-    /// `transposed`) is added by the forward kernel.
+    /// `transposed`) is added by the forward kernel. At bf16 `precision` only the bf16
+    /// copy is kept (inference).
     public init(training weight: [Float], outputChannels cout: Int, inputChannels cin: Int, tile: Int, transposed: Bool,
-                bias: [Float]? = nil) {
+                bias: [Float]? = nil, precision: Precision = .fp32) {
         kernelPrecondition(weight.count == cout * cin * 9 && (tile == 2 || tile == 4) && cin > 0 && cout > 0,
                            "Winograd: \(weight.count) weights for \(cin)→\(cout) channels, tile \(tile)")
         let g = (tile == 2 ? Self.g2 : Self.g4).flatMap { $0 }
@@ -204,6 +205,7 @@ extension WinogradWeights {
         inputChannels = inputs
         outputChannels = outputs
         paddedBias = (bias ?? [Float](repeating: 0, count: outputs)) + [Float](repeating: 0, count: Winograd.roundedUp(outputs) - outputs)
-        transformed = u
+        transformed = precision == .fp32 ? u : []
+        transformedBF16 = precision == .bf16 ? BFloat16Matrices(u, batch: points, rows: inputs, columns: outputs) : nil
     }
 }

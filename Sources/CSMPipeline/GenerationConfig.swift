@@ -19,9 +19,12 @@ public struct GenerationConfig: Codable, Equatable, Sendable {
         /// Stored as the string "inf" when infinite (JSON has no infinity).
         public var churnSigmaMax: Double
         public var churnNoise: Double
+        /// The network's arithmetic, "fp32" or "bf16" (stored only when not fp32, so that
+        /// fp32 manifests read as before).
+        public var precision: String
 
-        /// The settings `settings` describe.
-        public init(_ settings: SamplerSettings) {
+        /// The settings `settings` describe, with the network evaluated in `precision`.
+        public init(_ settings: SamplerSettings, precision: String = "fp32") {
             steps = settings.steps
             sigmaMin = settings.sigmaMin
             sigmaMax = settings.sigmaMax
@@ -31,10 +34,11 @@ public struct GenerationConfig: Codable, Equatable, Sendable {
             churnSigmaMin = settings.churnSigmaMin
             churnSigmaMax = settings.churnSigmaMax
             churnNoise = settings.churnNoise
+            self.precision = precision
         }
 
         enum CodingKeys: String, CodingKey {
-            case steps, rho, solver, churn
+            case steps, rho, solver, churn, precision
             case sigmaMin = "sigma_min", sigmaMax = "sigma_max", churnSigmaMin = "churn_sigma_min"
             case churnSigmaMax = "churn_sigma_max", churnNoise = "churn_noise"
         }
@@ -54,6 +58,7 @@ public struct GenerationConfig: Codable, Equatable, Sendable {
                 churnSigmaMax = try c.decode(String.self, forKey: .churnSigmaMax) == "inf" ? .infinity : .nan
             }
             churnNoise = try c.decode(Double.self, forKey: .churnNoise)
+            precision = try c.decodeIfPresent(String.self, forKey: .precision) ?? "fp32"
         }
 
         public func encode(to encoder: Encoder) throws {
@@ -67,6 +72,7 @@ public struct GenerationConfig: Codable, Equatable, Sendable {
             try c.encode(churnSigmaMin, forKey: .churnSigmaMin)
             if churnSigmaMax.isFinite { try c.encode(churnSigmaMax, forKey: .churnSigmaMax) } else { try c.encode("inf", forKey: .churnSigmaMax) }
             try c.encode(churnNoise, forKey: .churnNoise)
+            if precision != "fp32" { try c.encode(precision, forKey: .precision) }
         }
     }
 

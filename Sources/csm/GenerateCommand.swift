@@ -107,7 +107,7 @@ struct GenerateCommand: ParsableCommand {
         let modelPath = try model ?? DefaultFiles.locate(DefaultFiles.diffusionModel)
         let classifierPath = try classifier ?? DefaultFiles.locate(DefaultFiles.classifier)
         let prototypesPath = try prototypes ?? DefaultFiles.locate(DefaultFiles.prototypes)
-        let net = try EDMModel(path: modelPath)
+        let net = try EDMModel(path: modelPath, precision: sampler.precision)
         let resnet = try ResNetClassifier(path: classifierPath)
         let classifierSHA = try FileHash.sha256(ofFile: classifierPath)
         let loaded = try ClassPrototypes(path: prototypesPath)
@@ -122,7 +122,7 @@ struct GenerateCommand: ParsableCommand {
 
         let config = GenerationConfig(
             generator: .init(model: (modelPath as NSString).lastPathComponent, modelSHA256: try FileHash.sha256(ofFile: modelPath),
-                             sampler: .init(settings), seed: seed, lambdas: lambdas),
+                             sampler: .init(settings, precision: sampler.precision.rawValue), seed: seed, lambdas: lambdas),
             annotator: .init(classifier: (classifierPath as NSString).lastPathComponent, classifierSHA256: classifierSHA,
                              prototypesSHA256: try FileHash.sha256(ofFile: prototypesPath), sharpness: sharpness,
                              consistencyMargin: consistencyMargin),

@@ -76,7 +76,7 @@ struct SampleCommand: ParsableCommand {
 
     private func sample() throws {
         let modelPath = try model ?? DefaultFiles.locate(DefaultFiles.diffusionModel)
-        let net = try EDMModel(path: modelPath)
+        let net = try EDMModel(path: modelPath, precision: sampler.precision)
         let c = net.channels, h = net.resolution, w = net.resolution, k = net.labelDimension
 
         // Noise.
@@ -170,7 +170,8 @@ struct SampleCommand: ParsableCommand {
                 [.init(name: "images", shape: [n, c, h, w], values: images.nchw),
                  .init(name: "latents", shape: [n, c, h, w], values: noise.nchw),
                  .init(name: "class_labels", shape: [n, k], values: classes)],
-                metadata: ["model": (modelPath as NSString).lastPathComponent, "sampler": describe(sampler.settings)],
+                metadata: ["model": (modelPath as NSString).lastPathComponent, "sampler": describe(sampler.settings),
+                           "precision": net.precision.rawValue],
                 to: out)
         }
         let pixels = try quantise(images)

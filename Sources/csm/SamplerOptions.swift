@@ -1,6 +1,7 @@
 import ArgumentParser
 import CSMDiffusion
 import CSMFormats
+import CSMNumerics
 
 /// The EDM sampler flags, shared by the commands that sample.
 struct SamplerOptions: ParsableArguments {
@@ -23,6 +24,9 @@ struct SamplerOptions: ParsableArguments {
     var churnSigmaMax: Double = .infinity
     @Option(name: .customLong("churn-noise"), help: "S_noise: scale of the churn noise.")
     var churnNoise: Double = 1
+    @Option(help: ArgumentHelp("Arithmetic of the network's convolutions: fp32 (exact to the reference fixtures) or bf16 (weights and products in bfloat16 with fp32 sums, on AMX / AVX512-BF16 where the CPU has them; faster on large networks, slightly different images).",
+                               valueName: "fp32|bf16"))
+    var precision: Precision = .fp32
 
     func validate() throws {
         guard resolvedSteps >= 1 && resolvedSteps <= 10_000 else { throw ValidationError("--steps must be between 1 and 10000") }
@@ -53,6 +57,7 @@ struct SamplerOptions: ParsableArguments {
 }
 
 extension SamplerSettings.Solver: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
 
 /// Parses seed lists like EDM's generate.py: "0-63", "1,5,9-12".
 func parseSeeds(_ text: String) throws -> [UInt64] {

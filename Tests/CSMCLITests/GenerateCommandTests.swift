@@ -161,6 +161,16 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertNotEqual(other.status, 0)
         XCTAssertTrue(other.err.contains("another configuration"), other.err)
 
+        // The network's arithmetic is part of the configuration (and recorded in it).
+        let bf16 = try runCSM(arguments(dir + "/run", ["--pairs", "7:9", "--groups-per-pair", "1", "--precision", "bf16"]))
+        XCTAssertNotEqual(bf16.status, 0)
+        XCTAssertTrue(bf16.err.contains("another configuration"), bf16.err)
+        let manifest = String(decoding: FileManager.default.contents(atPath: dir + "/run/manifest.json") ?? Data(), as: UTF8.self)
+        XCTAssertFalse(manifest.contains("precision"), "fp32 manifests read as before")
+        XCTAssertEqual(try runCSM(arguments(dir + "/bf16", ["--pairs", "7:9", "--groups-per-pair", "1", "--precision", "bf16"])).status, 0)
+        let bf16Manifest = String(decoding: FileManager.default.contents(atPath: dir + "/bf16/manifest.json") ?? Data(), as: UTF8.self)
+        XCTAssertTrue(bf16Manifest.contains("\"precision\" : \"bf16\"") || bf16Manifest.contains("\"precision\":\"bf16\""), bf16Manifest)
+
         let badPairs = try runCSM(arguments(dir + "/bad", ["--pairs", "7:7"]))
         XCTAssertNotEqual(badPairs.status, 0)
         XCTAssertTrue(badPairs.err.contains("7:7"), badPairs.err)

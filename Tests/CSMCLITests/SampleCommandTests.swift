@@ -81,6 +81,7 @@ final class SampleCommandTests: XCTestCase {
                           ["sample", "--seeds", "0", "--class", "1"],
                           ["sample", "--seeds", "0", "--class", "1", "--solver", "dpm2m", "--churn", "1", "--grid", "/tmp/x.png"],
                           ["sample", "--seeds", "0", "--class", "1", "--solver", "rk4", "--grid", "/tmp/x.png"],
+                          ["sample", "--seeds", "0", "--class", "1", "--precision", "fp16", "--grid", "/tmp/x.png"],
                           ["sample", "--latents", "/nonexistent.safetensors", "--labels", "/nonexistent.safetensors", "--out", "/tmp/x"]] {
             let result = try runCSM(arguments)
             XCTAssertNotEqual(result.status, 0, arguments.joined(separator: " "))
