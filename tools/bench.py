@@ -186,8 +186,8 @@ def bench_training(args) -> None:
 
 def bench_paper(args) -> None:
     """The CSM paper's network (EDM's edm-cifar10-32x32-cond-vp architecture, random weights):
-    csm sample against tools/bench_torch.py, batch 16, 2 Heun steps (3 evaluations per image),
-    sampling time only, with csm's kernel table."""
+    csm sample at fp32 and at bf16 against tools/bench_torch.py (fp32), batch 16, 2 Heun steps
+    (3 evaluations per image), sampling time only, with csm's kernel tables."""
     if not os.path.exists(args.paper_model):
         made = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_paper_model.py"), "--out", args.paper_model],
                               capture_output=True, text=True)
@@ -197,13 +197,18 @@ def bench_paper(args) -> None:
     evaluations = 2 * steps - 1
     print(f"\npaper network: DDPM++ (VP, 55.7 M parameters, 32x32x3, 10 classes; random weights), batch {batch}, "
           f"{evaluations} evaluations per image, sampling time only (2 threads)")
-    done = subprocess.run([args.csm, "sample", "--model", args.paper_model, "--seeds", f"0-{batch - 1}", "--class", "1",
-                           "--steps", str(steps), "--batch", str(batch), "--json", "--profile"], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"bench: csm sample on the paper network failed: {done.stderr.strip()[-400:]}")
-    s = json.loads(done.stdout.strip().splitlines()[-1])
-    print("csm per-kernel profile (CPU-seconds summed over threads):")
-    print("\n".join(line for line in done.stderr.splitlines() if line.startswith("  ")))
+    def run_csm(precision: str) -> dict:
+        done = subprocess.run([args.csm, "sample", "--model", args.paper_model, "--seeds", f"0-{batch - 1}", "--class", "1",
+                               "--steps", str(steps), "--batch", str(batch), "--precision", precision, "--json", "--profile"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"bench: csm sample --precision {precision} on the paper network failed: {done.stderr.strip()[-400:]}")
+        print(f"csm {precision} per-kernel profile (CPU-seconds summed over threads):")
+        print("\n".join(line for line in done.stderr.splitlines() if line.startswith("  ")))
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    s = run_csm("fp32")
+    b = run_csm("bf16")
     peer_run = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_torch.py"), "--model", args.paper_model,
                                "--batch", str(batch), "--steps", str(steps), "--threads", "2", "--repeats", "1", "--evals", "3"],
                               capture_output=True, text=True)
@@ -211,12 +216,12 @@ def bench_paper(args) -> None:
         sys.exit(f"bench: PyTorch peer on the paper network failed: {peer_run.stderr.strip()[-400:]}")
     t = json.loads(peer_run.stdout.strip().splitlines()[-1])
     gflop_per_evaluation = s["gflop_per_s"] / (s["images_per_s"] * evaluations)
-    csm_rate, torch_rate = s["images_per_s"] * evaluations, t["images_per_s"] * evaluations
+    csm_rate, bf16_rate, torch_rate = (x["images_per_s"] * evaluations for x in (s, b, t))
     print(f"{'':<34}{'image-evals/s':>14}{'GFLOP/s':>10}{'peak MiB':>10}")
     print(f"{'csm fp32 (' + s['blas_core'] + ' BLAS)':<34}{csm_rate:>14.2f}{s['gflop_per_s']:>10.1f}{s['peak_rss_mib']:>10.0f}")
+    print(f"{'csm bf16 (oneDNN)':<34}{bf16_rate:>14.2f}{bf16_rate * gflop_per_evaluation:>10.1f}{b['peak_rss_mib']:>10.0f}")
     print(f"{'PyTorch ' + t['torch'] + ' fp32':<34}{torch_rate:>14.2f}{torch_rate * gflop_per_evaluation:>10.1f}{t['peak_rss_mib']:>10.0f}")
-    print(f"ratio csm / PyTorch, paper network: {csm_rate / torch_rate:.2f}x")
-
+    print(f"ratio csm / PyTorch, paper network: fp32 {csm_rate / torch_rate:.2f}x, bf16 {bf16_rate / torch_rate:.2f}x")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -86,6 +86,7 @@ static dnnl_status_t product_descriptor(long batch, long m, long n, long k, long
 csm_bf16_matrices *csm_bf16_matrices_create(long batch, long k, long n, const float *values) {
     pthread_once(&engine_once, make_engine);
     if (engine_status) return NULL;
+    omp_set_num_threads(1);  // a team left behind would spin on the other cores
     csm_bf16_matrices *matrices = calloc(1, sizeof *matrices);
     if (!matrices) return NULL;
     matrices->batch = batch;
