@@ -128,10 +128,6 @@ csm_bf16_matrices *csm_bf16_matrices_create(long batch, long k, long n, const fl
     return matrices;
 }
 
-long csm_bf16_matrices_bytes(const csm_bf16_matrices *matrices) {
-    return (long)dnnl_memory_desc_get_size(&matrices->layout);
-}
-
 void csm_bf16_matrices_destroy(csm_bf16_matrices *matrices) {
     if (!matrices) return;
     free(matrices->data);
@@ -144,7 +140,6 @@ typedef struct product {
     const csm_bf16_matrices *shape;  // batch, k, n and layout (compared by value)
     dnnl_memory_desc_t a, c, scratchpad;
     dnnl_primitive_t primitive;
-    const char *implementation;
     struct product *next;
 } product;
 
@@ -172,9 +167,6 @@ static product *product_for(long m, const csm_bf16_matrices *b, long ldc, long b
         if (!shape) {
             *status = dnnl_out_of_memory;
         } else if (!(*status = product_descriptor(b->batch, m, b->n, b->k, ldc, batch_stride_c, &b->layout, &pd))) {
-            const char *implementation = NULL;
-            dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &implementation);
-            p->implementation = implementation ? strdup(implementation) : NULL;
             p->a = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
             p->c = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
             p->scratchpad = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
@@ -227,12 +219,4 @@ int csm_bf16_gemm(long m, const uint16_t *a, const csm_bf16_matrices *b, float *
     }
     for (int i = 0; i < 4; i++) if (memories[i]) dnnl_memory_destroy(memories[i]);
     return (int)s;
-}
-
-const char *csm_bf16_gemm_implementation(long m, const csm_bf16_matrices *b) {
-    pthread_once(&engine_once, make_engine);
-    if (engine_status) return NULL;
-    dnnl_status_t s;
-    product *p = product_for(m, b, b->n, m * b->n, &s);
-    return p ? p->implementation : NULL;
 }

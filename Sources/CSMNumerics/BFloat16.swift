@@ -39,20 +39,12 @@ public final class BFloat16Matrices: @unchecked Sendable {
 
     deinit { csm_bf16_matrices_destroy(matrices) }
 
-    /// Bytes the matrices occupy.
-    public var bytes: Int { csm_bf16_matrices_bytes(matrices) }
-
     /// C_i = A_i·W_i for each matrix W_i: A dense bf16 [batch][m][rows], C_i (m × columns)
     /// at c + i·batchStrideC with row stride ldc (dense is fastest). On the calling thread.
     func product(m: Int, a: UnsafePointer<UInt16>, c: UnsafeMutablePointer<Float>, ldc: Int, batchStrideC: Int) {
         Profiler.addFLOPs(2 * batch * m * rows * columns)
         let status = csm_bf16_gemm(m, a, matrices, c, ldc, batchStrideC)
         kernelPrecondition(status == 0, "bf16 product \(batch) × \(m) × \(rows) × \(columns): oneDNN status \(status)")
-    }
-
-    /// The oneDNN kernel that multiplies `m` rows by these matrices, for reports.
-    public func implementation(m: Int) -> String {
-        csm_bf16_gemm_implementation(m, matrices).map { String(cString: $0) } ?? "none"
     }
 
     /// `values` rounded to the nearest bf16 (ties to even; subnormals to zero), as floats:

@@ -17,6 +17,8 @@ public struct WinogradWeights: Sendable {
     let transformedBF16: BFloat16Matrices?
     /// The arithmetic of the α² products.
     public var precision: Precision { transformedBF16 == nil ? .fp32 : .bf16 }
+    /// Entries of U held, in either precision.
+    var transformedCount: Int { transformedBF16.map { $0.batch * $0.rows * $0.columns } ?? transformed.count }
     /// [Cout rounded up to a multiple of 16], zeros past Cout.
     let paddedBias: [Float]
 
@@ -138,7 +140,7 @@ public enum Winograd {
         let cin = w.inputChannels, cout = w.outputChannels, m = T.tile, alpha = m + 2, points = alpha * alpha
         kernelPrecondition(x.channels == cin && x.hasConsistentShape,
                            "convolution: \(x.channels) input channels, weights expect \(cin)")
-        kernelPrecondition((w.transformedBF16.map { $0.batch * $0.rows * $0.columns } ?? w.transformed.count) == points * cin * cout && w.paddedBias.count == roundedUp(cout),
+        kernelPrecondition(w.transformedCount == points * cin * cout && w.paddedBias.count == roundedUp(cout),
                            "Winograd: transformed weights do not match \(cin)→\(cout) channels")
         // The transformed inputs and products keep each tile's channels padded to a multiple
         // of 16, so that every vector load and store stays inside its tile's row.
@@ -188,16 +190,14 @@ public enum Winograd {
                         }
                     }
                 }
-                if let u = w.transformedBF16 {
-                    Profiler.measure("winograd-gemm") {
+                Profiler.measure("winograd-gemm") {
+                    if let u = w.transformedBF16 {
                         for k in 0..<points {
                             BFloat16Matrices.round(v + k * vStride, sourceStride: cinPadded, into: vBF16 + k * count * cin,
                                                    rows: count, columns: cin)
                         }
                         u.product(m: count, a: vBF16, c: product, ldc: coutPadded, batchStrideC: productStride)
-                    }
-                } else {
-                    Profiler.measure("winograd-gemm") {
+                    } else {
                         for k in 0..<points {
                             BLAS.sgemm(m: count, n: cout, k: cin, a: v + k * vStride, lda: cinPadded,
                                        b: ub.baseAddress! + k * cin * cout, ldb: cout, c: product + k * mStride, ldc: coutPadded)

@@ -107,6 +107,7 @@ struct GenerateCommand: ParsableCommand {
         let modelPath = try model ?? DefaultFiles.locate(DefaultFiles.diffusionModel)
         let classifierPath = try classifier ?? DefaultFiles.locate(DefaultFiles.classifier)
         let prototypesPath = try prototypes ?? DefaultFiles.locate(DefaultFiles.prototypes)
+        sampler.warnAboutPrecision()
         let net = try EDMModel(path: modelPath, precision: sampler.precision)
         let resnet = try ResNetClassifier(path: classifierPath)
         let classifierSHA = try FileHash.sha256(ofFile: classifierPath)

@@ -76,6 +76,7 @@ struct SampleCommand: ParsableCommand {
 
     private func sample() throws {
         let modelPath = try model ?? DefaultFiles.locate(DefaultFiles.diffusionModel)
+        sampler.warnAboutPrecision()
         let net = try EDMModel(path: modelPath, precision: sampler.precision)
         let c = net.channels, h = net.resolution, w = net.resolution, k = net.labelDimension
 

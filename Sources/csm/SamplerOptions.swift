@@ -41,6 +41,13 @@ struct SamplerOptions: ParsableArguments {
     /// as often as Heun at 18 steps, with a third of its evaluations (README, Sampling).
     var resolvedSteps: Int { steps ?? (solver == .dpm2m ? 12 : 18) }
 
+    /// Tells the user when `--precision bf16` will run on oneDNN's slow reference kernels.
+    func warnAboutPrecision() {
+        if precision == .bf16 && !BFloat16Matrices.isNative {
+            printError("warning: --precision bf16: this CPU has neither AMX-BF16 nor AVX512-BF16; the bf16 products run on oneDNN's slow reference kernels (fp32 is faster here)")
+        }
+    }
+
     var settings: SamplerSettings {
         var s = SamplerSettings()
         s.steps = resolvedSteps

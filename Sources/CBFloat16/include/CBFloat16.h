@@ -17,9 +17,6 @@ typedef struct csm_bf16_matrices csm_bf16_matrices;
 /// Rounds `values` (dense fp32 [batch][k][n]) to bf16 in oneDNN's layout; NULL on failure.
 csm_bf16_matrices *csm_bf16_matrices_create(long batch, long k, long n, const float *values);
 
-/// Bytes the matrices occupy.
-long csm_bf16_matrices_bytes(const csm_bf16_matrices *matrices);
-
 void csm_bf16_matrices_destroy(csm_bf16_matrices *matrices);
 
 /// Batched row-major product with fp32 results: for i < batch, C_i = A_i · B_i, A dense bf16
@@ -28,9 +25,5 @@ void csm_bf16_matrices_destroy(csm_bf16_matrices *matrices);
 /// parallelise themselves); a primitive is made once per shape and kept. Returns 0 on
 /// success, else oneDNN's status code.
 int csm_bf16_gemm(long m, const uint16_t *a, const csm_bf16_matrices *b, float *c, long ldc, long batch_stride_c);
-
-/// The implementation oneDNN runs for a product of `m` rows with `b` (e.g.
-/// "brg:avx512_core_amx_bf16"), for reports; NULL if none.
-const char *csm_bf16_gemm_implementation(long m, const csm_bf16_matrices *b);
 
 #endif
