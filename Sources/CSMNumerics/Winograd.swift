@@ -192,9 +192,11 @@ public enum Winograd {
                 }
                 Profiler.measure("winograd-gemm") {
                     if let u = w.transformedBF16 {
+                        Profiler.measure("winograd-round") {
                         for k in 0..<points {
                             BFloat16Matrices.round(v + k * vStride, sourceStride: cinPadded, into: vBF16 + k * count * cin,
                                                    rows: count, columns: cin)
+                        }
                         }
                         u.product(m: count, a: vBF16, c: product, ldc: coutPadded, batchStrideC: productStride)
                     } else {
