@@ -4,37 +4,12 @@ import XCTest
 
 /// The fused group norm's backward and SiLU's against float64 central finite differences of
 /// a slow float64 reference forward, on the scalar loss L = Σ r·y with fixed random r (so
-/// dL/dy = r), as in `GradientCheckTests`.
-final class GroupNormGradientTests: XCTestCase {
-    // MARK: Helpers
-
-    /// Deterministic pseudo-random values in [-1, 1).
-    func random(_ count: Int, seed: UInt64) -> [Float] {
-        var state = seed &* 6364136223846793005 &+ 1442695040888963407
-        return (0..<count).map { _ in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23)
-        }
-    }
-
-    /// dL/dvalues by central differences, L evaluated in float64.
-    func numericGradient(_ values: [Float], step: Double = 1e-5, _ loss: ([Double]) -> Double) -> [Double] {
-        var x = values.map(Double.init)
-        return (0..<x.count).map { i in
-            let saved = x[i]
-            x[i] = saved + step
-            let plus = loss(x)
-            x[i] = saved - step
-            let minus = loss(x)
-            x[i] = saved
-            return (plus - minus) / (2 * step)
-        }
-    }
-
+/// dL/dy = r), with `GradientCheckTests`' helpers (finite-difference step 1e-5).
+extension GradientCheckTests {
     /// max |got − expected| ≤ tolerance · max |expected|, and expected is not all (nearly)
     /// zero, so that a kernel returning zeros fails. Returns the relative error.
     @discardableResult
-    func assertGradient(_ got: [Float]?, _ expected: [Double], tolerance: Double = 1e-4, _ message: String,
+    func assertNonzeroGradient(_ got: [Float]?, _ expected: [Double], tolerance: Double = 1e-4, _ message: String,
                         file: StaticString = #filePath, line: UInt = #line) -> Double {
         guard let got else {
             XCTFail("\(message): no gradient", file: file, line: line)
@@ -49,8 +24,6 @@ final class GroupNormGradientTests: XCTestCase {
         XCTAssertLessThanOrEqual(relative, tolerance, "\(message): worst difference \(worst), scale \(scale)", file: file, line: line)
         return relative
     }
-
-    func dot(_ r: [Float], _ y: [Double]) -> Double { zip(r, y).reduce(0) { $0 + Double($1.0) * $1.1 } }
 
     /// y = act((GN(x + preBias)·postScale) + postShift) on NHWC in float64, straight from
     /// the definition (biased variance over each group's channels × pixels, per image).
@@ -106,21 +79,21 @@ final class GroupNormGradientTests: XCTestCase {
             let weights = GroupNormWeights(gamma: gamma, beta: beta, groups: groups, epsilon: 1e-5)
             let map = FeatureMap(count: n, height: h, width: w, channels: c, values: x)
             let forward = GroupNorm.apply(map, weights, preBias: pre, postScale: scale, postShift: shift, silu: silu)
-            let forwardError = assertGradient(forward.values, reference(), tolerance: 1e-5, "forward \(label)")
+            let forwardError = assertNonzeroGradient(forward.values, reference(), tolerance: 1e-5, "forward \(label)")
             worst["forward"] = max(worst["forward"] ?? 0, forwardError)
 
             let dy = FeatureMap(count: n, height: h, width: w, channels: c, values: r)
             let got = GroupNorm.backward(dy, input: map, weights, preBias: pre, postScale: scale, postShift: shift, silu: silu)
             XCTAssertEqual([got.dx.count, got.dx.height, got.dx.width, got.dx.channels], [n, h, w, c], label)
             func check(_ name: String, _ got: [Float]?, _ expected: [Double]) {
-                worst[name] = max(worst[name] ?? 0, assertGradient(got, expected, "\(name) \(label)"))
+                worst[name] = max(worst[name] ?? 0, assertNonzeroGradient(got, expected, "\(name) \(label)"))
             }
-            check("dx", got.dx.values, numericGradient(x) { dot(r, reference(x: $0)) })
-            check("dGamma", got.dGamma, numericGradient(gamma) { dot(r, reference(gamma: $0)) })
-            check("dBeta", got.dBeta, numericGradient(beta) { dot(r, reference(beta: $0)) })
-            if let pre { check("dPreBias", got.dPreBias, numericGradient(pre) { dot(r, reference(pre: $0)) }) } else { XCTAssertNil(got.dPreBias, label) }
-            if let scale { check("dPostScale", got.dPostScale, numericGradient(scale) { dot(r, reference(scale: $0)) }) } else { XCTAssertNil(got.dPostScale, label) }
-            if let shift { check("dPostShift", got.dPostShift, numericGradient(shift) { dot(r, reference(shift: $0)) }) } else { XCTAssertNil(got.dPostShift, label) }
+            check("dx", got.dx.values, numericGradient(x, step: 1e-5) { dot(r, reference(x: $0)) })
+            check("dGamma", got.dGamma, numericGradient(gamma, step: 1e-5) { dot(r, reference(gamma: $0)) })
+            check("dBeta", got.dBeta, numericGradient(beta, step: 1e-5) { dot(r, reference(beta: $0)) })
+            if let pre { check("dPreBias", got.dPreBias, numericGradient(pre, step: 1e-5) { dot(r, reference(pre: $0)) }) } else { XCTAssertNil(got.dPreBias, label) }
+            if let scale { check("dPostScale", got.dPostScale, numericGradient(scale, step: 1e-5) { dot(r, reference(scale: $0)) }) } else { XCTAssertNil(got.dPostScale, label) }
+            if let shift { check("dPostShift", got.dPostShift, numericGradient(shift, step: 1e-5) { dot(r, reference(shift: $0)) }) } else { XCTAssertNil(got.dPostShift, label) }
         }
         for (name, error) in worst.sorted(by: { $0.key < $1.key }) { print("group norm \(name): largest relative error \(error)") }
     }
@@ -137,9 +110,9 @@ final class GroupNormGradientTests: XCTestCase {
         let got = GroupNorm.backward(FeatureMap(count: 1, height: h, width: w, channels: c, values: r),
                                      input: FeatureMap(count: 1, height: h, width: w, channels: c, values: x),
                                      GroupNormWeights(gamma: gamma, beta: beta, groups: groups, epsilon: 1e-5), silu: true)
-        assertGradient(got.dx.values, numericGradient(x) { dot(r, reference($0, gd, bd)) }, "dx, 40 channels")
-        assertGradient(got.dGamma, numericGradient(gamma) { dot(r, reference(xd, $0, bd)) }, "dGamma, 40 channels")
-        assertGradient(got.dBeta, numericGradient(beta) { dot(r, reference(xd, gd, $0)) }, "dBeta, 40 channels")
+        assertNonzeroGradient(got.dx.values, numericGradient(x, step: 1e-5) { dot(r, reference($0, gd, bd)) }, "dx, 40 channels")
+        assertNonzeroGradient(got.dGamma, numericGradient(gamma, step: 1e-5) { dot(r, reference(xd, $0, bd)) }, "dGamma, 40 channels")
+        assertNonzeroGradient(got.dBeta, numericGradient(beta, step: 1e-5) { dot(r, reference(xd, gd, $0)) }, "dBeta, 40 channels")
         XCTAssertNil(got.dPreBias)
         XCTAssertNil(got.dPostScale)
         XCTAssertNil(got.dPostShift)
@@ -154,10 +127,10 @@ final class GroupNormGradientTests: XCTestCase {
         let r = random(x.count, seed: 302)
         let reference = { (xs: [Double]) in xs.map { $0 / (1 + Foundation.exp(-$0)) } }
         let map = FeatureMap(count: 2, height: 3, width: 5, channels: 7, values: x)
-        let forwardError = assertGradient(SiLU.forward(map).values, reference(x.map(Double.init)), tolerance: 1e-6, "SiLU forward")
+        let forwardError = assertNonzeroGradient(SiLU.forward(map).values, reference(x.map(Double.init)), tolerance: 1e-6, "SiLU forward")
         let dx = SiLU.backward(FeatureMap(count: 2, height: 3, width: 5, channels: 7, values: r), input: map)
         XCTAssertEqual([dx.count, dx.height, dx.width, dx.channels], [2, 3, 5, 7])
-        let error = assertGradient(dx.values, numericGradient(x) { dot(r, reference($0)) }, "SiLU gradient")
+        let error = assertNonzeroGradient(dx.values, numericGradient(x, step: 1e-5) { dot(r, reference($0)) }, "SiLU gradient")
         print("SiLU: largest relative error \(forwardError) forward, \(error) gradient")
     }
 }
