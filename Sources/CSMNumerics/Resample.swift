@@ -23,21 +23,10 @@ public struct ResampleFilter: Sendable, Equatable {
         x.values.withUnsafeBufferPointer { xb in
             y.values.withUnsafeMutableBufferPointer { yb in
                 for n in 0..<x.count {
-                    for oy in 0..<oh {
-                        for ox in 0..<ow {
-                            let out = yb.baseAddress! + ((n * oh + oy) * ow + ox) * c
-                            for ky in 0..<l {
-                                let iy = 2 * oy - padding + ky
-                                guard iy >= 0 && iy < x.height else { continue }
-                                for kx in 0..<l {
-                                    let ix = 2 * ox - padding + kx
-                                    guard ix >= 0 && ix < x.width else { continue }
-                                    let weight = taps[ky] * taps[kx]
-                                    let src = xb.baseAddress! + ((n * x.height + iy) * x.width + ix) * c
-                                    for i in 0..<c { out[i] += weight * src[i] }
-                                }
-                            }
-                        }
+                    let src = xb.baseAddress! + n * x.pixels * c, dst = yb.baseAddress! + n * oh * ow * c
+                    forEachLink(small: (oh, ow), large: (x.height, x.width), padding: padding, gain: 1) { small, large, weight in
+                        let out = dst + small * c, input = src + large * c
+                        for i in 0..<c { out[i] += weight * input[i] }
                     }
                 }
             }
@@ -56,25 +45,38 @@ public struct ResampleFilter: Sendable, Equatable {
         x.values.withUnsafeBufferPointer { xb in
             y.values.withUnsafeMutableBufferPointer { yb in
                 for n in 0..<x.count {
-                    for iy in 0..<x.height {
-                        for ix in 0..<x.width {
-                            let src = xb.baseAddress! + ((n * x.height + iy) * x.width + ix) * c
-                            for ky in 0..<l {
-                                let oy = 2 * iy + ky - padding
-                                guard oy >= 0 && oy < oh else { continue }
-                                for kx in 0..<l {
-                                    let ox = 2 * ix + kx - padding
-                                    guard ox >= 0 && ox < ow else { continue }
-                                    let weight = 4 * taps[ky] * taps[kx]
-                                    let out = yb.baseAddress! + ((n * oh + oy) * ow + ox) * c
-                                    for i in 0..<c { out[i] += weight * src[i] }
-                                }
-                            }
-                        }
+                    let src = xb.baseAddress! + n * x.pixels * c, dst = yb.baseAddress! + n * oh * ow * c
+                    forEachLink(small: (x.height, x.width), large: (oh, ow), padding: padding, gain: 4) { small, large, weight in
+                        let out = dst + large * c, input = src + small * c
+                        for i in 0..<c { out[i] += weight * input[i] }
                     }
                 }
             }
         }
         return y
+    }
+
+    /// Every pair of pixels the 2× resampling connects, in a fixed order: for each pixel
+    /// (sy, sx) of the small map (row-major) and taps ky, kx, the large-map pixel
+    /// (2·sy − padding + ky, 2·sx − padding + kx) when it lies inside, with weight
+    /// gain·f[ky]·f[kx]. `down` reads large and writes small, `up` the other way round; their
+    /// backward passes (ResampleGradient.swift) walk the same links the opposite way.
+    @inline(__always)
+    func forEachLink(small: (height: Int, width: Int), large: (height: Int, width: Int), padding: Int, gain: Float,
+                     _ link: (_ small: Int, _ large: Int, _ weight: Float) -> Void) {
+        let l = taps.count
+        for sy in 0..<small.height {
+            for sx in 0..<small.width {
+                for ky in 0..<l {
+                    let ly = 2 * sy - padding + ky
+                    guard ly >= 0 && ly < large.height else { continue }
+                    for kx in 0..<l {
+                        let lx = 2 * sx - padding + kx
+                        guard lx >= 0 && lx < large.width else { continue }
+                        link(sy * small.width + sx, ly * large.width + lx, gain * taps[ky] * taps[kx])
+                    }
+                }
+            }
+        }
     }
 }

@@ -34,21 +34,10 @@ extension ResampleFilter {
         dy.values.withUnsafeBufferPointer { db in
             dx.values.withUnsafeMutableBufferPointer { xb in
                 for n in 0..<dy.count {
-                    for oy in 0..<oh {
-                        for ox in 0..<ow {
-                            let src = db.baseAddress! + ((n * oh + oy) * ow + ox) * c
-                            for ky in 0..<l {
-                                let iy = 2 * oy - padding + ky
-                                guard iy >= 0 && iy < h else { continue }
-                                for kx in 0..<l {
-                                    let ix = 2 * ox - padding + kx
-                                    guard ix >= 0 && ix < w else { continue }
-                                    let weight = taps[ky] * taps[kx]
-                                    let out = xb.baseAddress! + ((n * h + iy) * w + ix) * c
-                                    for i in 0..<c { out[i] += weight * src[i] }
-                                }
-                            }
-                        }
+                    let src = db.baseAddress! + n * oh * ow * c, dst = xb.baseAddress! + n * h * w * c
+                    forEachLink(small: (oh, ow), large: (h, w), padding: padding, gain: 1) { small, large, weight in
+                        let out = dst + large * c, gradient = src + small * c
+                        for i in 0..<c { out[i] += weight * gradient[i] }
                     }
                 }
             }
@@ -68,21 +57,10 @@ extension ResampleFilter {
         dy.values.withUnsafeBufferPointer { db in
             dx.values.withUnsafeMutableBufferPointer { xb in
                 for n in 0..<dy.count {
-                    for iy in 0..<h {
-                        for ix in 0..<w {
-                            let out = xb.baseAddress! + ((n * h + iy) * w + ix) * c
-                            for ky in 0..<l {
-                                let oy = 2 * iy + ky - padding
-                                guard oy >= 0 && oy < oh else { continue }
-                                for kx in 0..<l {
-                                    let ox = 2 * ix + kx - padding
-                                    guard ox >= 0 && ox < ow else { continue }
-                                    let weight = 4 * taps[ky] * taps[kx]
-                                    let src = db.baseAddress! + ((n * oh + oy) * ow + ox) * c
-                                    for i in 0..<c { out[i] += weight * src[i] }
-                                }
-                            }
-                        }
+                    let src = db.baseAddress! + n * oh * ow * c, dst = xb.baseAddress! + n * h * w * c
+                    forEachLink(small: (h, w), large: (oh, ow), padding: padding, gain: 4) { small, large, weight in
+                        let out = dst + small * c, gradient = src + large * c
+                        for i in 0..<c { out[i] += weight * gradient[i] }
                     }
                 }
             }
