@@ -1,0 +1,627 @@
+import CSMFormats
+import CSMNumerics
+import Foundation
+
+/// EDM's SongUNet (DDPM++ / NCSN++) with its raw, PyTorch-layout parameters and the
+/// preconditioned denoiser D(x; σ, c) = c_skip·x + c_out·F(c_in·x; c_noise, c), for gradients:
+/// the same forward as `SongUNet` / `EDMModel.denoise`, and the gradient of mean(D) over one
+/// image's pixels with respect to every parameter (diffusion data attribution's g at one σ).
+///
+/// Layers are `EDMConvolution`, `EDMResidualBlock`, `LinearWeights` and `GroupNormWeights`.
+/// Supported: every SongUNet configuration `SongUNet` builds (positional or Fourier noise
+/// embedding, standard / skip / residual encoder, standard / skip decoder, map_label,
+/// map_augment — which the denoiser never uses, so its gradient is zero). Other model types
+/// are refused.
+///
+/// Parameters are indexed by EDM name, in sorted name order (`SafeTensorsFile.names`'s
+/// order), buffers excluded (`*.resample_filter`, `model.map_noise.freqs`): see
+/// `parameterNames`, `parameterShapes` and `parameterOffsets`. Every flat vector
+/// (`parameters`, `meanDenoiserGradient`) concatenates the tensors in that order, each in the
+/// file's layout (qkv rows in EDM's (head, channel, {q, k, v}) order, as stored).
+public struct TrainableSongUNet: Sendable {
+    public let configuration: EDMConfiguration
+    /// Trainable tensors' names, sorted.
+    public let parameterNames: [String]
+    /// Their shapes, as stored.
+    public let parameterShapes: [[Int]]
+    /// Where each tensor starts in a flat vector; the last entry is the total count.
+    public let parameterOffsets: [Int]
+    /// Every tensor read (parameters and the Fourier frequencies), by name, as stored.
+    let tensors: [String: [Float]]
+
+    enum EncoderStep: Sendable {
+        case conv(String, EDMConvolution), block(String, EDMResidualBlock)
+        case auxDown(EDMConvolution), auxSkip(String, EDMConvolution), auxResidual(String, EDMConvolution)
+    }
+    enum DecoderStep: Sendable {
+        case block(String, EDMResidualBlock), auxUp(EDMConvolution), auxNorm(String, GroupNormWeights), auxConv(String, EDMConvolution)
+    }
+
+    let fourierFrequencies: [Float]?
+    let noiseChannels: Int
+    let mapLabel: LinearWeights?
+    let mapLayer0: LinearWeights
+    let mapLayer1: LinearWeights
+    let encoder: [EncoderStep]
+    let decoder: [DecoderStep]
+
+    /// Number of trainable parameters.
+    public var parameterCount: Int { parameterOffsets.last ?? 0 }
+
+    /// Loads an `edm-diffusion/1` file of a SongUNet: metadata, every tensor's shape, the
+    /// stored resample filters, no leftovers.
+    public init(path: String) throws {
+        try self.init(file: try SafeTensorsFile(path: path))
+    }
+
+    public init(file: SafeTensorsFile) throws {
+        try file.requireFormat("edm-diffusion/1")
+        guard let edm = file.metadata["edm"] else { throw FileError(file.path, "metadata has no 'edm' entry") }
+        let configuration = try EDMConfiguration(json: edm, path: file.path)
+        guard configuration.modelType == .songUNet else {
+            throw FileError(file.path, "gradients are supported for SongUNet only, not \(configuration.modelType)")
+        }
+        let reader = WeightReader(file)
+        let filter = ResampleFilter(configuration.resampleFilter)
+        for name in file.names where name.hasSuffix(".resample_filter") {
+            let l = filter.taps.count
+            let stored = try reader.tensor(name, [1, 1, l, l])
+            for y in 0..<l {
+                for x in 0..<l where abs(stored[y * l + x] - filter.taps[y] * filter.taps[x]) > 1e-6 {
+                    throw FileError(file.path, "tensor '\(name)' disagrees with resample_filter in the metadata")
+                }
+            }
+        }
+        try self.init(configuration, path: file.path) { try reader.tensor($0, $1) }
+        try reader.checkAllUsed()
+    }
+
+    /// The same network with the flat parameter vector `values` (in `parameterNames` order).
+    public func replacingParameters(_ values: [Float]) -> TrainableSongUNet {
+        kernelPrecondition(values.count == parameterCount, "TrainableSongUNet: \(values.count) values for \(parameterCount) parameters")
+        var index: [String: Int] = [:]
+        for (i, name) in parameterNames.enumerated() { index[name] = i }
+        let offsets = parameterOffsets, old = tensors
+        // The shapes were checked when the network was first built.
+        return try! TrainableSongUNet(configuration, path: "<parameters>") { name, _ in
+            if let i = index[name] { return Array(values[offsets[i]..<offsets[i + 1]]) }
+            return old[name]!
+        }
+    }
+
+    /// The flat parameter vector, in `parameterNames` order.
+    public var parameters: [Float] {
+        var result: [Float] = []
+        result.reserveCapacity(parameterCount)
+        for name in parameterNames { result += tensors[name]! }
+        return result
+    }
+
+    init(_ c: EDMConfiguration, path: String, _ read: (String, [Int]) throws -> [Float]) throws {
+        configuration = c
+        var tensors: [String: [Float]] = [:]
+        var shapes: [String: [Int]] = [:]
+        func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {
+            let values = try read(name, shape)
+            tensors[name] = values
+            shapes[name] = shape
+            return values
+        }
+        func linear(_ name: String, inputs: Int, outputs: Int) throws -> LinearWeights {
+            LinearWeights(weight: try tensor("\(name).weight", [outputs, inputs]), bias: try tensor("\(name).bias", [outputs]),
+                          inputs: inputs, outputs: outputs)
+        }
+        func groupNorm(_ name: String, channels: Int) throws -> GroupNormWeights {
+            let groups = min(32, channels / 4)
+            guard groups >= 1, channels % groups == 0 else {
+                throw FileError(path, "group norm '\(name)' has \(channels) channels, not divisible into EDM's groups")
+            }
+            return GroupNormWeights(gamma: try tensor("\(name).weight", [channels]), beta: try tensor("\(name).bias", [channels]),
+                                    groups: groups, epsilon: 1e-6)
+        }
+        let filter = ResampleFilter(c.resampleFilter)
+        func conv(_ name: String, inputs: Int, outputs: Int, kernel: Int, up: Bool = false, down: Bool = false,
+                  fused: Bool = false) throws -> EDMConvolution {
+            if kernel == 0 {
+                return EDMConvolution(weight: [], bias: nil, inputChannels: inputs, outputChannels: outputs, kernel: 0, up: up,
+                                      down: down, filter: filter, fused: fused)
+            }
+            return EDMConvolution(weight: try tensor("\(name).weight", [outputs, inputs, kernel, kernel]),
+                                  bias: try tensor("\(name).bias", [outputs]), inputChannels: inputs, outputChannels: outputs,
+                                  kernel: kernel, up: up, down: down, filter: filter, fused: fused)
+        }
+        let embeddingChannels = c.modelChannels * c.embeddingMultiplier
+        let skipScale = Float(0.5.squareRoot())
+        func block(_ name: String, inputs: Int, outputs: Int, up: Bool = false, down: Bool = false,
+                   attention: Bool = false) throws -> EDMResidualBlock {
+            let norm0 = try groupNorm("\(name).norm0", channels: inputs)
+            let conv0 = try conv("\(name).conv0", inputs: inputs, outputs: outputs, kernel: 3, up: up, down: down)
+            let affine = try linear("\(name).affine", inputs: embeddingChannels, outputs: outputs)
+            let norm1 = try groupNorm("\(name).norm1", channels: outputs)
+            let conv1 = try conv("\(name).conv1", inputs: outputs, outputs: outputs, kernel: 3)
+            var skip: EDMConvolution?
+            if outputs != inputs || up || down {
+                // SongUNet: resample_proj = True, so the skip always has a 1×1 weight.
+                skip = try conv("\(name).skip", inputs: inputs, outputs: outputs, kernel: 1, up: up, down: down)
+            }
+            var blockAttention: EDMBlockAttention?
+            if attention {
+                // SongUNet: one head.
+                let norm2 = try groupNorm("\(name).norm2", channels: outputs)
+                let w = try tensor("\(name).qkv.weight", [outputs * 3, outputs, 1, 1])
+                let b = try tensor("\(name).qkv.bias", [outputs * 3])
+                let (wq, bq) = Self.regroupQKV(w, b, channels: outputs)
+                let qkv = EDMConvolution(weight: wq, bias: bq, inputChannels: outputs, outputChannels: outputs * 3, kernel: 1)
+                let proj = try conv("\(name).proj", inputs: outputs, outputs: outputs, kernel: 1)
+                blockAttention = EDMBlockAttention(norm: norm2, qkv: qkv, proj: proj, heads: 1)
+            }
+            return EDMResidualBlock(norm0: norm0, conv0: conv0, affine: affine, norm1: norm1, conv1: conv1, skip: skip,
+                                    adaptiveScale: false, skipScale: skipScale, attention: blockAttention)
+        }
+
+        noiseChannels = c.modelChannels * c.noiseMultiplier
+        guard c.embeddingType == "positional" || c.embeddingType == "fourier" else {
+            throw FileError(path, "embedding_type '\(c.embeddingType)' is not supported")
+        }
+        guard ["standard", "skip", "residual"].contains(c.encoderType), ["standard", "skip"].contains(c.decoderType) else {
+            throw FileError(path, "encoder_type '\(c.encoderType)' / decoder_type '\(c.decoderType)' is not supported")
+        }
+        fourierFrequencies = c.embeddingType == "fourier" ? try tensor("model.map_noise.freqs", [noiseChannels / 2]) : nil
+        mapLabel = c.labelDimension > 0 ? try linear("model.map_label", inputs: c.labelDimension, outputs: noiseChannels) : nil
+        if c.augmentDimension > 0 { _ = try tensor("model.map_augment.weight", [noiseChannels, c.augmentDimension]) }
+        mapLayer0 = try linear("model.map_layer0", inputs: noiseChannels, outputs: embeddingChannels)
+        mapLayer1 = try linear("model.map_layer1", inputs: embeddingChannels, outputs: embeddingChannels)
+
+        var encoder: [EncoderStep] = []
+        var skips: [Int] = []
+        var cout = c.channels, caux = c.channels
+        for (level, mult) in c.channelMultipliers.enumerated() {
+            let res = c.resolution >> level
+            let prefix = "model.enc.\(res)x\(res)"
+            if level == 0 {
+                let cin = cout
+                cout = c.modelChannels
+                encoder.append(.conv("\(prefix)_conv", try conv("\(prefix)_conv", inputs: cin, outputs: cout, kernel: 3)))
+                skips.append(cout)
+            } else {
+                encoder.append(.block("\(prefix)_down", try block("\(prefix)_down", inputs: cout, outputs: cout, down: true)))
+                skips.append(cout)
+                if c.encoderType == "skip" {
+                    encoder.append(.auxDown(try conv("\(prefix)_aux_down", inputs: caux, outputs: caux, kernel: 0, down: true)))
+                    encoder.append(.auxSkip("\(prefix)_aux_skip", try conv("\(prefix)_aux_skip", inputs: caux, outputs: cout, kernel: 1)))
+                }
+                if c.encoderType == "residual" {
+                    encoder.append(.auxResidual("\(prefix)_aux_residual",
+                                                try conv("\(prefix)_aux_residual", inputs: caux, outputs: cout, kernel: 3, down: true,
+                                                         fused: true)))
+                    caux = cout
+                }
+            }
+            for index in 0..<c.blocksPerResolution {
+                let cin = cout
+                cout = c.modelChannels * mult
+                let name = "\(prefix)_block\(index)"
+                encoder.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: c.attentionResolutions.contains(res))))
+                skips.append(cout)
+            }
+        }
+
+        var decoder: [DecoderStep] = []
+        for (level, mult) in c.channelMultipliers.enumerated().reversed() {
+            let res = c.resolution >> level
+            let prefix = "model.dec.\(res)x\(res)"
+            if level == c.channelMultipliers.count - 1 {
+                decoder.append(.block("\(prefix)_in0", try block("\(prefix)_in0", inputs: cout, outputs: cout, attention: true)))
+                decoder.append(.block("\(prefix)_in1", try block("\(prefix)_in1", inputs: cout, outputs: cout)))
+            } else {
+                decoder.append(.block("\(prefix)_up", try block("\(prefix)_up", inputs: cout, outputs: cout, up: true)))
+            }
+            for index in 0...c.blocksPerResolution {
+                let cin = cout + skips.removeLast()
+                cout = c.modelChannels * mult
+                let attention = index == c.blocksPerResolution && c.attentionResolutions.contains(res)
+                let name = "\(prefix)_block\(index)"
+                decoder.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: attention)))
+            }
+            if c.decoderType == "skip" || level == 0 {
+                if c.decoderType == "skip" && level < c.channelMultipliers.count - 1 {
+                    decoder.append(.auxUp(try conv("\(prefix)_aux_up", inputs: c.channels, outputs: c.channels, kernel: 0, up: true)))
+                }
+                decoder.append(.auxNorm("\(prefix)_aux_norm", try groupNorm("\(prefix)_aux_norm", channels: cout)))
+                decoder.append(.auxConv("\(prefix)_aux_conv", try conv("\(prefix)_aux_conv", inputs: cout, outputs: c.channels, kernel: 3)))
+            }
+        }
+        self.encoder = encoder
+        self.decoder = decoder
+        self.tensors = tensors
+        let names = tensors.keys.filter { $0 != "model.map_noise.freqs" }.sorted()
+        parameterNames = names
+        parameterShapes = names.map { shapes[$0]! }
+        var offsets = [0]
+        for shape in parameterShapes { offsets.append(offsets.last! + shape.reduce(1, *)) }
+        parameterOffsets = offsets
+    }
+
+    /// EDM's qkv rows (head, channel, {q,k,v}) → csm's [q | k | v] (one head).
+    static func regroupQKV(_ w: [Float], _ b: [Float], channels c: Int) -> ([Float], [Float]) {
+        var wq = [Float](repeating: 0, count: w.count), bq = [Float](repeating: 0, count: b.count)
+        for i in 0..<c {
+            for j in 0..<3 {
+                bq[j * c + i] = b[i * 3 + j]
+                for ci in 0..<c { wq[(j * c + i) * c + ci] = w[(i * 3 + j) * c + ci] }
+            }
+        }
+        return (wq, bq)
+    }
+
+    /// The inverse of `regroupQKV`: csm's [q | k | v] rows → EDM's (channel, {q,k,v}).
+    static func ungroupQKV(_ wq: [Float], _ bq: [Float], channels c: Int) -> ([Float], [Float]) {
+        var w = [Float](repeating: 0, count: wq.count), b = [Float](repeating: 0, count: bq.count)
+        for i in 0..<c {
+            for j in 0..<3 {
+                b[i * 3 + j] = bq[j * c + i]
+                for ci in 0..<c { w[(i * 3 + j) * c + ci] = wq[(j * c + i) * c + ci] }
+            }
+        }
+        return (w, b)
+    }
+
+    // MARK: Forward
+
+    /// The embedding's intermediate values.
+    struct EmbeddingActivations {
+        /// The noise embedding plus the label's projection, map_layer0's input.
+        var e0: [Float]
+        /// The scaled class labels, map_label's input.
+        var labels: [Float]
+        var z0: [Float]
+        var h0: [Float]
+        var z1: [Float]
+        var emb: [Float]
+    }
+
+    func embedding(noiseLabels: [Float], classLabels: [Float]) -> EmbeddingActivations {
+        let n = noiseLabels.count
+        var e: [Float]
+        if let freqs = fourierFrequencies {
+            e = NoiseEmbedding.fourier(noiseLabels, freqs: freqs)
+        } else {
+            e = NoiseEmbedding.positional(noiseLabels, channels: noiseChannels, endpoint: true)
+        }
+        // EDM swaps the halves: [sin | cos].
+        let half = noiseChannels / 2
+        for row in 0..<n {
+            for i in 0..<half { e.swapAt(row * noiseChannels + i, row * noiseChannels + half + i) }
+        }
+        var labels: [Float] = []
+        if let mapLabel {
+            kernelPrecondition(classLabels.count == n * mapLabel.inputs, "TrainableSongUNet: \(classLabels.count) class label values")
+            let scale = Float(Double(mapLabel.inputs).squareRoot())
+            labels = classLabels.map { $0 * scale }
+            let label = mapLabel.apply(labels, rows: n)
+            for i in 0..<e.count { e[i] += label[i] }
+        }
+        let z0 = mapLayer0.apply(e, rows: n)
+        let h0 = z0.map(VectorMath.silu)
+        let z1 = mapLayer1.apply(h0, rows: n)
+        return EmbeddingActivations(e0: e, labels: labels, z0: z0, h0: h0, z1: z1, emb: z1.map(VectorMath.silu))
+    }
+
+    /// What the backward pass needs of one forward pass: every step's input.
+    struct Tape {
+        var embedding: EmbeddingActivations
+        var encoderInputs: [FeatureMap] = []
+        /// Per decoder step: its input (a block's after the concatenation; nil for an auxUp without output).
+        var decoderInputs: [FeatureMap?] = []
+        /// Per decoder step: whether a block concatenated a skip, or an auxConv added a previous output.
+        var decoderFlags: [Bool] = []
+        var output: FeatureMap
+    }
+
+    /// F(x; noise labels, class labels) for a batch: x [n, H, W, C] → [n, H, W, C], as `SongUNet` computes it.
+    public func forward(_ input: FeatureMap, noiseLabels: [Float], classLabels: [Float]) -> FeatureMap {
+        run(input, noiseLabels: noiseLabels, classLabels: classLabels, record: false).output
+    }
+
+    func run(_ input: FeatureMap, noiseLabels: [Float], classLabels: [Float], record: Bool) -> Tape {
+        kernelPrecondition(input.hasConsistentShape && input.channels == configuration.channels && noiseLabels.count == input.count,
+                           "TrainableSongUNet: input or noise labels do not match the network")
+        let emb = embedding(noiseLabels: noiseLabels, classLabels: classLabels)
+        var tape = Tape(embedding: emb, output: input)
+        var x = input
+        var aux = input
+        var skips: [FeatureMap] = []
+        for step in encoder {
+            switch step {
+            case .auxDown(let conv):
+                if record { tape.encoderInputs.append(aux) }
+                aux = conv.forward(aux)
+            case .auxSkip(_, let conv):
+                if record { tape.encoderInputs.append(aux) }
+                x.addScaled(conv.forward(aux), scale: 1)
+                skips[skips.count - 1] = x
+            case .auxResidual(_, let conv):
+                if record { tape.encoderInputs.append(aux) }
+                x.addScaled(conv.forward(aux), scale: Float(0.5.squareRoot()))
+                skips[skips.count - 1] = x
+                aux = x
+            case .conv(_, let conv):
+                if record { tape.encoderInputs.append(x) }
+                x = conv.forward(x)
+                skips.append(x)
+            case .block(_, let block):
+                if record { tape.encoderInputs.append(x) }
+                x = block.forward(x, emb.emb)
+                skips.append(x)
+            }
+        }
+
+        var output: FeatureMap?
+        var tmp: FeatureMap?
+        for step in decoder {
+            switch step {
+            case .auxUp(let conv):
+                if record { tape.decoderInputs.append(output); tape.decoderFlags.append(false) }
+                if let current = output { output = conv.forward(current) }
+            case .auxNorm(_, let norm):
+                if record { tape.decoderInputs.append(x); tape.decoderFlags.append(false) }
+                tmp = GroupNorm.apply(x, norm, silu: true)
+            case .auxConv(_, let conv):
+                let normed = tmp!
+                if record { tape.decoderInputs.append(normed); tape.decoderFlags.append(output != nil) }
+                var result = conv.forward(normed)
+                if let previous = output { result.addScaled(previous, scale: 1) }
+                output = result
+            case .block(_, let block):
+                let concatenate = x.channels != block.inputChannels
+                if concatenate { x = x.concatenatingChannels(skips.removeLast()) }
+                if record { tape.decoderInputs.append(x); tape.decoderFlags.append(concatenate) }
+                x = block.forward(x, emb.emb)
+            }
+        }
+        tape.output = output ?? x
+        return tape
+    }
+
+    /// c_skip, c_out, c_in, c_noise at σ, in Float as `EDMModel` uses them.
+    func coefficients(_ sigma: Float) -> (skip: Float, out: Float, input: Float, noise: Float) {
+        let co = configuration.preconditioner.coefficients(sigma: Double(sigma))
+        return (Float(co.skip), Float(co.out), Float(co.input), Float(co.noise))
+    }
+
+    /// D(x; σ, c) for a batch, as `EDMModel.denoise` computes it. x: [n, H, W, C]; sigma: n
+    /// values; classLabels: n·label_dim values (ignored for unconditional networks).
+    public func denoise(_ x: FeatureMap, sigma: [Float], classLabels: [Float]) -> FeatureMap {
+        let n = x.count, per = x.pixels * x.channels
+        kernelPrecondition(sigma.count == n, "TrainableSongUNet: \(sigma.count) noise levels for \(n) images")
+        var scaled = x
+        var noise = [Float](repeating: 0, count: n)
+        var skip = noise, out = noise
+        for i in 0..<n {
+            let co = coefficients(sigma[i])
+            (skip[i], out[i], noise[i]) = (co.skip, co.out, co.noise)
+            for j in 0..<per { scaled.values[i * per + j] *= co.input }
+        }
+        var f = forward(scaled, noiseLabels: noise, classLabels: mapLabel == nil ? [] : classLabels)
+        for i in 0..<n {
+            for j in 0..<per { f.values[i * per + j] = skip[i] * x.values[i * per + j] + out[i] * f.values[i * per + j] }
+        }
+        return f
+    }
+
+    // MARK: Backward
+
+    /// ∇_θ mean(D(x; σ, c)), the mean over the H·W·C values of one image x [1, H, W, C], as
+    /// one flat vector in `parameterNames` order (zeros for map_augment, which D does not use).
+    public func meanDenoiserGradient(_ x: FeatureMap, sigma: Float, classLabels: [Float]) -> [Float] {
+        kernelPrecondition(x.count == 1, "TrainableSongUNet: the gradient of mean(D) takes one image, not \(x.count)")
+        let co = coefficients(sigma)
+        var scaled = x
+        for j in scaled.values.indices { scaled.values[j] *= co.input }
+        // D = c_skip·x + c_out·F: dmean(D)/dF = c_out / (H·W·C) everywhere.
+        var dF = x
+        let g = co.out / Float(x.values.count)
+        for j in dF.values.indices { dF.values[j] = g }
+        let gradients = backward(dF, input: scaled, noiseLabels: [co.noise], classLabels: mapLabel == nil ? [] : classLabels)
+        return flatten(gradients)
+    }
+
+    /// The parameter gradients, by name (file layout), of a loss L given dF = dL/dF for
+    /// F = `forward(input, noiseLabels:, classLabels:)`, summed over the batch.
+    public func backward(_ dF: FeatureMap, input: FeatureMap, noiseLabels: [Float], classLabels: [Float]) -> [String: [Float]] {
+        let tape = run(input, noiseLabels: noiseLabels, classLabels: classLabels, record: true)
+        let n = input.count
+        kernelPrecondition(dF.count == n && dF.height == tape.output.height && dF.width == tape.output.width
+                               && dF.channels == tape.output.channels, "TrainableSongUNet gradient: dF does not match the output")
+        let emb = tape.embedding.emb
+        var grads: [String: [Float]] = [:]
+        var dEmb = [Float](repeating: 0, count: emb.count)
+        func add(_ name: String, _ g: [Float]?) {
+            guard let g else { return }
+            if let old = grads[name] {
+                grads[name] = zip(old, g).map { $0 + $1 }
+            } else {
+                grads[name] = g
+            }
+        }
+        func addConv(_ name: String, _ r: (dx: FeatureMap, dWeight: [Float]?, dBias: [Float]?)) {
+            add("\(name).weight", r.dWeight)
+            add("\(name).bias", r.dBias)
+        }
+        func addBlock(_ name: String, _ block: EDMResidualBlock, _ p: EDMResidualBlockGradients) {
+            add("\(name).norm0.weight", p.norm0Gamma); add("\(name).norm0.bias", p.norm0Beta)
+            add("\(name).conv0.weight", p.conv0Weight); add("\(name).conv0.bias", p.conv0Bias)
+            add("\(name).affine.weight", p.affineWeight); add("\(name).affine.bias", p.affineBias)
+            add("\(name).norm1.weight", p.norm1Gamma); add("\(name).norm1.bias", p.norm1Beta)
+            add("\(name).conv1.weight", p.conv1Weight); add("\(name).conv1.bias", p.conv1Bias)
+            add("\(name).skip.weight", p.skipWeight); add("\(name).skip.bias", p.skipBias)
+            add("\(name).norm2.weight", p.norm2Gamma); add("\(name).norm2.bias", p.norm2Beta)
+            if let w = p.qkvWeight, let b = p.qkvBias {
+                let (we, be) = Self.ungroupQKV(w, b, channels: block.outputChannels)
+                add("\(name).qkv.weight", we); add("\(name).qkv.bias", be)
+            }
+            add("\(name).proj.weight", p.projWeight); add("\(name).proj.bias", p.projBias)
+        }
+        func accumulate(_ a: inout FeatureMap?, _ b: FeatureMap) {
+            if a == nil { a = b } else { a!.addScaled(b, scale: 1) }
+        }
+        /// The first `channels` channels of m, and the rest.
+        func split(_ m: FeatureMap, _ channels: Int) -> (FeatureMap, FeatureMap) {
+            let c = m.channels, c2 = c - channels, rows = m.count * m.pixels
+            var a = FeatureMap(count: m.count, height: m.height, width: m.width, channels: channels)
+            var b = FeatureMap(count: m.count, height: m.height, width: m.width, channels: c2)
+            for r in 0..<rows {
+                for j in 0..<channels { a.values[r * channels + j] = m.values[r * c + j] }
+                for j in 0..<c2 { b.values[r * c2 + j] = m.values[r * c + channels + j] }
+            }
+            return (a, b)
+        }
+
+        // The number of skips the encoder leaves, to index them in reverse.
+        var skipCount = 0
+        for step in encoder {
+            switch step {
+            case .conv, .block: skipCount += 1
+            default: break
+            }
+        }
+        var dSkips = [FeatureMap?](repeating: nil, count: skipCount)
+
+        // Decoder, in reverse.
+        var dOutput: FeatureMap?
+        var dx: FeatureMap?
+        var dTmp: FeatureMap?
+        if decoder.contains(where: { if case .auxConv = $0 { return true } else { return false } }) {
+            dOutput = dF
+        } else {
+            dx = dF
+        }
+        // Skips are popped from the end in forward order; count the pops to map each block to its skip.
+        var popIndex = skipCount
+        var blockSkip = [Int?](repeating: nil, count: decoder.count)
+        for (i, _) in decoder.enumerated() where tape.decoderFlags[i] {
+            if case .block = decoder[i] {
+                popIndex -= 1
+                blockSkip[i] = popIndex
+            }
+        }
+        for i in decoder.indices.reversed() {
+            switch decoder[i] {
+            case .auxConv(let name, let conv):
+                let r = conv.backward(dOutput!, input: tape.decoderInputs[i]!)
+                addConv(name, r)
+                dTmp = r.dx
+                if !tape.decoderFlags[i] { dOutput = nil }
+            case .auxNorm(let name, let norm):
+                let input = tape.decoderInputs[i]!
+                let r = GroupNorm.backward(dTmp!, input: input, norm, silu: true)
+                add("\(name).weight", r.dGamma)
+                add("\(name).bias", r.dBeta)
+                accumulate(&dx, r.dx)
+                dTmp = nil
+            case .auxUp(let conv):
+                if let input = tape.decoderInputs[i], let d = dOutput {
+                    dOutput = conv.backward(d, input: input).dx
+                }
+            case .block(let name, let block):
+                let input = tape.decoderInputs[i]!
+let r = block.backward(dx!, input: input, emb: emb)
+                addBlock(name, block, r.parameters)
+                for j in dEmb.indices { dEmb[j] += r.dEmb[j] }
+                if let s = blockSkip[i] {
+                    let (a, b) = split(r.dx, input.channels - dSkipChannels(s))
+                    dx = a
+                    accumulate(&dSkips[s], b)
+                } else {
+                    dx = r.dx
+                }
+            }
+        }
+
+        // Encoder, in reverse: a skip's gradient joins x's where the skip was last assigned.
+        var dAux: FeatureMap?
+        var slot = skipCount
+        for i in encoder.indices.reversed() {
+            let input = tape.encoderInputs[i]
+            switch encoder[i] {
+            case .auxDown(let conv):
+                if let d = dAux { dAux = conv.backward(d, input: input).dx }
+            case .auxSkip(let name, let conv):
+                if let d = dSkips[slot - 1] { accumulate(&dx, d); dSkips[slot - 1] = nil }
+                let r = conv.backward(dx!, input: input)
+                addConv(name, r)
+                accumulate(&dAux, r.dx)
+            case .auxResidual(let name, let conv):
+                if let d = dSkips[slot - 1] { accumulate(&dx, d); dSkips[slot - 1] = nil }
+                if let d = dAux { accumulate(&dx, d) }
+                var scaledDx = dx!
+                for j in scaledDx.values.indices { scaledDx.values[j] *= Float(0.5.squareRoot()) }
+                // x' = (x + conv(aux))·s: both inputs get s·dx'.
+                let r = conv.backward(scaledDx, input: input)
+                addConv(name, r)
+                dAux = r.dx
+                dx = scaledDx
+            case .conv(let name, let conv):
+                slot -= 1
+                if let d = dSkips[slot] { accumulate(&dx, d); dSkips[slot] = nil }
+                addConv(name, conv.backward(dx!, input: input))
+                dx = nil
+            case .block(let name, let block):
+                slot -= 1
+                if let d = dSkips[slot] { accumulate(&dx, d); dSkips[slot] = nil }
+                let r = block.backward(dx!, input: input, emb: emb)
+                addBlock(name, block, r.parameters)
+                for j in dEmb.indices { dEmb[j] += r.dEmb[j] }
+                dx = r.dx
+            }
+        }
+
+        // Embedding: emb = SiLU(z1), z1 = map_layer1(h0), h0 = SiLU(z0), z0 = map_layer0(e0).
+        let a = tape.embedding
+        func siluBackward(_ d: [Float], _ z: [Float]) -> [Float] {
+            SiLU.backward(FeatureMap(count: 1, height: 1, width: 1, channels: d.count, values: d),
+                          input: FeatureMap(count: 1, height: 1, width: 1, channels: z.count, values: z)).values
+        }
+        let dz1 = siluBackward(dEmb, a.z1)
+        let l1 = mapLayer1, l0 = mapLayer0
+        add("model.map_layer1.weight", LinearGradient.weight(a.h0, dz1, rows: n, inputs: l1.inputs, outputs: l1.outputs))
+        add("model.map_layer1.bias", LinearGradient.bias(dz1, rows: n, outputs: l1.outputs))
+        let dz0 = siluBackward(LinearGradient.input(dz1, weight: l1.weight, rows: n, inputs: l1.inputs, outputs: l1.outputs), a.z0)
+        add("model.map_layer0.weight", LinearGradient.weight(a.e0, dz0, rows: n, inputs: l0.inputs, outputs: l0.outputs))
+        add("model.map_layer0.bias", LinearGradient.bias(dz0, rows: n, outputs: l0.outputs))
+        if let mapLabel {
+            let de0 = LinearGradient.input(dz0, weight: l0.weight, rows: n, inputs: l0.inputs, outputs: l0.outputs)
+            add("model.map_label.weight", LinearGradient.weight(a.labels, de0, rows: n, inputs: mapLabel.inputs, outputs: mapLabel.outputs))
+            add("model.map_label.bias", LinearGradient.bias(de0, rows: n, outputs: mapLabel.outputs))
+        }
+        return grads
+    }
+
+    /// The channels of the encoder's skip `index`.
+    private func dSkipChannels(_ index: Int) -> Int {
+        var i = 0
+        for step in encoder {
+            switch step {
+            case .conv(_, let conv):
+                if i == index { return conv.outputChannels }
+                i += 1
+            case .block(_, let block):
+                if i == index { return block.outputChannels }
+                i += 1
+            default: break
+            }
+        }
+        return 0
+    }
+
+    /// Gradients by name → one flat vector in `parameterNames` order (zeros where absent).
+    public func flatten(_ gradients: [String: [Float]]) -> [Float] {
+        var result = [Float](repeating: 0, count: parameterCount)
+        for (i, name) in parameterNames.enumerated() {
+            guard let g = gradients[name] else { continue }
+            kernelPrecondition(g.count == parameterOffsets[i + 1] - parameterOffsets[i], "TrainableSongUNet: gradient of \(name) has \(g.count) values")
+            for j in g.indices { result[parameterOffsets[i] + j] = g[j] }
+        }
+        return result
+    }
+}
