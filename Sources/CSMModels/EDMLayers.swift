@@ -93,13 +93,7 @@ struct EDMUNetBlock: Sendable {
             let w = try r.tensor("\(name).qkv.weight", [outputs * 3, outputs, 1, 1])
             let b = try r.tensor("\(name).qkv.bias", [outputs * 3])
             // EDM splits qkv channels as (head, channel, {q,k,v}); regroup to [q | k | v].
-            var wq = [Float](repeating: 0, count: w.count), bq = [Float](repeating: 0, count: b.count)
-            for i in 0..<outputs {
-                for j in 0..<3 {
-                    bq[j * outputs + i] = b[i * 3 + j]
-                    for ci in 0..<outputs { wq[(j * outputs + i) * outputs + ci] = w[(i * 3 + j) * outputs + ci] }
-                }
-            }
+            let (wq, bq) = Self.regroupQKV(w, b, channels: outputs)
             let qkv = ConvolutionWeights(pytorch: wq, bias: bq, outputChannels: outputs * 3, inputChannels: outputs, kernel: 1,
                                          precision: r.precision)
             let projW = try r.tensor("\(name).proj.weight", [outputs, outputs, 1, 1])
@@ -110,6 +104,31 @@ struct EDMUNetBlock: Sendable {
         } else {
             self.attention = nil
         }
+    }
+
+    /// EDM's qkv rows, ordered (head, channel, {q,k,v}) — row 3·i + j for channel i = head·(C/heads) + c —
+    /// to csm's [q | k | v]: row j·C + i. The same for any head count.
+    static func regroupQKV(_ w: [Float], _ b: [Float], channels c: Int) -> ([Float], [Float]) {
+        var wq = [Float](repeating: 0, count: w.count), bq = [Float](repeating: 0, count: b.count)
+        for i in 0..<c {
+            for j in 0..<3 {
+                bq[j * c + i] = b[i * 3 + j]
+                for ci in 0..<c { wq[(j * c + i) * c + ci] = w[(i * 3 + j) * c + ci] }
+            }
+        }
+        return (wq, bq)
+    }
+
+    /// The inverse of `regroupQKV`: csm's [q | k | v] rows → EDM's (head, channel, {q,k,v}).
+    static func ungroupQKV(_ wq: [Float], _ bq: [Float], channels c: Int) -> ([Float], [Float]) {
+        var w = [Float](repeating: 0, count: wq.count), b = [Float](repeating: 0, count: bq.count)
+        for i in 0..<c {
+            for j in 0..<3 {
+                b[i * 3 + j] = bq[j * c + i]
+                for ci in 0..<c { w[(i * 3 + j) * c + ci] = wq[(j * c + i) * c + ci] }
+            }
+        }
+        return (w, b)
     }
 
     /// x: [n, H, W, Cin], emb: [n, E] → [n, H', W', Cout].

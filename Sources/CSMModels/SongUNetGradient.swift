@@ -150,7 +150,7 @@ public struct TrainableSongUNet: Sendable {
                 let norm2 = try groupNorm("\(name).norm2", channels: outputs)
                 let w = try tensor("\(name).qkv.weight", [outputs * 3, outputs, 1, 1])
                 let b = try tensor("\(name).qkv.bias", [outputs * 3])
-                let (wq, bq) = Self.regroupQKV(w, b, channels: outputs)
+                let (wq, bq) = EDMUNetBlock.regroupQKV(w, b, channels: outputs)
                 let qkv = EDMConvolution(weight: wq, bias: bq, inputChannels: outputs, outputChannels: outputs * 3, kernel: 1)
                 let proj = try conv("\(name).proj", inputs: outputs, outputs: outputs, kernel: 1)
                 blockAttention = EDMBlockAttention(norm: norm2, qkv: qkv, proj: proj, heads: 1)
@@ -240,30 +240,6 @@ public struct TrainableSongUNet: Sendable {
         var offsets = [0]
         for shape in parameterShapes { offsets.append(offsets.last! + shape.reduce(1, *)) }
         parameterOffsets = offsets
-    }
-
-    /// EDM's qkv rows (head, channel, {q,k,v}) → csm's [q | k | v] (one head).
-    static func regroupQKV(_ w: [Float], _ b: [Float], channels c: Int) -> ([Float], [Float]) {
-        var wq = [Float](repeating: 0, count: w.count), bq = [Float](repeating: 0, count: b.count)
-        for i in 0..<c {
-            for j in 0..<3 {
-                bq[j * c + i] = b[i * 3 + j]
-                for ci in 0..<c { wq[(j * c + i) * c + ci] = w[(i * 3 + j) * c + ci] }
-            }
-        }
-        return (wq, bq)
-    }
-
-    /// The inverse of `regroupQKV`: csm's [q | k | v] rows → EDM's (channel, {q,k,v}).
-    static func ungroupQKV(_ wq: [Float], _ bq: [Float], channels c: Int) -> ([Float], [Float]) {
-        var w = [Float](repeating: 0, count: wq.count), b = [Float](repeating: 0, count: bq.count)
-        for i in 0..<c {
-            for j in 0..<3 {
-                b[i * 3 + j] = bq[j * c + i]
-                for ci in 0..<c { w[(i * 3 + j) * c + ci] = wq[(j * c + i) * c + ci] }
-            }
-        }
-        return (w, b)
     }
 
     // MARK: Forward
@@ -457,7 +433,7 @@ public struct TrainableSongUNet: Sendable {
             add("\(name).skip.weight", p.skipWeight); add("\(name).skip.bias", p.skipBias)
             add("\(name).norm2.weight", p.norm2Gamma); add("\(name).norm2.bias", p.norm2Beta)
             if let w = p.qkvWeight, let b = p.qkvBias {
-                let (we, be) = Self.ungroupQKV(w, b, channels: block.outputChannels)
+                let (we, be) = EDMUNetBlock.ungroupQKV(w, b, channels: block.outputChannels)
                 add("\(name).qkv.weight", we); add("\(name).qkv.bias", be)
             }
             add("\(name).proj.weight", p.projWeight); add("\(name).proj.bias", p.projBias)
