@@ -107,27 +107,13 @@ public final class EDMModel: Sendable {
     }
 
     private func denoiseSerial(_ x: FeatureMap, sigma: [Float], classLabels: [Float]) -> FeatureMap {
-        let n = x.count, per = x.pixels * x.channels
-        var scaled = x
-        var noise = [Float](repeating: 0, count: n)
-        var skip = [Float](repeating: 0, count: n), out = [Float](repeating: 0, count: n)
-        for i in 0..<n {
-            let co = coefficients(sigma: Double(sigma[i]))
-            skip[i] = Float(co.skip)
-            out[i] = Float(co.out)
-            noise[i] = Float(co.noise)
-            let cin = Float(co.input)
-            for j in 0..<per { scaled.values[i * per + j] *= cin }
-        }
         let labels = labelDimension == 0 ? [Float](repeating: 0, count: 0) : classLabels
-        var f: FeatureMap
-        switch network {
-        case .song(let net): f = net(scaled, noiseLabels: noise, classLabels: labels)
-        case .dhariwal(let net): f = net(scaled, noiseLabels: noise, classLabels: labels)
+        return configuration.preconditioner.denoise(x, sigma: sigma) { scaled, noise in
+            switch network {
+            case .song(let net): net(scaled, noiseLabels: noise, classLabels: labels)
+            case .dhariwal(let net): net(scaled, noiseLabels: noise, classLabels: labels)
+            }
         }
-        for i in 0..<n {
-            for j in 0..<per { f.values[i * per + j] = skip[i] * x.values[i * per + j] + out[i] * f.values[i * per + j] }
-        }
-        return f
     }
+
 }

@@ -1,3 +1,4 @@
+import CSMNumerics
 import Foundation
 
 /// EDM's preconditioning of a denoiser network F (Karras et al. 2022, Table 1):
@@ -15,6 +16,27 @@ public protocol Preconditioner: Sendable {
     var sigmaMax: Double { get }
     /// (c_skip, c_out, c_in, c_noise) at noise level σ.
     func coefficients(sigma: Double) -> (skip: Double, out: Double, input: Double, noise: Double)
+}
+
+extension Preconditioner {
+    /// D(x; σ) = c_skip·x + c_out·F(c_in·x; c_noise) for a batch (one σ per image), with
+    /// `network` computing F from the scaled images and the noise labels c_noise.
+    func denoise(_ x: FeatureMap, sigma: [Float], network: (_ scaled: FeatureMap, _ noiseLabels: [Float]) -> FeatureMap) -> FeatureMap {
+        let n = x.count, per = x.pixels * x.channels
+        var scaled = x
+        var noise = [Float](repeating: 0, count: n), skip = noise, out = noise
+        for i in 0..<n {
+            let co = coefficients(sigma: Double(sigma[i]))
+            (skip[i], out[i], noise[i]) = (Float(co.skip), Float(co.out), Float(co.noise))
+            let cin = Float(co.input)
+            for j in 0..<per { scaled.values[i * per + j] *= cin }
+        }
+        var f = network(scaled, noise)
+        for i in 0..<n {
+            for j in 0..<per { f.values[i * per + j] = skip[i] * x.values[i * per + j] + out[i] * f.values[i * per + j] }
+        }
+        return f
+    }
 }
 
 /// EDM's `VPPrecond`: the variance-preserving (DDPM++) parameterisation.

@@ -100,20 +100,23 @@ struct SongUNet: Sendable {
         self.decoder = decoder
     }
 
+    /// SongUNet's noise embedding of each label: NCSN++'s Fourier features when the file
+    /// stores frequencies, else DDPM++'s positional ones, with EDM's halves swapped to
+    /// [sin | cos] (`channels` per label).
+    static func noiseEmbedding(_ noiseLabels: [Float], fourierFrequencies: [Float]?, channels: Int) -> [Float] {
+        var emb = fourierFrequencies.map { NoiseEmbedding.fourier(noiseLabels, freqs: $0) }
+            ?? NoiseEmbedding.positional(noiseLabels, channels: channels, endpoint: true)
+        let half = channels / 2
+        for row in 0..<noiseLabels.count {
+            for i in 0..<half { emb.swapAt(row * channels + i, row * channels + half + i) }
+        }
+        return emb
+    }
+
     /// F(x; noise labels, class labels) for a batch: x [n, H, W, C] → [n, H, W, C].
     func callAsFunction(_ input: FeatureMap, noiseLabels: [Float], classLabels: [Float]) -> FeatureMap {
         let n = input.count
-        var emb: [Float]
-        if let freqs = fourierFrequencies {
-            emb = NoiseEmbedding.fourier(noiseLabels, freqs: freqs)
-        } else {
-            emb = NoiseEmbedding.positional(noiseLabels, channels: noiseChannels, endpoint: true)
-        }
-        // EDM swaps the halves: [sin | cos].
-        let half = noiseChannels / 2
-        for row in 0..<n {
-            for i in 0..<half { emb.swapAt(row * noiseChannels + i, row * noiseChannels + half + i) }
-        }
+        var emb = Self.noiseEmbedding(noiseLabels, fourierFrequencies: fourierFrequencies, channels: noiseChannels)
         if let mapLabel {
             let scale = Float(Double(labelDimension).squareRoot())
             let label = mapLabel.apply(classLabels.map { $0 * scale }, rows: n)

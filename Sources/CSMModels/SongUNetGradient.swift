@@ -258,17 +258,7 @@ public struct TrainableSongUNet: Sendable {
 
     func embedding(noiseLabels: [Float], classLabels: [Float]) -> EmbeddingActivations {
         let n = noiseLabels.count
-        var e: [Float]
-        if let freqs = fourierFrequencies {
-            e = NoiseEmbedding.fourier(noiseLabels, freqs: freqs)
-        } else {
-            e = NoiseEmbedding.positional(noiseLabels, channels: noiseChannels, endpoint: true)
-        }
-        // EDM swaps the halves: [sin | cos].
-        let half = noiseChannels / 2
-        for row in 0..<n {
-            for i in 0..<half { e.swapAt(row * noiseChannels + i, row * noiseChannels + half + i) }
-        }
+        var e = SongUNet.noiseEmbedding(noiseLabels, fourierFrequencies: fourierFrequencies, channels: noiseChannels)
         var labels: [Float] = []
         if let mapLabel {
             kernelPrecondition(classLabels.count == n * mapLabel.inputs, "TrainableSongUNet: \(classLabels.count) class label values")
@@ -368,22 +358,12 @@ public struct TrainableSongUNet: Sendable {
     /// D(x; σ, c) for a batch, as `EDMModel.denoise` computes it. x: [n, H, W, C]; sigma: n
     /// values; classLabels: n·label_dim values (ignored for unconditional networks).
     public func denoise(_ x: FeatureMap, sigma: [Float], classLabels: [Float]) -> FeatureMap {
-        let n = x.count, per = x.pixels * x.channels
-        kernelPrecondition(sigma.count == n, "TrainableSongUNet: \(sigma.count) noise levels for \(n) images")
-        var scaled = x
-        var noise = [Float](repeating: 0, count: n)
-        var skip = noise, out = noise
-        for i in 0..<n {
-            let co = coefficients(sigma[i])
-            (skip[i], out[i], noise[i]) = (co.skip, co.out, co.noise)
-            for j in 0..<per { scaled.values[i * per + j] *= co.input }
+        kernelPrecondition(sigma.count == x.count, "TrainableSongUNet: \(sigma.count) noise levels for \(x.count) images")
+        return configuration.preconditioner.denoise(x, sigma: sigma) { scaled, noise in
+            forward(scaled, noiseLabels: noise, classLabels: mapLabel == nil ? [] : classLabels)
         }
-        var f = forward(scaled, noiseLabels: noise, classLabels: mapLabel == nil ? [] : classLabels)
-        for i in 0..<n {
-            for j in 0..<per { f.values[i * per + j] = skip[i] * x.values[i * per + j] + out[i] * f.values[i * per + j] }
-        }
-        return f
     }
+
 
     // MARK: Backward
 
