@@ -47,11 +47,12 @@ let package = Package(
         .target(name: "CHDF5Shim", dependencies: ["CHDF5"]),
         // libjpeg (Debian's libjpeg62-turbo) behind a setjmp-safe C wrapper.
         .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
-        // bf16 products on oneDNN's matmul primitive (AMX / AVX512-BF16) and the fp32 → bf16 rounding.
-        .target(name: "CBFloat16", dependencies: ["CDNNL"]),
+        // oneDNN primitives behind plain C calls: bf16 products (AMX / AVX512-BF16) with the fp32 → bf16
+        // rounding, and fp32 convolutions with their gradients (training).
+        .target(name: "CDNNLKernels", dependencies: ["CDNNL"]),
 
         // Tensors, BLAS bridge, kernels, thread pool. Knows nothing about diffusion or files.
-        .target(name: "CSMNumerics", dependencies: ["CBLAS", "CDNNL", "CBFloat16"], swiftSettings: kernels),
+        .target(name: "CSMNumerics", dependencies: ["CBLAS", "CDNNL", "CDNNLKernels"], swiftSettings: kernels),
         // File formats and file safety, no numerics: safetensors, .npy, JSON values, the one
         // atomic write, the one file hash, the one file error, the output-directory lock.
         .target(name: "CSMFormats", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: checked),

@@ -20,8 +20,7 @@ final class TrainableConvBN {
     private var convolved: [FeatureMap] = []
     private var reluOutput: [FeatureMap]?
     private var statistics: BatchNormStatistics?
-    /// The im2col weights of a layer Winograd does not run, packed once per step.
-    private var packed: ConvolutionWeights?
+    private let convolution: DirectConvolution
 
     init(name conv: String, _ bn: String, inputs: Int, outputs: Int, kernel: Int, stride: Int, padding: Int,
          weight: [Float], gamma: [Float], beta: [Float], mean: [Float], variance: [Float]) {
@@ -30,6 +29,8 @@ final class TrainableConvBN {
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
+        convolution = DirectConvolution(inputChannels: inputs, outputChannels: outputs, kernel: kernel, stride: stride, padding: padding,
+                                        hasBias: false)
         self.weight = Parameter(name: "\(conv).weight", shape: [outputs, inputs, kernel, kernel], value: weight)
         self.gamma = Parameter(name: "\(bn).weight", shape: [outputs], value: gamma)
         self.beta = Parameter(name: "\(bn).bias", shape: [outputs], value: beta)
@@ -40,30 +41,15 @@ final class TrainableConvBN {
     var parameters: [Parameter] { [weight, gamma, beta] }
     var buffers: [Parameter] { [runningMean, runningVariance] }
 
-    /// True when the layer's 3×3 convolutions go through Winograd (forward, input and weight gradients).
-    private var usesWinograd: Bool {
-        kernel == 3 && stride == 1 && padding == 1 && WinogradWeights.supportsGradients(inputChannels: inputs, outputChannels: outputs)
-    }
-
     /// conv → batch norm with batch statistics (→ + residual → ReLU); updates the running
     /// statistics. With a residual the caller owns the ReLU's backward (`backward` gets dy
     /// already masked); without one, `relu` is undone inside `backward`. Each chunk's
     /// batch-norm sums are taken right after its convolution, while it is in cache.
     func forwardTraining(_ x: [FeatureMap], residual: [FeatureMap]? = nil, relu: Bool) -> [FeatureMap] {
         input = x
-        let convolve: (FeatureMap) -> FeatureMap
-        if usesWinograd {
-            let w = Profiler.measure("winograd-weights") {
-                WinogradWeights(training: weight.value, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile, transposed: false)
-            }
-            convolve = { Winograd.apply($0, w) }
-        } else {
-            let packed = ConvolutionWeights(pytorch: weight.value, bias: nil, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
-            self.packed = packed
-            convolve = { [stride, padding] in Convolution.apply($0, packed, stride: stride, padding: padding) }
-        }
+        let w = weight.value
         let results = BatchChunks.map(x.count) { i -> (FeatureMap, ([Double], [Double])) in
-            let h = convolve(x[i])
+            let h = Profiler.measure("conv") { convolution.forward(x[i], weight: w) }
             return (h, Profiler.measure("bn-statistics") { BatchNorm.sumsAndSquares(h) })
         }
         convolved = results.map(\.0)
@@ -85,34 +71,25 @@ final class TrainableConvBN {
         add(sums.gamma, to: gamma)
         add(sums.beta, to: beta)
         let h = input[0].height, w = input[0].width
-        let transposed: WinogradWeights? = needInput && usesWinograd ? Profiler.measure("winograd-weights") {
-            WinogradWeights(training: weight.value, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile, transposed: true)
-        } : nil
-        let packed = self.packed
-        let gammaValue = gamma.value
+        let weightValue = weight.value, gammaValue = gamma.value
         let results = BatchChunks.map(dy.count) { i -> ([Float], FeatureMap?) in
             let g = Profiler.measure("bn-backward") {
                 BatchNorm.inputGradient(dy[i], x: convolved[i], reluOutput: reluOutput?[i], gamma: gammaValue, statistics: statistics, sums: sums)
             }
-            let dw = usesWinograd ? WinogradGradient.weight(input[i], g, tile: Winograd.defaultTile)
-                                  : ConvolutionGradient.weight(input[i], g, kernel: kernel, stride: stride, padding: padding)
+            let dw = Profiler.measure("conv-dw") { convolution.weightGradient(input[i], g).weight }
             guard needInput else { return (dw, nil) }
-            if let transposed { return (dw, Winograd.apply(g, transposed)) }
-            return (dw, ConvolutionGradient.input(g, packed!, height: h, width: w, stride: stride, padding: padding))
+            return (dw, Profiler.measure("conv-dx") { convolution.inputGradient(g, weight: weightValue, height: h, width: w) })
         }
-        let dw = ConvolutionGradient.unpack(BatchChunks.sum(results.map(\.0)), outputChannels: outputs, inputChannels: inputs, kernel: kernel)
-        add(dw, to: weight)
+        add(BatchChunks.sum(results.map(\.0)), to: weight)
         input = []
         convolved = []
         reluOutput = nil
-        self.packed = nil
         return needInput ? results.map { $0.1! } : nil
     }
 
     /// Eval-mode forward of one chunk with the running statistics.
     func forwardInference(_ x: FeatureMap, residual: FeatureMap? = nil, relu: Bool) -> FeatureMap {
-        let packed = ConvolutionWeights(pytorch: weight.value, bias: nil, outputChannels: outputs, inputChannels: inputs, kernel: kernel)
-        let h = Convolution.apply(x, packed, stride: stride, padding: padding)
+        let h = Profiler.measure("conv") { convolution.forward(x, weight: weight.value) }
         let inverseStd = runningVariance.value.map { 1 / ($0 + Self.epsilon).squareRoot() }
         return BatchNorm.normalize(h, mean: runningMean.value, inverseStd: inverseStd, gamma: gamma.value, beta: beta.value,
                                    residual: residual, relu: relu)

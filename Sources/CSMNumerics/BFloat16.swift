@@ -1,4 +1,4 @@
-import CBFloat16
+import CDNNLKernels
 
 /// The arithmetic a network is evaluated in (`--precision`).
 public enum Precision: String, Sendable, CaseIterable {

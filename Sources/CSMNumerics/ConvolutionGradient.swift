@@ -137,17 +137,4 @@ public enum ConvolutionGradient {
         }
         return out
     }
-
-    /// The weights of the 3×3, stride-1, padding-1 convolution that maps an output gradient
-    /// to the input gradient: w′[ci, co, ky, kx] = w[co, ci, 2 − ky, 2 − kx] (PyTorch layout).
-    public static func transposedFlipped3x3(_ weight: [Float], outputChannels cout: Int, inputChannels cin: Int) -> [Float] {
-        kernelPrecondition(weight.count == cout * cin * 9, "3×3 weights: \(weight.count) values for \(cout)×\(cin)×3×3")
-        var out = [Float](repeating: 0, count: weight.count)
-        for co in 0..<cout {
-            for ci in 0..<cin {
-                for i in 0..<9 { out[(ci * cout + co) * 9 + i] = weight[(co * cin + ci) * 9 + 8 - i] }
-            }
-        }
-        return out
-    }
 }

@@ -39,15 +39,54 @@ public struct WinogradWeights: Sendable {
         [0, 0, 1],
     ]
 
-    /// From PyTorch-layout weights [Cout, Cin, 3, 3] and an optional bias [Cout].
-    public init(pytorch weight: [Float], bias: [Float]?, outputChannels: Int, inputChannels: Int, tile: Int = 2,
+    /// From PyTorch-layout weights [Cout, Cin, 3, 3] and an optional bias [Cout] (added by
+    /// the forward kernel). U = G·g·Gᵀ, computed separably in float64, the rows of each
+    /// point's matrix spread over the cores. At bf16 `precision` only the bf16 copy is kept.
+    public init(pytorch weight: [Float], bias: [Float]?, outputChannels cout: Int, inputChannels cin: Int, tile: Int = 2,
                 precision: Precision = .fp32) {
-        kernelPrecondition(inputChannels > 0 && outputChannels > 0 && (tile == 2 || tile == 4),
-                           "Winograd: \(inputChannels)→\(outputChannels) channels, tile \(tile)")
-        kernelPrecondition(weight.count == outputChannels * inputChannels * 9 && (bias?.count ?? outputChannels) == outputChannels,
-                           "Winograd: \(weight.count) weights and \(bias?.count ?? 0) biases for \(inputChannels)→\(outputChannels) channels")
-        self.init(training: weight, outputChannels: outputChannels, inputChannels: inputChannels, tile: tile, transposed: false,
-                  bias: bias, precision: precision)
+        kernelPrecondition(cin > 0 && cout > 0 && (tile == 2 || tile == 4), "Winograd: \(cin)→\(cout) channels, tile \(tile)")
+        kernelPrecondition(weight.count == cout * cin * 9 && (bias?.count ?? cout) == cout,
+                           "Winograd: \(weight.count) weights and \(bias?.count ?? 0) biases for \(cin)→\(cout) channels")
+        let g = (tile == 2 ? Self.g2 : Self.g4).flatMap { $0 }
+        let alpha = tile + 2, points = alpha * alpha
+        // Every entry is written below.
+        var u = [Float](unsafeUninitializedCapacity: points * cin * cout) { _, initialized in initialized = points * cin * cout }
+        // Rows of each point's matrix split over the cores; along a row the entries are
+        // contiguous, so each core writes α² streams.
+        let parts = Parallel.ranges(cin)
+        u.withUnsafeMutableBufferPointer { ub in
+        let u = ub
+        Parallel.forEach(parts.count) { part in
+        var half = [Double](repeating: 0, count: alpha * 3)
+        for row in parts[part] {
+            for column in 0..<cout {
+                let base = (column * cin + row) * 9
+                // half[i][l] = Σ_k G[i][k]·g[k][l].
+                for i in 0..<alpha {
+                    for l in 0..<3 {
+                        var s = 0.0
+                        for k in 0..<3 {
+                            s += g[i * 3 + k] * Double(weight[base + k * 3 + l])
+                        }
+                        half[i * 3 + l] = s
+                    }
+                }
+                for i in 0..<alpha {
+                    for j in 0..<alpha {
+                        let s = half[i * 3] * g[j * 3] + half[i * 3 + 1] * g[j * 3 + 1] + half[i * 3 + 2] * g[j * 3 + 2]
+                        u[((i * alpha + j) * cin + row) * cout + column] = Float(s)
+                    }
+                }
+            }
+        }
+        }
+        }
+        self.tile = tile
+        inputChannels = cin
+        outputChannels = cout
+        paddedBias = (bias ?? [Float](repeating: 0, count: cout)) + [Float](repeating: 0, count: Winograd.roundedUp(cout) - cout)
+        transformed = precision == .fp32 ? u : []
+        transformedBF16 = precision == .bf16 ? BFloat16Matrices(u, batch: points, rows: cin, columns: cout) : nil
     }
 }
 

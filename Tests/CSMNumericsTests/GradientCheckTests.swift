@@ -99,48 +99,65 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
-    /// The input gradient of a 3×3 stride-1 convolution is the forward convolution of the
-    /// output gradient with transposed, flipped weights — the route through Winograd.
-    func testWinogradInputGradientMatchesFiniteDifferences() {
-        let n = 2, c = 16, cout = 32, h = 5, w = 6
-        let x = random(n * h * w * c, seed: 91), weight = random(cout * c * 9, seed: 92), r = random(n * h * w * cout, seed: 93)
-        let wd = weight.map(Double.init)
-        let flipped = ConvolutionGradient.transposedFlipped3x3(weight, outputChannels: cout, inputChannels: c)
-        let expected = numericGradient(x) { xs in
-            dot(r, referenceConvolution(xs, n: n, h: h, w: w, cin: c, weight: wd, bias: nil, cout: cout, k: 3, stride: 1, padding: 1))
+    /// oneDNN's direct convolution (training's kernel): forward against the float64 reference,
+    /// input, weight and bias gradients against finite differences. Cases cover the stem (one
+    /// input channel), ResNet widths (16, 32: the blocked kernels), odd channel counts, the
+    /// size-preserving input gradient through the forward kernel (3×3 and 5×5), strides and 1×1.
+    func testDirectConvolutionMatchesFiniteDifferences() {
+        // (n, cin, cout, kernel, stride, padding, height, width, bias)
+        let cases = [(2, 16, 32, 3, 1, 1, 5, 6, false), (2, 1, 16, 3, 1, 1, 6, 6, false), (2, 3, 5, 3, 1, 1, 6, 7, true),
+                     (2, 16, 16, 3, 2, 1, 7, 6, false), (2, 16, 32, 1, 2, 0, 7, 5, false), (1, 3, 4, 5, 1, 2, 6, 5, true),
+                     (1, 5, 3, 3, 1, 0, 5, 6, true), (1, 3, 4, 7, 2, 3, 9, 9, false)]
+        for (index, (n, cin, cout, k, stride, padding, h, w, hasBias)) in cases.enumerated() {
+            let label = "cin \(cin) cout \(cout) k \(k) stride \(stride) padding \(padding) bias \(hasBias)"
+            let seed = UInt64(100 + 10 * index)
+            let x = random(n * h * w * cin, seed: seed + 1), weight = random(cout * cin * k * k, seed: seed + 2)
+            let bias = hasBias ? random(cout, seed: seed + 3) : nil
+            let oh = (h + 2 * padding - k) / stride + 1, ow = (w + 2 * padding - k) / stride + 1
+            let r = random(n * oh * ow * cout, seed: seed + 4)
+            let dy = FeatureMap(count: n, height: oh, width: ow, channels: cout, values: r)
+            let xMap = FeatureMap(count: n, height: h, width: w, channels: cin, values: x)
+            let convolution = DirectConvolution(inputChannels: cin, outputChannels: cout, kernel: k, stride: stride, padding: padding,
+                                                hasBias: hasBias)
+            let wd = weight.map(Double.init), xd = x.map(Double.init), bd = bias?.map(Double.init)
+
+            let forward = convolution.forward(xMap, weight: weight, bias: bias)
+            XCTAssertEqual([forward.count, forward.height, forward.width, forward.channels], [n, oh, ow, cout], label)
+            let reference = referenceConvolution(xd, n: n, h: h, w: w, cin: cin, weight: wd, bias: bd, cout: cout, k: k, stride: stride, padding: padding)
+            assertGradient(forward.values, reference, tolerance: 1e-5, "forward \(label)")
+
+            let dx = convolution.inputGradient(dy, weight: weight, height: h, width: w).values
+            assertGradient(dx, numericGradient(x) { xs in
+                dot(r, referenceConvolution(xs, n: n, h: h, w: w, cin: cin, weight: wd, bias: bd, cout: cout, k: k, stride: stride, padding: padding))
+            }, "input gradient \(label)")
+
+            let gradients = convolution.weightGradient(xMap, dy)
+            assertGradient(gradients.weight, numericGradient(weight) { ws in
+                dot(r, referenceConvolution(xd, n: n, h: h, w: w, cin: cin, weight: ws, bias: bd, cout: cout, k: k, stride: stride, padding: padding))
+            }, "weight gradient \(label)")
+            XCTAssertEqual(gradients.bias == nil, !hasBias, label)
+            if let bias, let db = gradients.bias {
+                assertGradient(db, numericGradient(bias) { bs in
+                    dot(r, referenceConvolution(xd, n: n, h: h, w: w, cin: cin, weight: wd, bias: bs, cout: cout, k: k, stride: stride, padding: padding))
+                }, "bias gradient \(label)")
+            }
         }
-        let dy = FeatureMap(count: n, height: h, width: w, channels: cout, values: r)
-        for tile in [2, 4] {
-            let winograd = WinogradWeights(pytorch: flipped, bias: nil, outputChannels: c, inputChannels: cout, tile: tile)
-            assertGradient(Winograd.apply(dy, winograd).values, expected, "Winograd F(\(tile)) input gradient")
-        }
-        for tile in [2, 4] {
-            // The training-time transform equals the general one, forward and transposed.
-            let direct = WinogradWeights(pytorch: weight, bias: nil, outputChannels: cout, inputChannels: c, tile: tile)
-            let training = WinogradWeights(training: weight, outputChannels: cout, inputChannels: c, tile: tile, transposed: false)
-            let transposed = WinogradWeights(training: weight, outputChannels: cout, inputChannels: c, tile: tile, transposed: true)
-            assertGradient(training.transformed, direct.transformed.map(Double.init), tolerance: 1e-6, "training transform F(\(tile))")
-            XCTAssertEqual([transposed.inputChannels, transposed.outputChannels], [cout, c])
-            assertGradient(Winograd.apply(dy, transposed).values, expected, "Winograd F(\(tile)) input gradient, training transform")
-        }
-        let packed = ConvolutionWeights(pytorch: weight, bias: nil, outputChannels: cout, inputChannels: c, kernel: 3)
-        assertGradient(ConvolutionGradient.input(dy, packed, height: h, width: w, stride: 1, padding: 1).values, expected, "GEMM input gradient")
     }
 
-    func testWinogradWeightGradientMatchesFiniteDifferences() {
-        // Sizes that leave partial tiles for both F(2×2) and F(4×4).
-        let n = 2, c = 16, cout = 16, h = 7, w = 5
-        let x = random(n * h * w * c, seed: 94), weight = random(cout * c * 9, seed: 95), r = random(n * h * w * cout, seed: 96)
-        let xd = x.map(Double.init)
-        let expected = numericGradient(weight) { ws in
-            dot(r, referenceConvolution(xd, n: n, h: h, w: w, cin: c, weight: ws, bias: nil, cout: cout, k: 3, stride: 1, padding: 1))
-        }
-        let xMap = FeatureMap(count: n, height: h, width: w, channels: c, values: x)
-        let dy = FeatureMap(count: n, height: h, width: w, channels: cout, values: r)
-        for tile in [2, 4] {
-            let dw = ConvolutionGradient.unpack(WinogradGradient.weight(xMap, dy, tile: tile), outputChannels: cout, inputChannels: c, kernel: 3)
-            assertGradient(dw, expected, "Winograd F(\(tile)) weight gradient")
-        }
+    /// A chunk's results do not depend on the other chunks: the same images give the same
+    /// bits alone or inside a batch of another size, and chunk partials of the weight
+    /// gradient sum to the whole batch's.
+    func testDirectConvolutionIsPerImage() {
+        let n = 6, c = 16, h = 7, w = 7
+        let convolution = DirectConvolution(inputChannels: c, outputChannels: c, kernel: 3, padding: 1, hasBias: false)
+        let weight = random(c * c * 9, seed: 7)
+        let x = FeatureMap(count: n, height: h, width: w, channels: c, values: random(n * h * w * c, seed: 8))
+        let dy = FeatureMap(count: n, height: h, width: w, channels: c, values: random(n * h * w * c, seed: 9))
+        let whole = convolution.forward(x, weight: weight), first = convolution.forward(x.slice(0..<2), weight: weight)
+        XCTAssertEqual(first.values, whole.slice(0..<2).values)
+        let wholeGradient = convolution.weightGradient(x, dy).weight
+        let parts = [0..<2, 2..<6].map { convolution.weightGradient(x.slice($0), dy.slice($0)).weight }
+        assertGradient(BatchChunks.sum(parts), wholeGradient.map(Double.init), tolerance: 1e-5, "chunked weight gradient")
     }
 
     /// Chunk partials of the weight gradient sum to the whole batch's.

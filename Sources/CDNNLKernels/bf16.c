@@ -1,12 +1,11 @@
-#include "CBFloat16.h"
+#include "CDNNLKernels.h"
+#include "runtime.h"
 
-#include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <immintrin.h>
 
-void omp_set_num_threads(int);
 
 static uint16_t round_one(float value) {
     uint32_t bits;
@@ -42,16 +41,6 @@ void csm_bf16_round_rows(const float *source, long source_stride, uint16_t *dest
     }
 }
 
-// One engine for the process; one stream and one scratch buffer per thread.
-static dnnl_engine_t engine;
-static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
-static dnnl_status_t engine_status;
-static _Thread_local dnnl_stream_t stream;
-static _Thread_local void *scratch;
-static _Thread_local size_t scratch_bytes;
-
-static void make_engine(void) { engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0); }
-
 struct csm_bf16_matrices {
     long batch, k, n;
     dnnl_memory_desc_t layout;
@@ -70,22 +59,24 @@ static dnnl_status_t describe(long batch, long m, long n, long k, long ldc, long
 // the caller: with the library's own, threads running the same primitive would share it.
 static dnnl_status_t product_descriptor(long batch, long m, long n, long k, long ldc, long batch_stride_c,
                                         const dnnl_memory_desc_t *b, dnnl_primitive_desc_t *pd) {
+    dnnl_status_t s;
+    dnnl_engine_t engine = csm_dnnl_engine(&s);
+    if (!engine) return s;
     dnnl_memory_desc_t a, c;
     dnnl_matmul_desc_t description;
     dnnl_primitive_attr_t attributes;
-    dnnl_status_t s;
     if ((s = describe(batch, m, n, k, ldc, batch_stride_c, &a, &c))) return s;
     if ((s = dnnl_matmul_desc_init(&description, &a, b, NULL, &c))) return s;
-    if ((s = dnnl_primitive_attr_create(&attributes))) return s;
-    if (!(s = dnnl_primitive_attr_set_scratchpad_mode(attributes, dnnl_scratchpad_mode_user)))
-        s = dnnl_primitive_desc_create(pd, &description, attributes, engine, NULL);
+    if ((s = csm_dnnl_user_scratch_attributes(&attributes))) return s;
+    s = dnnl_primitive_desc_create(pd, &description, attributes, engine, NULL);
     dnnl_primitive_attr_destroy(attributes);
     return s;
 }
 
 csm_bf16_matrices *csm_bf16_matrices_create(long batch, long k, long n, const float *values) {
-    pthread_once(&engine_once, make_engine);
-    if (engine_status) return NULL;
+    dnnl_status_t status;
+    dnnl_engine_t engine = csm_dnnl_engine(&status);
+    if (!engine) return NULL;
     omp_set_num_threads(1);  // a team left behind would spin on the other cores
     csm_bf16_matrices *matrices = calloc(1, sizeof *matrices);
     if (!matrices) return NULL;
@@ -193,20 +184,14 @@ static product *product_for(long m, const csm_bf16_matrices *b, long ldc, long b
 }
 
 int csm_bf16_gemm(long m, const uint16_t *a, const csm_bf16_matrices *b, float *c, long ldc, long batch_stride_c) {
-    pthread_once(&engine_once, make_engine);
-    if (engine_status) return (int)engine_status;
     dnnl_status_t s;
+    dnnl_engine_t engine = csm_dnnl_engine(&s);
+    if (!engine) return (int)s;
     product *p = product_for(m, b, ldc, batch_stride_c, &s);
     if (!p) return (int)s;
-    omp_set_num_threads(1);
-    if (!stream && (s = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags))) return (int)s;
-    size_t needed = dnnl_memory_desc_get_size(&p->scratchpad);
-    if (needed > scratch_bytes) {
-        free(scratch);
-        scratch_bytes = 0;
-        if (!(scratch = aligned_alloc(64, (needed + 63) / 64 * 64))) return (int)dnnl_out_of_memory;
-        scratch_bytes = needed;
-    }
+    dnnl_stream_t stream;
+    void *scratch;
+    if ((s = csm_dnnl_thread(dnnl_memory_desc_get_size(&p->scratchpad), &stream, &scratch))) return (int)s;
     dnnl_memory_t memories[4] = {NULL, NULL, NULL, NULL};
     if (!(s = dnnl_memory_create(&memories[0], &p->a, engine, (void *)a))
         && !(s = dnnl_memory_create(&memories[1], &b->layout, engine, b->data))

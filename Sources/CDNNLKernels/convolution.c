@@ -1,0 +1,249 @@
+#include "CDNNLKernels.h"
+#include "runtime.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+// One stage of a convolution (forward, input gradient or weight gradient): its primitive,
+// the weight layout it reads or writes, and the reorder between that layout and PyTorch's
+// [Cout][Cin][k][k] (NULL when they are the same).
+typedef struct {
+    int made;
+    dnnl_status_t status;
+    dnnl_primitive_t primitive;
+    dnnl_memory_desc_t weights;
+    dnnl_primitive_t reorder;
+    dnnl_memory_desc_t scratch, reorder_scratch;  // each one's scratch memory
+    size_t scratch_bytes;  // the larger of the two
+} stage;
+
+struct csm_convolution {
+    long count, height, width, in_channels, out_channels, kernel, stride, padding;
+    int bias;
+    dnnl_memory_desc_t source, destination, plain_weights, plain_bias;
+    dnnl_primitive_desc_t forward_descriptor;  // kept: the hint the backward stages are made from
+    stage forward, input_gradient, weight_gradient;
+    struct csm_convolution *next;
+};
+
+static csm_convolution *convolutions;
+static pthread_mutex_t convolutions_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const dnnl_memory_desc_t *scratch_layout(dnnl_primitive_desc_t pd) {
+    return dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+}
+
+// A reorder between two weight layouts, or NULL (success) when they are the same.
+static dnnl_status_t make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, stage *st) {
+    st->reorder = NULL;
+    if (dnnl_memory_desc_equal(from, to)) return dnnl_success;
+    dnnl_status_t s;
+    dnnl_engine_t engine = csm_dnnl_engine(&s);
+    if (!engine) return s;
+    dnnl_primitive_attr_t attributes;
+    dnnl_primitive_desc_t pd = NULL;
+    if ((s = csm_dnnl_user_scratch_attributes(&attributes))) return s;
+    s = dnnl_reorder_primitive_desc_create(&pd, from, engine, to, engine, attributes);
+    dnnl_primitive_attr_destroy(attributes);
+    if (!s) {
+        st->reorder_scratch = *scratch_layout(pd);
+        size_t bytes = dnnl_memory_desc_get_size(&st->reorder_scratch);
+        if (bytes > st->scratch_bytes) st->scratch_bytes = bytes;
+        s = dnnl_primitive_create(&st->reorder, pd);
+    }
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return s;
+}
+
+// Finishes a stage from its primitive descriptor: the primitive, its weight layout and the reorder.
+static dnnl_status_t finish_stage(stage *st, dnnl_primitive_desc_t pd, dnnl_query_t weights_query, int to_plain,
+                                  const dnnl_memory_desc_t *plain) {
+    st->weights = *dnnl_primitive_desc_query_md(pd, weights_query, 0);
+    st->scratch = *scratch_layout(pd);
+    st->scratch_bytes = dnnl_memory_desc_get_size(&st->scratch);
+    dnnl_status_t s = dnnl_primitive_create(&st->primitive, pd);
+    if (!s) s = to_plain ? make_reorder(&st->weights, plain, st) : make_reorder(plain, &st->weights, st);
+    return s;
+}
+
+static dnnl_status_t make_forward(csm_convolution *c) {
+    dnnl_status_t s;
+    dnnl_engine_t engine = csm_dnnl_engine(&s);
+    if (!engine) return s;
+    dnnl_dims_t weight_dims = {c->out_channels, c->in_channels, c->kernel, c->kernel};
+    dnnl_dims_t strides = {c->stride, c->stride}, padding = {c->padding, c->padding};
+    dnnl_memory_desc_t any_weights;
+    dnnl_convolution_desc_t description;
+    dnnl_primitive_attr_t attributes;
+    if ((s = dnnl_memory_desc_init_by_tag(&any_weights, 4, weight_dims, dnnl_f32, dnnl_format_tag_any))) return s;
+    if ((s = dnnl_convolution_forward_desc_init(&description, dnnl_forward_training, dnnl_convolution_direct, &c->source, &any_weights,
+                                                c->bias ? &c->plain_bias : NULL, &c->destination, strides, padding, padding))) return s;
+    if ((s = csm_dnnl_user_scratch_attributes(&attributes))) return s;
+    s = dnnl_primitive_desc_create(&c->forward_descriptor, &description, attributes, engine, NULL);
+    dnnl_primitive_attr_destroy(attributes);
+    return s ? s : finish_stage(&c->forward, c->forward_descriptor, dnnl_query_weights_md, 0, &c->plain_weights);
+}
+
+static dnnl_status_t make_backward(csm_convolution *c, int weights) {
+    dnnl_status_t s;
+    dnnl_engine_t engine = csm_dnnl_engine(&s);
+    if (!engine) return s;
+    dnnl_dims_t weight_dims = {c->out_channels, c->in_channels, c->kernel, c->kernel};
+    dnnl_dims_t strides = {c->stride, c->stride}, padding = {c->padding, c->padding};
+    dnnl_memory_desc_t any_weights;
+    dnnl_convolution_desc_t description;
+    dnnl_primitive_attr_t attributes;
+    dnnl_primitive_desc_t pd = NULL;
+    if ((s = dnnl_memory_desc_init_by_tag(&any_weights, 4, weight_dims, dnnl_f32, dnnl_format_tag_any))) return s;
+    s = weights ? dnnl_convolution_backward_weights_desc_init(&description, dnnl_convolution_direct, &c->source, &any_weights,
+                                                              c->bias ? &c->plain_bias : NULL, &c->destination, strides, padding, padding)
+                : dnnl_convolution_backward_data_desc_init(&description, dnnl_convolution_direct, &c->source, &any_weights,
+                                                           &c->destination, strides, padding, padding);
+    if (s || (s = csm_dnnl_user_scratch_attributes(&attributes))) return s;
+    s = dnnl_primitive_desc_create(&pd, &description, attributes, engine, c->forward_descriptor);
+    dnnl_primitive_attr_destroy(attributes);
+    if (!s) s = weights ? finish_stage(&c->weight_gradient, pd, dnnl_query_diff_weights_md, 1, &c->plain_weights)
+                        : finish_stage(&c->input_gradient, pd, dnnl_query_weights_md, 0, &c->plain_weights);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return s;
+}
+
+const csm_convolution *csm_convolution_get(long count, long height, long width, long in_channels, long out_channels, long kernel,
+                                           long stride, long padding, int bias, int *status) {
+    pthread_mutex_lock(&convolutions_lock);
+    csm_convolution *c = convolutions;
+    while (c && !(c->count == count && c->height == height && c->width == width && c->in_channels == in_channels
+                  && c->out_channels == out_channels && c->kernel == kernel && c->stride == stride && c->padding == padding
+                  && c->bias == (bias != 0))) c = c->next;
+    dnnl_status_t s = dnnl_success;
+    if (!c && !(c = calloc(1, sizeof *c))) s = dnnl_out_of_memory;
+    if (!s && !c->forward.made) {
+        *c = (csm_convolution){count, height, width, in_channels, out_channels, kernel, stride, padding, bias != 0};
+        long out_height = (height + 2 * padding - kernel) / stride + 1, out_width = (width + 2 * padding - kernel) / stride + 1;
+        // NCHW logical dimensions; NHWC memory.
+        dnnl_dims_t source_dims = {count, in_channels, height, width}, destination_dims = {count, out_channels, out_height, out_width};
+        dnnl_dims_t weight_dims = {out_channels, in_channels, kernel, kernel}, bias_dims = {out_channels};
+        if (!(s = dnnl_memory_desc_init_by_tag(&c->source, 4, source_dims, dnnl_f32, dnnl_nhwc))
+            && !(s = dnnl_memory_desc_init_by_tag(&c->destination, 4, destination_dims, dnnl_f32, dnnl_nhwc))
+            && !(s = dnnl_memory_desc_init_by_tag(&c->plain_weights, 4, weight_dims, dnnl_f32, dnnl_oihw))
+            && !(s = dnnl_memory_desc_init_by_tag(&c->plain_bias, 1, bias_dims, dnnl_f32, dnnl_a)))
+            s = make_forward(c);
+        c->forward.made = 1;
+        c->forward.status = s;
+        c->next = convolutions;
+        convolutions = c;
+    } else if (c) {
+        s = c->forward.status;
+    }
+    pthread_mutex_unlock(&convolutions_lock);
+    *status = (int)s;
+    return s ? NULL : c;
+}
+
+// The stage, made on first use (under the lock: stages are shared by every thread).
+static const stage *stage_for(const csm_convolution *cc, int which, dnnl_status_t *status) {
+    csm_convolution *c = (csm_convolution *)cc;
+    if (which == 0) {
+        *status = dnnl_success;  // made with the convolution
+        return &c->forward;
+    }
+    stage *st = which == 1 ? &c->input_gradient : &c->weight_gradient;
+    pthread_mutex_lock(&convolutions_lock);
+    if (!st->made) {
+        st->status = make_backward(c, which == 2);
+        st->made = 1;
+    }
+    *status = st->status;
+    pthread_mutex_unlock(&convolutions_lock);
+    return *status ? NULL : st;
+}
+
+// Runs one primitive with up to 5 arguments (NULL data leaves an argument out).
+typedef struct { int argument; const dnnl_memory_desc_t *layout; const void *data; } argument;
+
+static dnnl_status_t run(dnnl_primitive_t primitive, dnnl_stream_t stream, const dnnl_memory_desc_t *scratch_layout, void *scratch,
+                         argument *arguments, int count) {
+    dnnl_status_t s;
+    dnnl_engine_t engine = csm_dnnl_engine(&s);
+    if (!engine) return s;
+    dnnl_memory_t memories[6] = {NULL};
+    dnnl_exec_arg_t exec[6];
+    int n = 0;
+    for (int i = 0; i < count && !s; i++) {
+        if (!arguments[i].data) continue;
+        s = dnnl_memory_create(&memories[n], arguments[i].layout, engine, (void *)arguments[i].data);
+        exec[n].arg = arguments[i].argument;
+        exec[n].memory = memories[n];
+        n++;
+    }
+    if (!s && dnnl_memory_desc_get_size(scratch_layout) > 0 && !(s = dnnl_memory_create(&memories[n], scratch_layout, engine, scratch))) {
+        exec[n].arg = DNNL_ARG_SCRATCHPAD;
+        exec[n].memory = memories[n];
+        n++;
+    }
+    if (!s) s = dnnl_primitive_execute(primitive, stream, n, exec);
+    for (int i = 0; i < n; i++) dnnl_memory_destroy(memories[i]);
+    return s;
+}
+
+// The calling thread's buffers: the stage's weights in its layout (when it differs from
+// PyTorch's), then the scratch memory.
+static dnnl_status_t buffers(const stage *st, dnnl_stream_t *stream, void **weights, void **scratch) {
+    size_t weight_bytes = st->reorder ? (dnnl_memory_desc_get_size(&st->weights) + 63) / 64 * 64 : 0;
+    void *buffer;
+    dnnl_status_t s = csm_dnnl_thread(weight_bytes + st->scratch_bytes, stream, &buffer);
+    if (s) return s;
+    *weights = buffer;
+    *scratch = (char *)buffer + weight_bytes;
+    return dnnl_success;
+}
+
+// Stage `which` (0 forward, 1 input gradient, 2 weight gradient) on the calling thread.
+static int run_stage(const csm_convolution *c, int which, const float *a, const float *weights, const float *bias, float *out,
+                     float *bias_out) {
+    dnnl_status_t s;
+    const stage *st = stage_for(c, which, &s);
+    if (!st) return (int)s;
+    dnnl_stream_t stream;
+    void *blocked, *scratch;
+    if ((s = buffers(st, &stream, &blocked, &scratch))) return (int)s;
+    if (which == 2) {
+        // dW in the primitive's layout, then reordered into PyTorch's.
+        void *target = st->reorder ? blocked : out;
+        argument arguments[4] = {{DNNL_ARG_SRC, &c->source, a}, {DNNL_ARG_DIFF_DST, &c->destination, weights},
+                                 {DNNL_ARG_DIFF_WEIGHTS, &st->weights, target}, {DNNL_ARG_DIFF_BIAS, &c->plain_bias, bias_out}};
+        if ((s = run(st->primitive, stream, &st->scratch, scratch, arguments, 4))) return (int)s;
+        if (st->reorder) {
+            argument reorder[2] = {{DNNL_ARG_FROM, &st->weights, blocked}, {DNNL_ARG_TO, &c->plain_weights, out}};
+            s = run(st->reorder, stream, &st->reorder_scratch, scratch, reorder, 2);
+        }
+        return (int)s;
+    }
+    const void *w = weights;
+    if (st->reorder) {
+        argument reorder[2] = {{DNNL_ARG_FROM, &c->plain_weights, weights}, {DNNL_ARG_TO, &st->weights, blocked}};
+        if ((s = run(st->reorder, stream, &st->reorder_scratch, scratch, reorder, 2))) return (int)s;
+        w = blocked;
+    }
+    if (which == 0) {
+        argument arguments[4] = {{DNNL_ARG_SRC, &c->source, a}, {DNNL_ARG_WEIGHTS, &st->weights, w},
+                                 {DNNL_ARG_BIAS, &c->plain_bias, c->bias ? bias : NULL}, {DNNL_ARG_DST, &c->destination, out}};
+        return (int)run(st->primitive, stream, &st->scratch, scratch, arguments, 4);
+    }
+    argument arguments[3] = {{DNNL_ARG_DIFF_DST, &c->destination, a}, {DNNL_ARG_WEIGHTS, &st->weights, w},
+                             {DNNL_ARG_DIFF_SRC, &c->source, out}};
+    return (int)run(st->primitive, stream, &st->scratch, scratch, arguments, 3);
+}
+
+int csm_convolution_forward(const csm_convolution *c, const float *x, const float *weights, const float *bias, float *y) {
+    return run_stage(c, 0, x, weights, bias, y, NULL);
+}
+
+int csm_convolution_input_gradient(const csm_convolution *c, const float *dy, const float *weights, float *dx) {
+    return run_stage(c, 1, dy, weights, NULL, dx, NULL);
+}
+
+int csm_convolution_weight_gradient(const csm_convolution *c, const float *x, const float *dy, float *dweights, float *dbias) {
+    return run_stage(c, 2, x, dy, NULL, dweights, c->bias ? dbias : NULL);
+}
