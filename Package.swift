@@ -47,8 +47,8 @@ let package = Package(
         .target(name: "CHDF5Shim", dependencies: ["CHDF5"]),
         // libjpeg (Debian's libjpeg62-turbo) behind a setjmp-safe C wrapper.
         .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
-        // oneDNN primitives behind plain C calls: bf16 products (AMX / AVX512-BF16) with the fp32 → bf16
-        // rounding, and fp32 convolutions with their gradients (training).
+        // oneDNN primitives behind plain C calls: fp32 convolutions with their gradients (training), and
+        // bf16 convolutions (AMX / AVX512-BF16) with the fp32 → bf16 rounding (--precision bf16).
         .target(name: "CDNNLKernels", dependencies: ["CDNNL"]),
 
         // Tensors, BLAS bridge, kernels, thread pool. Knows nothing about diffusion or files.

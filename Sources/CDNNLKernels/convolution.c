@@ -247,3 +247,171 @@ int csm_convolution_input_gradient(const csm_convolution *c, const float *dy, co
 int csm_convolution_weight_gradient(const csm_convolution *c, const float *x, const float *dy, float *dweights, float *dbias) {
     return run_stage(c, 2, x, dy, NULL, dweights, c->bias ? dbias : NULL);
 }
+
+// bf16 inference: filters rounded and laid out once, one primitive per input shape.
+
+struct csm_bf16_filters {
+    long out_channels, in_channels, kernel;
+    int bias;
+    dnnl_memory_desc_t layout;  // the bf16 filters as the kernels read them
+    void *data;
+    float *bias_values;
+    struct bf16_shape *shapes;  // primitives made so far
+    pthread_mutex_t lock;
+};
+
+struct bf16_shape {
+    long count, height, width, stride, padding;
+    dnnl_memory_desc_t source, destination, bias, scratch;
+    dnnl_primitive_t primitive;
+    struct bf16_shape *next;
+};
+
+// A bf16 forward-inference descriptor with the given filter layout (`any` to let oneDNN choose).
+static dnnl_status_t bf16_descriptor(const csm_bf16_filters *f, long count, long height, long width, long stride, long padding,
+                                     const dnnl_memory_desc_t *filters, dnnl_primitive_desc_t *pd) {
+    dnnl_status_t s;
+    dnnl_engine_t engine = csm_dnnl_engine(&s);
+    if (!engine) return s;
+    long out_height = (height + 2 * padding - f->kernel) / stride + 1, out_width = (width + 2 * padding - f->kernel) / stride + 1;
+    dnnl_dims_t source_dims = {count, f->in_channels, height, width}, destination_dims = {count, f->out_channels, out_height, out_width};
+    dnnl_dims_t bias_dims = {f->out_channels}, strides = {stride, stride}, pads = {padding, padding};
+    dnnl_memory_desc_t source, destination, bias;
+    dnnl_convolution_desc_t description;
+    dnnl_primitive_attr_t attributes;
+    if ((s = dnnl_memory_desc_init_by_tag(&source, 4, source_dims, dnnl_bf16, dnnl_nhwc))
+        || (s = dnnl_memory_desc_init_by_tag(&destination, 4, destination_dims, dnnl_f32, dnnl_nhwc))
+        || (s = dnnl_memory_desc_init_by_tag(&bias, 1, bias_dims, dnnl_f32, dnnl_a))
+        || (s = dnnl_convolution_forward_desc_init(&description, dnnl_forward_inference, dnnl_convolution_direct, &source, filters,
+                                                   f->bias ? &bias : NULL, &destination, strides, pads, pads))
+        || (s = csm_dnnl_user_scratch_attributes(&attributes))) return s;
+    s = dnnl_primitive_desc_create(pd, &description, attributes, engine, NULL);
+    dnnl_primitive_attr_destroy(attributes);
+    return s;
+}
+
+csm_bf16_filters *csm_bf16_filters_create(long out_channels, long in_channels, long kernel, const float *weights, const float *bias,
+                                          int *status) {
+    dnnl_status_t s;
+    dnnl_engine_t engine = csm_dnnl_engine(&s);
+    *status = (int)s;
+    if (!engine) return NULL;
+    omp_set_num_threads(1);  // a team left behind would spin on the other cores
+    csm_bf16_filters *f = calloc(1, sizeof *f);
+    if (!f) {
+        *status = (int)dnnl_out_of_memory;
+        return NULL;
+    }
+    f->out_channels = out_channels;
+    f->in_channels = in_channels;
+    f->kernel = kernel;
+    f->bias = bias != NULL;
+    pthread_mutex_init(&f->lock, NULL);
+    // The layout oneDNN prefers at a typical shape (16 images of 16×16, size-preserving); every
+    // other shape is made with the same layout.
+    dnnl_dims_t dims = {out_channels, in_channels, kernel, kernel};
+    dnnl_memory_desc_t any, plain;
+    dnnl_primitive_desc_t pd = NULL, reorder_pd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t from = NULL, to = NULL;
+    dnnl_stream_t local = NULL;
+    if (!(s = dnnl_memory_desc_init_by_tag(&any, 4, dims, dnnl_bf16, dnnl_format_tag_any))
+        && !(s = dnnl_memory_desc_init_by_tag(&plain, 4, dims, dnnl_f32, dnnl_oihw))
+        && !(s = bf16_descriptor(f, 16, 16, 16, 1, (kernel - 1) / 2, &any, &pd))) {
+        f->layout = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        if (!(f->data = aligned_alloc(64, (dnnl_memory_desc_get_size(&f->layout) + 63) / 64 * 64))) s = dnnl_out_of_memory;
+    }
+    if (!s && bias && !(f->bias_values = malloc(sizeof(float) * out_channels))) s = dnnl_out_of_memory;
+    if (!s && bias) memcpy(f->bias_values, bias, sizeof(float) * out_channels);
+    if (!s && !(s = dnnl_memory_create(&from, &plain, engine, (void *)weights)) && !(s = dnnl_memory_create(&to, &f->layout, engine, f->data))
+        && !(s = dnnl_reorder_primitive_desc_create(&reorder_pd, &plain, engine, &f->layout, engine, NULL))
+        && !(s = dnnl_primitive_create(&reorder, reorder_pd)) && !(s = dnnl_stream_create(&local, engine, dnnl_stream_default_flags))) {
+        dnnl_exec_arg_t arguments[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+        if (!(s = dnnl_primitive_execute(reorder, local, 2, arguments))) s = dnnl_stream_wait(local);
+    }
+    if (local) dnnl_stream_destroy(local);
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (reorder_pd) dnnl_primitive_desc_destroy(reorder_pd);
+    if (from) dnnl_memory_destroy(from);
+    if (to) dnnl_memory_destroy(to);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    *status = (int)s;
+    if (s) {
+        csm_bf16_filters_destroy(f);
+        return NULL;
+    }
+    return f;
+}
+
+void csm_bf16_filters_destroy(csm_bf16_filters *f) {
+    if (!f) return;
+    struct bf16_shape *shape = f->shapes;
+    while (shape) {
+        struct bf16_shape *next = shape->next;
+        dnnl_primitive_destroy(shape->primitive);
+        free(shape);
+        shape = next;
+    }
+    pthread_mutex_destroy(&f->lock);
+    free(f->bias_values);
+    free(f->data);
+    free(f);
+}
+
+// The primitive for one input shape, made on first use; NULL with *status set on failure.
+static struct bf16_shape *bf16_shape_for(csm_bf16_filters *f, long count, long height, long width, long stride, long padding,
+                                         dnnl_status_t *status) {
+    pthread_mutex_lock(&f->lock);
+    struct bf16_shape *p = f->shapes;
+    while (p && !(p->count == count && p->height == height && p->width == width && p->stride == stride && p->padding == padding)) p = p->next;
+    *status = dnnl_success;
+    if (!p) {
+        dnnl_primitive_desc_t pd = NULL;
+        if (!(p = calloc(1, sizeof *p))) {
+            *status = dnnl_out_of_memory;
+        } else if (!(*status = bf16_descriptor(f, count, height, width, stride, padding, &f->layout, &pd))) {
+            p->source = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+            p->destination = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+            p->bias = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1);
+            p->scratch = *scratch_layout(pd);
+            *status = dnnl_primitive_create(&p->primitive, pd);
+        }
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        if (*status) {
+            free(p);
+            p = NULL;
+        } else {
+            *p = (struct bf16_shape){count, height, width, stride, padding, p->source, p->destination, p->bias, p->scratch, p->primitive,
+                                     f->shapes};
+            f->shapes = p;
+        }
+    }
+    pthread_mutex_unlock(&f->lock);
+    return p;
+}
+
+// The calling thread's buffer for the rounded input, kept between calls (allocating it per
+// call would page-fault it in every time).
+static _Thread_local uint16_t *rounded;
+static _Thread_local size_t rounded_count;
+
+int csm_bf16_convolution_forward(csm_bf16_filters *f, long count, long height, long width, long stride, long padding, const float *x,
+                                 float *y) {
+    dnnl_status_t s;
+    struct bf16_shape *p = bf16_shape_for(f, count, height, width, stride, padding, &s);
+    if (!p) return (int)s;
+    dnnl_stream_t stream;
+    void *scratch;
+    if ((s = csm_dnnl_thread(dnnl_memory_desc_get_size(&p->scratch), &stream, &scratch))) return (int)s;
+    size_t values = (size_t)(count * height * width * f->in_channels);
+    if (values > rounded_count) {
+        free(rounded);
+        rounded_count = 0;
+        if (!(rounded = aligned_alloc(64, (values * sizeof *rounded + 63) / 64 * 64))) return (int)dnnl_out_of_memory;
+        rounded_count = values;
+    }
+    csm_bf16_round_rows(x, (long)values, rounded, (long)values, 1, (long)values);
+    argument arguments[4] = {{DNNL_ARG_SRC, &p->source, rounded}, {DNNL_ARG_WEIGHTS, &f->layout, f->data},
+                             {DNNL_ARG_BIAS, &p->bias, f->bias_values}, {DNNL_ARG_DST, &p->destination, y}};
+    return (int)run(p->primitive, stream, &p->scratch, scratch, arguments, 4);
+}

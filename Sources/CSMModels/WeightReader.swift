@@ -69,11 +69,10 @@ final class WeightReader {
         if kernel > 0 {
             let w = try tensor("\(name).weight", [outputs, inputs, kernel, kernel])
             let b = bias ? try tensor("\(name).bias", [outputs]) : nil
-            // One copy of the weights in memory: Winograd's transform where it runs the layer,
-            // else the packed im2col layout.
-            if kernel == 3 && !fused && WinogradWeights.isWorthwhile(inputChannels: inputs, outputChannels: outputs) {
-                winograd = WinogradWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile,
-                                           precision: precision)
+            // One copy of the weights in memory: at fp32 Winograd's transform where it runs the
+            // layer, else the packed im2col layout; at bf16 the direct kernels' layout.
+            if precision == .fp32 && kernel == 3 && !fused && WinogradWeights.isWorthwhile(inputChannels: inputs, outputChannels: outputs) {
+                winograd = WinogradWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile)
             } else {
                 weights = ConvolutionWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, kernel: kernel,
                                              precision: precision)

@@ -11,13 +11,16 @@ public enum Precision: String, Sendable, CaseIterable {
     case bf16
 }
 
-/// Weight matrices rounded to bfloat16 (the upper 16 bits of an IEEE single, nearest,
-/// ties to even) and laid out as oneDNN's bf16 kernels read them, with the products on them.
-public final class BFloat16Matrices: @unchecked Sendable {
-    // Immutable after init; oneDNN only reads it.
-    private let matrices: OpaquePointer
-    /// Matrices, rows (inner dimension) and columns of each.
-    public let batch: Int, rows: Int, columns: Int
+/// Convolution filters rounded to bfloat16 (the upper 16 bits of an IEEE single, nearest,
+/// ties to even) and laid out once as oneDNN's direct bf16 convolution kernels read them
+/// (AMX or AVX512-BF16), with the fp32 bias: `--precision bf16`'s convolutions. Inputs are
+/// rounded to bf16 on the way in; sums accumulate and results stay in fp32.
+public final class BFloat16Filters: @unchecked Sendable {
+    // Immutable after init but for the primitives oneDNN caches inside, under its own lock.
+    private let filters: OpaquePointer
+    public let outputChannels: Int
+    public let inputChannels: Int
+    public let kernel: Int
 
     /// True when the CPU multiplies bf16 natively (AMX-BF16 or AVX512-BF16); elsewhere
     /// oneDNN falls back to slow reference kernels.
@@ -25,26 +28,40 @@ public final class BFloat16Matrices: @unchecked Sendable {
         CPUFeatures.flags.contains("amx_bf16") || CPUFeatures.flags.contains("avx512_bf16")
     }
 
-    /// `batch` matrices of rows × columns from `values`, dense fp32 [batch][rows][columns].
-    public init(_ values: [Float], batch: Int, rows: Int, columns: Int) {
-        kernelPrecondition(batch > 0 && rows > 0 && columns > 0 && values.count == batch * rows * columns,
-                           "bf16 matrices: \(values.count) values for \(batch) × \(rows) × \(columns)")
-        let made = values.withUnsafeBufferPointer { csm_bf16_matrices_create(batch, rows, columns, $0.baseAddress!) }
-        guard let made else { fatalError("bf16 matrices \(batch) × \(rows) × \(columns): oneDNN could not lay them out (out of memory?)") }
-        matrices = made
-        self.batch = batch
-        self.rows = rows
-        self.columns = columns
+    /// From PyTorch-layout weights [Cout, Cin, k, k] and an optional bias [Cout].
+    public init(pytorch weight: [Float], bias: [Float]?, outputChannels: Int, inputChannels: Int, kernel: Int) {
+        kernelPrecondition(outputChannels > 0 && inputChannels > 0 && kernel > 0 && weight.count == outputChannels * inputChannels * kernel * kernel
+                           && (bias?.count ?? outputChannels) == outputChannels,
+                           "bf16 filters: \(weight.count) weights for \(inputChannels)→\(outputChannels) channels, kernel \(kernel)")
+        var status: Int32 = 0
+        let made = weight.withUnsafeBufferPointer { wb in
+            guard let bias else { return csm_bf16_filters_create(outputChannels, inputChannels, kernel, wb.baseAddress, nil, &status) }
+            return bias.withUnsafeBufferPointer { csm_bf16_filters_create(outputChannels, inputChannels, kernel, wb.baseAddress, $0.baseAddress, &status) }
+        }
+        guard let made else { fatalError("bf16 filters \(inputChannels)→\(outputChannels), kernel \(kernel): oneDNN status \(status) (out of memory?)") }
+        filters = made
+        self.outputChannels = outputChannels
+        self.inputChannels = inputChannels
+        self.kernel = kernel
     }
 
-    deinit { csm_bf16_matrices_destroy(matrices) }
+    deinit { csm_bf16_filters_destroy(filters) }
 
-    /// C_i = A_i·W_i for each matrix W_i: A dense bf16 [batch][m][rows], C_i (m × columns)
-    /// at c + i·batchStrideC with row stride ldc (dense is fastest). On the calling thread.
-    func product(m: Int, a: UnsafePointer<UInt16>, c: UnsafeMutablePointer<Float>, ldc: Int, batchStrideC: Int) {
-        Profiler.addFLOPs(2 * batch * m * rows * columns)
-        let status = csm_bf16_gemm(m, a, matrices, c, ldc, batchStrideC)
-        kernelPrecondition(status == 0, "bf16 product \(batch) × \(m) × \(rows) × \(columns): oneDNN status \(status)")
+    /// conv(x) + bias with `stride` and zero `padding`, on the calling thread.
+    public func apply(_ x: FeatureMap, stride: Int, padding: Int) -> FeatureMap {
+        kernelPrecondition(x.channels == inputChannels && x.hasConsistentShape, "convolution: \(x.channels) input channels, weights expect \(inputChannels)")
+        let oh = Convolution.outputSize(x.height, kernel: kernel, stride: stride, padding: padding)
+        let ow = Convolution.outputSize(x.width, kernel: kernel, stride: stride, padding: padding)
+        var y = FeatureMap(uninitializedCount: x.count, height: oh, width: ow, channels: outputChannels)
+        guard x.count > 0 else { return y }
+        Profiler.addFLOPs(2 * x.count * oh * ow * outputChannels * inputChannels * kernel * kernel)
+        let status = x.values.withUnsafeBufferPointer { xb in
+            y.values.withUnsafeMutableBufferPointer {
+                csm_bf16_convolution_forward(filters, x.count, x.height, x.width, stride, padding, xb.baseAddress, $0.baseAddress)
+            }
+        }
+        kernelPrecondition(status == 0, "bf16 convolution \(inputChannels)→\(outputChannels) on \(x.count)×\(x.height)×\(x.width): oneDNN status \(status)")
+        return y
     }
 
     /// `values` rounded to the nearest bf16 (ties to even; subnormals to zero), as floats:
@@ -57,11 +74,8 @@ public final class BFloat16Matrices: @unchecked Sendable {
         return bits.map { Float(bitPattern: UInt32($0) << 16) }
     }
 
-    /// Rounds a rows × columns block at `source` (rows `sourceStride` apart, default
-    /// dense) to bf16 into `destination` (dense).
-    @inline(__always)
-    static func round(_ source: UnsafePointer<Float>, sourceStride: Int? = nil, into destination: UnsafeMutablePointer<UInt16>,
-                      rows: Int, columns: Int) {
-        csm_bf16_round_rows(source, sourceStride ?? columns, destination, columns, rows, columns)
+    /// Rounds a rows × columns block at `source` (dense) to bf16 into `destination` (dense).
+    static func round(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<UInt16>, rows: Int, columns: Int) {
+        csm_bf16_round_rows(source, columns, destination, columns, rows, columns)
     }
 }

@@ -6,10 +6,11 @@ public struct ConvolutionWeights: Sendable {
     public let kernel: Int
     /// [k·k·Cin, Cout], row-major (empty at bf16 precision).
     public let packed: [Float]
-    /// The packed weights in bf16 (nil at fp32 precision): one copy of the weights.
-    let packedBF16: BFloat16Matrices?
-    /// The arithmetic of the product.
-    public var precision: Precision { packedBF16 == nil ? .fp32 : .bf16 }
+    /// The weights and bias in bf16 for oneDNN's direct kernels (nil at fp32 precision): one
+    /// copy of the weights.
+    let filtersBF16: BFloat16Filters?
+    /// The arithmetic of the convolution.
+    public var precision: Precision { filtersBF16 == nil ? .fp32 : .bf16 }
     /// [Cout], or nil.
     public let bias: [Float]?
 
@@ -23,6 +24,12 @@ public struct ConvolutionWeights: Sendable {
         self.inputChannels = inputChannels
         self.kernel = kernel
         self.bias = bias
+        if precision == .bf16 {
+            packed = []
+            filtersBF16 = BFloat16Filters(pytorch: weight, bias: bias, outputChannels: outputChannels, inputChannels: inputChannels,
+                                          kernel: kernel)
+            return
+        }
         var packed = [Float](repeating: 0, count: weight.count)
         for co in 0..<outputChannels {
             for ci in 0..<inputChannels {
@@ -34,13 +41,8 @@ public struct ConvolutionWeights: Sendable {
                 }
             }
         }
-        if precision == .bf16 {
-            self.packed = []
-            packedBF16 = BFloat16Matrices(packed, batch: 1, rows: kernel * kernel * inputChannels, columns: outputChannels)
-        } else {
-            self.packed = packed
-            packedBF16 = nil
-        }
+        self.packed = packed
+        filtersBF16 = nil
     }
 }
 
@@ -63,7 +65,10 @@ public enum Convolution {
     public static func apply(_ x: FeatureMap, _ w: ConvolutionWeights, stride: Int = 1, padding: Int) -> FeatureMap {
         kernelPrecondition(stride >= 1 && padding >= 0, "convolution: stride must be positive and padding non-negative")
         let name = w.kernel == 1 ? "conv1x1" : "conv\(w.kernel)x\(w.kernel)"
-        return Profiler.measure(stride == 1 ? name : name + "/\(stride)") { convolve(x, w, stride: stride, padding: padding) }
+        return Profiler.measure(stride == 1 ? name : name + "/\(stride)") {
+            if let filters = w.filtersBF16 { return filters.apply(x, stride: stride, padding: padding) }
+            return convolve(x, w, stride: stride, padding: padding)
+        }
     }
 
     static func convolve(_ x: FeatureMap, _ w: ConvolutionWeights, stride: Int, padding: Int) -> FeatureMap {
@@ -102,19 +107,11 @@ public enum Convolution {
         return y
     }
 
-    /// c = a·W for `rows` rows of a (k·k·Cin wide, contiguous) into c (Cout wide), in the
-    /// weights' precision (at bf16, a is rounded first).
+    /// c = a·W for `rows` rows of a (k·k·Cin wide, contiguous) into c (Cout wide).
     static func product(_ w: ConvolutionWeights, rows: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
         let columns = w.kernel * w.kernel * w.inputChannels, cout = w.outputChannels
-        if let weights = w.packedBF16 {
-            let rounded = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * columns)
-            defer { rounded.deallocate() }
-            BFloat16Matrices.round(a, into: rounded, rows: rows, columns: columns)
-            weights.product(m: rows, a: rounded, c: c, ldc: cout, batchStrideC: rows * cout)
-        } else {
-            w.packed.withUnsafeBufferPointer { wb in
-                BLAS.sgemm(m: rows, n: cout, k: columns, a: a, lda: columns, b: wb.baseAddress!, ldb: cout, c: c, ldc: cout)
-            }
+        w.packed.withUnsafeBufferPointer { wb in
+            BLAS.sgemm(m: rows, n: cout, k: columns, a: a, lda: columns, b: wb.baseAddress!, ldb: cout, c: c, ldc: cout)
         }
     }
 

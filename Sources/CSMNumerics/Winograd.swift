@@ -11,14 +11,8 @@ public struct WinogradWeights: Sendable {
     public let tile: Int
     public let inputChannels: Int
     public let outputChannels: Int
-    /// U = G·g·Gᵀ: [α²][Cin][Cout], α = tile + 2 (empty at bf16 precision).
+    /// U = G·g·Gᵀ: [α²][Cin][Cout], α = tile + 2.
     public let transformed: [Float]
-    /// U in bf16, α² matrices Cin × Cout (nil at fp32 precision): one copy of the weights.
-    let transformedBF16: BFloat16Matrices?
-    /// The arithmetic of the α² products.
-    public var precision: Precision { transformedBF16 == nil ? .fp32 : .bf16 }
-    /// Entries of U held, in either precision.
-    var transformedCount: Int { transformedBF16.map { $0.batch * $0.rows * $0.columns } ?? transformed.count }
     /// [Cout rounded up to a multiple of 16], zeros past Cout.
     let paddedBias: [Float]
 
@@ -41,9 +35,8 @@ public struct WinogradWeights: Sendable {
 
     /// From PyTorch-layout weights [Cout, Cin, 3, 3] and an optional bias [Cout] (added by
     /// the forward kernel). U = G·g·Gᵀ, computed separably in float64, the rows of each
-    /// point's matrix spread over the cores. At bf16 `precision` only the bf16 copy is kept.
-    public init(pytorch weight: [Float], bias: [Float]?, outputChannels cout: Int, inputChannels cin: Int, tile: Int = 2,
-                precision: Precision = .fp32) {
+    /// point's matrix spread over the cores.
+    public init(pytorch weight: [Float], bias: [Float]?, outputChannels cout: Int, inputChannels cin: Int, tile: Int = 2) {
         kernelPrecondition(cin > 0 && cout > 0 && (tile == 2 || tile == 4), "Winograd: \(cin)→\(cout) channels, tile \(tile)")
         kernelPrecondition(weight.count == cout * cin * 9 && (bias?.count ?? cout) == cout,
                            "Winograd: \(weight.count) weights and \(bias?.count ?? 0) biases for \(cin)→\(cout) channels")
@@ -85,8 +78,7 @@ public struct WinogradWeights: Sendable {
         inputChannels = cin
         outputChannels = cout
         paddedBias = (bias ?? [Float](repeating: 0, count: cout)) + [Float](repeating: 0, count: Winograd.roundedUp(cout) - cout)
-        transformed = precision == .fp32 ? u : []
-        transformedBF16 = precision == .bf16 ? BFloat16Matrices(u, batch: points, rows: cin, columns: cout) : nil
+        transformed = u
     }
 }
 
@@ -179,7 +171,7 @@ public enum Winograd {
         let cin = w.inputChannels, cout = w.outputChannels, m = T.tile, alpha = m + 2, points = alpha * alpha
         kernelPrecondition(x.channels == cin && x.hasConsistentShape,
                            "convolution: \(x.channels) input channels, weights expect \(cin)")
-        kernelPrecondition(w.transformedCount == points * cin * cout && w.paddedBias.count == roundedUp(cout),
+        kernelPrecondition(w.transformed.count == points * cin * cout && w.paddedBias.count == roundedUp(cout),
                            "Winograd: transformed weights do not match \(cin)→\(cout) channels")
         // The transformed inputs and products keep each tile's channels padded to a multiple
         // of 16, so that every vector load and store stays inside its tile's row.
@@ -197,9 +189,7 @@ public enum Winograd {
         let v = allocateVectors(floats: points * vStride), product = allocateVectors(floats: points * mStride)
         let vs = vStride / 16
         let scratch = UnsafeMutablePointer<V>.allocate(capacity: 3 * points)
-        // At bf16 precision the transformed inputs are rounded into their own buffer.
-        let vBF16 = UnsafeMutablePointer<UInt16>.allocate(capacity: w.precision == .bf16 ? points * chunk * cin : 0)
-        defer { v.deallocate(); product.deallocate(); scratch.deallocate(); vBF16.deallocate() }
+        defer { v.deallocate(); product.deallocate(); scratch.deallocate() }
         // GEMM leaves the padding columns of the products alone; zero them once so that the
         // output transform only ever reads initialised values (which it then discards).
         if coutPadded != cout { product.initialize(repeating: 0, count: points * mStride) }
@@ -211,9 +201,7 @@ public enum Winograd {
             var start = 0
             while start < totalTiles {
                 let count = min(chunk, totalTiles - start)
-                // oneDNN's bf16 kernels need dense matrices, so there the products of a
-                // chunk lie back to back.
-                let productStride = w.precision == .bf16 ? count * coutPadded : mStride, ms = productStride / 16
+                let ms = mStride / 16
                 Profiler.measure("winograd-in") {
                     for t in 0..<count {
                         let r = (start + t) % tilesPerImage, n = (start + t) / tilesPerImage
@@ -230,19 +218,9 @@ public enum Winograd {
                     }
                 }
                 Profiler.measure("winograd-gemm") {
-                    if let u = w.transformedBF16 {
-                        Profiler.measure("winograd-round") {
-                        for k in 0..<points {
-                            BFloat16Matrices.round(v + k * vStride, sourceStride: cinPadded, into: vBF16 + k * count * cin,
-                                                   rows: count, columns: cin)
-                        }
-                        }
-                        u.product(m: count, a: vBF16, c: product, ldc: coutPadded, batchStrideC: productStride)
-                    } else {
-                        for k in 0..<points {
-                            BLAS.sgemm(m: count, n: cout, k: cin, a: v + k * vStride, lda: cinPadded,
-                                       b: ub.baseAddress! + k * cin * cout, ldb: cout, c: product + k * mStride, ldc: coutPadded)
-                        }
+                    for k in 0..<points {
+                        BLAS.sgemm(m: count, n: cout, k: cin, a: v + k * vStride, lda: cinPadded,
+                                   b: ub.baseAddress! + k * cin * cout, ldb: cout, c: product + k * mStride, ldc: coutPadded)
                     }
                 }
                 Profiler.measure("winograd-out") {

@@ -31,6 +31,20 @@ final class StridedConvolutionTests: XCTestCase {
         return (y, oh, ow)
     }
 
+    /// At bf16 (oneDNN's direct kernels) against the reference on bf16-rounded inputs and weights.
+    func testBF16MatchesDirectOnRoundedInputs() {
+        let cin = 16, cout = 32, size = 9
+        let x = random(2 * cin * size * size, seed: 31), weight = random(cout * cin * 9, seed: 32), bias = random(cout, seed: 33)
+        let got = Convolution.apply(FeatureMap(nchw: x, count: 2, channels: cin, height: size, width: size),
+                                    ConvolutionWeights(pytorch: weight, bias: bias, outputChannels: cout, inputChannels: cin, kernel: 3,
+                                                       precision: .bf16), stride: 2, padding: 1)
+        let expected = reference(BFloat16Filters.rounded(x), n: 2, cin: cin, h: size, w: size, weight: BFloat16Filters.rounded(weight),
+                                 bias: bias, cout: cout, k: 3, stride: 2, padding: 1)
+        XCTAssertEqual([got.height, got.width], [expected.height, expected.width])
+        let worst = zip(got.nchw, expected.values).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThan(worst, 1e-5 * Float(cin * 9), "bf16 stride 2")
+    }
+
     func testMatchesDirect() {
         // (cin, cout, kernel, stride, padding, height, width): ResNet's shapes plus odd sizes and strides.
         let cases = [(3, 5, 3, 2, 1, 7, 7), (4, 6, 1, 2, 0, 8, 8), (4, 6, 1, 2, 0, 7, 9), (2, 3, 7, 2, 3, 11, 9),

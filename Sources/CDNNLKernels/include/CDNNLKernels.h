@@ -1,6 +1,6 @@
-// oneDNN primitives behind plain C calls: the bf16 products of csm's `--precision bf16`
-// (AMX or AVX512-BF16 kernels where the CPU has them) with the fp32 → bf16 rounding, and the
-// fp32 convolutions of training with their gradients. Every call runs on the calling thread
+// oneDNN primitives behind plain C calls: the fp32 convolutions of training with their
+// gradients, and the bf16 convolutions of `--precision bf16` (AMX or AVX512-BF16 kernels
+// where the CPU has them) with the fp32 → bf16 rounding. Every call runs on the calling thread
 // only (callers parallelise themselves); primitives are made once per shape and kept.
 #ifndef CSM_CDNNLKERNELS_H
 #define CSM_CDNNLKERNELS_H
@@ -12,21 +12,6 @@
 /// instruction makes them), rows `destination_stride` apart.
 void csm_bf16_round_rows(const float *source, long source_stride, uint16_t *destination, long destination_stride,
                          long rows, long columns);
-
-/// `batch` weight matrices (k × n) in bf16, in the blocked layout oneDNN's kernels read.
-typedef struct csm_bf16_matrices csm_bf16_matrices;
-
-/// Rounds `values` (dense fp32 [batch][k][n]) to bf16 in oneDNN's layout; NULL on failure.
-csm_bf16_matrices *csm_bf16_matrices_create(long batch, long k, long n, const float *values);
-
-void csm_bf16_matrices_destroy(csm_bf16_matrices *matrices);
-
-/// Batched row-major product with fp32 results: for i < batch, C_i = A_i · B_i, A dense bf16
-/// [batch][m][k], C_i (m × n) at c + i·batch_stride_c with row stride ldc (dense, ldc = n
-/// and batch_stride_c = m·n, is fastest). Runs on the calling thread only (callers
-/// parallelise themselves); a primitive is made once per shape and kept. Returns 0 on
-/// success, else oneDNN's status code.
-int csm_bf16_gemm(long m, const uint16_t *a, const csm_bf16_matrices *b, float *c, long ldc, long batch_stride_c);
 
 /// A convolution of `count` images (NHWC, height × width × in_channels, dense) by
 /// out_channels filters of kernel × kernel with `stride` and zero `padding` on every side, with
@@ -49,5 +34,23 @@ int csm_convolution_input_gradient(const csm_convolution *convolution, const flo
 /// dL/dweights ([Cout][Cin][k][k]) and, with a bias, dL/dbias, both overwritten, for input x
 /// and output gradient dy.
 int csm_convolution_weight_gradient(const csm_convolution *convolution, const float *x, const float *dy, float *dweights, float *dbias);
+
+/// Convolution filters in bf16 for inference: rounded from fp32 PyTorch-layout weights
+/// [Cout][Cin][k][k] (nearest, ties to even) and laid out once as oneDNN's kernels read them,
+/// with an optional fp32 bias [Cout].
+typedef struct csm_bf16_filters csm_bf16_filters;
+
+/// NULL with *status set to oneDNN's status code on failure.
+csm_bf16_filters *csm_bf16_filters_create(long out_channels, long in_channels, long kernel, const float *weights, const float *bias,
+                                          int *status);
+
+void csm_bf16_filters_destroy(csm_bf16_filters *filters);
+
+/// y (fp32 NHWC) = conv(x, filters) + bias for `count` fp32 NHWC images of height × width,
+/// with `stride` and zero `padding`: x rounded to bf16 (as `csm_bf16_round_rows` does, into a
+/// buffer the calling thread keeps), products accumulated in fp32. A primitive is made per
+/// input shape on first use and kept with the filters.
+int csm_bf16_convolution_forward(csm_bf16_filters *filters, long count, long height, long width, long stride, long padding,
+                                 const float *x, float *y);
 
 #endif
