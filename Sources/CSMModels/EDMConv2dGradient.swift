@@ -4,7 +4,8 @@ import CSMNumerics
 /// training and gradients: the same forward as `EDMConv2d` and its backward pass.
 ///
 /// `EDMConv2d` keeps only inference weights (packed for im2col or Winograd-transformed);
-/// gradients need the weight as it is stored, [Cout, Cin, k, k]. The layer is an optional
+/// gradients need the weight as it is stored, [Cout, Cin, k, k], and run on oneDNN's direct
+/// kernels (`DirectConvolution`), as training does. The layer is an optional
 /// 2× FIR resampling around an optional convolution, in EDM's order:
 ///
 /// - fused up (`fused`, `up`, k > 0): `filter.up(x, padding: k/2 + fPad)`, then the
@@ -30,8 +31,8 @@ public struct EDMConvolution: Sendable {
     public let filter: ResampleFilter
     /// Resampling fused with the convolution into one padding, as EDM's `fused_resample`.
     public let fused: Bool
-    /// `weight` and `bias` packed for `Convolution.apply` (nil when k = 0).
-    let packed: ConvolutionWeights?
+    /// The convolution step with the padding this layer's order gives it (nil when k = 0).
+    let convolution: DirectConvolution?
 
     public init(weight: [Float], bias: [Float]?, inputChannels: Int, outputChannels: Int, kernel: Int,
                 up: Bool = false, down: Bool = false, filter: ResampleFilter = ResampleFilter([1, 1]), fused: Bool = false) {
@@ -53,8 +54,10 @@ public struct EDMConvolution: Sendable {
         self.down = down
         self.filter = filter
         self.fused = fused
-        packed = kernel > 0
-            ? ConvolutionWeights(pytorch: weight, bias: bias, outputChannels: outputChannels, inputChannels: inputChannels, kernel: kernel)
+        let padding = fused && up ? 0 : fused && down ? kernel / 2 + filter.padding : kernel / 2
+        convolution = kernel > 0
+            ? DirectConvolution(inputChannels: inputChannels, outputChannels: outputChannels, kernel: kernel, padding: padding,
+                                hasBias: bias != nil)
             : nil
     }
 
@@ -65,15 +68,15 @@ public struct EDMConvolution: Sendable {
     public func forward(_ x: FeatureMap) -> FeatureMap {
         checkInput(x)
         let fPad = filter.padding
-        if fused, let w = packed, up {
-            return Convolution.apply(filter.up(x, padding: weightPadding + fPad), w, padding: 0)
+        if fused, let c = convolution, up {
+            return c.forward(filter.up(x, padding: weightPadding + fPad), weight: weight, bias: bias)
         }
-        if fused, let w = packed, down {
-            return filter.down(Convolution.apply(x, w, padding: weightPadding + fPad), padding: 0)
+        if fused, let c = convolution, down {
+            return filter.down(c.forward(x, weight: weight, bias: bias), padding: 0)
         }
         let resampled = resample(x)
-        guard let w = packed else { return resampled }
-        return Convolution.apply(resampled, w, padding: weightPadding)
+        guard let c = convolution else { return resampled }
+        return c.forward(resampled, weight: weight, bias: bias)
     }
 
     /// The gradients of a loss L given dy = dL/dy for y = `forward(x)`: dL/dx [n, H, W, Cin],
@@ -86,31 +89,32 @@ public struct EDMConvolution: Sendable {
                            "EDM convolution gradient: dy has \(dy.count) images of \(dy.channels) channels, "
                            + "x has \(x.count) images and the layer \(outputChannels) outputs")
         let fPad = filter.padding
-        if fused, let w = packed, up {
+        if fused, let c = convolution, up {
             // y = conv(u, padding 0), u = up(x, padding p).
             let p = weightPadding + fPad
             let u = filter.up(x, padding: p)
-            let du = ConvolutionGradient.input(dy, w, height: u.height, width: u.width, stride: 1, padding: 0)
+            let du = c.inputGradient(dy, weight: weight, height: u.height, width: u.width)
             let dx = filter.upBackward(du, inputHeight: x.height, inputWidth: x.width, padding: p)
-            return (dx, weightGradient(u, dy, padding: 0), biasGradient(dy))
+            let gradients = c.weightGradient(u, dy)
+            return (dx, gradients.weight, gradients.bias)
         }
-        if fused, let w = packed, down {
-            // y = down(c, padding 0), c = conv(x, padding p).
+        if fused, let c = convolution, down {
+            // y = down(h, padding 0), h = conv(x, padding p).
             let p = weightPadding + fPad
-            let ch = Convolution.outputSize(x.height, kernel: kernel, stride: 1, padding: p)
-            let cw = Convolution.outputSize(x.width, kernel: kernel, stride: 1, padding: p)
-            let dc = filter.downBackward(dy, inputHeight: ch, inputWidth: cw, padding: 0)
-            let dx = ConvolutionGradient.input(dc, w, height: x.height, width: x.width, stride: 1, padding: p)
-            return (dx, weightGradient(x, dc, padding: p), biasGradient(dc))
+            let hh = Convolution.outputSize(x.height, kernel: kernel, stride: 1, padding: p)
+            let hw = Convolution.outputSize(x.width, kernel: kernel, stride: 1, padding: p)
+            let dh = filter.downBackward(dy, inputHeight: hh, inputWidth: hw, padding: 0)
+            let dx = c.inputGradient(dh, weight: weight, height: x.height, width: x.width)
+            let gradients = c.weightGradient(x, dh)
+            return (dx, gradients.weight, gradients.bias)
         }
         // y = conv(r, padding k/2) (or y = r when k = 0), r = the resampled x (or x itself).
         var dr = dy
         var dWeight: [Float]?, dBias: [Float]?
-        if let w = packed {
+        if let c = convolution {
             let r = resample(x)
-            dr = ConvolutionGradient.input(dy, w, height: r.height, width: r.width, stride: 1, padding: weightPadding)
-            dWeight = weightGradient(r, dy, padding: weightPadding)
-            dBias = biasGradient(dy)
+            dr = c.inputGradient(dy, weight: weight, height: r.height, width: r.width)
+            (dWeight, dBias) = c.weightGradient(r, dy)
         }
         let dx: FeatureMap
         if up {
@@ -128,18 +132,6 @@ public struct EDMConvolution: Sendable {
         if up { return filter.up(x, padding: filter.padding) }
         if down { return filter.down(x, padding: filter.padding) }
         return x
-    }
-
-    /// dL/dweight in PyTorch's layout for a convolution of `x` with `padding` and output gradient dy.
-    func weightGradient(_ x: FeatureMap, _ dy: FeatureMap, padding: Int) -> [Float] {
-        let packedGradient = ConvolutionGradient.weight(x, dy, kernel: kernel, stride: 1, padding: padding)
-        return ConvolutionGradient.unpack(packedGradient, outputChannels: outputChannels, inputChannels: inputChannels, kernel: kernel)
-    }
-
-    /// dL/dbias from the convolution's output gradient, or nil without a bias.
-    func biasGradient(_ dy: FeatureMap) -> [Float]? {
-        guard bias != nil else { return nil }
-        return ConvolutionGradient.bias(dy).map { Float($0) }
     }
 
     func checkInput(_ x: FeatureMap) {
