@@ -4,9 +4,9 @@ import CSMNumerics
 import Foundation
 import XCTest
 
-/// `TrainableSongUNet`: its denoiser against the reference implementation's fixtures, and its
+/// `TrainableUNet`: its denoiser against the reference implementation's fixtures, and its
 /// gradient of mean(D) against central finite differences of its own forward.
-final class SongUNetGradientTests: XCTestCase {
+final class TrainableUNetTests: XCTestCase {
     struct Inputs {
         var x: FeatureMap
         var sigma: [Float]
@@ -27,7 +27,7 @@ final class SongUNetGradientTests: XCTestCase {
     /// D equals the reference's and `EDMModel.denoise`'s within 1e-4·(1 + max|ref|) per sample.
     func checkDenoiser(_ name: String) throws {
         let path = fixture("edm/\(name).safetensors")
-        let network = try TrainableSongUNet(path: path)
+        let network = try TrainableUNet(path: path)
         let model = try EDMModel(path: path)
         let data = try inputs(name)
         let got = network.denoise(data.x, sigma: data.sigma, classLabels: data.labels).nchw
@@ -58,21 +58,17 @@ final class SongUNetGradientTests: XCTestCase {
     func testDenoiserDDPMppEDM32x3() throws { try checkDenoiser("ddpmpp-edm-32x3") }
     func testDenoiserNCSNppVE32x3() throws { try checkDenoiser("ncsnpp-ve-32x3") }
 
-    func testRefusesDhariwalUNet() {
-        let path = fixture("edm/adm-edm-32x3-fp16.safetensors")
-        XCTAssertThrowsError(try TrainableSongUNet(path: path)) { error in
-            XCTAssertTrue("\(error)".contains(path), "\(error)")
-        }
-    }
+    /// ADM: adaptive scale, two attention heads, a resampling-only skip, map_label without a bias.
+    func testDenoiserADM32x3() throws { try checkDenoiser("adm-edm-32x3-fp16") }
 
     /// mean(D(x; σ, c)) of image `index` in Double, from the network's own Float forward.
-    func loss(_ network: TrainableSongUNet, _ data: Inputs, _ index: Int) -> Double {
+    func loss(_ network: TrainableUNet, _ data: Inputs, _ index: Int) -> Double {
         let d = network.denoise(data.x.slice(index..<(index + 1)), sigma: [data.sigma[index]],
                                 classLabels: Array(data.labels[(index * data.labelDimension)..<((index + 1) * data.labelDimension)]))
         return d.values.reduce(0.0) { $0 + Double($1) } / Double(d.values.count)
     }
 
-    func gradient(_ network: TrainableSongUNet, _ data: Inputs, _ index: Int) -> [Float] {
+    func gradient(_ network: TrainableUNet, _ data: Inputs, _ index: Int) -> [Float] {
         network.meanDenoiserGradient(data.x.slice(index..<(index + 1)), sigma: data.sigma[index],
                                      classLabels: Array(data.labels[(index * data.labelDimension)..<((index + 1) * data.labelDimension)]))
     }
@@ -84,9 +80,9 @@ final class SongUNetGradientTests: XCTestCase {
         try checkGradient(index: 0)
     }
 
-    func checkGradient(index: Int, breaking: ((inout [Float], TrainableSongUNet) -> Void)? = nil) throws -> Bool {
+    func checkGradient(index: Int, breaking: ((inout [Float], TrainableUNet) -> Void)? = nil) throws -> Bool {
         let name = "ddpmpp-vp-28x1"
-        let network = try TrainableSongUNet(path: fixture("edm/\(name).safetensors"))
+        let network = try TrainableUNet(path: fixture("edm/\(name).safetensors"))
         let data = try inputs(name)
         var g = gradient(network, data, index)
         breaking?(&g, network)
@@ -145,17 +141,19 @@ final class SongUNetGradientTests: XCTestCase {
     }
 
     /// The other configurations (EDM preconditioning with 3 channels; NCSN++'s Fourier
-    /// embedding, residual encoder and [1, 3, 3, 1] filter at VE): per resolution of the
-    /// encoder and decoder and for the embedding, the derivative along a random direction
-    /// through all of its parameters against its central difference, within 1 %.
+    /// embedding, residual encoder and [1, 3, 3, 1] filter at VE; ADM's DhariwalUNet): per
+    /// resolution of the encoder and decoder, for the embedding and ADM's output layers, the
+    /// derivative along a random direction through all of its parameters against its central
+    /// difference, within 1 %.
     func testDirectionalDerivativesOtherConfigurations() throws {
-        for name in ["ddpmpp-edm-32x3", "ncsnpp-ve-32x3"] {
-            let network = try TrainableSongUNet(path: fixture("edm/\(name).safetensors"))
+        let song = ["model.enc.32x32", "model.enc.16x16", "model.enc.8x8", "model.dec.8x8", "model.dec.16x16", "model.dec.32x32", "model.map_"]
+        let adm = ["model.enc.32x32", "model.enc.16x16", "model.dec.16x16", "model.dec.32x32", "model.map_", "model.out_"]
+        for (name, groups) in [("ddpmpp-edm-32x3", song), ("ncsnpp-ve-32x3", song), ("adm-edm-32x3-fp16", adm)] {
+            let network = try TrainableUNet(path: fixture("edm/\(name).safetensors"))
             let data = try inputs(name)
             let g = gradient(network, data, 1)
             let theta = network.parameters
-            for group in ["model.enc.32x32", "model.enc.16x16", "model.enc.8x8", "model.dec.8x8", "model.dec.16x16", "model.dec.32x32",
-                          "model.map_"] {
+            for group in groups {
                 var state: UInt64 = 987
                 var direction = [Float](repeating: 0, count: theta.count)
                 for (t, tensor) in network.parameterNames.enumerated() where tensor.hasPrefix(group) {

@@ -2,23 +2,25 @@ import CSMFormats
 import CSMNumerics
 import Foundation
 
-/// EDM's SongUNet (DDPM++ / NCSN++) with its raw, PyTorch-layout parameters and the
-/// preconditioned denoiser D(x; σ, c) = c_skip·x + c_out·F(c_in·x; c_noise, c), for gradients:
-/// the same forward as `SongUNet` / `EDMModel.denoise`, and the gradient of mean(D) over one
+/// EDM's networks — SongUNet (DDPM++ / NCSN++) and DhariwalUNet (ADM) — with their raw,
+/// PyTorch-layout parameters and the preconditioned denoiser
+/// D(x; σ, c) = c_skip·x + c_out·F(c_in·x; c_noise, c), for gradients: the same forward as
+/// `SongUNet` / `DhariwalUNet` / `EDMModel.denoise`, and the gradient of mean(D) over one
 /// image's pixels with respect to every parameter (diffusion data attribution's g at one σ).
 ///
 /// Layers are `EDMConvolution`, `EDMResidualBlock`, `LinearWeights` and `GroupNormWeights`.
-/// Supported: every SongUNet configuration `SongUNet` builds (positional or Fourier noise
-/// embedding, standard / skip / residual encoder, standard / skip decoder, map_label,
-/// map_augment — which the denoiser never uses, so its gradient is zero). Other model types
-/// are refused.
+/// Supported: every configuration `SongUNet` and `DhariwalUNet` build (SongUNet: positional
+/// or Fourier noise embedding, standard / skip / residual encoder, standard / skip decoder;
+/// both: map_label, and map_augment — which the denoiser never uses, so its gradient is zero).
+/// ADM's out_norm and out_conv are the last two decoder steps (an aux norm and conv without a
+/// running output).
 ///
 /// Parameters are indexed by EDM name, in sorted name order (`SafeTensorsFile.names`'s
 /// order), buffers excluded (`*.resample_filter`, `model.map_noise.freqs`): see
 /// `parameterNames`, `parameterShapes` and `parameterOffsets`. Every flat vector
 /// (`parameters`, `meanDenoiserGradient`) concatenates the tensors in that order, each in the
 /// file's layout (qkv rows in EDM's (head, channel, {q, k, v}) order, as stored).
-public struct TrainableSongUNet: Sendable {
+public struct TrainableUNet: Sendable {
     public let configuration: EDMConfiguration
     /// Trainable tensors' names, sorted.
     public let parameterNames: [String]
@@ -39,6 +41,9 @@ public struct TrainableSongUNet: Sendable {
 
     let fourierFrequencies: [Float]?
     let noiseChannels: Int
+    /// ADM adds the class embedding after map_layer1 (no bias, labels unscaled); SongUNet adds
+    /// it to the noise embedding before map_layer0 (with a bias, labels scaled by √label_dim).
+    let labelAfterLayers: Bool
     let mapLabel: LinearWeights?
     let mapLayer0: LinearWeights
     let mapLayer1: LinearWeights
@@ -58,9 +63,6 @@ public struct TrainableSongUNet: Sendable {
         try file.requireFormat("edm-diffusion/1")
         guard let edm = file.metadata["edm"] else { throw FileError(file.path, "metadata has no 'edm' entry") }
         let configuration = try EDMConfiguration(json: edm, path: file.path)
-        guard configuration.modelType == .songUNet else {
-            throw FileError(file.path, "gradients are supported for SongUNet only, not \(configuration.modelType)")
-        }
         let reader = WeightReader(file)
         let filter = ResampleFilter(configuration.resampleFilter)
         for name in file.names where name.hasSuffix(".resample_filter") {
@@ -77,13 +79,13 @@ public struct TrainableSongUNet: Sendable {
     }
 
     /// The same network with the flat parameter vector `values` (in `parameterNames` order).
-    public func replacingParameters(_ values: [Float]) -> TrainableSongUNet {
-        kernelPrecondition(values.count == parameterCount, "TrainableSongUNet: \(values.count) values for \(parameterCount) parameters")
+    public func replacingParameters(_ values: [Float]) -> TrainableUNet {
+        kernelPrecondition(values.count == parameterCount, "TrainableUNet: \(values.count) values for \(parameterCount) parameters")
         var index: [String: Int] = [:]
         for (i, name) in parameterNames.enumerated() { index[name] = i }
         let offsets = parameterOffsets, old = tensors
         // The shapes were checked when the network was first built.
-        return try! TrainableSongUNet(configuration, path: "<parameters>") { name, _ in
+        return try! TrainableUNet(configuration, path: "<parameters>") { name, _ in
             if let i = index[name] { return Array(values[offsets[i]..<offsets[i + 1]]) }
             return old[name]!
         }
@@ -107,19 +109,24 @@ public struct TrainableSongUNet: Sendable {
             shapes[name] = shape
             return values
         }
-        func linear(_ name: String, inputs: Int, outputs: Int) throws -> LinearWeights {
-            LinearWeights(weight: try tensor("\(name).weight", [outputs, inputs]), bias: try tensor("\(name).bias", [outputs]),
+        func linear(_ name: String, inputs: Int, outputs: Int, bias: Bool = true) throws -> LinearWeights {
+            LinearWeights(weight: try tensor("\(name).weight", [outputs, inputs]), bias: bias ? try tensor("\(name).bias", [outputs]) : nil,
                           inputs: inputs, outputs: outputs)
         }
+        let adm = c.modelType == .dhariwalUNet
+        labelAfterLayers = adm
+        // EDM's block options: SongUNet eps 1e-6, skip scale √½, resample_proj, one attention head;
+        // ADM eps 1e-5, skip scale 1, adaptive scale, no resample_proj, 64 channels per head.
+        let epsilon: Float = adm ? 1e-5 : 1e-6
         func groupNorm(_ name: String, channels: Int) throws -> GroupNormWeights {
             let groups = min(32, channels / 4)
             guard groups >= 1, channels % groups == 0 else {
                 throw FileError(path, "group norm '\(name)' has \(channels) channels, not divisible into EDM's groups")
             }
             return GroupNormWeights(gamma: try tensor("\(name).weight", [channels]), beta: try tensor("\(name).bias", [channels]),
-                                    groups: groups, epsilon: 1e-6)
+                                    groups: groups, epsilon: epsilon)
         }
-        let filter = ResampleFilter(c.resampleFilter)
+        let filter = ResampleFilter(adm ? [1, 1] : c.resampleFilter)
         func conv(_ name: String, inputs: Int, outputs: Int, kernel: Int, up: Bool = false, down: Bool = false,
                   fused: Bool = false) throws -> EDMConvolution {
             if kernel == 0 {
@@ -131,108 +138,165 @@ public struct TrainableSongUNet: Sendable {
                                   kernel: kernel, up: up, down: down, filter: filter, fused: fused)
         }
         let embeddingChannels = c.modelChannels * c.embeddingMultiplier
-        let skipScale = Float(0.5.squareRoot())
+        let skipScale = adm ? Float(1) : Float(0.5.squareRoot())
         func block(_ name: String, inputs: Int, outputs: Int, up: Bool = false, down: Bool = false,
                    attention: Bool = false) throws -> EDMResidualBlock {
             let norm0 = try groupNorm("\(name).norm0", channels: inputs)
             let conv0 = try conv("\(name).conv0", inputs: inputs, outputs: outputs, kernel: 3, up: up, down: down)
-            let affine = try linear("\(name).affine", inputs: embeddingChannels, outputs: outputs)
+            let affine = try linear("\(name).affine", inputs: embeddingChannels, outputs: outputs * (adm ? 2 : 1))
             let norm1 = try groupNorm("\(name).norm1", channels: outputs)
             let conv1 = try conv("\(name).conv1", inputs: outputs, outputs: outputs, kernel: 3)
             var skip: EDMConvolution?
             if outputs != inputs || up || down {
-                // SongUNet: resample_proj = True, so the skip always has a 1×1 weight.
-                skip = try conv("\(name).skip", inputs: inputs, outputs: outputs, kernel: 1, up: up, down: down)
+                // SongUNet (resample_proj): always a 1×1 weight; ADM: only when the channels change.
+                let kernel = !adm || outputs != inputs ? 1 : 0
+                skip = try conv("\(name).skip", inputs: inputs, outputs: outputs, kernel: kernel, up: up, down: down)
             }
             var blockAttention: EDMBlockAttention?
-            if attention {
-                // SongUNet: one head.
+            // As in EDM: fewer channels than one head needs means no attention at all.
+            let heads = attention ? (adm ? outputs / 64 : 1) : 0
+            if heads > 0 {
+                guard outputs % heads == 0 else {
+                    throw FileError(path, "block '\(name)': \(outputs) channels cannot be split into \(heads) attention heads")
+                }
                 let norm2 = try groupNorm("\(name).norm2", channels: outputs)
                 let w = try tensor("\(name).qkv.weight", [outputs * 3, outputs, 1, 1])
                 let b = try tensor("\(name).qkv.bias", [outputs * 3])
                 let (wq, bq) = EDMUNetBlock.regroupQKV(w, b, channels: outputs)
                 let qkv = EDMConvolution(weight: wq, bias: bq, inputChannels: outputs, outputChannels: outputs * 3, kernel: 1)
                 let proj = try conv("\(name).proj", inputs: outputs, outputs: outputs, kernel: 1)
-                blockAttention = EDMBlockAttention(norm: norm2, qkv: qkv, proj: proj, heads: 1)
+                blockAttention = EDMBlockAttention(norm: norm2, qkv: qkv, proj: proj, heads: heads)
             }
             return EDMResidualBlock(norm0: norm0, conv0: conv0, affine: affine, norm1: norm1, conv1: conv1, skip: skip,
-                                    adaptiveScale: false, skipScale: skipScale, attention: blockAttention)
+                                    adaptiveScale: adm, skipScale: skipScale, attention: blockAttention)
         }
-
-        noiseChannels = c.modelChannels * c.noiseMultiplier
-        guard c.embeddingType == "positional" || c.embeddingType == "fourier" else {
-            throw FileError(path, "embedding_type '\(c.embeddingType)' is not supported")
-        }
-        guard ["standard", "skip", "residual"].contains(c.encoderType), ["standard", "skip"].contains(c.decoderType) else {
-            throw FileError(path, "encoder_type '\(c.encoderType)' / decoder_type '\(c.decoderType)' is not supported")
-        }
-        fourierFrequencies = c.embeddingType == "fourier" ? try tensor("model.map_noise.freqs", [noiseChannels / 2]) : nil
-        mapLabel = c.labelDimension > 0 ? try linear("model.map_label", inputs: c.labelDimension, outputs: noiseChannels) : nil
-        if c.augmentDimension > 0 { _ = try tensor("model.map_augment.weight", [noiseChannels, c.augmentDimension]) }
-        mapLayer0 = try linear("model.map_layer0", inputs: noiseChannels, outputs: embeddingChannels)
-        mapLayer1 = try linear("model.map_layer1", inputs: embeddingChannels, outputs: embeddingChannels)
-
-        var encoder: [EncoderStep] = []
-        var skips: [Int] = []
-        var cout = c.channels, caux = c.channels
-        for (level, mult) in c.channelMultipliers.enumerated() {
-            let res = c.resolution >> level
-            let prefix = "model.enc.\(res)x\(res)"
-            if level == 0 {
-                let cin = cout
-                cout = c.modelChannels
-                encoder.append(.conv("\(prefix)_conv", try conv("\(prefix)_conv", inputs: cin, outputs: cout, kernel: 3)))
-                skips.append(cout)
-            } else {
-                encoder.append(.block("\(prefix)_down", try block("\(prefix)_down", inputs: cout, outputs: cout, down: true)))
-                skips.append(cout)
-                if c.encoderType == "skip" {
-                    encoder.append(.auxDown(try conv("\(prefix)_aux_down", inputs: caux, outputs: caux, kernel: 0, down: true)))
-                    encoder.append(.auxSkip("\(prefix)_aux_skip", try conv("\(prefix)_aux_skip", inputs: caux, outputs: cout, kernel: 1)))
+        if adm {
+            noiseChannels = c.modelChannels
+            fourierFrequencies = nil
+            if c.augmentDimension > 0 { _ = try tensor("model.map_augment.weight", [c.modelChannels, c.augmentDimension]) }
+            mapLayer0 = try linear("model.map_layer0", inputs: c.modelChannels, outputs: embeddingChannels)
+            mapLayer1 = try linear("model.map_layer1", inputs: embeddingChannels, outputs: embeddingChannels)
+            mapLabel = c.labelDimension > 0
+                ? try linear("model.map_label", inputs: c.labelDimension, outputs: embeddingChannels, bias: false) : nil
+            var encoder: [EncoderStep] = []
+            var skips: [Int] = []
+            var cout = c.channels
+            for (level, mult) in c.channelMultipliers.enumerated() {
+                let res = c.resolution >> level
+                let prefix = "model.enc.\(res)x\(res)"
+                if level == 0 {
+                    let cin = cout
+                    cout = c.modelChannels * mult
+                    encoder.append(.conv("\(prefix)_conv", try conv("\(prefix)_conv", inputs: cin, outputs: cout, kernel: 3)))
+                } else {
+                    encoder.append(.block("\(prefix)_down", try block("\(prefix)_down", inputs: cout, outputs: cout, down: true)))
                 }
-                if c.encoderType == "residual" {
-                    encoder.append(.auxResidual("\(prefix)_aux_residual",
-                                                try conv("\(prefix)_aux_residual", inputs: caux, outputs: cout, kernel: 3, down: true,
-                                                         fused: true)))
-                    caux = cout
+                skips.append(cout)
+                for index in 0..<c.blocksPerResolution {
+                    let cin = cout
+                    cout = c.modelChannels * mult
+                    let name = "\(prefix)_block\(index)"
+                    encoder.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: c.attentionResolutions.contains(res))))
+                    skips.append(cout)
                 }
             }
-            for index in 0..<c.blocksPerResolution {
-                let cin = cout
-                cout = c.modelChannels * mult
-                let name = "\(prefix)_block\(index)"
-                encoder.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: c.attentionResolutions.contains(res))))
-                skips.append(cout)
-            }
-        }
-
-        var decoder: [DecoderStep] = []
-        for (level, mult) in c.channelMultipliers.enumerated().reversed() {
-            let res = c.resolution >> level
-            let prefix = "model.dec.\(res)x\(res)"
-            if level == c.channelMultipliers.count - 1 {
-                decoder.append(.block("\(prefix)_in0", try block("\(prefix)_in0", inputs: cout, outputs: cout, attention: true)))
-                decoder.append(.block("\(prefix)_in1", try block("\(prefix)_in1", inputs: cout, outputs: cout)))
-            } else {
-                decoder.append(.block("\(prefix)_up", try block("\(prefix)_up", inputs: cout, outputs: cout, up: true)))
-            }
-            for index in 0...c.blocksPerResolution {
-                let cin = cout + skips.removeLast()
-                cout = c.modelChannels * mult
-                let attention = index == c.blocksPerResolution && c.attentionResolutions.contains(res)
-                let name = "\(prefix)_block\(index)"
-                decoder.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: attention)))
-            }
-            if c.decoderType == "skip" || level == 0 {
-                if c.decoderType == "skip" && level < c.channelMultipliers.count - 1 {
-                    decoder.append(.auxUp(try conv("\(prefix)_aux_up", inputs: c.channels, outputs: c.channels, kernel: 0, up: true)))
+            var decoder: [DecoderStep] = []
+            for (level, mult) in c.channelMultipliers.enumerated().reversed() {
+                let res = c.resolution >> level
+                let prefix = "model.dec.\(res)x\(res)"
+                if level == c.channelMultipliers.count - 1 {
+                    decoder.append(.block("\(prefix)_in0", try block("\(prefix)_in0", inputs: cout, outputs: cout, attention: true)))
+                    decoder.append(.block("\(prefix)_in1", try block("\(prefix)_in1", inputs: cout, outputs: cout)))
+                } else {
+                    decoder.append(.block("\(prefix)_up", try block("\(prefix)_up", inputs: cout, outputs: cout, up: true)))
                 }
-                decoder.append(.auxNorm("\(prefix)_aux_norm", try groupNorm("\(prefix)_aux_norm", channels: cout)))
-                decoder.append(.auxConv("\(prefix)_aux_conv", try conv("\(prefix)_aux_conv", inputs: cout, outputs: c.channels, kernel: 3)))
+                for index in 0...c.blocksPerResolution {
+                    let cin = cout + skips.removeLast()
+                    cout = c.modelChannels * mult
+                    let name = "\(prefix)_block\(index)"
+                    decoder.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: c.attentionResolutions.contains(res))))
+                }
             }
+            decoder.append(.auxNorm("model.out_norm", try groupNorm("model.out_norm", channels: cout)))
+            decoder.append(.auxConv("model.out_conv", try conv("model.out_conv", inputs: cout, outputs: c.channels, kernel: 3)))
+            self.encoder = encoder
+            self.decoder = decoder
+        } else {
+            noiseChannels = c.modelChannels * c.noiseMultiplier
+            guard c.embeddingType == "positional" || c.embeddingType == "fourier" else {
+                throw FileError(path, "embedding_type '\(c.embeddingType)' is not supported")
+            }
+            guard ["standard", "skip", "residual"].contains(c.encoderType), ["standard", "skip"].contains(c.decoderType) else {
+                throw FileError(path, "encoder_type '\(c.encoderType)' / decoder_type '\(c.decoderType)' is not supported")
+            }
+            fourierFrequencies = c.embeddingType == "fourier" ? try tensor("model.map_noise.freqs", [noiseChannels / 2]) : nil
+            mapLabel = c.labelDimension > 0 ? try linear("model.map_label", inputs: c.labelDimension, outputs: noiseChannels) : nil
+            if c.augmentDimension > 0 { _ = try tensor("model.map_augment.weight", [noiseChannels, c.augmentDimension]) }
+            mapLayer0 = try linear("model.map_layer0", inputs: noiseChannels, outputs: embeddingChannels)
+            mapLayer1 = try linear("model.map_layer1", inputs: embeddingChannels, outputs: embeddingChannels)
+
+            var encoder: [EncoderStep] = []
+            var skips: [Int] = []
+            var cout = c.channels, caux = c.channels
+            for (level, mult) in c.channelMultipliers.enumerated() {
+                let res = c.resolution >> level
+                let prefix = "model.enc.\(res)x\(res)"
+                if level == 0 {
+                    let cin = cout
+                    cout = c.modelChannels
+                    encoder.append(.conv("\(prefix)_conv", try conv("\(prefix)_conv", inputs: cin, outputs: cout, kernel: 3)))
+                    skips.append(cout)
+                } else {
+                    encoder.append(.block("\(prefix)_down", try block("\(prefix)_down", inputs: cout, outputs: cout, down: true)))
+                    skips.append(cout)
+                    if c.encoderType == "skip" {
+                        encoder.append(.auxDown(try conv("\(prefix)_aux_down", inputs: caux, outputs: caux, kernel: 0, down: true)))
+                        encoder.append(.auxSkip("\(prefix)_aux_skip", try conv("\(prefix)_aux_skip", inputs: caux, outputs: cout, kernel: 1)))
+                    }
+                    if c.encoderType == "residual" {
+                        encoder.append(.auxResidual("\(prefix)_aux_residual",
+                                                    try conv("\(prefix)_aux_residual", inputs: caux, outputs: cout, kernel: 3, down: true,
+                                                             fused: true)))
+                        caux = cout
+                    }
+                }
+                for index in 0..<c.blocksPerResolution {
+                    let cin = cout
+                    cout = c.modelChannels * mult
+                    let name = "\(prefix)_block\(index)"
+                    encoder.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: c.attentionResolutions.contains(res))))
+                    skips.append(cout)
+                }
+            }
+
+            var decoder: [DecoderStep] = []
+            for (level, mult) in c.channelMultipliers.enumerated().reversed() {
+                let res = c.resolution >> level
+                let prefix = "model.dec.\(res)x\(res)"
+                if level == c.channelMultipliers.count - 1 {
+                    decoder.append(.block("\(prefix)_in0", try block("\(prefix)_in0", inputs: cout, outputs: cout, attention: true)))
+                    decoder.append(.block("\(prefix)_in1", try block("\(prefix)_in1", inputs: cout, outputs: cout)))
+                } else {
+                    decoder.append(.block("\(prefix)_up", try block("\(prefix)_up", inputs: cout, outputs: cout, up: true)))
+                }
+                for index in 0...c.blocksPerResolution {
+                    let cin = cout + skips.removeLast()
+                    cout = c.modelChannels * mult
+                    let attention = index == c.blocksPerResolution && c.attentionResolutions.contains(res)
+                    let name = "\(prefix)_block\(index)"
+                    decoder.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: attention)))
+                }
+                if c.decoderType == "skip" || level == 0 {
+                    if c.decoderType == "skip" && level < c.channelMultipliers.count - 1 {
+                        decoder.append(.auxUp(try conv("\(prefix)_aux_up", inputs: c.channels, outputs: c.channels, kernel: 0, up: true)))
+                    }
+                    decoder.append(.auxNorm("\(prefix)_aux_norm", try groupNorm("\(prefix)_aux_norm", channels: cout)))
+                    decoder.append(.auxConv("\(prefix)_aux_conv", try conv("\(prefix)_aux_conv", inputs: cout, outputs: c.channels, kernel: 3)))
+                }
+            }
+            self.encoder = encoder
+            self.decoder = decoder
         }
-        self.encoder = encoder
-        self.decoder = decoder
         self.tensors = tensors
         let names = tensors.keys.filter { $0 != "model.map_noise.freqs" }.sorted()
         parameterNames = names
@@ -246,22 +310,36 @@ public struct TrainableSongUNet: Sendable {
 
     /// The embedding's intermediate values.
     struct EmbeddingActivations {
-        /// The noise embedding plus the label's projection, map_layer0's input.
+        /// map_layer0's input: the noise embedding (SongUNet: plus the label's projection).
         var e0: [Float]
-        /// The scaled class labels, map_label's input.
+        /// map_label's input: the class labels (SongUNet: scaled by √label_dim).
         var labels: [Float]
         var z0: [Float]
         var h0: [Float]
+        /// map_layer1's output (ADM: plus the label's projection).
         var z1: [Float]
         var emb: [Float]
     }
 
     func embedding(noiseLabels: [Float], classLabels: [Float]) -> EmbeddingActivations {
         let n = noiseLabels.count
+        if labelAfterLayers {
+            // ADM: emb = SiLU(map_layer1(SiLU(map_layer0(pos(noise)))) + map_label(c)).
+            let e = NoiseEmbedding.positional(noiseLabels, channels: noiseChannels, endpoint: false)
+            let z0 = mapLayer0.apply(e, rows: n)
+            let h0 = z0.map(VectorMath.silu)
+            var z1 = mapLayer1.apply(h0, rows: n)
+            if let mapLabel {
+                kernelPrecondition(classLabels.count == n * mapLabel.inputs, "TrainableUNet: \(classLabels.count) class label values")
+                let label = mapLabel.apply(classLabels, rows: n)
+                for i in 0..<z1.count { z1[i] += label[i] }
+            }
+            return EmbeddingActivations(e0: e, labels: classLabels, z0: z0, h0: h0, z1: z1, emb: z1.map(VectorMath.silu))
+        }
         var e = SongUNet.noiseEmbedding(noiseLabels, fourierFrequencies: fourierFrequencies, channels: noiseChannels)
         var labels: [Float] = []
         if let mapLabel {
-            kernelPrecondition(classLabels.count == n * mapLabel.inputs, "TrainableSongUNet: \(classLabels.count) class label values")
+            kernelPrecondition(classLabels.count == n * mapLabel.inputs, "TrainableUNet: \(classLabels.count) class label values")
             let scale = Float(Double(mapLabel.inputs).squareRoot())
             labels = classLabels.map { $0 * scale }
             let label = mapLabel.apply(labels, rows: n)
@@ -291,7 +369,7 @@ public struct TrainableSongUNet: Sendable {
 
     func run(_ input: FeatureMap, noiseLabels: [Float], classLabels: [Float], record: Bool) -> Tape {
         kernelPrecondition(input.hasConsistentShape && input.channels == configuration.channels && noiseLabels.count == input.count,
-                           "TrainableSongUNet: input or noise labels do not match the network")
+                           "TrainableUNet: input or noise labels do not match the network")
         let emb = embedding(noiseLabels: noiseLabels, classLabels: classLabels)
         var tape = Tape(embedding: emb, output: input)
         var x = input
@@ -358,7 +436,7 @@ public struct TrainableSongUNet: Sendable {
     /// D(x; σ, c) for a batch, as `EDMModel.denoise` computes it. x: [n, H, W, C]; sigma: n
     /// values; classLabels: n·label_dim values (ignored for unconditional networks).
     public func denoise(_ x: FeatureMap, sigma: [Float], classLabels: [Float]) -> FeatureMap {
-        kernelPrecondition(sigma.count == x.count, "TrainableSongUNet: \(sigma.count) noise levels for \(x.count) images")
+        kernelPrecondition(sigma.count == x.count, "TrainableUNet: \(sigma.count) noise levels for \(x.count) images")
         return configuration.preconditioner.denoise(x, sigma: sigma) { scaled, noise in
             forward(scaled, noiseLabels: noise, classLabels: mapLabel == nil ? [] : classLabels)
         }
@@ -370,7 +448,7 @@ public struct TrainableSongUNet: Sendable {
     /// ∇_θ mean(D(x; σ, c)), the mean over the H·W·C values of one image x [1, H, W, C], as
     /// one flat vector in `parameterNames` order (zeros for map_augment, which D does not use).
     public func meanDenoiserGradient(_ x: FeatureMap, sigma: Float, classLabels: [Float]) -> [Float] {
-        kernelPrecondition(x.count == 1, "TrainableSongUNet: the gradient of mean(D) takes one image, not \(x.count)")
+        kernelPrecondition(x.count == 1, "TrainableUNet: the gradient of mean(D) takes one image, not \(x.count)")
         let co = coefficients(sigma)
         var scaled = x
         for j in scaled.values.indices { scaled.values[j] *= co.input }
@@ -388,7 +466,7 @@ public struct TrainableSongUNet: Sendable {
         let tape = run(input, noiseLabels: noiseLabels, classLabels: classLabels, record: true)
         let n = input.count
         kernelPrecondition(dF.count == n && dF.height == tape.output.height && dF.width == tape.output.width
-                               && dF.channels == tape.output.channels, "TrainableSongUNet gradient: dF does not match the output")
+                               && dF.channels == tape.output.channels, "TrainableUNet gradient: dF does not match the output")
         let emb = tape.embedding.emb
         var grads: [String: [Float]] = [:]
         var dEmb = [Float](repeating: 0, count: emb.count)
@@ -546,9 +624,10 @@ let r = block.backward(dx!, input: input, emb: emb)
         add("model.map_layer0.weight", LinearGradient.weight(a.e0, dz0, rows: n, inputs: l0.inputs, outputs: l0.outputs))
         add("model.map_layer0.bias", LinearGradient.bias(dz0, rows: n, outputs: l0.outputs))
         if let mapLabel {
-            let de0 = LinearGradient.input(dz0, weight: l0.weight, rows: n, inputs: l0.inputs, outputs: l0.outputs)
-            add("model.map_label.weight", LinearGradient.weight(a.labels, de0, rows: n, inputs: mapLabel.inputs, outputs: mapLabel.outputs))
-            add("model.map_label.bias", LinearGradient.bias(de0, rows: n, outputs: mapLabel.outputs))
+            // The label's projection joins z1 (ADM) or e0 (SongUNet).
+            let d = labelAfterLayers ? dz1 : LinearGradient.input(dz0, weight: l0.weight, rows: n, inputs: l0.inputs, outputs: l0.outputs)
+            add("model.map_label.weight", LinearGradient.weight(a.labels, d, rows: n, inputs: mapLabel.inputs, outputs: mapLabel.outputs))
+            if mapLabel.bias != nil { add("model.map_label.bias", LinearGradient.bias(d, rows: n, outputs: mapLabel.outputs)) }
         }
         return grads
     }
@@ -575,7 +654,7 @@ let r = block.backward(dx!, input: input, emb: emb)
         var result = [Float](repeating: 0, count: parameterCount)
         for (i, name) in parameterNames.enumerated() {
             guard let g = gradients[name] else { continue }
-            kernelPrecondition(g.count == parameterOffsets[i + 1] - parameterOffsets[i], "TrainableSongUNet: gradient of \(name) has \(g.count) values")
+            kernelPrecondition(g.count == parameterOffsets[i + 1] - parameterOffsets[i], "TrainableUNet: gradient of \(name) has \(g.count) values")
             for j in g.indices { result[parameterOffsets[i] + j] = g[j] }
         }
         return result
