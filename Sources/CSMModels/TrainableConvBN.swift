@@ -42,8 +42,8 @@ final class TrainableConvBN {
     var buffers: [Parameter] { [runningMean, runningVariance] }
 
     /// conv → batch norm with batch statistics (→ + residual → ReLU); updates the running
-    /// statistics. With a residual the caller owns the ReLU's backward (`backward` gets dy
-    /// already masked); without one, `relu` is undone inside `backward`. Each chunk's
+    /// statistics. Without a residual, `relu` is undone inside `backward`; with one, the caller
+    /// owns the ReLU (it passes the block's output to `backward` as the mask). Each chunk's
     /// batch-norm sums are taken right after its convolution, while it is in cache.
     func forwardTraining(_ x: [FeatureMap], residual: [FeatureMap]? = nil, relu: Bool) -> [FeatureMap] {
         input = x
@@ -63,10 +63,14 @@ final class TrainableConvBN {
     }
 
     /// Adds dL/dθ to the parameters' gradients and returns dL/dx per chunk (nil when not
-    /// `needInput`, for the stem). Each chunk's batch-norm input gradient goes straight into
-    /// the convolution's gradients, while it is in cache.
-    func backward(_ dy: [FeatureMap], needInput: Bool = true) -> [FeatureMap]? {
+    /// `needInput`, for the stem). `dy` is the gradient of the layer's output before a ReLU
+    /// that followed it: the forward's own ReLU, or the one after a residual add, whose output
+    /// is then `reluOutput` (dy is masked by it inside the batch-norm backward). Each chunk's
+    /// batch-norm input gradient goes straight into the convolution's gradients, while it is
+    /// in cache.
+    func backward(_ dy: [FeatureMap], needInput: Bool = true, reluOutput mask: [FeatureMap]? = nil) -> [FeatureMap]? {
         guard let statistics else { preconditionFailure("backward without a training forward") }
+        let reluOutput = mask ?? self.reluOutput
         let sums = BatchNorm.parameterGradients(dy, x: convolved, reluOutput: reluOutput, statistics: statistics)
         add(sums.gamma, to: gamma)
         add(sums.beta, to: beta)
@@ -83,7 +87,7 @@ final class TrainableConvBN {
         add(BatchChunks.sum(results.map(\.0)), to: weight)
         input = []
         convolved = []
-        reluOutput = nil
+        self.reluOutput = nil
         return needInput ? results.map { $0.1! } : nil
     }
 

@@ -24,19 +24,23 @@ final class TrainableResidualBlock {
         return output
     }
 
+    /// dy is the gradient of the block's output; the final ReLU is undone by the last layer's
+    /// and the shortcut's batch-norm backward (masked by the output), and on the identity
+    /// shortcut together with the add of the two branches' gradients.
     func backward(_ dy: [FeatureMap]) -> [FeatureMap] {
-        let masked = BatchChunks.map(dy.count) { ReLU.backward(dy[$0], output: output[$0]) }
+        let mask = output
         output = []
-        var d = masked
-        for layer in layers.reversed() {
-            guard let dx = layer.backward(d) else { preconditionFailure("block layers always return an input gradient") }
+        var d = dy
+        for (index, layer) in layers.enumerated().reversed() {
+            let last = index == layers.count - 1
+            guard let dx = layer.backward(d, reluOutput: last ? mask : nil) else { preconditionFailure("block layers always return an input gradient") }
             d = dx
         }
-        let shortcut = downsample.map { layer -> [FeatureMap] in
-            guard let dx = layer.backward(masked) else { preconditionFailure("block layers always return an input gradient") }
-            return dx
-        } ?? masked
-        return BatchChunks.map(d.count) { Residual.add(d[$0], shortcut[$0]) }
+        if let downsample {
+            guard let shortcut = downsample.backward(dy, reluOutput: mask) else { preconditionFailure("block layers always return an input gradient") }
+            return BatchChunks.map(d.count) { Residual.add(d[$0], shortcut[$0]) }
+        }
+        return BatchChunks.map(d.count) { Residual.add(d[$0], reluGradient: dy[$0], output: mask[$0]) }
     }
 
     func forwardInference(_ x: FeatureMap) -> FeatureMap {

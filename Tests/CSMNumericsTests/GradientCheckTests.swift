@@ -219,6 +219,10 @@ final class GradientCheckTests: XCTestCase {
         let reference = { (a: [Double], b: [Double]) in zip(a, b).map { max(0, $0 + $1) } }
         assertGradient(dy, numericGradient(x, step: 1e-6) { dot(r, reference($0, skip.map(Double.init))) }, "ReLU(x + skip) by x")
         assertGradient(dy, numericGradient(skip, step: 1e-6) { dot(r, reference(x.map(Double.init), $0)) }, "ReLU(x + skip) by skip")
+        // The fused form: another branch's gradient plus the masked one, in one pass.
+        let other = FeatureMap(count: 2, height: 2, width: 3, channels: 5, values: random(60, seed: 44))
+        let fused = Residual.add(other, reluGradient: FeatureMap(count: 2, height: 2, width: 3, channels: 5, values: r), output: y)
+        XCTAssertEqual(fused.values, zip(other.values, dy).map { $0 + $1 })
     }
 
     func testGlobalAveragePoolGradient() {
