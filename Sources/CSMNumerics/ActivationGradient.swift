@@ -1,30 +1,3 @@
-/// ReLU and the residual add with their backward passes, elementwise on NHWC maps.
-public enum ReLU {
-    /// max(0, x).
-    public static func forward(_ x: FeatureMap) -> FeatureMap {
-        var y = x
-        y.values.withUnsafeMutableBufferPointer { b in
-            for i in b.indices { b[i] = max(0, b[i]) }
-        }
-        return y
-    }
-
-    /// dL/dx = dy where the forward output was positive, 0 elsewhere (PyTorch's choice at 0).
-    public static func backward(_ dy: FeatureMap, output y: FeatureMap) -> FeatureMap {
-        kernelPrecondition(dy.values.count == y.values.count, "ReLU gradient: shapes disagree")
-        var dx = FeatureMap(uninitializedCount: dy.count, height: dy.height, width: dy.width, channels: dy.channels)
-        dx.values.withUnsafeMutableBufferPointer { d in
-            dy.values.withUnsafeBufferPointer { g in
-                y.values.withUnsafeBufferPointer { o in
-                    let dp = d.baseAddress!, gp = g.baseAddress!, op = o.baseAddress!
-                    for i in 0..<d.count { dp[i] = op[i] > 0 ? gp[i] : 0 }
-                }
-            }
-        }
-        return dx
-    }
-}
-
 /// y = a + b (a residual connection). Its backward hands dy to both branches unchanged;
 /// where both branches come from one tensor, their input gradients are added with `add`.
 public enum Residual {
@@ -43,8 +16,9 @@ public enum Residual {
         return y
     }
 
-    /// a + ReLU.backward(dy, output: y) in one pass: where a ReLU follows the residual add,
-    /// the gradient reaching the identity branch joins the other branch's input gradient `a`.
+    /// a + (y > 0 ? dy : 0) in one pass: where a ReLU with output y follows the residual add,
+    /// the gradient reaching the identity branch (dy masked by the ReLU, PyTorch's choice of 0
+    /// at 0) joins the other branch's input gradient `a`.
     public static func add(_ a: FeatureMap, reluGradient dy: FeatureMap, output y: FeatureMap) -> FeatureMap {
         kernelPrecondition(a.values.count == dy.values.count && dy.values.count == y.values.count && a.channels == dy.channels,
                            "residual: shapes disagree")

@@ -174,10 +174,9 @@ final class GradientCheckTests: XCTestCase {
             assertGradient(FeatureMap.joinedChunks(forward.y).values,
                            referenceBatchNorm(xd, channels: c, gamma: gd, beta: bd, residual: rd, relu: relu), tolerance: 1e-5, "forward \(label)")
 
-            // With a residual, ReLU's backward is the caller's; without, batch norm masks dy itself.
-            var dyChunks = BatchChunks.split(FeatureMap(count: n, height: h, width: w, channels: c, values: r))
-            if withResidual { dyChunks = zip(dyChunks, forward.y).map { ReLU.backward($0, output: $1) } }
-            let gradients = BatchNorm.backward(dyChunks, x: chunks, reluOutput: relu && !withResidual ? forward.y : nil, gamma: gamma,
+            // The ReLU (after the residual add, if any) is undone by masking dy with its output.
+            let dyChunks = BatchChunks.split(FeatureMap(count: n, height: h, width: w, channels: c, values: r))
+            let gradients = BatchNorm.backward(dyChunks, x: chunks, reluOutput: relu ? forward.y : nil, gamma: gamma,
                                                statistics: forward.statistics)
             assertGradient(FeatureMap.joinedChunks(gradients.dx).values, numericGradient(x, step: 1e-5) { xs in
                 dot(r, referenceBatchNorm(xs, channels: c, gamma: gd, beta: bd, residual: rd, relu: relu))
@@ -211,18 +210,17 @@ final class GradientCheckTests: XCTestCase {
     // MARK: Elementwise, pooling, linear
 
     func testReLUAndResidualGradients() {
-        let x = random(60, seed: 41), skip = random(60, seed: 42), r = random(60, seed: 43)
-        let map = FeatureMap(count: 2, height: 2, width: 3, channels: 5, values: x)
-        let y = ReLU.forward(Residual.add(map, FeatureMap(count: 2, height: 2, width: 3, channels: 5, values: skip)))
-        let dy = ReLU.backward(FeatureMap(count: 2, height: 2, width: 3, channels: 5, values: r), output: y).values
-        // The residual hands the same gradient to both branches.
+        let x = random(60, seed: 41), skip = random(60, seed: 42), r = random(60, seed: 43), other = random(60, seed: 44)
+        let map = { (values: [Float]) in FeatureMap(count: 2, height: 2, width: 3, channels: 5, values: values) }
+        let y = Residual.add(map(x), map(skip)).values.map { max(0, $0) }
+        // other + dL/d(x + skip) of L = Σ r·ReLU(x + skip): the residual hands the same
+        // gradient to both branches, here joined to another branch's gradient.
+        let got = Residual.add(map(other), reluGradient: map(r), output: map(y)).values
         let reference = { (a: [Double], b: [Double]) in zip(a, b).map { max(0, $0 + $1) } }
-        assertGradient(dy, numericGradient(x, step: 1e-6) { dot(r, reference($0, skip.map(Double.init))) }, "ReLU(x + skip) by x")
-        assertGradient(dy, numericGradient(skip, step: 1e-6) { dot(r, reference(x.map(Double.init), $0)) }, "ReLU(x + skip) by skip")
-        // The fused form: another branch's gradient plus the masked one, in one pass.
-        let other = FeatureMap(count: 2, height: 2, width: 3, channels: 5, values: random(60, seed: 44))
-        let fused = Residual.add(other, reluGradient: FeatureMap(count: 2, height: 2, width: 3, channels: 5, values: r), output: y)
-        XCTAssertEqual(fused.values, zip(other.values, dy).map { $0 + $1 })
+        let byX = numericGradient(x, step: 1e-6) { dot(r, reference($0, skip.map(Double.init))) }
+        let bySkip = numericGradient(skip, step: 1e-6) { dot(r, reference(x.map(Double.init), $0)) }
+        assertGradient(zip(got, other).map { $0 - $1 }, byX, "ReLU(x + skip) by x")
+        assertGradient(zip(got, other).map { $0 - $1 }, bySkip, "ReLU(x + skip) by skip")
     }
 
     func testGlobalAveragePoolGradient() {
