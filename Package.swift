@@ -31,6 +31,7 @@ let package = Package(
         .library(name: "CSMImport", targets: ["CSMImport"]),
         .library(name: "CSMInspect", targets: ["CSMInspect"]),
         .library(name: "CSMTraining", targets: ["CSMTraining"]),
+        .library(name: "CSMAttribution", targets: ["CSMAttribution"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -79,6 +80,12 @@ let package = Package(
         .target(name: "CSMTraining", dependencies: ["CSMNumerics", "CSMFormats", "CSMModels", "CSMCalibration", "CSMLoader", "CSMShards"],
                 swiftSettings: checked),
 
+        // DAS attribution: per-sample gradient features, the random projection, the kernel,
+        // top-k, and the csm-attribution-features/1 and csm-attributions/1 files.
+        .target(name: "CSMAttribution", dependencies: ["CSMModels", "CSMDiffusion", "CSMNumerics", "CSMShards", "CSMFormats", "CBLAS",
+                                                       "CHDF5", "CHDF5Shim"],
+                swiftSettings: checked),
+
         // generate = sample → reannotate → write: plans, seeds, reannotation, the run configuration.
         .target(name: "CSMPipeline", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMShards", "CSMFormats"],
                 swiftSettings: checked),
@@ -87,7 +94,7 @@ let package = Package(
             name: "csm",
             dependencies: [
                 "CSMNumerics", "CSMFormats", "CSMModels", "CSMDiffusion", "CSMCalibration", "CSMPictures", "CSMPipeline",
-                "CSMShards", "CSMImport", "CSMInspect", "CSMLoader", "CSMTraining",
+                "CSMShards", "CSMImport", "CSMInspect", "CSMLoader", "CSMTraining", "CSMAttribution",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: checked),
@@ -104,6 +111,7 @@ let package = Package(
         .testTarget(name: "CSMInspectTests", dependencies: ["CSMInspect", "CSMShards", "CSMFormats"]),
         .testTarget(name: "CSMLoaderTests", dependencies: ["CSMLoader", "CSMShards", "CSMFormats"]),
         .testTarget(name: "CSMTrainingTests", dependencies: ["CSMTraining", "CSMModels", "CSMNumerics", "CSMLoader", "CSMShards", "CSMFormats"]),
+        .testTarget(name: "CSMAttributionTests", dependencies: ["CSMAttribution", "CSMModels", "CSMDiffusion", "CSMShards", "CSMFormats"]),
         // Runs the built csm binary end to end.
         .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels", "CSMShards", "CSMPipeline", "CSMLoader", "CSMFormats"]),
     ],

@@ -5,3 +5,9 @@
 // OPENBLAS_CORETYPE when the library picked a kernel family below what the CPU supports.
 void gotoblas_dynamic_init(void);
 void gotoblas_dynamic_quit(void);
+
+// LAPACK's Cholesky factorisation and inverse of a symmetric positive-definite matrix
+// (column-major, Fortran calling convention). OpenBLAS carries LAPACK; Debian's
+// libopenblas-dev ships no LAPACKE header for it.
+void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
+void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info);

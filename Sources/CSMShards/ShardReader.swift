@@ -99,6 +99,7 @@ public final class ShardReader: @unchecked Sendable {
             case .int32: _ = try read(dataset, rows: nil, Int32.self)
             case .int64: _ = try read(dataset, rows: nil, Int64.self)
             case .float32: _ = try read(dataset, rows: nil, Float.self)
+            case .float64: _ = try read(dataset, rows: nil, Double.self)
             }
         }
     }
@@ -159,16 +160,16 @@ public final class ShardReader: @unchecked Sendable {
     private static func readMetadata(_ file: HDF5Handle, _ path: String) throws -> ShardMetadata {
         let root = try handle(H5Gopen2(file.id, "/", HDF5.defaultList), .group, path, "cannot open the root group")
         guard H5Aexists(root.id, "schema") > 0 else { throw FileError(path, "not a csm-shard/1 file (no 'schema' attribute)") }
-        let schema = try readString(root, "schema", path)
+        let schema = try HDF5.readString(root, "schema", path)
         guard schema == ShardMetadata.schema else {
             throw FileError(path, dataset: "schema", "is '\(schema)', expected \(ShardMetadata.schema)")
         }
-        let kindName = try readString(root, "kind", path)
+        let kindName = try HDF5.readString(root, "kind", path)
         guard let kind = ShardKind(rawValue: kindName) else {
             throw FileError(path, dataset: "kind", "is '\(kindName)', expected mixed or real")
         }
-        let numClasses = try readInteger(root, "num_classes", path)
-        let namesText = try readString(root, "class_names", path)
+        let numClasses = try HDF5.readInteger(root, "num_classes", path)
+        let namesText = try HDF5.readString(root, "class_names", path)
         guard let names = ClassNames.parse(namesText) else {
             throw FileError(path, dataset: "class_names", "is not a JSON list of strings")
         }
@@ -176,10 +177,10 @@ public final class ShardReader: @unchecked Sendable {
             throw FileError(path, dataset: "class_names", "has \(names.count) names but num_classes is \(numClasses)")
         }
         let metadata = ShardMetadata(
-            kind: kind, classNames: names, sharpness: try readDouble(root, "sharpness", path),
-            generator: try readString(root, "generator", path), annotator: try readString(root, "annotator", path),
-            shardIndex: try readInteger(root, "shard_index", path), numShards: try readInteger(root, "num_shards", path),
-            createdBy: try readString(root, "created_by", path))
+            kind: kind, classNames: names, sharpness: try HDF5.readDouble(root, "sharpness", path),
+            generator: try HDF5.readString(root, "generator", path), annotator: try HDF5.readString(root, "annotator", path),
+            shardIndex: try HDF5.readInteger(root, "shard_index", path), numShards: try HDF5.readInteger(root, "num_shards", path),
+            createdBy: try HDF5.readString(root, "created_by", path))
         try metadata.validate(path: path)
         return metadata
     }
@@ -194,7 +195,7 @@ public final class ShardReader: @unchecked Sendable {
             let id = try handle(H5Dopen2(file.id, name, HDF5.defaultList), .dataset, path, dataset: name, "cannot open")
             let type = try handle(H5Dget_type(id.id), .datatype, path, dataset: name, "cannot read the type")
             let expected = dataset.elementType
-            let actual = describe(type.id)
+            let actual = HDF5.describe(type.id)
             guard actual == expected.rawValue else {
                 throw FileError(path, dataset: name, "is \(actual), expected \(expected.rawValue)")
             }
@@ -248,61 +249,5 @@ public final class ShardReader: @unchecked Sendable {
 
     private static func fileSize(_ path: String) -> Int {
         ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
-    }
-
-    /// The schema name of an HDF5 element type ("float32", "int64", …) or a description of it.
-    private static func describe(_ type: hid_t) -> String {
-        if let name = HDF5.typeName(type) { return name }
-        return H5Tget_class(type) == H5T_STRING ? "a string" : "of an unsupported HDF5 type"
-    }
-
-    private static func openAttribute(_ root: HDF5Handle, _ name: String, _ path: String) throws -> HDF5Handle {
-        guard H5Aexists(root.id, name) > 0 else { throw FileError(path, dataset: name, "missing attribute") }
-        let attribute = try handle(H5Aopen(root.id, name, HDF5.defaultList), .attribute, path, dataset: name, "cannot open attribute")
-        let space = try handle(H5Aget_space(attribute.id), .dataspace, path, dataset: name, "cannot read the attribute's shape")
-        guard H5Sget_simple_extent_npoints(space.id) == 1 else { throw FileError(path, dataset: name, "is not a single value") }
-        return attribute
-    }
-
-    private static func readString(_ root: HDF5Handle, _ name: String, _ path: String) throws -> String {
-        let attribute = try openAttribute(root, name, path)
-        let type = try handle(H5Aget_type(attribute.id), .datatype, path, dataset: name, "cannot read the attribute's type")
-        guard H5Tget_class(type.id) == H5T_STRING else { throw FileError(path, dataset: name, "is not a string") }
-        if H5Tis_variable_str(type.id) > 0 {
-            var problem = [CChar](repeating: 0, count: 256)
-            guard csm_h5a_check_variable_strings(attribute.id, &problem, problem.count) == 0 else {
-                throw FileError(path, dataset: name, String(cString: problem))
-            }
-            var pointer: UnsafeMutablePointer<CChar>?
-            try check(H5Aread(attribute.id, type.id, &pointer), path, dataset: name, "cannot read attribute")
-            guard let pointer else { return "" }
-            defer { H5free_memory(pointer) }
-            return String(cString: pointer)
-        }
-        let size = H5Tget_size(type.id)
-        guard size > 0, size < 1 << 24 else { throw FileError(path, dataset: name, "has an implausible string size") }
-        var bytes = [UInt8](repeating: 0, count: size)
-        try check(H5Aread(attribute.id, type.id, &bytes), path, dataset: name, "cannot read attribute")
-        let end = bytes.firstIndex(of: 0) ?? bytes.count
-        return String(decoding: bytes[..<end], as: UTF8.self).trimmingCharacters(in: .whitespaces)
-    }
-
-    private static func readInteger(_ root: HDF5Handle, _ name: String, _ path: String) throws -> Int {
-        let attribute = try openAttribute(root, name, path)
-        let type = try handle(H5Aget_type(attribute.id), .datatype, path, dataset: name, "cannot read the attribute's type")
-        guard H5Tget_class(type.id) == H5T_INTEGER else { throw FileError(path, dataset: name, "is not an integer") }
-        var value: Int64 = 0
-        try check(H5Aread(attribute.id, csm_h5t_native_int64(), &value), path, dataset: name, "cannot read attribute")
-        return Int(value)
-    }
-
-    private static func readDouble(_ root: HDF5Handle, _ name: String, _ path: String) throws -> Double {
-        let attribute = try openAttribute(root, name, path)
-        let type = try handle(H5Aget_type(attribute.id), .datatype, path, dataset: name, "cannot read the attribute's type")
-        let typeClass = H5Tget_class(type.id)
-        guard typeClass == H5T_FLOAT || typeClass == H5T_INTEGER else { throw FileError(path, dataset: name, "is not a number") }
-        var value: Double = 0
-        try check(H5Aread(attribute.id, csm_h5t_native_double(), &value), path, dataset: name, "cannot read attribute")
-        return value
     }
 }

@@ -53,18 +53,18 @@ public enum ShardDataset: String, CaseIterable, Sendable {
 
 /// Element types used by the schema.
 public enum ShardElementType: String, Sendable {
-    case uint8, int32, int64, float32
+    case uint8, int32, int64, float32, float64
 
     /// Bytes per element.
     public var size: Int {
         switch self {
         case .uint8: return 1
         case .int32, .float32: return 4
-        case .int64: return 8
+        case .int64, .float64: return 8
         }
     }
 
-    var isInteger: Bool { self != .float32 }
+    var isInteger: Bool { self != .float32 && self != .float64 }
     var isSigned: Bool { self == .int32 || self == .int64 }
 
     /// The little-endian type stored in the file.
@@ -74,6 +74,7 @@ public enum ShardElementType: String, Sendable {
         case .int32: return csm_h5t_std_i32le()
         case .int64: return csm_h5t_std_i64le()
         case .float32: return csm_h5t_ieee_f32le()
+        case .float64: return csm_h5t_ieee_f64le()
         }
     }
 
@@ -84,6 +85,7 @@ public enum ShardElementType: String, Sendable {
         case .int32: return csm_h5t_native_int32()
         case .int64: return csm_h5t_native_int64()
         case .float32: return csm_h5t_native_float()
+        case .float64: return csm_h5t_native_double()
         }
     }
 }

@@ -40,25 +40,17 @@ public struct ShardWriter: Sendable {
     }
 
     private func writeFile(_ samples: ShardSamples, metadata: ShardMetadata, temporary: String, path: String) throws {
-        let creation = try handle(H5Pcreate(csm_h5p_file_create()), .propertyList, path, "cannot create file properties")
-        // The root group carries no access/modification times.
-        try check(H5Pset_obj_track_times(creation.id, false), path, "cannot turn off time tracking")
-        let access = try handle(H5Pcreate(csm_h5p_file_access()), .propertyList, path, "cannot create file-access properties")
-        try check(H5Pset_libver_bounds(access.id, H5F_LIBVER_V18, H5F_LIBVER_V18), path, "cannot pin the file format")
-        let file = try handle(H5Fcreate(temporary, csm_h5f_acc_trunc(), creation.id, access.id), .file, path, "cannot create")
-        let root = try handle(H5Gopen2(file.id, "/", HDF5.defaultList), .group, path, "cannot open the root group")
-
-        try writeString(root, "schema", ShardMetadata.schema, path)
-        try writeString(root, "kind", metadata.kind.rawValue, path)
-        try writeScalar(root, "num_classes", Int64(metadata.numClasses), .int64, path)
-        try writeString(root, "class_names", metadata.classNamesJSON, path)
-        var sharpness = metadata.sharpness
-        try writeAttribute(root, "sharpness", &sharpness, fileType: csm_h5t_ieee_f64le(), memoryType: csm_h5t_native_double(), path)
-        try writeString(root, "generator", metadata.generator, path)
-        try writeString(root, "annotator", metadata.annotator, path)
-        try writeScalar(root, "shard_index", Int64(metadata.shardIndex), .int64, path)
-        try writeScalar(root, "num_shards", Int64(metadata.numShards), .int64, path)
-        try writeString(root, "created_by", metadata.createdBy, path)
+        let (file, root) = try HDF5.createReproducibleFile(temporary, path: path)
+        try HDF5.writeString(root, "schema", ShardMetadata.schema, path)
+        try HDF5.writeString(root, "kind", metadata.kind.rawValue, path)
+        try HDF5.writeInteger(root, "num_classes", Int64(metadata.numClasses), path)
+        try HDF5.writeString(root, "class_names", metadata.classNamesJSON, path)
+        try HDF5.writeDouble(root, "sharpness", metadata.sharpness, path)
+        try HDF5.writeString(root, "generator", metadata.generator, path)
+        try HDF5.writeString(root, "annotator", metadata.annotator, path)
+        try HDF5.writeInteger(root, "shard_index", Int64(metadata.shardIndex), path)
+        try HDF5.writeInteger(root, "num_shards", Int64(metadata.numShards), path)
+        try HDF5.writeString(root, "created_by", metadata.createdBy, path)
 
         let s = samples
         for dataset in ShardDataset.allCases {
@@ -81,53 +73,10 @@ public struct ShardWriter: Sendable {
         guard file.close() else { throw FileError(path, "cannot finish writing: \(HDF5.takeErrorMessage())") }
     }
 
+    /// One column, chunked to about `chunkBytes` per chunk.
     private func writeDataset<T>(_ file: HDF5Handle, _ dataset: ShardDataset, _ values: [T], count: Int, rowShape: [Int], _ path: String) throws {
-        let name = dataset.name
-        let dims = ([count] + rowShape).map { hsize_t($0) }
-        let space = try handle(H5Screate_simple(Int32(dims.count), dims, nil), .dataspace, path, dataset: name, "cannot create dataspace")
-        let properties = try handle(H5Pcreate(csm_h5p_dataset_create()), .propertyList, path, dataset: name, "cannot create properties")
-        try check(H5Pset_obj_track_times(properties.id, false), path, dataset: name, "cannot turn off time tracking")
-        // An empty dataset cannot be chunked along a zero-length axis; it stays contiguous.
-        if count > 0 {
-            let rowBytes = max(1, rowShape.reduce(dataset.elementType.size, *))
-            let rows = min(count, max(1, chunkBytes / rowBytes))
-            let chunk = ([rows] + rowShape).map { hsize_t($0) }
-            try check(H5Pset_chunk(properties.id, Int32(chunk.count), chunk), path, dataset: name, "cannot set chunking")
-            try check(H5Pset_shuffle(properties.id), path, dataset: name, "cannot add the shuffle filter")
-            try check(H5Pset_deflate(properties.id, UInt32(deflateLevel)), path, dataset: name, "cannot add the deflate filter")
-            try check(H5Pset_fletcher32(properties.id), path, dataset: name, "cannot add the Fletcher-32 filter")
-        }
-        let type = dataset.elementType
-        let id = try handle(H5Dcreate2(file.id, name, type.fileType, space.id, HDF5.defaultList, properties.id, HDF5.defaultList),
-                            .dataset, path, dataset: name, "cannot create")
-        if count > 0 {
-            try values.withUnsafeBufferPointer { buffer in
-                try check(H5Dwrite(id.id, type.memoryType, HDF5.all, HDF5.all, HDF5.defaultList, buffer.baseAddress),
-                          path, dataset: name, "cannot write")
-            }
-        }
-        guard id.close() else { throw FileError(path, dataset: name, "cannot close: \(HDF5.takeErrorMessage())") }
-    }
-
-    private func writeAttribute(_ object: HDF5Handle, _ name: String, _ value: UnsafeRawPointer, fileType: hid_t, memoryType: hid_t,
-                                _ path: String) throws {
-        let space = try handle(H5Screate(H5S_SCALAR), .dataspace, path, dataset: name, "cannot create dataspace")
-        let attribute = try handle(H5Acreate2(object.id, name, fileType, space.id, HDF5.defaultList, HDF5.defaultList),
-                                   .attribute, path, dataset: name, "cannot create attribute")
-        try check(H5Awrite(attribute.id, memoryType, value), path, dataset: name, "cannot write attribute")
-    }
-
-    private func writeScalar(_ object: HDF5Handle, _ name: String, _ value: Int64, _ type: ShardElementType, _ path: String) throws {
-        var value = value
-        try writeAttribute(object, name, &value, fileType: type.fileType, memoryType: type.memoryType, path)
-    }
-
-    /// A scalar variable-length UTF-8 string attribute (h5py reads it as `str`).
-    private func writeString(_ object: HDF5Handle, _ name: String, _ value: String, _ path: String) throws {
-        let type = try handle(csm_h5t_create_utf8_string(), .datatype, path, dataset: name, "cannot create string type")
-        try value.withCString { text in
-            var pointer: UnsafePointer<CChar>? = text
-            try writeAttribute(object, name, &pointer, fileType: type.id, memoryType: type.id, path)
-        }
+        let rowBytes = max(1, rowShape.reduce(dataset.elementType.size, *))
+        try HDF5.writeDataset(file, dataset.name, values, dims: [count] + rowShape, type: dataset.elementType,
+                              chunkRows: max(1, chunkBytes / rowBytes), deflateLevel: deflateLevel, path)
     }
 }

@@ -1,0 +1,93 @@
+import CSMFormats
+import CSMModels
+import CSMShards
+import Foundation
+
+/// The images of a shard set (`ShardPaths`' rule) as DAS inputs: pixels in the network's
+/// range (uint8 / 127.5 − 1, EDM's convention) and the class vector the network is given:
+/// one-hot for real data, λ·e_a + (1 − λ)·e_b for a mixed sample (λ = `lambda_gen`).
+/// Image i is the i-th row counting across shards in the resolver's order (SPEC §4.4).
+public struct AttributionImages {
+    /// The resolved shard set.
+    public let paths: ShardPaths
+    /// One open reader per shard, in order.
+    let readers: [ShardReader]
+    /// Index of each shard's first image.
+    let starts: [Int]
+    /// Number of images.
+    public let count: Int
+    /// The network's class-vector length (0: unconditional).
+    public let labelDimension: Int
+
+    /// Opens every shard of `path` and checks that its images and classes fit `network`.
+    public init(resolving path: String, for network: TrainableUNet) throws {
+        paths = try ShardPaths(resolving: path)
+        let c = network.configuration
+        var readers: [ShardReader] = [], starts: [Int] = [], total = 0
+        for file in paths.files {
+            let reader = try ShardReader(path: file)
+            guard reader.height == c.resolution, reader.width == c.resolution, reader.channels == c.channels else {
+                throw FileError(file, dataset: "images", "images are \(reader.height)×\(reader.width)×\(reader.channels) but the model takes "
+                                + "\(c.resolution)×\(c.resolution)×\(c.channels)")
+            }
+            guard c.labelDimension == 0 || reader.numClasses == c.labelDimension else {
+                throw FileError(file, "has \(reader.numClasses) classes but the model's label_dim is \(c.labelDimension)")
+            }
+            readers.append(reader)
+            starts.append(total)
+            total += reader.count
+        }
+        self.readers = readers
+        self.starts = starts
+        count = total
+        labelDimension = c.labelDimension
+    }
+
+    /// What the set is, for the files' provenance: `{"manifest_sha256": …}` for a manifest,
+    /// else `{"files": [names]}`.
+    public func provenance() throws -> String {
+        let object: [String: Any]
+        if let manifest = paths.manifestPath {
+            object = ["manifest_sha256": try FileHash.sha256(ofFile: manifest)]
+        } else {
+            object = ["files": paths.files.map { ($0 as NSString).lastPathComponent }]
+        }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Images `rows` (global indices): pixels (rows.count·H·W·C, network range) and class
+    /// vectors (rows.count·label_dim).
+    public func batch(_ rows: Range<Int>) throws -> (images: [Float], classLabels: [Float]) {
+        precondition(rows.lowerBound >= 0 && rows.upperBound <= count, "AttributionImages: rows outside the set")
+        var images: [Float] = [], labels: [Float] = []
+        for (s, reader) in readers.enumerated() {
+            let local = max(rows.lowerBound, starts[s])..<min(rows.upperBound, starts[s] + reader.count)
+            guard !local.isEmpty else { continue }
+            let range = (local.lowerBound - starts[s])..<(local.upperBound - starts[s])
+            images += try reader.images(rows: range).map { Float($0) / 127.5 - 1 }
+            guard labelDimension > 0 else { continue }
+            let columns = try reader.columns(rows: range)
+            for i in 0..<range.count {
+                var vector = [Float](repeating: 0, count: labelDimension)
+                let a = Int(columns.classA[i]), b = Int(columns.classB[i])
+                if reader.metadata.kind == .real || b < 0 {
+                    vector[a] = 1
+                } else {
+                    let lambda = columns.lambdaGen[i]
+                    vector[a] += lambda
+                    vector[b] += 1 - lambda
+                }
+                labels += vector
+            }
+        }
+        return (images, labels)
+    }
+
+    /// The uint8 pixels of image `index` (H·W·C), for pictures.
+    public func pixels(_ index: Int) throws -> [UInt8] {
+        precondition(index >= 0 && index < count, "AttributionImages: image outside the set")
+        let s = starts.lastIndex { $0 <= index }!
+        return try readers[s].images(rows: (index - starts[s])..<(index - starts[s] + 1))
+    }
+}

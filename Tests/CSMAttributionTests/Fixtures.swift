@@ -1,0 +1,7 @@
+import Foundation
+
+/// Path of a file under Tests/Fixtures.
+func fixture(_ name: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures").appendingPathComponent(name).path
+}

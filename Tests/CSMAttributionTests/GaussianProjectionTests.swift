@@ -1,0 +1,49 @@
+import CSMAttribution
+import CSMDiffusion
+import XCTest
+
+/// The projection P·v against a slow product with P's entries, and the noise streams.
+final class GaussianProjectionTests: XCTestCase {
+    func testProjectionEqualsExplicitProduct() {
+        let (k, d, n) = (37, 9000, 3)
+        let projection = GaussianProjection(dimension: k, inputDimension: d, seed: 7)
+        let rows = GaussianStream(seed: 1).values(n * d)
+        let got = projection.project(rows, count: n)
+        for r in 0..<k {
+            let p = projection.entries(row: r, columns: 0..<d)
+            for i in 0..<n {
+                var expected = 0.0
+                for j in 0..<d { expected += Double(p[j]) * Double(rows[i * d + j]) }
+                XCTAssertEqual(Double(got[i * k + r]), expected, accuracy: 1e-3 * (1 + abs(expected)), "row \(r), image \(i)")
+            }
+        }
+        // Entries have variance 1/k.
+        let all = (0..<k).flatMap { projection.entries(row: $0, columns: 0..<d) }
+        let variance = all.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(all.count)
+        XCTAssertEqual(variance * Double(k), 1, accuracy: 0.02)
+    }
+
+    func testGaussianStreamRangesMatchThePrefix() {
+        let stream = GaussianStream(seed: 99, stream: 5)
+        let prefix = stream.values(103)
+        for start in [0, 1, 2, 3, 4, 5, 50, 99] {
+            XCTAssertEqual(stream.values(from: start, count: 103 - start), Array(prefix[start...]), "start \(start)")
+        }
+    }
+
+    func testNoiseDependsOnRoleIndexAndLevel() {
+        let noise = AttributionNoise(seed: 3)
+        let a = noise.noise(.training, index: 4, level: 2, count: 10)
+        XCTAssertEqual(a, noise.noise(.training, index: 4, level: 2, count: 10))
+        XCTAssertNotEqual(a, noise.noise(.query, index: 4, level: 2, count: 10))
+        XCTAssertNotEqual(a, noise.noise(.training, index: 5, level: 2, count: 10))
+        XCTAssertNotEqual(a, noise.noise(.training, index: 4, level: 3, count: 10))
+    }
+
+    func testNoiseLevelsFollowTheSamplerSchedule() {
+        let levels = AttributionSettings.noiseLevels(10)
+        XCTAssertEqual(levels.first!, 80, accuracy: 1e-9)
+        XCTAssertEqual(levels.last!, 0.002, accuracy: 1e-12)
+        XCTAssertEqual(levels, levels.sorted(by: >))
+    }
+}
