@@ -21,18 +21,26 @@ public struct AttributionImages {
 
     /// Opens every shard of `path` and checks that its images and classes fit `network`.
     public init(resolving path: String, for network: TrainableUNet) throws {
-        paths = try ShardPaths(resolving: path)
         let c = network.configuration
+        try self.init(resolving: path, labelDimension: c.labelDimension)
+        for reader in readers {
+            guard reader.height == c.resolution, reader.width == c.resolution, reader.channels == c.channels else {
+                throw FileError(reader.path, dataset: "images", "images are \(reader.height)×\(reader.width)×\(reader.channels) but the model "
+                                + "takes \(c.resolution)×\(c.resolution)×\(c.channels)")
+            }
+            guard c.labelDimension == 0 || reader.numClasses == c.labelDimension else {
+                throw FileError(reader.path, "has \(reader.numClasses) classes but the model's label_dim is \(c.labelDimension)")
+            }
+        }
+    }
+
+    /// Opens every shard of `path`, for class vectors of `labelDimension` values (0: none;
+    /// pictures need only the pixels).
+    public init(resolving path: String, labelDimension: Int = 0) throws {
+        paths = try ShardPaths(resolving: path)
         var readers: [ShardReader] = [], starts: [Int] = [], total = 0
         for file in paths.files {
             let reader = try ShardReader(path: file)
-            guard reader.height == c.resolution, reader.width == c.resolution, reader.channels == c.channels else {
-                throw FileError(file, dataset: "images", "images are \(reader.height)×\(reader.width)×\(reader.channels) but the model takes "
-                                + "\(c.resolution)×\(c.resolution)×\(c.channels)")
-            }
-            guard c.labelDimension == 0 || reader.numClasses == c.labelDimension else {
-                throw FileError(file, "has \(reader.numClasses) classes but the model's label_dim is \(c.labelDimension)")
-            }
             readers.append(reader)
             starts.append(total)
             total += reader.count
@@ -40,7 +48,7 @@ public struct AttributionImages {
         self.readers = readers
         self.starts = starts
         count = total
-        labelDimension = c.labelDimension
+        self.labelDimension = labelDimension
     }
 
     /// What the set is, for the files' provenance: `{"manifest_sha256": …}` for a manifest,
@@ -84,10 +92,11 @@ public struct AttributionImages {
         return (images, labels)
     }
 
-    /// The uint8 pixels of image `index` (H·W·C), for pictures.
-    public func pixels(_ index: Int) throws -> [UInt8] {
+    /// The uint8 pixels of image `index` (H·W·C) and their height, width and channels, for pictures.
+    public func pixels(_ index: Int) throws -> (pixels: [UInt8], height: Int, width: Int, channels: Int) {
         precondition(index >= 0 && index < count, "AttributionImages: image outside the set")
         let s = starts.lastIndex { $0 <= index }!
-        return try readers[s].images(rows: (index - starts[s])..<(index - starts[s] + 1))
+        let reader = readers[s]
+        return (try reader.images(rows: (index - starts[s])..<(index - starts[s] + 1)), reader.height, reader.width, reader.channels)
     }
 }

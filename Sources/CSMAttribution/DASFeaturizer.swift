@@ -68,8 +68,10 @@ public struct DASFeaturizer: Sendable {
 
     /// φ (count × k) and w for `count` images (count·H·W·C values) with their class vectors
     /// (count·label_dim values; empty for an unconditional network) and the noise of each:
-    /// `noise(i, t)` gives image i's ε at level t. Images run in parallel.
-    public func features(images: [Float], classLabels: [Float], count: Int, noise: (Int, Int) -> [Float]) -> (features: [Float], weights: [Float]) {
+    /// `noise(i, t)` gives image i's ε at level t. Images run in parallel; `imageDone` is
+    /// called (from any thread) as each image's gradients are finished.
+    public func features(images: [Float], classLabels: [Float], count: Int, noise: (Int, Int) -> [Float],
+                         imageDone: (@Sendable () -> Void)? = nil) -> (features: [Float], weights: [Float]) {
         let size = imageSize, labels = network.configuration.labelDimension
         precondition(images.count == count * size && (labels == 0 || classLabels.count == count * labels),
                      "DASFeaturizer: \(count) images do not match the inputs")
@@ -85,6 +87,7 @@ public struct DASFeaturizer: Sendable {
                     let result = averagedGradient(image: Array(images[(i * size)..<((i + 1) * size)]), classLabels: label, noise: noises[i])
                     for j in 0..<d { rows[i * d + j] = result.gradient[j] }
                     w[i] = result.weight
+                    imageDone?()
                 }
             }
         }

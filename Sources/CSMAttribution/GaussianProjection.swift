@@ -2,9 +2,10 @@ import CSMDiffusion
 import CSMNumerics
 import Foundation
 
-/// A k × d Gaussian random projection P with entries N(0, 1/k), never stored: entry
-/// P[r, j] is value j of `GaussianStream(seed:, stream: r)` divided by √k, so P is a pure
-/// function of (seed, k, d). `project` generates P in column blocks and multiplies each
+/// A k × d Gaussian random projection P with entries N(0, 1/k), never stored: row r of P
+/// comes from the Philox-4×32 stream (seed, r) (counter-based, `Philox4x32`), whose block b
+/// gives entries 4b … 4b + 3 by a single-precision Box–Muller transform, divided by √k; P is
+/// a pure function of (seed, k, d). `project` generates P in column blocks and multiplies each
 /// block into the result as it goes; every output value is computed by the same products in
 /// the same order whatever the number of threads.
 public struct GaussianProjection: Sendable {
@@ -29,8 +30,43 @@ public struct GaussianProjection: Sendable {
 
     /// Entries P[row, columns], for tests and references.
     public func entries(row: Int, columns: Range<Int>) -> [Float] {
+        var out = [Float](repeating: 0, count: columns.count)
+        out.withUnsafeMutableBufferPointer { fill($0, row: row, from: columns.lowerBound) }
+        return out
+    }
+
+    /// Writes P[row, start ..< start + buffer.count] into `buffer`.
+    func fill(_ buffer: UnsafeMutableBufferPointer<Float>, row: Int, from start: Int) {
+        let generator = Philox4x32(seed: seed)
         let scale = 1 / Float(dimension).squareRoot()
-        return GaussianStream(seed: seed, stream: UInt64(row)).values(from: columns.lowerBound, count: columns.count).map { $0 * scale }
+        let end = start + buffer.count
+        var column = start - start % 4
+        while column < end {
+            let (a, b, c, d) = generator.block(UInt64(column / 4), UInt64(row))
+            let (v0, v1) = Self.boxMuller(a, b), (v2, v3) = Self.boxMuller(c, d)
+            if column >= start && column + 4 <= end {
+                buffer[column - start] = v0 * scale
+                buffer[column - start + 1] = v1 * scale
+                buffer[column - start + 2] = v2 * scale
+                buffer[column - start + 3] = v3 * scale
+            } else {
+                for (offset, value) in [v0, v1, v2, v3].enumerated() where column + offset >= start && column + offset < end {
+                    buffer[column + offset - start] = value * scale
+                }
+            }
+            column += 4
+        }
+    }
+
+    /// Two standard normal numbers from two 32-bit words (their top 24 bits: uniforms in
+    /// (0, 1] and [0, 1)), in single precision.
+    @inline(__always)
+    static func boxMuller(_ u: UInt32, _ v: UInt32) -> (Float, Float) {
+        let u1 = Float((u >> 8) + 1) * 0x1p-24
+        let u2 = Float(v >> 8) * 0x1p-24
+        let radius = (-2 * Foundation.log(u1)).squareRoot()
+        let angle = 2 * Float.pi * u2
+        return (radius * Foundation.cos(angle), radius * Foundation.sin(angle))
     }
 
     /// P·v for each of the `count` rows v of `rows` (count × d, row-major): count × k values.
@@ -40,7 +76,6 @@ public struct GaussianProjection: Sendable {
         var out = [Float](repeating: 0, count: count * k)
         guard count > 0 else { return out }
         let panels = (0..<((k + Self.panelRows - 1) / Self.panelRows)).map { p in (p * Self.panelRows)..<min(k, (p + 1) * Self.panelRows) }
-        let scale = 1 / Float(k).squareRoot()
         var block = [Float](repeating: 0, count: k * min(d, Self.blockColumns))
         rows.withUnsafeBufferPointer { input in
             out.withUnsafeMutableBufferPointer { output in
@@ -51,9 +86,7 @@ public struct GaussianProjection: Sendable {
                         // P[:, start ..< start + width], row-major with leading dimension `width`.
                         Parallel.forEach(panels.count) { p in
                             for r in panels[p] {
-                                let row = UnsafeMutableBufferPointer(rebasing: block[(r * width)..<((r + 1) * width)])
-                                GaussianStream(seed: seed, stream: UInt64(r)).fill(row, from: start)
-                                for j in row.indices { row[j] *= scale }
+                                fill(UnsafeMutableBufferPointer(rebasing: block[(r * width)..<((r + 1) * width)]), row: r, from: start)
                             }
                         }
                         // out[:, panel] += rows[:, block] · P[panel, block]ᵀ

@@ -44,46 +44,23 @@ public struct GaussianStream: Sendable {
 
     /// The first `count` values of the stream.
     public func values(_ count: Int) -> [Float] {
-        values(from: 0, count: count)
-    }
-
-    /// Values `start ..< start + count` of the stream: the same numbers `values(start + count)`
-    /// ends with. Block i of the generator gives values 4i … 4i + 3 (two Box–Muller pairs).
-    public func values(from start: Int, count: Int) -> [Float] {
-        precondition(start >= 0 && count >= 0, "GaussianStream: negative range")
         var out = [Float](repeating: 0, count: count)
-        out.withUnsafeMutableBufferPointer { fill($0, from: start) }
-        return out
-    }
-
-    /// Writes values `start ..< start + buffer.count` of the stream into `buffer`.
-    public func fill(_ buffer: UnsafeMutableBufferPointer<Float>, from start: Int) {
-        let end = start + buffer.count
-        var index = start - start % 4
-        while index < end {
-            let (a, b, c, d) = generator.block(UInt64(index / 4), stream)
-            let (v0, v1) = Self.boxMuller(a, b), (v2, v3) = Self.boxMuller(c, d)
-            if index >= start && index + 4 <= end {
-                buffer[index - start] = v0
-                buffer[index - start + 1] = v1
-                buffer[index - start + 2] = v2
-                buffer[index - start + 3] = v3
-            } else {
-                for (offset, value) in [v0, v1, v2, v3].enumerated() where index + offset >= start && index + offset < end {
-                    buffer[index + offset - start] = value
-                }
+        var block: UInt64 = 0
+        var index = 0
+        while index < count {
+            let (a, b, c, d) = generator.block(block, stream)
+            for (u, v) in [(a, b), (c, d)] where index < count {
+                // Uniforms in (0, 1] and [0, 1) with 32 bits each.
+                let u1 = (Double(u) + 1) / 4_294_967_296.0
+                let u2 = Double(v) / 4_294_967_296.0
+                let radius = (-2 * _log(u1)).squareRoot()
+                out[index] = Float(radius * _cos(2 * Double.pi * u2))
+                if index + 1 < count { out[index + 1] = Float(radius * _sin(2 * Double.pi * u2)) }
+                index += 2
             }
-            index += 4
+            block += 1
         }
-    }
-
-    /// Two standard normal numbers from two 32-bit words: uniforms in (0, 1] and [0, 1).
-    @inline(__always)
-    static func boxMuller(_ u: UInt32, _ v: UInt32) -> (Float, Float) {
-        let u1 = (Double(u) + 1) / 4_294_967_296.0
-        let u2 = Double(v) / 4_294_967_296.0
-        let radius = (-2 * _log(u1)).squareRoot()
-        return (Float(radius * _cos(2 * Double.pi * u2)), Float(radius * _sin(2 * Double.pi * u2)))
+        return out
     }
 }
 

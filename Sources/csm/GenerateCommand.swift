@@ -75,31 +75,6 @@ struct GenerateCommand: ParsableCommand {
         }
     }
 
-    /// (worker index, worker count) from the flags or the scheduler's environment. A Slurm
-    /// array task's index is its SLURM_ARRAY_TASK_ID, so a task resubmitted alone
-    /// (`sbatch --array=3`) is still worker 3; only --num-shards can say how many workers
-    /// there are then, since Slurm's SLURM_ARRAY_TASK_COUNT counts the resubmitted array.
-    func worker() throws -> (index: Int, count: Int) {
-        let env = ProcessInfo.processInfo.environment
-        var index = shardIndex, count = numShards
-        var source = "--shard-index"
-        if index == nil, let id = env["SLURM_ARRAY_TASK_ID"].flatMap(Int.init) {
-            index = id
-            source = "SLURM_ARRAY_TASK_ID"
-            if count == nil { count = env["SLURM_ARRAY_TASK_COUNT"].flatMap(Int.init) }
-        }
-        if index == nil, let id = env["JOB_COMPLETION_INDEX"].flatMap(Int.init) {
-            index = id
-            source = "JOB_COMPLETION_INDEX"
-        }
-        let n = count ?? 1, i = index ?? 0
-        guard n >= 1, i >= 0, i < n else {
-            throw ValidationError("worker \(i) (\(source)) of \(n) is out of range: the index must be below --num-shards"
-                                  + (numShards == nil ? "; pass --num-shards with the number of workers" : ""))
-        }
-        return (i, n)
-    }
-
     private func generate() throws {
         // One writer per output directory, from the start.
         let lock = try DirectoryLock(directory: out, command: "csm generate")
@@ -119,7 +94,7 @@ struct GenerateCommand: ParsableCommand {
         let classPairs = try ClassPair.parse(pairs, classNames: names, classCount: net.labelDimension)
         let plan = try GenerationPlan(pairs: classPairs, groupsPerPair: groupsPerPair, lambdas: lambdas, seed: seed, shardSize: shardSize)
         let settings = sampler.settings
-        let (workerIndex, workerCount) = try worker()
+        let (workerIndex, workerCount) = try resolveWorker(shardIndex: shardIndex, numShards: numShards)
 
         let config = GenerationConfig(
             generator: .init(model: (modelPath as NSString).lastPathComponent, modelSHA256: try FileHash.sha256(ofFile: modelPath),

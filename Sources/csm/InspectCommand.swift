@@ -31,7 +31,10 @@ struct InspectCommand: ParsableCommand {
             """)
 
     @Argument(help: "A manifest.json, a directory with one (or with .h5 shards), or one shard file.")
-    var path: String
+    var path: String?
+    @Option(help: ArgumentHelp("A csm-attributions/1 file from `csm attribute query`: --grid draws each query (the first --groups) "
+                               + "beside its top training images, scores underneath.", valueName: "file.h5"))
+    var attributions: String?
     @Flag(help: "Check SHA-256, schema, every chunk (Fletcher-32) and values; exit 1 on any problem.")
     var verify = false
     @Flag(help: "Print the summary (and verification) as JSON.")
@@ -52,6 +55,10 @@ struct InspectCommand: ParsableCommand {
 
     func validate() throws {
         guard groups >= 1 else { throw ValidationError("--groups must be at least 1") }
+        guard (path == nil) != (attributions == nil) else { throw ValidationError("give either a shard set or --attributions") }
+        guard attributions == nil || (grid != nil && plot == nil && !verify && !json) else {
+            throw ValidationError("--attributions draws --grid only")
+        }
         for file in [grid, plot].compactMap({ $0 }) where !file.lowercased().hasSuffix(".png") {
             throw ValidationError("\(file): pictures are written as PNG; give a .png file name")
         }
@@ -59,6 +66,10 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         do {
+            if let attributions, let grid {
+                try writeAttributionGrid(grid, attributions: attributions)
+                return
+            }
             try inspect()
         } catch let error as FileError {
             throw CLIError(error.description)
@@ -70,6 +81,7 @@ struct InspectCommand: ParsableCommand {
     }
 
     private func inspect() throws {
+        guard let path else { return }
         let collection = try ShardCollection(path: path)
         var report: VerificationReport?
         if verify {
@@ -103,7 +115,7 @@ struct InspectCommand: ParsableCommand {
     // MARK: Verification
 
     private func verificationText(_ report: VerificationReport, collection: ShardCollection) -> String {
-        var lines = ["verify \(path): \(report.shards) shard\(report.shards == 1 ? "" : "s"), \(report.samples) samples, "
+        var lines = ["verify \(path ?? ""): \(report.shards) shard\(report.shards == 1 ? "" : "s"), \(report.samples) samples, "
                      + "\(InspectText.bytes(report.bytes))"
                      + (collection.members.contains { $0.entry != nil } ? "; SHA-256 and counts against the manifest" : "")
                      + "; schema; every chunk through Fletcher-32; values"]
@@ -165,7 +177,7 @@ struct InspectCommand: ParsableCommand {
         let trajectories = try collection.trajectories(limit: groups, pairs: pairs)
         if trajectories.isEmpty {
             guard pairs == nil, summary.realSamples > 0 else {
-                throw CLIError("\(path): no trajectories\(pairs == nil ? "" : " of the pairs \(pair ?? "")") to draw")
+                throw CLIError("\(path ?? ""): no trajectories\(pairs == nil ? "" : " of the pairs \(pair ?? "")") to draw")
             }
             try writeRealGrid(file, collection: collection, names: names)
             return
@@ -208,7 +220,7 @@ struct InspectCommand: ParsableCommand {
     private func writeRealGrid(_ file: String, collection: ShardCollection, names: [String]) throws {
         let perClass = 8
         let examples = try collection.examples(perClass: perClass, classLimit: groups)
-        guard !examples.isEmpty else { throw CLIError("\(path): no samples to draw") }
+        guard !examples.isEmpty else { throw CLIError("\(path ?? ""): no samples to draw") }
         var images: [RasterImage] = []
         for row in examples {
             for column in 0..<perClass {
@@ -244,7 +256,7 @@ struct InspectCommand: ParsableCommand {
         func name(_ k: Int) -> String { k >= 0 && k < names.count ? names[k] : "\(k)" }
         let all = try collection.projections(pairs: pairs)
         guard !all.isEmpty else {
-            throw CLIError("\(path): no mixed samples with a λ̂\(pairs == nil ? "" : " of the pairs \(pair ?? "")") to plot")
+            throw CLIError("\(path ?? ""): no mixed samples with a λ̂\(pairs == nil ? "" : " of the pairs \(pair ?? "")") to plot")
         }
         let drawn = Array(all.prefix(Self.maximumPlotPairs))
         let data = PlotData(drawn)

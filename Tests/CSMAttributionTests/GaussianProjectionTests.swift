@@ -23,12 +23,13 @@ final class GaussianProjectionTests: XCTestCase {
         XCTAssertEqual(variance * Double(k), 1, accuracy: 0.02)
     }
 
-    func testGaussianStreamRangesMatchThePrefix() {
-        let stream = GaussianStream(seed: 99, stream: 5)
-        let prefix = stream.values(103)
-        for start in [0, 1, 2, 3, 4, 5, 50, 99] {
-            XCTAssertEqual(stream.values(from: start, count: 103 - start), Array(prefix[start...]), "start \(start)")
+    func testEntriesDoNotDependOnTheRangeAsked() {
+        let projection = GaussianProjection(dimension: 16, inputDimension: 200, seed: 5)
+        let row = projection.entries(row: 3, columns: 0..<200)
+        for start in [1, 2, 3, 4, 5, 50, 99] {
+            XCTAssertEqual(projection.entries(row: 3, columns: start..<150), Array(row[start..<150]), "start \(start)")
         }
+        XCTAssertNotEqual(row, projection.entries(row: 4, columns: 0..<200))
     }
 
     func testNoiseDependsOnRoleIndexAndLevel() {

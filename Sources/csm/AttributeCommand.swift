@@ -1,0 +1,242 @@
+import ArgumentParser
+import CSMAttribution
+import CSMFormats
+import CSMModels
+import Foundation
+
+/// `csm attribute`: which training images a sample draws on, by the Diffusion Attribution
+/// Score (DAS): gradients of the denoiser's mean output, compared through a damped kernel.
+struct AttributeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attribute",
+        abstract: "Attribute samples to training images with the Diffusion Attribution Score (DAS).",
+        discussion: """
+            First index the training set once (resumable, splittable like generate), then query it
+            with generated or real images:
+              csm attribute index --train data/real-train --out features.h5
+              csm attribute query --features features.h5 --query data/mixed --out attributions.h5
+              csm inspect --attributions attributions.h5 --grid attributions.png
+            """,
+        subcommands: [Index.self, Query.self])
+
+    /// Turns the library's file errors into one-line CLI errors.
+    static func oneLine(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let error as FileError {
+            throw CLIError(error.description)
+        }
+    }
+
+    /// The network and its file's name and SHA-256; refuses networks without gradients.
+    static func network(_ path: String?) throws -> (network: TrainableUNet, path: String, sha256: String) {
+        let modelPath = try path ?? DefaultFiles.locate(DefaultFiles.diffusionModel)
+        return (try TrainableUNet(path: modelPath), modelPath, try FileHash.sha256(ofFile: modelPath))
+    }
+}
+
+extension AttributeCommand {
+    struct Index: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compute the training features Φ and weights: a csm-attribution-features/1 HDF5 file.",
+            discussion: """
+                φ = P · (1/T) Σ_t g_t/‖g_t‖ with g_t = ∇_θ mean(D_θ(x + σ_t ε_t; σ_t, c)) at T noise
+                levels spread like the sampler's schedule (80 … 0.002, ρ = 7), ε_t seeded per image,
+                P a Gaussian projection generated from --proj-seed. Finished chunks of --batch images
+                are kept beside the output (.NAME.parts/), so a killed run resumes where it stopped;
+                workers given --shard-index/--num-shards share that folder, and the run that finds
+                every chunk finished writes the file.
+                """)
+
+        @Option(help: "edm-diffusion/1 model with a SongUNet (default: the Fashion-MNIST model).")
+        var model: String?
+        @Option(help: "Training shards: a directory, a manifest.json or one shard.")
+        var train: String
+        @Option(help: "Output features file (.h5).")
+        var out: String
+        @Option(name: .customLong("proj-dim"), help: "Projected dimension k (0: exact gradients, k = |θ|).")
+        var projDim: Int = 2048
+        @Option(name: .customLong("proj-seed"), help: "Seed of the projection.")
+        var projSeed: Int64 = 0
+        @Option(name: .customLong("noise-seed"), help: "Seed of the noise added to each image.")
+        var noiseSeed: Int64 = 0
+        @Option(help: "Number of noise levels T.")
+        var levels: Int = 10
+        @Option(help: "Per-training-image weight: error (denoising error) or none.")
+        var weight: AttributionWeighting = .error
+        @Option(help: "Images per chunk (projected and saved together).")
+        var batch: Int = 64
+        @Option(name: .customLong("shard-index"), help: "This worker's index (default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX).")
+        var shardIndex: Int?
+        @Option(name: .customLong("num-shards"), help: "Number of workers.")
+        var numShards: Int?
+
+        func validate() throws {
+            guard projDim >= 0 else { throw ValidationError("--proj-dim must be 0 or more") }
+            guard projSeed >= 0, noiseSeed >= 0 else { throw ValidationError("seeds must not be negative") }
+            guard levels >= 1 else { throw ValidationError("--levels must be at least 1") }
+            guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        }
+
+        func run() throws {
+            try AttributeCommand.oneLine(index)
+        }
+
+        private func index() throws {
+            let (network, modelPath, modelSHA) = try AttributeCommand.network(model)
+            let images = try AttributionImages(resolving: train, for: network)
+            guard images.count > 0 else { throw CLIError("\(train): holds no images") }
+            let settings = AttributionSettings(sigmas: AttributionSettings.noiseLevels(levels, for: network), noiseSeed: UInt64(noiseSeed),
+                                               projectionDimension: projDim, projectionSeed: UInt64(projSeed), weighting: weight)
+            let featurizer = DASFeaturizer(network: network, settings: settings)
+            let metadata = AttributionFeatures.Metadata(model: (modelPath as NSString).lastPathComponent, modelSHA256: modelSHA,
+                                                        trainData: try images.provenance(), settings: settings)
+            let job = FeatureIndexRun(out: out, metadata: metadata, count: images.count, dimension: featurizer.featureDimension,
+                                      chunkSize: batch)
+            guard try job.prepare() else {
+                printError("\(out) already holds these features (\(images.count) images); nothing to do")
+                return
+            }
+            let (workerIndex, workerCount) = try resolveWorker(shardIndex: shardIndex, numShards: numShards)
+            let mine = job.chunks(ofWorker: workerIndex, of: workerCount)
+            let todo = mine.filter { !job.isDone($0) }
+            let total = todo.reduce(0) { $0 + job.rows(ofChunk: $1).count }
+            printError("csm attribute index: \(images.count) images, |θ| = \(network.parameterCount), k = \(featurizer.featureDimension), "
+                       + "T = \(levels); worker \(workerIndex + 1)/\(workerCount): \(mine.count) chunks"
+                       + (mine.count > todo.count ? " (\(mine.count - todo.count) already done)" : ""))
+            let progress = ProgressReporter("indexing", total: total, unit: "images")
+            let counter = Counter()
+            let noise = AttributionNoise(seed: UInt64(noiseSeed))
+            let size = featurizer.imageSize
+            let started = Date()
+            for chunk in todo {
+                let rows = job.rows(ofChunk: chunk)
+                let batch = try images.batch(rows)
+                let result = featurizer.features(images: batch.images, classLabels: batch.classLabels, count: rows.count,
+                                                 noise: { i, t in noise.noise(.training, index: rows.lowerBound + i, level: t, count: size) },
+                                                 imageDone: { progress.update(counter.increment()) })
+                try job.writeChunk(chunk, features: result.features, weights: result.weights)
+            }
+            let seconds = Date().timeIntervalSince(started)
+            if total > 0 {
+                printError(String(format: "%d images in %.1f s: %.3f s per image, %.4f s per image × noise level", total, seconds,
+                                  seconds / Double(total), seconds / Double(total * levels)))
+            }
+            if job.isComplete {
+                try job.assemble(trainPath: URL(fileURLWithPath: train).standardizedFileURL.path, createdBy: "csm \(CSMVersion.string)")
+                printError("wrote \(out): \(images.count) × \(featurizer.featureDimension) features")
+            } else {
+                let left = (0..<job.chunkCount).filter { !job.isDone($0) }.count
+                printError("this worker is done; \(left) of \(job.chunkCount) chunks remain for other workers (the last to finish writes \(out))")
+            }
+        }
+    }
+}
+
+/// A thread-safe running count.
+final class Counter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+
+    /// Adds one and returns the new count.
+    func increment() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value
+    }
+}
+
+extension AttributionWeighting: ExpressibleByArgument {}
+
+extension AttributeCommand {
+    struct Query: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Score query images against indexed training features: a csm-attributions/1 HDF5 file.",
+            discussion: """
+                score(q, i) = φ_q (ΦᵀΦ + λI)⁻¹ φ_iᵀ · w_i, the query features made exactly as the
+                training features (same model, noise levels, projection; the noise drawn from the
+                query stream). The kernel inverse is computed once per damping and kept beside the
+                features as FEATURES.kernel.h5.
+                """)
+
+        @Option(help: "Features file from `csm attribute index`.")
+        var features: String
+        @Option(help: "Query shards (generated or real): a directory, a manifest.json or one shard.")
+        var query: String
+        @Option(help: "The model the features were made with (default: the Fashion-MNIST model).")
+        var model: String?
+        @Option(help: "Training images kept per query, best first.")
+        var top: Int = 10
+        @Option(help: "Damping λ of the kernel ΦᵀΦ + λI.")
+        var damping: Double = 0.01
+        @Option(help: "Query images per batch.")
+        var batch: Int = 64
+        @Option(help: "Output attributions file (.h5).")
+        var out: String
+
+        func validate() throws {
+            guard top >= 1 else { throw ValidationError("--top must be at least 1") }
+            guard damping >= 0 && damping.isFinite else { throw ValidationError("--damping must be 0 or more") }
+            guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        }
+
+        func run() throws {
+            try AttributeCommand.oneLine(attribute)
+        }
+
+        private func attribute() throws {
+            let index = try AttributionFeatures(path: features)
+            let (network, modelPath, modelSHA) = try AttributeCommand.network(model)
+            guard modelSHA == index.metadata.modelSHA256 else {
+                throw CLIError("\(modelPath): not the model \(features) was made with (\(index.metadata.model), SHA-256 differs); pass it with --model")
+            }
+            let featurizer = DASFeaturizer(network: network, settings: index.metadata.settings)
+            guard featurizer.featureDimension == index.dimension else {
+                throw CLIError("\(features): features have \(index.dimension) columns but the model gives \(featurizer.featureDimension)")
+            }
+            let queries = try AttributionImages(resolving: query, for: network)
+            let featuresSHA = try FileHash.sha256(ofFile: features)
+            let kernelPath = KernelFile.path(forFeatures: features)
+            let kernel: AttributionKernel
+            if let stored = try KernelFile.read(kernelPath, featuresSHA256: featuresSHA, damping: damping) {
+                kernel = stored
+            } else {
+                let started = Date()
+                do {
+                    kernel = try AttributionKernel(features: index.features, count: index.count, dimension: index.dimension, damping: damping)
+                } catch let error as AttributionKernel.NotPositiveDefinite {
+                    throw CLIError("\(features): \(error.description)")
+                }
+                try KernelFile.write(kernel, featuresSHA256: featuresSHA, to: kernelPath)
+                printError(String(format: "kernel inverse (%@, %d × %d) in %.1f s, kept in %@", kernel.form.rawValue, kernel.size, kernel.size,
+                                  Date().timeIntervalSince(started), kernelPath))
+            }
+            let progress = ProgressReporter("attributing", total: queries.count, unit: "images")
+            let counter = Counter()
+            let noise = AttributionNoise(seed: index.metadata.settings.noiseSeed)
+            let size = featurizer.imageSize, keep = min(top, index.count)
+            var trainIndex: [Int64] = [], scores: [Float] = []
+            for start in stride(from: 0, to: queries.count, by: batch) {
+                let rows = start..<min(queries.count, start + batch)
+                let images = try queries.batch(rows)
+                let phi = featurizer.features(images: images.images, classLabels: images.classLabels, count: rows.count,
+                                              noise: { i, t in noise.noise(.query, index: rows.lowerBound + i, level: t, count: size) },
+                                              imageDone: { progress.update(counter.increment()) }).features
+                let all = kernel.scores(queries: phi, queryCount: rows.count, features: index.features, count: index.count,
+                                        dimension: index.dimension, weights: index.weights)
+                for q in 0..<rows.count {
+                    let best = TopScores(all[(q * index.count)..<((q + 1) * index.count)], top: keep)
+                    trainIndex += best.indices.map { index.trainIndex[$0] }
+                    scores += best.scores.map { Float($0) }
+                }
+            }
+            let result = Attributions(queryIndex: (0..<queries.count).map(Int64.init), trainIndex: trainIndex, scores: scores, top: keep,
+                                      damping: damping, features: (features as NSString).lastPathComponent, featuresSHA256: featuresSHA,
+                                      trainData: index.metadata.trainData, queryData: try queries.provenance(), trainPath: index.trainPath,
+                                      queryPath: URL(fileURLWithPath: query).standardizedFileURL.path)
+            try result.write(to: out, createdBy: "csm \(CSMVersion.string)")
+            printError("wrote \(out): top \(keep) of \(index.count) training images for \(queries.count) queries")
+        }
+    }
+}

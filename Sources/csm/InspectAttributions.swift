@@ -1,0 +1,44 @@
+import CSMAttribution
+import CSMPictures
+import Foundation
+
+extension InspectCommand {
+    /// Training images per query on the attribution sheet at most.
+    static let maximumAttributionColumns = 8
+
+    /// The attribution sheet: one row per query (the first --groups), the query image then
+    /// its best training images, each captioned with its training index and score.
+    func writeAttributionGrid(_ file: String, attributions path: String) throws {
+        let result = try Attributions(path: path)
+        guard result.queryCount > 0 else { throw CLIError("\(path): holds no queries to draw") }
+        let train = try AttributionImages(resolving: result.trainPath)
+        let queries = try AttributionImages(resolving: result.queryPath)
+        let shown = min(result.top, Self.maximumAttributionColumns)
+        var images: [RasterImage] = [], captions: [String] = [], rowLabels: [String] = []
+        for q in 0..<min(groups, result.queryCount) {
+            let queryIndex = Int(result.queryIndex[q])
+            guard queryIndex >= 0 && queryIndex < queries.count else {
+                throw CLIError("\(path): query \(queryIndex) is not in \(result.queryPath) (\(queries.count) images)")
+            }
+            images.append(try raster(queries.pixels(queryIndex)))
+            captions.append("")
+            rowLabels.append("query \(queryIndex)")
+            for rank in 0..<shown {
+                let index = Int(result.trainIndex[q * result.top + rank])
+                guard index >= 0 && index < train.count else {
+                    throw CLIError("\(path): training index \(index) is not in \(result.trainPath) (\(train.count) images)")
+                }
+                images.append(try raster(train.pixels(index)))
+                captions.append("#\(index) " + String(format: "%.3g", result.scores[q * result.top + rank]))
+            }
+        }
+        let sheet = ContactSheet(images: images, columns: shown + 1, title: "DAS: query | best training images",
+                                 columnLabels: ["query"] + (1...shown).map { "top \($0)" }, rowLabels: rowLabels, captions: captions, scale: 3)
+        try sheet.writePNG(path: file)
+        print("wrote \(file): \(rowLabels.count) queries × top \(shown) training images")
+    }
+
+    private func raster(_ image: (pixels: [UInt8], height: Int, width: Int, channels: Int)) throws -> RasterImage {
+        try RasterImage(width: image.width, height: image.height, channels: image.channels, pixels: image.pixels)
+    }
+}
