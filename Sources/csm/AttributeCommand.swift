@@ -66,10 +66,7 @@ extension AttributeCommand {
         var weight: AttributionWeighting = .error
         @Option(help: "Images per chunk (projected and saved together).")
         var batch: Int = 64
-        @Option(name: .customLong("shard-index"), help: "This worker's index (default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX).")
-        var shardIndex: Int?
-        @Option(name: .customLong("num-shards"), help: "Number of workers.")
-        var numShards: Int?
+        @OptionGroup var workers: WorkerOptions
 
         func validate() throws {
             guard projDim >= 0 else { throw ValidationError("--proj-dim must be 0 or more") }
@@ -97,7 +94,7 @@ extension AttributeCommand {
                 printError("\(out) already holds these features (\(images.count) images); nothing to do")
                 return
             }
-            let (workerIndex, workerCount) = try resolveWorker(shardIndex: shardIndex, numShards: numShards)
+            let (workerIndex, workerCount) = try workers.resolve()
             let mine = job.chunks(ofWorker: workerIndex, of: workerCount)
             let todo = mine.filter { !job.isDone($0) }
             let total = todo.reduce(0) { $0 + job.rows(ofChunk: $1).count }

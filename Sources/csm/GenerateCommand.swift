@@ -54,10 +54,7 @@ struct GenerateCommand: ParsableCommand {
     var consistencyMargin: Double = 0.25
     @Option(name: .customLong("shard-size"), help: "Samples per shard file (rounded down to whole trajectories).")
     var shardSize: Int = 512
-    @Option(name: .customLong("shard-index"), help: "This worker's index (default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX).")
-    var shardIndex: Int?
-    @Option(name: .customLong("num-shards"), help: "Number of workers (default: SLURM_ARRAY_TASK_COUNT; give it when a task may be resubmitted alone).")
-    var numShards: Int?
+    @OptionGroup var workers: WorkerOptions
 
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
@@ -94,7 +91,7 @@ struct GenerateCommand: ParsableCommand {
         let classPairs = try ClassPair.parse(pairs, classNames: names, classCount: net.labelDimension)
         let plan = try GenerationPlan(pairs: classPairs, groupsPerPair: groupsPerPair, lambdas: lambdas, seed: seed, shardSize: shardSize)
         let settings = sampler.settings
-        let (workerIndex, workerCount) = try resolveWorker(shardIndex: shardIndex, numShards: numShards)
+        let (workerIndex, workerCount) = try workers.resolve()
 
         let config = GenerationConfig(
             generator: .init(model: (modelPath as NSString).lastPathComponent, modelSHA256: try FileHash.sha256(ofFile: modelPath),
