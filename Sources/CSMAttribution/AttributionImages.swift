@@ -92,6 +92,18 @@ public struct AttributionImages {
         return (images, labels)
     }
 
+    /// What image `index` shows, for pictures: its class name, or for a mixed sample
+    /// "a <- b λ=…" with λ on class a.
+    public func caption(_ index: Int) throws -> String {
+        precondition(index >= 0 && index < count, "AttributionImages: image outside the set")
+        let s = starts.lastIndex { $0 <= index }!
+        let reader = readers[s], row = (index - starts[s])..<(index - starts[s] + 1)
+        let columns = try reader.columns(rows: row), names = reader.metadata.classNames
+        let a = names[Int(columns.classA[0])]
+        guard reader.metadata.kind == .mixed, columns.classB[0] >= 0 else { return a }
+        return "\(a) <- \(names[Int(columns.classB[0])]) λ=" + String(format: "%.2f", columns.lambdaGen[0])
+    }
+
     /// The uint8 pixels of image `index` (H·W·C) and their height, width and channels, for pictures.
     public func pixels(_ index: Int) throws -> (pixels: [UInt8], height: Int, width: Int, channels: Int) {
         precondition(index >= 0 && index < count, "AttributionImages: image outside the set")

@@ -64,7 +64,7 @@ extension AttributeCommand {
         var levels: Int = 10
         @Option(help: "Per-training-image weight: error (denoising error) or none.")
         var weight: AttributionWeighting = .error
-        @Option(help: "Images per chunk (projected and saved together).")
+        @Option(help: "Images per chunk, projected and saved together (more spreads the cost of generating P; memory: --batch × |θ| × 4 bytes).")
         var batch: Int = 64
         @OptionGroup var workers: WorkerOptions
 

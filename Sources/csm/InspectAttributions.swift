@@ -6,8 +6,9 @@ extension InspectCommand {
     /// Training images per query on the attribution sheet at most.
     static let maximumAttributionColumns = 8
 
-    /// The attribution sheet: one row per query (the first --groups), the query image then
-    /// its best training images, each captioned with its training index and score.
+    /// The attribution sheet: one row per query (the first --groups), labelled with its index
+    /// and class (or class pair and λ), the query image then its best training images, each
+    /// captioned with its training index and score.
     func writeAttributionGrid(_ file: String, attributions path: String) throws {
         let result = try Attributions(path: path)
         guard result.queryCount > 0 else { throw CLIError("\(path): holds no queries to draw") }
@@ -22,7 +23,7 @@ extension InspectCommand {
             }
             images.append(try raster(queries.pixels(queryIndex)))
             captions.append("")
-            rowLabels.append("query \(queryIndex)")
+            rowLabels.append("\(queryIndex): " + (try queries.caption(queryIndex)))
             for rank in 0..<shown {
                 let index = Int(result.trainIndex[q * result.top + rank])
                 guard index >= 0 && index < train.count else {
