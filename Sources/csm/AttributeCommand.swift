@@ -28,7 +28,7 @@ struct AttributeCommand: ParsableCommand {
         }
     }
 
-    /// The network and its file's name and SHA-256; refuses networks without gradients.
+    /// The network (SongUNet or DhariwalUNet, with gradients) and its file's name and SHA-256.
     static func network(_ path: String?) throws -> (network: TrainableUNet, path: String, sha256: String) {
         let modelPath = try path ?? DefaultFiles.locate(DefaultFiles.diffusionModel)
         return (try TrainableUNet(path: modelPath), modelPath, try FileHash.sha256(ofFile: modelPath))
@@ -48,7 +48,7 @@ extension AttributeCommand {
                 every chunk finished writes the file.
                 """)
 
-        @Option(help: "edm-diffusion/1 model with a SongUNet (default: the Fashion-MNIST model).")
+        @Option(help: "edm-diffusion/1 model (default: the Fashion-MNIST model).")
         var model: String?
         @Option(help: "Training shards: a directory, a manifest.json or one shard.")
         var train: String

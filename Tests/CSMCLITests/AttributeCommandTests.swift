@@ -134,8 +134,9 @@ final class AttributeCommandTests: XCTestCase {
         try refused(index(small, dir + "/f.h5"), ["real-00000.h5", "8×8×1", "28×28×1"])
         let fewClasses = try writeReal("three", count: 2, classes: 3)
         try refused(index(fewClasses, dir + "/f.h5"), ["real-00000.h5", "label_dim is 10"])
-        let adm = packageRoot().appendingPathComponent("Tests/Fixtures/edm/adm-edm-32x3-fp16.safetensors").path
-        try refused(["attribute", "index", "--model", adm, "--train", train, "--out", dir + "/f.h5"], ["adm-edm-32x3-fp16", "SongUNet only"])
+        let classifier = packageRoot().appendingPathComponent("Datasets/fashion-mnist/fashion-mnist-resnet20.safetensors").path
+        try refused(["attribute", "index", "--model", classifier, "--train", train, "--out", dir + "/f.h5"],
+                    ["fashion-mnist-resnet20.safetensors", "edm-diffusion/1"])
         try refused(["attribute", "query", "--model", model, "--features", dir + "/none.h5", "--query", train, "--out", dir + "/a.h5"],
                     ["none.h5", "no such file"])
         try refused(["attribute", "query", "--model", model, "--features", train + "/real-00000.h5", "--query", train, "--out", dir + "/a.h5"],
