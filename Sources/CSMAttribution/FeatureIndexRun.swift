@@ -65,6 +65,8 @@ public struct FeatureIndexRun {
                 throw FileError(out, "holds features of another configuration (model, data, noise levels, seeds, projection or weight "
                                 + "differ); choose another --out or remove it")
             }
+            // Chunks left by a run stopped between writing the file and removing them.
+            try? FileManager.default.removeItem(atPath: partsDirectory)
             return false
         }
         let encoder = JSONEncoder()
