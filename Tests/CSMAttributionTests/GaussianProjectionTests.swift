@@ -1,5 +1,6 @@
 import CSMAttribution
 import CSMDiffusion
+import Foundation
 import XCTest
 
 /// The projection P·v against a slow product with P's entries, and the noise streams.
@@ -30,6 +31,30 @@ final class GaussianProjectionTests: XCTestCase {
             XCTAssertEqual(projection.entries(row: 3, columns: start..<150), Array(row[start..<150]), "start \(start)")
         }
         XCTAssertNotEqual(row, projection.entries(row: 4, columns: 0..<200))
+    }
+
+    /// Every entry is Box–Muller of its Philox block's words (computed here in float64),
+    /// for rows past 2³² too.
+    func testEntriesArePhiloxBoxMuller() {
+        let k = 9, seed: UInt64 = 0xDEAD_BEEF_1234
+        let projection = GaussianProjection(dimension: k, inputDimension: 1, seed: seed)
+        let generator = Philox4x32(seed: seed)
+        var worst = 0.0
+        for row in [0, 1, 5, 1 << 33] {
+            let got = projection.entries(row: row, columns: 0..<4000)
+            for block in 0..<1000 {
+                let (a, b, c, d) = generator.block(UInt64(block), UInt64(row))
+                for (pair, (u, v)) in [(a, b), (c, d)].enumerated() {
+                    let u1 = Double((u >> 8) + 1) / 16_777_216, angle = 2 * Double.pi * Double(v >> 8) / 16_777_216
+                    let radius = (-2 * Foundation.log(u1)).squareRoot()
+                    for (offset, expected) in [radius * Foundation.cos(angle), radius * Foundation.sin(angle)].enumerated() {
+                        let value = Double(got[4 * block + 2 * pair + offset]) * Double(k).squareRoot()
+                        worst = max(worst, abs(value - expected))
+                    }
+                }
+            }
+        }
+        XCTAssertLessThan(worst, 2e-5)
     }
 
     func testNoiseDependsOnRoleIndexAndLevel() {
