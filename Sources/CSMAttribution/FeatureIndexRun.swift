@@ -101,7 +101,9 @@ public struct FeatureIndexRun {
     /// Whether every chunk is finished.
     public var isComplete: Bool { (0..<chunkCount).allSatisfy(isDone) }
 
-    /// Writes the features file from the chunks and removes the parts folder.
+    /// Writes the features file from the chunks and removes the parts folder. Two workers
+    /// finishing together may both get here: whichever finds the other's finished file
+    /// (and its chunks gone) leaves it as it is.
     public func assemble(trainPath: String, createdBy: String) throws {
         let k = config.dimension
         var features = [Float](), weights = [Float]()
@@ -109,6 +111,7 @@ public struct FeatureIndexRun {
         for chunk in 0..<chunkCount {
             let rows = rows(ofChunk: chunk).count, path = chunkPath(chunk)
             guard let data = FileManager.default.contents(atPath: path), data.count == 4 * rows * (k + 1) else {
+                if FileManager.default.fileExists(atPath: out), (try? AttributionFeatures.readMetadata(path: out)) == config.metadata { return }
                 throw FileError(path, "is not a finished chunk of \(rows) rows × \(k) features; remove it and rerun")
             }
             let values = data.withUnsafeBytes { raw in
