@@ -12,7 +12,9 @@ and prints the machine, both images/s, GFLOP/s, peak memory and the ratio. Then 
 against a PyTorch DataLoader, `csm train` against tools/train_torch.py (ResNet-20,
 batch 128, without and with mixed samples: images/s and peak memory), and the CSM paper's
 network (EDM's 56 M-parameter DDPM++, random weights from tools/make_paper_model.py):
-image-evaluations/s, GFLOP/s and peak memory of csm and PyTorch.
+image-evaluations/s, GFLOP/s and peak memory of csm and PyTorch; last, attribution's
+per-sample gradients on the default model (`csm attribute index` against torch.func in
+tools/bench_das_torch.py): images x noise levels per second.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "Datasets", "fashion-mnist", "fashion-mnist-edm-vp32.safetensors")
@@ -83,7 +86,8 @@ def main() -> int:
     parser.add_argument("--train-steps", type=int, default=40, help="optimiser steps per training run")
     parser.add_argument("--paper-model", default=os.path.join(ROOT, "bench-out", "edm-cifar10-32x32-cond-vp.random.safetensors"),
                         help="the paper-scale network (made by tools/make_paper_model.py when missing)")
-    parser.add_argument("--only", choices=["sampling", "loader", "training", "paper"],
+    parser.add_argument("--das-images", type=int, default=16, help="training images for the attribution benchmark")
+    parser.add_argument("--only", choices=["sampling", "loader", "training", "paper", "attribution"],
                         help="run one part alone (e.g. --only training: csm train against tools/train_torch.py)")
     args = parser.parse_args()
 
@@ -97,7 +101,9 @@ def main() -> int:
         bench_training(args)
     if args.only in (None, "paper"):
         bench_paper(args)
-    if args.only in ("training", "paper"):
+    if args.only in (None, "attribution") and os.path.exists(args.train_real):
+        bench_attribution(args)
+    if args.only in ("training", "paper", "attribution"):
         print(f"load average after: {load_average()}")
     return 0
 
@@ -182,6 +188,56 @@ def bench_training(args) -> None:
         print(f"{'csm train, ' + name:<34}{s['images_per_second']:>10.1f}{s['peak_memory_mib']:>10.0f}")
         print(f"{'PyTorch ' + t['torch'] + ', ' + name:<34}{t['images_per_second']:>10.1f}{t['peak_memory_mib']:>10.0f}")
         print(f"ratio csm / PyTorch, {name}: {s['images_per_second'] / t['images_per_second']:.2f}x")
+
+
+def bench_attribution(args) -> None:
+    """Per-sample gradients of the default model, the cost of DAS indexing: csm attribute index
+    with exact gradients (--proj-dim 0, --weight none: gradients, their norms and the average;
+    its gradient stage from --profile, and the whole run with loading and writing) against
+    tools/bench_das_torch.py (torch.func vmap(grad), the same quantities, warm), images x noise
+    levels per second."""
+    levels, count = 10, args.das_images
+    out = os.path.join(ROOT, "bench-out")
+    subset = os.path.join(out, f"das-train{count}")
+    print(f"\nattribution: per-sample gradients of the default model (1.75 M parameters), {count} Fashion-MNIST training images "
+          f"x {levels} noise levels (2 threads)")
+    if not os.path.exists(os.path.join(subset, "manifest.json")):
+        total = json.load(open(os.path.join(args.train_real, "manifest.json")))
+        samples = sum(entry["count"] for entry in total["shards"])
+        split = subprocess.run([args.csm, "split", args.train_real, "--fraction", repr(count / samples), "--seed", "1", "--out", subset],
+                               capture_output=True, text=True)
+        if split.returncode != 0:
+            sys.exit(f"bench: csm split failed: {split.stderr.strip()[-400:]}")
+    features = os.path.join(out, "das-bench.h5")
+    for leftover in (features, features + ".kernel.h5"):
+        if os.path.exists(leftover):
+            os.remove(leftover)
+    started = time.perf_counter()
+    swift = subprocess.run(["/usr/bin/time", "-f", "%M", args.csm, "attribute", "index", "--train", subset, "--out", features,
+                            "--proj-dim", "0", "--weight", "none", "--levels", str(levels), "--batch", str(count), "--profile"],
+                           capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if swift.returncode != 0:
+        sys.exit(f"bench: csm attribute index failed: {swift.stderr.strip()[-400:]}")
+    lines = swift.stderr.strip().splitlines()
+    csm_peak = int(lines[-1]) / 1024
+    # The gradient stage's wall seconds, from --profile's table ("  das: gradients   2.962 s   1 calls").
+    stage = [line.split() for line in lines if line.strip().startswith("das: gradients")]
+    if not stage:
+        sys.exit("bench: csm attribute index --profile printed no gradient stage")
+    gradient_seconds = float(stage[0][2])
+    torch_run = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_das_torch.py"), "--images", str(count),
+                                "--levels", str(levels), "--batch", "8", "--threads", "2"], capture_output=True, text=True)
+    if torch_run.returncode != 0:
+        sys.exit(f"bench: tools/bench_das_torch.py failed: {torch_run.stderr.strip()[-400:]}")
+    t = json.loads(torch_run.stdout.strip().splitlines()[-1])
+    csm_rate = count * levels / gradient_seconds
+    print(f"{'':<40}{'grads/s':>10}{'peak MiB':>10}")
+    print(f"{'csm attribute index, gradient stage':<40}{csm_rate:>10.2f}{csm_peak:>10.0f}")
+    print(f"{'csm attribute index, whole run':<40}{count * levels / seconds:>10.2f}")
+    print(f"{'PyTorch ' + t['torch'] + ' torch.func':<40}{t['gradients_per_s']:>10.2f}{t['peak_rss_mib']:>10.0f}")
+    print(f"ratio csm / PyTorch: {csm_rate / t['gradients_per_s']:.2f}x (gradient stage), "
+          f"{count * levels / seconds / t['gradients_per_s']:.2f}x (whole run: loading, gradients, writing {count} exact feature rows)")
 
 
 def bench_paper(args) -> None:

@@ -70,8 +70,9 @@ public struct AttributionFeatures: Sendable {
                 try HDF5.writeString(root, "weight", s.weighting.rawValue, path)
                 try HDF5.writeString(root, "created_by", createdBy, path)
                 let chunkRows = max(1, (1 << 20) / (4 * max(1, dimension)))
+                // Gradient features are noise to deflate: chunked and checksummed, not compressed.
                 try HDF5.writeDataset(file, "features", features, dims: [count, dimension], type: .float32, chunkRows: chunkRows,
-                                      deflateLevel: 1, path)
+                                      deflateLevel: 0, path)
                 try HDF5.writeDataset(file, "train_index", trainIndex, dims: [count], type: .int64, chunkRows: 1 << 14, deflateLevel: 4, path)
                 try HDF5.writeDataset(file, "weight", weights, dims: [count], type: .float32, chunkRows: 1 << 14, deflateLevel: 4, path)
                 root.close()

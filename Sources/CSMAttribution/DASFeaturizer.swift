@@ -43,17 +43,14 @@ public struct DASFeaturizer: Sendable {
     public func averagedGradient(image: [Float], classLabels: [Float], noise: [[Float]]) -> (gradient: [Float], weight: Float) {
         let c = network.configuration
         precondition(image.count == imageSize && noise.count == settings.sigmas.count, "DASFeaturizer: image or noise does not match")
-        var sum = [Double](repeating: 0, count: network.parameterCount)
+        var sum = [Float](repeating: 0, count: network.parameterCount)
         var error = 0.0
         for (t, sigma) in settings.sigmas.enumerated() {
             let s = Float(sigma)
             let noisy = FeatureMap(count: 1, height: c.resolution, width: c.resolution, channels: c.channels,
                                    values: zip(image, noise[t]).map { $0 + s * $1 })
             let g = network.meanDenoiserGradient(noisy, sigma: s, classLabels: classLabels)
-            let norm = g.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
-            if norm > 0 {
-                for j in g.indices { sum[j] += Double(g[j]) / norm }
-            }
+            Self.addUnitVector(g, to: &sum)
             if settings.weighting == .error {
                 let d = network.denoise(noisy, sigma: [s], classLabels: classLabels).values
                 let mse = zip(d, image).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) } / Double(image.count)
@@ -63,7 +60,20 @@ public struct DASFeaturizer: Sendable {
         }
         let t = Double(settings.sigmas.count)
         let weight = settings.weighting == .error ? Float((error / t).squareRoot()) : 1
-        return (sum.map { Float($0 / t) }, weight)
+        return (sum.map { $0 / Float(t) }, weight)
+    }
+
+    /// sum += g/‖g‖₂ (nothing for a zero gradient); the norm in Double.
+    static func addUnitVector(_ g: [Float], to sum: inout [Float]) {
+        g.withUnsafeBufferPointer { gb in
+            sum.withUnsafeMutableBufferPointer { sb in
+                var squares = 0.0
+                for v in gb { squares += Double(v) * Double(v) }
+                guard squares > 0 else { return }
+                let scale = Float(1 / squares.squareRoot())
+                for j in 0..<gb.count { sb[j] += gb[j] * scale }
+            }
+        }
     }
 
     /// φ (count × k) and w for `count` images (count·H·W·C values) with their class vectors
@@ -79,6 +89,7 @@ public struct DASFeaturizer: Sendable {
         let noises = (0..<count).map { i in (0..<levels).map { noise(i, $0) } }
         var gradients = [Float](repeating: 0, count: count * d)
         var weights = [Float](repeating: 1, count: count)
+        Profiler.measure("das: gradients") {
         gradients.withUnsafeMutableBufferPointer { rows in
             weights.withUnsafeMutableBufferPointer { w in
                 let (rows, w) = (rows, w)
@@ -91,7 +102,8 @@ public struct DASFeaturizer: Sendable {
                 }
             }
         }
+        }
         guard let projection else { return (gradients, weights) }
-        return (projection.project(gradients, count: count), weights)
+        return (Profiler.measure("das: projection") { projection.project(gradients, count: count) }, weights)
     }
 }

@@ -93,8 +93,13 @@ public struct FeatureIndexRun {
     public func writeChunk(_ chunk: Int, features: [Float], weights: [Float]) throws {
         let rows = rows(ofChunk: chunk).count
         precondition(features.count == rows * config.dimension && weights.count == rows, "FeatureIndexRun: chunk of the wrong size")
-        var data = Data(capacity: 4 * (features.count + weights.count))
-        for value in features + weights { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+        // Little-endian float32 words, features then weights.
+        var data = Data(count: 4 * (features.count + weights.count))
+        data.withUnsafeMutableBytes { raw in
+            let words = raw.bindMemory(to: UInt32.self)
+            for (i, value) in features.enumerated() { words[i] = value.bitPattern.littleEndian }
+            for (i, value) in weights.enumerated() { words[features.count + i] = value.bitPattern.littleEndian }
+        }
         try AtomicFile.write(data, to: chunkPath(chunk))
     }
 

@@ -185,7 +185,12 @@ public struct EDMResidualBlock: Sendable {
     /// The intermediate maps are recomputed from x and emb.
     public func backward(_ dy: FeatureMap, input x: FeatureMap, emb: [Float])
         -> (dx: FeatureMap, dEmb: [Float], parameters: EDMResidualBlockGradients) {
-        let act = activations(x, emb)
+        backward(dy, input: x, emb: emb, activations: activations(x, emb))
+    }
+
+    /// The same, with the intermediate maps the forward kept (`activations(x, emb)`).
+    func backward(_ dy: FeatureMap, input x: FeatureMap, emb: [Float], activations act: Activations)
+        -> (dx: FeatureMap, dEmb: [Float], parameters: EDMResidualBlockGradients) {
         let n = x.count, c = outputChannels
         kernelPrecondition(dy.hasConsistentShape && dy.count == n && dy.height == act.output.height
                                && dy.width == act.output.width && dy.channels == c,

@@ -33,6 +33,8 @@ public struct EDMConvolution: Sendable {
     public let fused: Bool
     /// The convolution step with the padding this layer's order gives it (nil when k = 0).
     let convolution: DirectConvolution?
+    /// The filters of its input gradient, where it uses them (see `DirectConvolution`).
+    let transposedWeight: [Float]?
 
     public init(weight: [Float], bias: [Float]?, inputChannels: Int, outputChannels: Int, kernel: Int,
                 up: Bool = false, down: Bool = false, filter: ResampleFilter = ResampleFilter([1, 1]), fused: Bool = false) {
@@ -55,10 +57,12 @@ public struct EDMConvolution: Sendable {
         self.filter = filter
         self.fused = fused
         let padding = fused && up ? 0 : fused && down ? kernel / 2 + filter.padding : kernel / 2
-        convolution = kernel > 0
+        let convolution = kernel > 0
             ? DirectConvolution(inputChannels: inputChannels, outputChannels: outputChannels, kernel: kernel, padding: padding,
                                 hasBias: bias != nil)
             : nil
+        self.convolution = convolution
+        transposedWeight = convolution?.transposedFlippedIfUsed(weight)
     }
 
     /// The convolution's own padding, k / 2.
@@ -93,7 +97,7 @@ public struct EDMConvolution: Sendable {
             // y = conv(u, padding 0), u = up(x, padding p).
             let p = weightPadding + fPad
             let u = filter.up(x, padding: p)
-            let du = c.inputGradient(dy, weight: weight, height: u.height, width: u.width)
+            let du = c.inputGradient(dy, weight: weight, transposedWeight: transposedWeight, height: u.height, width: u.width)
             let dx = filter.upBackward(du, inputHeight: x.height, inputWidth: x.width, padding: p)
             let gradients = c.weightGradient(u, dy)
             return (dx, gradients.weight, gradients.bias)
@@ -104,7 +108,7 @@ public struct EDMConvolution: Sendable {
             let hh = Convolution.outputSize(x.height, kernel: kernel, stride: 1, padding: p)
             let hw = Convolution.outputSize(x.width, kernel: kernel, stride: 1, padding: p)
             let dh = filter.downBackward(dy, inputHeight: hh, inputWidth: hw, padding: 0)
-            let dx = c.inputGradient(dh, weight: weight, height: x.height, width: x.width)
+            let dx = c.inputGradient(dh, weight: weight, transposedWeight: transposedWeight, height: x.height, width: x.width)
             let gradients = c.weightGradient(x, dh)
             return (dx, gradients.weight, gradients.bias)
         }
@@ -113,7 +117,7 @@ public struct EDMConvolution: Sendable {
         var dWeight: [Float]?, dBias: [Float]?
         if let c = convolution {
             let r = resample(x)
-            dr = c.inputGradient(dy, weight: weight, height: r.height, width: r.width)
+            dr = c.inputGradient(dy, weight: weight, transposedWeight: transposedWeight, height: r.height, width: r.width)
             (dWeight, dBias) = c.weightGradient(r, dy)
         }
         let dx: FeatureMap

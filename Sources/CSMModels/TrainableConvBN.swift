@@ -76,13 +76,14 @@ final class TrainableConvBN {
         add(sums.beta, to: beta)
         let h = input[0].height, w = input[0].width
         let weightValue = weight.value, gammaValue = gamma.value
+        let transposedWeight = needInput ? convolution.transposedFlippedIfUsed(weightValue) : nil
         let results = BatchChunks.map(dy.count) { i -> ([Float], FeatureMap?) in
             let g = Profiler.measure("bn-backward") {
                 BatchNorm.inputGradient(dy[i], x: convolved[i], reluOutput: reluOutput?[i], gamma: gammaValue, statistics: statistics, sums: sums)
             }
             let dw = Profiler.measure("conv-dw") { convolution.weightGradient(input[i], g).weight }
             guard needInput else { return (dw, nil) }
-            return (dw, Profiler.measure("conv-dx") { convolution.inputGradient(g, weight: weightValue, height: h, width: w) })
+            return (dw, Profiler.measure("conv-dx") { convolution.inputGradient(g, weight: weightValue, transposedWeight: transposedWeight, height: h, width: w) })
         }
         add(BatchChunks.sum(results.map(\.0)), to: weight)
         input = []

@@ -351,10 +351,13 @@ public struct TrainableUNet: Sendable {
         return EmbeddingActivations(e0: e, labels: labels, z0: z0, h0: h0, z1: z1, emb: z1.map(VectorMath.silu))
     }
 
-    /// What the backward pass needs of one forward pass: every step's input.
+    /// What the backward pass needs of one forward pass: every step's input, and every
+    /// block's intermediate maps (by step index), so that its backward need not recompute them.
     struct Tape {
         var embedding: EmbeddingActivations
         var encoderInputs: [FeatureMap] = []
+        var encoderBlocks: [Int: EDMResidualBlock.Activations] = [:]
+        var decoderBlocks: [Int: EDMResidualBlock.Activations] = [:]
         /// Per decoder step: its input (a block's after the concatenation; nil for an auxUp without output).
         var decoderInputs: [FeatureMap?] = []
         /// Per decoder step: whether a block concatenated a skip, or an auxConv added a previous output.
@@ -375,7 +378,7 @@ public struct TrainableUNet: Sendable {
         var x = input
         var aux = input
         var skips: [FeatureMap] = []
-        for step in encoder {
+        for (index, step) in encoder.enumerated() {
             switch step {
             case .auxDown(let conv):
                 if record { tape.encoderInputs.append(aux) }
@@ -394,15 +397,21 @@ public struct TrainableUNet: Sendable {
                 x = conv.forward(x)
                 skips.append(x)
             case .block(_, let block):
-                if record { tape.encoderInputs.append(x) }
-                x = block.forward(x, emb.emb)
+                if record {
+                    tape.encoderInputs.append(x)
+                    let activations = block.activations(x, emb.emb)
+                    tape.encoderBlocks[index] = activations
+                    x = activations.output
+                } else {
+                    x = block.forward(x, emb.emb)
+                }
                 skips.append(x)
             }
         }
 
         var output: FeatureMap?
         var tmp: FeatureMap?
-        for step in decoder {
+        for (index, step) in decoder.enumerated() {
             switch step {
             case .auxUp(let conv):
                 if record { tape.decoderInputs.append(output); tape.decoderFlags.append(false) }
@@ -419,8 +428,15 @@ public struct TrainableUNet: Sendable {
             case .block(_, let block):
                 let concatenate = x.channels != block.inputChannels
                 if concatenate { x = x.concatenatingChannels(skips.removeLast()) }
-                if record { tape.decoderInputs.append(x); tape.decoderFlags.append(concatenate) }
-                x = block.forward(x, emb.emb)
+                if record {
+                    tape.decoderInputs.append(x)
+                    tape.decoderFlags.append(concatenate)
+                    let activations = block.activations(x, emb.emb)
+                    tape.decoderBlocks[index] = activations
+                    x = activations.output
+                } else {
+                    x = block.forward(x, emb.emb)
+                }
             }
         }
         tape.output = output ?? x
@@ -559,7 +575,7 @@ public struct TrainableUNet: Sendable {
                 }
             case .block(let name, let block):
                 let input = tape.decoderInputs[i]!
-let r = block.backward(dx!, input: input, emb: emb)
+                let r = block.backward(dx!, input: input, emb: emb, activations: tape.decoderBlocks[i]!)
                 addBlock(name, block, r.parameters)
                 for j in dEmb.indices { dEmb[j] += r.dEmb[j] }
                 if let s = blockSkip[i] {
@@ -603,7 +619,7 @@ let r = block.backward(dx!, input: input, emb: emb)
             case .block(let name, let block):
                 slot -= 1
                 if let d = dSkips[slot] { accumulate(&dx, d); dSkips[slot] = nil }
-                let r = block.backward(dx!, input: input, emb: emb)
+                let r = block.backward(dx!, input: input, emb: emb, activations: tape.encoderBlocks[i]!)
                 addBlock(name, block, r.parameters)
                 for j in dEmb.indices { dEmb[j] += r.dEmb[j] }
                 dx = r.dx
@@ -655,7 +671,7 @@ let r = block.backward(dx!, input: input, emb: emb)
         for (i, name) in parameterNames.enumerated() {
             guard let g = gradients[name] else { continue }
             kernelPrecondition(g.count == parameterOffsets[i + 1] - parameterOffsets[i], "TrainableUNet: gradient of \(name) has \(g.count) values")
-            for j in g.indices { result[parameterOffsets[i] + j] = g[j] }
+            result.replaceSubrange(parameterOffsets[i]..<parameterOffsets[i + 1], with: g)
         }
         return result
     }

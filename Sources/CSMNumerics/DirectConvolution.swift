@@ -56,18 +56,20 @@ public struct DirectConvolution: Sendable {
         return y
     }
 
-    /// dL/dx for the output gradient `dy`, x of `height` × `width`.
-    public func inputGradient(_ dy: FeatureMap, weight: [Float], height: Int, width: Int) -> FeatureMap {
+    /// dL/dx for the output gradient `dy`, x of `height` × `width`. A size-preserving layer
+    /// uses `transposedWeight` (`transposedFlippedIfUsed(weight)`, for callers that run many chunks
+    /// with the same weights) or makes it from `weight`.
+    public func inputGradient(_ dy: FeatureMap, weight: [Float], transposedWeight: [Float]? = nil, height: Int, width: Int) -> FeatureMap {
         kernelPrecondition(dy.channels == outputChannels && dy.hasConsistentShape
                            && dy.height == Convolution.outputSize(height, kernel: kernel, stride: stride, padding: padding)
                            && dy.width == Convolution.outputSize(width, kernel: kernel, stride: stride, padding: padding),
                            "convolution gradient: output gradient shape does not match the input shape")
-        kernelPrecondition(weight.count == outputChannels * inputChannels * kernel * kernel, "convolution gradient: weights do not match the layer")
+        kernelPrecondition(weight.count == outputChannels * inputChannels * kernel * kernel
+                           && (transposedWeight?.count ?? weight.count) == weight.count, "convolution gradient: weights do not match the layer")
         if preservesSize {
             let transposed = DirectConvolution(inputChannels: outputChannels, outputChannels: inputChannels, kernel: kernel,
                                                padding: kernel - 1 - padding, hasBias: false)
-            return transposed.forward(dy, weight: Self.transposedFlipped(weight, outputChannels: outputChannels, inputChannels: inputChannels,
-                                                                         kernel: kernel))
+            return transposed.forward(dy, weight: transposedWeight ?? transposedFlipped(weight))
         }
         var dx = FeatureMap(uninitializedCount: dy.count, height: height, width: width, channels: inputChannels)
         guard dy.count > 0 else { return dx }
@@ -110,9 +112,14 @@ public struct DirectConvolution: Sendable {
     }
 
     /// w′[ci, co, ky, kx] = w[co, ci, k−1−ky, k−1−kx]: the filters of the input gradient of a
-    /// size-preserving stride-1 convolution.
-    static func transposedFlipped(_ weight: [Float], outputChannels cout: Int, inputChannels cin: Int, kernel k: Int) -> [Float] {
-        let taps = k * k
+    /// size-preserving stride-1 convolution (nil for other layers, which do not use them).
+    public func transposedFlippedIfUsed(_ weight: [Float]) -> [Float]? {
+        preservesSize ? transposedFlipped(weight) : nil
+    }
+
+    func transposedFlipped(_ weight: [Float]) -> [Float] {
+        kernelPrecondition(weight.count == outputChannels * inputChannels * kernel * kernel, "convolution: weights do not match the layer")
+        let cout = outputChannels, cin = inputChannels, taps = kernel * kernel
         return [Float](unsafeUninitializedCapacity: weight.count) { out, initialized in
             for co in 0..<cout {
                 for ci in 0..<cin {

@@ -40,8 +40,8 @@ extension HDF5 {
     // MARK: Datasets
 
     /// Writes `values` as dataset `name` of shape `dims`. With `chunkRows` > 0 (and rows to
-    /// chunk) the dataset is chunked along its first axis with shuffle, deflate at
-    /// `deflateLevel` and Fletcher-32; otherwise it is contiguous.
+    /// chunk) the dataset is chunked along its first axis with Fletcher-32, and with shuffle
+    /// and deflate at `deflateLevel` when that is above 0; otherwise it is contiguous.
     package static func writeDataset<T>(_ file: HDF5Handle, _ name: String, _ values: [T], dims: [Int], type: ShardElementType,
                                         chunkRows: Int, deflateLevel: Int, _ path: String) throws {
         precondition(MemoryLayout<T>.size == type.size && values.count == dims.reduce(1, *), "HDF5.writeDataset: \(name) does not match its shape")
@@ -53,8 +53,10 @@ extension HDF5 {
         if chunkRows > 0, let rows = dims.first, rows > 0 {
             let chunk = ([min(rows, chunkRows)] + dims.dropFirst()).map { hsize_t($0) }
             try check(H5Pset_chunk(properties.id, Int32(chunk.count), chunk), path, dataset: name, "cannot set chunking")
-            try check(H5Pset_shuffle(properties.id), path, dataset: name, "cannot add the shuffle filter")
-            try check(H5Pset_deflate(properties.id, UInt32(deflateLevel)), path, dataset: name, "cannot add the deflate filter")
+            if deflateLevel > 0 {
+                try check(H5Pset_shuffle(properties.id), path, dataset: name, "cannot add the shuffle filter")
+                try check(H5Pset_deflate(properties.id, UInt32(deflateLevel)), path, dataset: name, "cannot add the deflate filter")
+            }
             try check(H5Pset_fletcher32(properties.id), path, dataset: name, "cannot add the Fletcher-32 filter")
         }
         let id = try handle(H5Dcreate2(file.id, name, type.fileType, space.id, HDF5.defaultList, properties.id, HDF5.defaultList),

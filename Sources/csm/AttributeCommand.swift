@@ -1,6 +1,7 @@
 import ArgumentParser
 import CSMAttribution
 import CSMFormats
+import CSMNumerics
 import CSMModels
 import Foundation
 
@@ -67,6 +68,8 @@ extension AttributeCommand {
         @Option(help: "Images per chunk, projected and saved together (more spreads the cost of generating P; memory: --batch × |θ| × 4 bytes).")
         var batch: Int = 64
         @OptionGroup var workers: WorkerOptions
+        @Flag(help: "Print where the time went at the end: the stages (das: gradients, projection, writing; wall seconds) and the kernels (CPU seconds summed over threads).")
+        var profile = false
 
         func validate() throws {
             guard projDim >= 0 else { throw ValidationError("--proj-dim must be 0 or more") }
@@ -76,7 +79,9 @@ extension AttributeCommand {
         }
 
         func run() throws {
+            Profiler.enabled = Profiler.enabled || profile
             try AttributeCommand.oneLine(index)
+            if profile { printProfile() }
         }
 
         private func index() throws {
@@ -112,7 +117,7 @@ extension AttributeCommand {
                 let result = featurizer.features(images: batch.images, classLabels: batch.classLabels, count: rows.count,
                                                  noise: { i, t in noise.noise(.training, index: rows.lowerBound + i, level: t, count: size) },
                                                  imageDone: { progress.update(counter.increment()) })
-                try job.writeChunk(chunk, features: result.features, weights: result.weights)
+                try Profiler.measure("das: writing") { try job.writeChunk(chunk, features: result.features, weights: result.weights) }
             }
             let seconds = Date().timeIntervalSince(started)
             if total > 0 {

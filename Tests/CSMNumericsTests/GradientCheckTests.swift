@@ -88,6 +88,9 @@ final class GradientCheckTests: XCTestCase {
             assertGradient(forward.values, reference, tolerance: 1e-5, "forward \(label)")
 
             let dx = convolution.inputGradient(dy, weight: weight, height: h, width: w).values
+            // The same with the input gradient's filters made once by the caller.
+            XCTAssertEqual(convolution.inputGradient(dy, weight: weight, transposedWeight: convolution.transposedFlippedIfUsed(weight),
+                                                     height: h, width: w).values, dx, label)
             assertGradient(dx, numericGradient(x) { xs in
                 dot(r, referenceConvolution(xs, n: n, h: h, w: w, cin: cin, weight: wd, bias: bd, cout: cout, k: k, stride: stride, padding: padding))
             }, "input gradient \(label)")
