@@ -50,6 +50,7 @@ public final class BFloat16Filters: @unchecked Sendable {
     /// conv(x) + bias with `stride` and zero `padding`, on the calling thread.
     public func apply(_ x: FeatureMap, stride: Int, padding: Int) -> FeatureMap {
         kernelPrecondition(x.channels == inputChannels && x.hasConsistentShape, "convolution: \(x.channels) input channels, weights expect \(inputChannels)")
+        kernelPrecondition(x.height + 2 * padding >= kernel && x.width + 2 * padding >= kernel, "convolution: input smaller than the kernel")
         let oh = Convolution.outputSize(x.height, kernel: kernel, stride: stride, padding: padding)
         let ow = Convolution.outputSize(x.width, kernel: kernel, stride: stride, padding: padding)
         var y = FeatureMap(uninitializedCount: x.count, height: oh, width: ow, channels: outputChannels)

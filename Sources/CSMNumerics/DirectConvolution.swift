@@ -36,6 +36,7 @@ public struct DirectConvolution: Sendable {
                            "convolution: \(x.channels) input channels, the layer takes \(inputChannels)")
         kernelPrecondition(weight.count == outputChannels * inputChannels * kernel * kernel && (bias?.count ?? outputChannels) == outputChannels
                            && (bias != nil) == hasBias, "convolution: weights or bias do not match \(inputChannels)→\(outputChannels), kernel \(kernel)")
+        kernelPrecondition(x.height + 2 * padding >= kernel && x.width + 2 * padding >= kernel, "convolution: input smaller than the kernel")
         let oh = Convolution.outputSize(x.height, kernel: kernel, stride: stride, padding: padding)
         let ow = Convolution.outputSize(x.width, kernel: kernel, stride: stride, padding: padding)
         var y = FeatureMap(uninitializedCount: x.count, height: oh, width: ow, channels: outputChannels)
