@@ -4,10 +4,10 @@ import CDNNLKernels
 public enum Precision: String, Sendable, CaseIterable {
     /// Single precision throughout: the default, and what the reference fixtures check.
     case fp32
-    /// The matrix products of convolutions in bfloat16: weights stored and inputs rounded
-    /// to bf16, sums accumulated and results kept in fp32, everything else (normalisation,
-    /// activations, the sampler's state) in fp32 as before. On CPUs with AMX or AVX512-BF16
-    /// the products run on oneDNN's bf16 kernels.
+    /// Convolutions in bfloat16: filters stored and inputs rounded to bf16, sums accumulated
+    /// and results kept in fp32, everything else (normalisation, activations, attention's
+    /// softmax products, the sampler's state) in fp32 as before. On CPUs with AMX or
+    /// AVX512-BF16 the convolutions run on oneDNN's bf16 kernels (`BFloat16Filters`).
     case bf16
 }
 

@@ -47,8 +47,8 @@ public struct ConvolutionWeights: Sendable {
 }
 
 /// 2-D convolution with any stride and zero padding on NHWC maps, by im2col + GEMM
-/// (1×1 stride-1 convolutions are a single GEMM). Wide 3×3 stride-1 layers go through
-/// `Winograd` instead.
+/// (1×1 stride-1 convolutions are a single GEMM); at bf16 precision by oneDNN's direct
+/// kernels (`BFloat16Filters`). Wide 3×3 stride-1 fp32 layers go through `Winograd` instead.
 public enum Convolution {
     /// Output side length for an input side of `size`, PyTorch's rule:
     /// ⌊(size + 2·padding − kernel) / stride⌋ + 1.

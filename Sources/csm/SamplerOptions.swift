@@ -44,7 +44,7 @@ struct SamplerOptions: ParsableArguments {
     /// Tells the user when `--precision bf16` will run on oneDNN's slow reference kernels.
     func warnAboutPrecision() {
         if precision == .bf16 && !BFloat16Filters.isNative {
-            printError("warning: --precision bf16: this CPU has neither AMX-BF16 nor AVX512-BF16; the bf16 products run on oneDNN's slow reference kernels (fp32 is faster here)")
+            printError("warning: --precision bf16: this CPU has neither AMX-BF16 nor AVX512-BF16; the bf16 convolutions run on oneDNN's slow reference kernels (fp32 is faster here)")
         }
     }
 
