@@ -67,45 +67,41 @@ static dnnl_status_t finish_stage(stage *st, dnnl_primitive_desc_t pd, dnnl_quer
     return s;
 }
 
-static dnnl_status_t make_forward(csm_convolution *c) {
+// Makes stage `which` (0 forward, 1 input gradient, 2 weight gradient), its weight layout
+// left to oneDNN. The forward's descriptor is kept: the backward stages are made from it.
+static dnnl_status_t make_stage(csm_convolution *c, int which) {
     dnnl_status_t s;
     dnnl_engine_t engine = csm_dnnl_engine(&s);
     if (!engine) return s;
     dnnl_dims_t weight_dims = {c->out_channels, c->in_channels, c->kernel, c->kernel};
     dnnl_dims_t strides = {c->stride, c->stride}, padding = {c->padding, c->padding};
-    dnnl_memory_desc_t any_weights;
-    dnnl_convolution_desc_t description;
-    dnnl_primitive_attr_t attributes;
-    if ((s = dnnl_memory_desc_init_by_tag(&any_weights, 4, weight_dims, dnnl_f32, dnnl_format_tag_any))) return s;
-    if ((s = dnnl_convolution_forward_desc_init(&description, dnnl_forward_training, dnnl_convolution_direct, &c->source, &any_weights,
-                                                c->bias ? &c->plain_bias : NULL, &c->destination, strides, padding, padding))) return s;
-    if ((s = csm_dnnl_user_scratch_attributes(&attributes))) return s;
-    s = dnnl_primitive_desc_create(&c->forward_descriptor, &description, attributes, engine, NULL);
-    dnnl_primitive_attr_destroy(attributes);
-    return s ? s : finish_stage(&c->forward, c->forward_descriptor, dnnl_query_weights_md, 0, &c->plain_weights);
-}
-
-static dnnl_status_t make_backward(csm_convolution *c, int weights) {
-    dnnl_status_t s;
-    dnnl_engine_t engine = csm_dnnl_engine(&s);
-    if (!engine) return s;
-    dnnl_dims_t weight_dims = {c->out_channels, c->in_channels, c->kernel, c->kernel};
-    dnnl_dims_t strides = {c->stride, c->stride}, padding = {c->padding, c->padding};
+    const dnnl_memory_desc_t *bias = c->bias ? &c->plain_bias : NULL;
     dnnl_memory_desc_t any_weights;
     dnnl_convolution_desc_t description;
     dnnl_primitive_attr_t attributes;
     dnnl_primitive_desc_t pd = NULL;
     if ((s = dnnl_memory_desc_init_by_tag(&any_weights, 4, weight_dims, dnnl_f32, dnnl_format_tag_any))) return s;
-    s = weights ? dnnl_convolution_backward_weights_desc_init(&description, dnnl_convolution_direct, &c->source, &any_weights,
-                                                              c->bias ? &c->plain_bias : NULL, &c->destination, strides, padding, padding)
-                : dnnl_convolution_backward_data_desc_init(&description, dnnl_convolution_direct, &c->source, &any_weights,
-                                                           &c->destination, strides, padding, padding);
+    if (which == 0) {
+        s = dnnl_convolution_forward_desc_init(&description, dnnl_forward_training, dnnl_convolution_direct, &c->source, &any_weights,
+                                               bias, &c->destination, strides, padding, padding);
+    } else if (which == 1) {
+        s = dnnl_convolution_backward_data_desc_init(&description, dnnl_convolution_direct, &c->source, &any_weights, &c->destination,
+                                                     strides, padding, padding);
+    } else {
+        s = dnnl_convolution_backward_weights_desc_init(&description, dnnl_convolution_direct, &c->source, &any_weights, bias,
+                                                        &c->destination, strides, padding, padding);
+    }
     if (s || (s = csm_dnnl_user_scratch_attributes(&attributes))) return s;
-    s = dnnl_primitive_desc_create(&pd, &description, attributes, engine, c->forward_descriptor);
+    s = dnnl_primitive_desc_create(&pd, &description, attributes, engine, which == 0 ? NULL : c->forward_descriptor);
     dnnl_primitive_attr_destroy(attributes);
-    if (!s) s = weights ? finish_stage(&c->weight_gradient, pd, dnnl_query_diff_weights_md, 1, &c->plain_weights)
-                        : finish_stage(&c->input_gradient, pd, dnnl_query_weights_md, 0, &c->plain_weights);
-    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (s) return s;
+    stage *st = which == 0 ? &c->forward : which == 1 ? &c->input_gradient : &c->weight_gradient;
+    s = finish_stage(st, pd, which == 2 ? dnnl_query_diff_weights_md : dnnl_query_weights_md, which == 2, &c->plain_weights);
+    if (which == 0) {
+        c->forward_descriptor = pd;
+    } else {
+        dnnl_primitive_desc_destroy(pd);
+    }
     return s;
 }
 
@@ -128,7 +124,7 @@ const csm_convolution *csm_convolution_get(long count, long height, long width, 
             && !(s = dnnl_memory_desc_init_by_tag(&c->destination, 4, destination_dims, dnnl_f32, dnnl_nhwc))
             && !(s = dnnl_memory_desc_init_by_tag(&c->plain_weights, 4, weight_dims, dnnl_f32, dnnl_oihw))
             && !(s = dnnl_memory_desc_init_by_tag(&c->plain_bias, 1, bias_dims, dnnl_f32, dnnl_a)))
-            s = make_forward(c);
+            s = make_stage(c, 0);
         c->forward.made = 1;
         c->forward.status = s;
         c->next = convolutions;
@@ -151,7 +147,7 @@ static const stage *stage_for(const csm_convolution *cc, int which, dnnl_status_
     stage *st = which == 1 ? &c->input_gradient : &c->weight_gradient;
     pthread_mutex_lock(&convolutions_lock);
     if (!st->made) {
-        st->status = make_backward(c, which == 2);
+        st->status = make_stage(c, which);
         st->made = 1;
     }
     *status = st->status;

@@ -49,10 +49,10 @@ public struct DASFeaturizer: Sendable {
             let s = Float(sigma)
             let noisy = FeatureMap(count: 1, height: c.resolution, width: c.resolution, channels: c.channels,
                                    values: zip(image, noise[t]).map { $0 + s * $1 })
-            let g = network.meanDenoiserGradient(noisy, sigma: s, classLabels: classLabels)
+            let (g, denoised) = network.meanDenoiserGradientAndOutput(noisy, sigma: s, classLabels: classLabels)
             Self.addUnitVector(g, to: &sum)
             if settings.weighting == .error {
-                let d = network.denoise(noisy, sigma: [s], classLabels: classLabels).values
+                let d = denoised.values
                 let mse = zip(d, image).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) } / Double(image.count)
                 let sd2 = Self.dataSigma * Self.dataSigma
                 error += mse / (sigma * sigma * sd2 / (sigma * sigma + sd2))

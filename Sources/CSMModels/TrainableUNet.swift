@@ -443,12 +443,6 @@ public struct TrainableUNet: Sendable {
         return tape
     }
 
-    /// c_skip, c_out, c_in, c_noise at σ, in Float as `EDMModel` uses them.
-    func coefficients(_ sigma: Float) -> (skip: Float, out: Float, input: Float, noise: Float) {
-        let co = configuration.preconditioner.coefficients(sigma: Double(sigma))
-        return (Float(co.skip), Float(co.out), Float(co.input), Float(co.noise))
-    }
-
     /// D(x; σ, c) for a batch, as `EDMModel.denoise` computes it. x: [n, H, W, C]; sigma: n
     /// values; classLabels: n·label_dim values (ignored for unconditional networks).
     public func denoise(_ x: FeatureMap, sigma: [Float], classLabels: [Float]) -> FeatureMap {
@@ -464,23 +458,36 @@ public struct TrainableUNet: Sendable {
     /// ∇_θ mean(D(x; σ, c)), the mean over the H·W·C values of one image x [1, H, W, C], as
     /// one flat vector in `parameterNames` order (zeros for map_augment, which D does not use).
     public func meanDenoiserGradient(_ x: FeatureMap, sigma: Float, classLabels: [Float]) -> [Float] {
+        meanDenoiserGradientAndOutput(x, sigma: sigma, classLabels: classLabels).gradient
+    }
+
+    /// `meanDenoiserGradient` and D(x; σ, c) itself (as `denoise` gives it), from the same
+    /// forward pass.
+    public func meanDenoiserGradientAndOutput(_ x: FeatureMap, sigma: Float, classLabels: [Float]) -> (gradient: [Float], denoised: FeatureMap) {
         kernelPrecondition(x.count == 1, "TrainableUNet: the gradient of mean(D) takes one image, not \(x.count)")
-        let co = coefficients(sigma)
-        var scaled = x
-        for j in scaled.values.indices { scaled.values[j] *= co.input }
+        let labels = mapLabel == nil ? [Float]() : classLabels
+        var tape: Tape?
+        let denoised = configuration.preconditioner.denoise(x, sigma: [sigma]) { scaled, noise in
+            let recorded = run(scaled, noiseLabels: noise, classLabels: labels, record: true)
+            tape = recorded
+            return recorded.output
+        }
         // D = c_skip·x + c_out·F: dmean(D)/dF = c_out / (H·W·C) everywhere.
         var dF = x
-        let g = co.out / Float(x.values.count)
+        let g = Float(configuration.preconditioner.coefficients(sigma: Double(sigma)).out) / Float(x.values.count)
         for j in dF.values.indices { dF.values[j] = g }
-        let gradients = backward(dF, input: scaled, noiseLabels: [co.noise], classLabels: mapLabel == nil ? [] : classLabels)
-        return flatten(gradients)
+        return (flatten(backward(dF, tape: tape!)), denoised)
     }
 
     /// The parameter gradients, by name (file layout), of a loss L given dF = dL/dF for
     /// F = `forward(input, noiseLabels:, classLabels:)`, summed over the batch.
     public func backward(_ dF: FeatureMap, input: FeatureMap, noiseLabels: [Float], classLabels: [Float]) -> [String: [Float]] {
-        let tape = run(input, noiseLabels: noiseLabels, classLabels: classLabels, record: true)
-        let n = input.count
+        backward(dF, tape: run(input, noiseLabels: noiseLabels, classLabels: classLabels, record: true))
+    }
+
+    /// The same from a recorded forward pass.
+    func backward(_ dF: FeatureMap, tape: Tape) -> [String: [Float]] {
+        let n = tape.output.count
         kernelPrecondition(dF.count == n && dF.height == tape.output.height && dF.width == tape.output.width
                                && dF.channels == tape.output.channels, "TrainableUNet gradient: dF does not match the output")
         let emb = tape.embedding.emb
