@@ -10,7 +10,8 @@ Runs, one after the other on this machine:
      port of the network in tools/edm_torch.py;
 and prints the machine, both images/s, GFLOP/s, peak memory and the ratio. Then the loader
 against a PyTorch DataLoader, `csm train` against tools/train_torch.py (ResNet-20,
-batch 128, without and with mixed samples: images/s and peak memory), and the CSM paper's
+batch 128, without and with mixed samples, the two in turn --repeats times: median images/s
+and peak memory), and the CSM paper's
 network (EDM's 56 M-parameter DDPM++, random weights from tools/make_paper_model.py):
 image-evaluations/s, GFLOP/s and peak memory of csm and PyTorch; last, attribution's
 per-sample gradients on the default model (`csm attribute index` against torch.func in
@@ -162,10 +163,12 @@ def bench_loader(args) -> None:
 
 def bench_training(args) -> None:
     """csm train against tools/train_torch.py: ResNet-20, batch 128, the same shards and
-    recipe (crop + flip, SGD), without and with mixed samples (--loss csm, 1 + 1 per real)."""
+    recipe (crop + flip, SGD), without and with mixed samples (--loss csm, 1 + 1 per real).
+    The two run one after the other, --repeats times in turn (so a neighbour's load on a shared
+    machine falls on both alike); the medians are compared."""
     print(f"\ntraining: ResNet-20 on {args.train_real}, batch 128 real images, crop + flip, SGD, "
-          f"{args.train_steps} steps (2 threads)")
-    print(f"{'':<34}{'images/s':>10}{'peak MiB':>10}")
+          f"{args.train_steps} steps (2 threads), csm and PyTorch in turn, {args.repeats} times each")
+    print(f"{'':<34}{'images/s (each run)':>28}{'median':>9}{'peak MiB':>10}")
     out = os.path.join(ROOT, "bench-out")
     os.makedirs(out, exist_ok=True)
     cases = [("real only", ["--loss", "ce"])]
@@ -175,19 +178,26 @@ def bench_training(args) -> None:
         common = ["--real", args.train_real, "--arch", "resnet20", "--batch", "128", "--max-steps", str(args.train_steps),
                   "--epochs", "1", "--val-fraction", "0", "--json"] + extra
         model = os.path.join(out, "train-bench.safetensors")
-        for leftover in (model, model + ".checkpoint"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
-        swift = subprocess.run([args.csm, "train", *common, "--keep", "last", "--out", model], capture_output=True, text=True)
-        torch_run = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train_torch.py"), *common, "--threads", "2",
-                                    "--no-validation"], capture_output=True, text=True)
-        if swift.returncode != 0 or torch_run.returncode != 0:
-            sys.exit(f"bench: training benchmark failed: {swift.stderr.strip()[-400:]} {torch_run.stderr.strip()[-400:]}")
-        s = json.loads(swift.stdout.strip().splitlines()[-1])
-        t = json.loads(torch_run.stdout.strip().splitlines()[-1])
-        print(f"{'csm train, ' + name:<34}{s['images_per_second']:>10.1f}{s['peak_memory_mib']:>10.0f}")
-        print(f"{'PyTorch ' + t['torch'] + ', ' + name:<34}{t['images_per_second']:>10.1f}{t['peak_memory_mib']:>10.0f}")
-        print(f"ratio csm / PyTorch, {name}: {s['images_per_second'] / t['images_per_second']:.2f}x")
+        runs = {"csm": [], "torch": []}
+        for _ in range(args.repeats):
+            for leftover in (model, model + ".checkpoint"):
+                if os.path.exists(leftover):
+                    os.remove(leftover)
+            swift = subprocess.run([args.csm, "train", *common, "--keep", "last", "--out", model], capture_output=True, text=True)
+            torch_run = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train_torch.py"), *common, "--threads", "2",
+                                        "--no-validation"], capture_output=True, text=True)
+            if swift.returncode != 0 or torch_run.returncode != 0:
+                sys.exit(f"bench: training benchmark failed: {swift.stderr.strip()[-400:]} {torch_run.stderr.strip()[-400:]}")
+            runs["csm"].append(json.loads(swift.stdout.strip().splitlines()[-1]))
+            runs["torch"].append(json.loads(torch_run.stdout.strip().splitlines()[-1]))
+        medians = {}
+        for side, label in (("csm", "csm train, " + name), ("torch", f"PyTorch {runs['torch'][0]['torch']}, {name}")):
+            rates = [r["images_per_second"] for r in runs[side]]
+            medians[side] = statistics.median(rates)
+            memory = max(r["peak_memory_mib"] for r in runs[side])
+            print(f"{label:<34}{' '.join(f'{v:.0f}' for v in rates):>28}{medians[side]:>9.1f}{memory:>10.0f}")
+        pairs = " ".join(f"{c['images_per_second'] / t['images_per_second']:.2f}" for c, t in zip(runs["csm"], runs["torch"]))
+        print(f"ratio csm / PyTorch, {name}: {medians['csm'] / medians['torch']:.2f}x (medians; run by run: {pairs})")
 
 
 def bench_attribution(args) -> None:

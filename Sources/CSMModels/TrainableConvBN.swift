@@ -18,7 +18,7 @@ final class TrainableConvBN {
     // What the last training forward kept.
     private var input: [FeatureMap] = []
     private var convolved: [FeatureMap] = []
-    private var reluOutput: [FeatureMap]?
+    private var reluOutput: ChunkedActivations?
     private var statistics: BatchNormStatistics?
     private let convolution: DirectConvolution
 
@@ -43,22 +43,31 @@ final class TrainableConvBN {
 
     /// conv → batch norm with batch statistics (→ + residual → ReLU); updates the running
     /// statistics. Without a residual, `relu` is undone inside `backward`; with one, the caller
-    /// owns the ReLU (it passes the block's output to `backward` as the mask). Each chunk's
-    /// batch-norm sums are taken right after its convolution, while it is in cache.
-    func forwardTraining(_ x: [FeatureMap], residual: [FeatureMap]? = nil, relu: Bool) -> [FeatureMap] {
-        input = x
+    /// owns the ReLU (it passes the block's output to `backward` as the mask). Each chunk of
+    /// `x` is taken (normalised, when it is the previous layer's output) right before its
+    /// convolution, and its batch-norm sums right after, while it is in cache; the output is
+    /// normalised chunk by chunk in the same way by whichever layer reads it next.
+    func forwardTraining(_ x: ChunkedActivations, residual: ChunkedActivations? = nil, relu: Bool) -> ChunkedActivations {
         let w = weight.value
-        let results = BatchChunks.map(x.count) { i -> (FeatureMap, ([Double], [Double])) in
-            let h = Profiler.measure("conv") { convolution.forward(x[i], weight: w) }
-            return (h, Profiler.measure("bn-statistics") { BatchNorm.sumsAndSquares(h) })
+        let results = BatchChunks.map(x.count) { i -> (FeatureMap, FeatureMap, ([Double], [Double])) in
+            let xi = x.chunk(i)
+            let h = Profiler.measure("conv") { convolution.forward(xi, weight: w) }
+            return (xi, h, Profiler.measure("bn-statistics") { BatchNorm.sumsAndSquares(h) })
         }
-        convolved = results.map(\.0)
-        let statistics = BatchNorm.batchStatistics(partials: results.map(\.1), count: convolved.reduce(0) { $0 + $1.count * $1.pixels },
+        input = results.map(\.0)
+        convolved = results.map(\.1)
+        let statistics = BatchNorm.batchStatistics(partials: results.map(\.2), count: convolved.reduce(0) { $0 + $1.count * $1.pixels },
                                                    epsilon: Self.epsilon)
-        let y = BatchNorm.normalize(convolved, statistics: statistics, gamma: gamma.value, beta: beta.value, residual: residual, relu: relu)
         self.statistics = statistics
-        reluOutput = relu && residual == nil ? y : nil
         BatchNorm.updateRunning(mean: &runningMean.value, variance: &runningVariance.value, with: statistics)
+        let convolved = convolved, gamma = gamma.value, beta = beta.value
+        let y = ChunkedActivations(count: convolved.count) { i in
+            Profiler.measure("bn-forward") {
+                BatchNorm.normalize(convolved[i], mean: statistics.mean, inverseStd: statistics.inverseStd, gamma: gamma, beta: beta,
+                                    residual: residual?.chunk(i), relu: relu)
+            }
+        }
+        reluOutput = relu && residual == nil ? y : nil
         return y
     }
 
@@ -70,7 +79,7 @@ final class TrainableConvBN {
     /// in cache.
     func backward(_ dy: [FeatureMap], needInput: Bool = true, reluOutput mask: [FeatureMap]? = nil) -> [FeatureMap]? {
         guard let statistics else { preconditionFailure("backward without a training forward") }
-        let reluOutput = mask ?? self.reluOutput
+        let reluOutput = mask ?? self.reluOutput?.all
         let sums = BatchNorm.parameterGradients(dy, x: convolved, reluOutput: reluOutput, statistics: statistics)
         add(sums.gamma, to: gamma)
         add(sums.beta, to: beta)

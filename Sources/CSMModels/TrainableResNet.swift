@@ -111,17 +111,19 @@ public final class TrainableResNet {
     public func forwardTraining(_ x: FeatureMap) -> [Float] {
         checkInput(x)
         MemoryReuse.enable()
-        let chunks = BatchChunks.split(x)
-        var h = stem.forwardTraining(chunks, relu: true)
+        var h = stem.forwardTraining(ChunkedActivations(BatchChunks.split(x)), relu: true)
         if architecture.stem == .imagenet {
-            stemOutput = h
-            let pooled = BatchChunks.map(h.count) { MaxPool3x3.forward(h[$0]) }
+            let stem = h
+            let pooled = BatchChunks.map(stem.count) { MaxPool3x3.forward(stem.chunk($0)) }
+            stemOutput = stem.all
             poolArgmax = pooled.map(\.argmax)
-            h = pooled.map(\.y)
+            h = ChunkedActivations(pooled.map(\.y))
         }
         for block in blocks { h = block.forwardTraining(h) }
-        lastShape = (h[0].height, h[0].width, h[0].channels, BatchChunks.ranges(x.count))
-        features = BatchChunks.map(h.count) { GlobalAveragePool.forward(h[$0]) }.flatMap { $0 }
+        let last = h
+        features = BatchChunks.map(last.count) { GlobalAveragePool.forward(last.chunk($0)) }.flatMap { $0 }
+        let shape = last.chunk(0)
+        lastShape = (shape.height, shape.width, shape.channels, BatchChunks.ranges(x.count))
         batchesTracked += 1
         return classify(features, rows: x.count)
     }

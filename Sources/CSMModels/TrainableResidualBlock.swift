@@ -6,7 +6,7 @@ import CSMNumerics
 final class TrainableResidualBlock {
     let layers: [TrainableConvBN]
     let downsample: TrainableConvBN?
-    private var output: [FeatureMap] = []
+    private var output: ChunkedActivations?
 
     init(layers: [TrainableConvBN], downsample: TrainableConvBN?) {
         self.layers = layers
@@ -16,20 +16,21 @@ final class TrainableResidualBlock {
     /// Every conv/bn pair in state_dict order (the shortcut's last).
     var pairs: [TrainableConvBN] { layers + (downsample.map { [$0] } ?? []) }
 
-    func forwardTraining(_ x: [FeatureMap]) -> [FeatureMap] {
+    func forwardTraining(_ x: ChunkedActivations) -> ChunkedActivations {
         let shortcut = downsample?.forwardTraining(x, relu: false) ?? x
         var h = x
         for layer in layers.dropLast() { h = layer.forwardTraining(h, relu: true) }
-        output = layers[layers.count - 1].forwardTraining(h, residual: shortcut, relu: true)
-        return output
+        let y = layers[layers.count - 1].forwardTraining(h, residual: shortcut, relu: true)
+        output = y
+        return y
     }
 
     /// dy is the gradient of the block's output; the final ReLU is undone by the last layer's
     /// and the shortcut's batch-norm backward (masked by the output), and on the identity
     /// shortcut together with the add of the two branches' gradients.
     func backward(_ dy: [FeatureMap]) -> [FeatureMap] {
-        let mask = output
-        output = []
+        guard let mask = output?.all else { preconditionFailure("backward without a training forward") }
+        output = nil
         var d = dy
         for (index, layer) in layers.enumerated().reversed() {
             let last = index == layers.count - 1
