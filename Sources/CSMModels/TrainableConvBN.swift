@@ -71,34 +71,59 @@ final class TrainableConvBN {
         return y
     }
 
-    /// Adds dL/dθ to the parameters' gradients and returns dL/dx per chunk (nil when not
-    /// `needInput`, for the stem). `dy` is the gradient of the layer's output before a ReLU
-    /// that followed it: the forward's own ReLU, or the one after a residual add, whose output
-    /// is then `reluOutput` (dy is masked by it inside the batch-norm backward). Each chunk's
-    /// batch-norm input gradient goes straight into the convolution's gradients, while it is
-    /// in cache.
-    func backward(_ dy: [FeatureMap], needInput: Bool = true, reluOutput mask: [FeatureMap]? = nil) -> [FeatureMap]? {
+    /// Makes chunk i of dy — dL/d(this layer's batch-norm output) — ready for `backward`,
+    /// right after it is computed (while it is in cache): masked in place by the ReLU that
+    /// followed (the forward's own, or the one after a residual add, whose output is then
+    /// `mask`), with this layer's batch-norm sums of the chunk returned.
+    func prepareGradient(_ dy: inout FeatureMap, chunk i: Int, mask: FeatureMap? = nil) -> ([Double], [Double]) {
         guard let statistics else { preconditionFailure("backward without a training forward") }
-        let reluOutput = mask ?? self.reluOutput?.all
-        let sums = BatchNorm.parameterGradients(dy, x: convolved, reluOutput: reluOutput, statistics: statistics)
+        return Profiler.measure("bn-backward") {
+            BatchNorm.maskAndSum(&dy, x: convolved[i], reluOutput: mask ?? reluOutput?.chunk(i), statistics: statistics)
+        }
+    }
+
+    /// Adds dL/dθ to the parameters' gradients, given dy prepared chunk by chunk
+    /// (`prepareGradient`, its sums in chunk order), and returns dL/dx per chunk. Each chunk's
+    /// batch-norm input gradient goes straight into the convolution's gradients, and its dx to
+    /// `next` (to be prepared for the layer below), while they are in cache.
+    func backward<Next>(_ dy: [FeatureMap], sums partials: [([Double], [Double])],
+                        next: (Int, inout FeatureMap) -> Next) -> (dx: [FeatureMap], next: [Next]) {
+        let results = chunkBackward(dy, sums: partials, needInput: true, next: next)
+        return (results.map { $0.dx! }, results.map { $0.next! })
+    }
+
+    /// `backward` without dL/dx (the stem).
+    func weightGradients(_ dy: [FeatureMap], sums partials: [([Double], [Double])]) {
+        _ = chunkBackward(dy, sums: partials, needInput: false) { _, _ in () }
+    }
+
+    private func chunkBackward<Next>(_ dy: [FeatureMap], sums partials: [([Double], [Double])], needInput: Bool,
+                                     next: (Int, inout FeatureMap) -> Next) -> [(dx: FeatureMap?, next: Next?)] {
+        guard let statistics else { preconditionFailure("backward without a training forward") }
+        let sums = BatchNormGradientSums(partials: partials)
         add(sums.gamma, to: gamma)
         add(sums.beta, to: beta)
         let h = input[0].height, w = input[0].width
         let weightValue = weight.value, gammaValue = gamma.value
         let transposedWeight = needInput ? convolution.transposedFlippedIfUsed(weightValue) : nil
-        let results = BatchChunks.map(dy.count) { i -> ([Float], FeatureMap?) in
+        let results = BatchChunks.map(dy.count) { i -> ([Float], FeatureMap?, Next?) in
             let g = Profiler.measure("bn-backward") {
-                BatchNorm.inputGradient(dy[i], x: convolved[i], reluOutput: reluOutput?[i], gamma: gammaValue, statistics: statistics, sums: sums)
+                BatchNorm.inputGradient(dy[i], x: convolved[i], gamma: gammaValue, statistics: statistics, sums: sums)
             }
             let dw = Profiler.measure("conv-dw") { convolution.weightGradient(input[i], g).weight }
-            guard needInput else { return (dw, nil) }
-            return (dw, Profiler.measure("conv-dx") { convolution.inputGradient(g, weight: weightValue, transposedWeight: transposedWeight, height: h, width: w) })
+            guard needInput else { return (dw, nil, nil) }
+            var dx = Profiler.measure("conv-dx") {
+                convolution.inputGradient(g, weight: weightValue, transposedWeight: transposedWeight, height: h, width: w)
+            }
+            let prepared = next(i, &dx)
+            return (dw, dx, prepared)
         }
         add(BatchChunks.sum(results.map(\.0)), to: weight)
         input = []
         convolved = []
-        self.reluOutput = nil
-        return needInput ? results.map { $0.1! } : nil
+        reluOutput = nil
+        self.statistics = nil
+        return results.map { ($0.1, $0.2) }
     }
 
     /// Eval-mode forward of one chunk with the running statistics.

@@ -143,17 +143,42 @@ public final class TrainableResNet {
         for i in dw.indices { fcWeight.gradient[i] += dw[i] }
         for i in db.indices { fcBias.gradient[i] += db[i] }
         let dFeatures = LinearGradient.input(logitsGradient, weight: fcWeight.value, rows: rows, inputs: f, outputs: k)
-        var d = BatchChunks.map(shape.chunks.count) { i in
-            GlobalAveragePool.backward(dFeatures, images: shape.chunks[i], height: shape.height, width: shape.width, channels: shape.channels)
+        // Each chunk of a gradient is prepared for the layer that reads it next (masked by its
+        // ReLU, its batch-norm sums taken) by the task that computed it, while it is in cache.
+        let stemReadsBlocks = architecture.stem != .imagenet
+        guard let top = blocks.last else { preconditionFailure("TrainableResNet: no residual blocks") }
+        let pooled = BatchChunks.map(shape.chunks.count) { i -> (FeatureMap, TrainableResidualBlock.Sums) in
+            var d = GlobalAveragePool.backward(dFeatures, images: shape.chunks[i], height: shape.height, width: shape.width,
+                                               channels: shape.channels)
+            let sums = top.prepareGradient(&d, chunk: i)
+            return (d, sums)
         }
-        for block in blocks.reversed() { d = block.backward(d) }
-        if architecture.stem == .imagenet {
+        var d = pooled.map(\.0)
+        var sums = pooled.map(\.1)
+        var stemSums: [([Double], [Double])] = []
+        for index in blocks.indices.reversed() {
+            if index > 0 {
+                let below = blocks[index - 1]
+                (d, sums) = blocks[index].backward(d, sums: sums) { i, dx in below.prepareGradient(&dx, chunk: i) }
+            } else if stemReadsBlocks {
+                (d, stemSums) = blocks[0].backward(d, sums: sums) { [stem] i, dx in stem.prepareGradient(&dx, chunk: i) }
+            } else {
+                d = blocks[0].backward(d, sums: sums) { _, _ in () }.dx
+            }
+        }
+        if !stemReadsBlocks {
             let before = stemOutput
-            d = BatchChunks.map(d.count) { MaxPool3x3.backward(d[$0], argmax: poolArgmax[$0], height: before[$0].height, width: before[$0].width) }
+            let unpooled = BatchChunks.map(d.count) { i -> (FeatureMap, ([Double], [Double])) in
+                var g = MaxPool3x3.backward(d[i], argmax: poolArgmax[i], height: before[i].height, width: before[i].width)
+                let sums = stem.prepareGradient(&g, chunk: i)
+                return (g, sums)
+            }
+            d = unpooled.map(\.0)
+            stemSums = unpooled.map(\.1)
             stemOutput = []
             poolArgmax = []
         }
-        _ = stem.backward(d, needInput: false)
+        stem.weightGradients(d, sums: stemSums)
         lastShape = nil
         features = []
     }

@@ -25,23 +25,43 @@ final class TrainableResidualBlock {
         return y
     }
 
-    /// dy is the gradient of the block's output; the final ReLU is undone by the last layer's
-    /// and the shortcut's batch-norm backward (masked by the output), and on the identity
-    /// shortcut together with the add of the two branches' gradients.
-    func backward(_ dy: [FeatureMap]) -> [FeatureMap] {
-        guard let mask = output?.all else { preconditionFailure("backward without a training forward") }
+    /// The batch-norm sums of one chunk of the block's output gradient: the last layer's and
+    /// the shortcut's.
+    typealias Sums = (last: ([Double], [Double]), shortcut: ([Double], [Double])?)
+
+    /// Makes chunk i of dy — dL/d(the block's output) — ready for `backward`, right after it
+    /// is computed: the final ReLU undone in place (masked by the block's output), then the
+    /// sums of the two batch norms that read it (the last layer's and the shortcut's).
+    func prepareGradient(_ dy: inout FeatureMap, chunk i: Int) -> Sums {
+        guard let output else { preconditionFailure("backward without a training forward") }
+        let last = layers[layers.count - 1].prepareGradient(&dy, chunk: i, mask: output.chunk(i))
+        return (last, downsample?.prepareGradient(&dy, chunk: i))
+    }
+
+    /// dy is the block's output gradient prepared chunk by chunk (`prepareGradient`, `sums`
+    /// in chunk order). Once masked it is also the identity shortcut's gradient, added to the
+    /// first layer's input gradient chunk by chunk; each chunk of the block's input gradient
+    /// then goes to `next` (the block below prepares it) while it is in cache.
+    func backward<Next>(_ dy: [FeatureMap], sums: [Sums], next: (Int, inout FeatureMap) -> Next) -> (dx: [FeatureMap], next: [Next]) {
         output = nil
-        var d = dy
-        for (index, layer) in layers.enumerated().reversed() {
-            let last = index == layers.count - 1
-            guard let dx = layer.backward(d, reluOutput: last ? mask : nil) else { preconditionFailure("block layers always return an input gradient") }
-            d = dx
-        }
+        let shortcut: [FeatureMap]
         if let downsample {
-            guard let shortcut = downsample.backward(dy, reluOutput: mask) else { preconditionFailure("block layers always return an input gradient") }
-            return BatchChunks.map(d.count) { Residual.add(d[$0], shortcut[$0]) }
+            let partials = sums.compactMap(\.shortcut)
+            precondition(partials.count == sums.count, "a downsampling block's gradient prepared without the shortcut's sums")
+            shortcut = downsample.backward(dy, sums: partials) { _, _ in () }.dx
+        } else {
+            shortcut = dy
         }
-        return BatchChunks.map(d.count) { Residual.add(d[$0], reluGradient: dy[$0], output: mask[$0]) }
+        var d = dy
+        var partials = sums.map(\.last)
+        for index in stride(from: layers.count - 1, to: 0, by: -1) {
+            let below = layers[index - 1]
+            (d, partials) = layers[index].backward(d, sums: partials) { i, dx in below.prepareGradient(&dx, chunk: i) }
+        }
+        return layers[0].backward(d, sums: partials) { i, dx in
+            Profiler.measure("residual") { dx.addScaled(shortcut[i], scale: 1) }
+            return next(i, &dx)
+        }
     }
 
     func forwardInference(_ x: FeatureMap) -> FeatureMap {

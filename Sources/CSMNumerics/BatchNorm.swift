@@ -32,6 +32,12 @@ public struct BatchNormGradientSums: Sendable {
     public let sumDy: [Double]
     public let sumDyXhat: [Double]
 
+    /// The sums of every chunk's `BatchNorm.maskAndSum`, added in chunk order.
+    public init(partials: [([Double], [Double])]) {
+        sumDy = BatchChunks.sum(partials.map(\.0))
+        sumDyXhat = BatchChunks.sum(partials.map(\.1))
+    }
+
     /// dL/dγ.
     public var gamma: [Float] { sumDyXhat.map { Float($0) } }
     /// dL/dβ.
@@ -166,39 +172,31 @@ public enum BatchNorm {
 
     /// Training-mode backward over chunks. `dy` is dL/d(output of the normalisation) —
     /// when `reluOutput` is given (the forward ran ReLU right after), dy is first masked by
-    /// reluOutput > 0. Returns dL/dx per chunk, dL/dγ and dL/dβ.
+    /// reluOutput > 0. Returns dL/dx per chunk, dL/dγ and dL/dβ. (Layers run the two halves,
+    /// `maskAndSum` and `inputGradient`, chunk by chunk with the kernels around them.)
     public static func backward(_ dy: [FeatureMap], x: [FeatureMap], reluOutput: [FeatureMap]? = nil, gamma: [Float],
                                 statistics: BatchNormStatistics) -> (dx: [FeatureMap], gamma: [Float], beta: [Float]) {
-        let sums = parameterGradients(dy, x: x, reluOutput: reluOutput, statistics: statistics)
-        let dx = Profiler.measure("bn-backward") {
-            BatchChunks.map(dy.count) { i in
-                inputGradient(dy[i], x: x[i], reluOutput: reluOutput?[i], gamma: gamma, statistics: statistics, sums: sums)
-            }
-        }
+        var masked = dy
+        let partials = (0..<dy.count).map { i in maskAndSum(&masked[i], x: x[i], reluOutput: reluOutput?[i], statistics: statistics) }
+        let sums = BatchNormGradientSums(partials: partials)
+        let dx = (0..<dy.count).map { i in inputGradient(masked[i], x: x[i], gamma: gamma, statistics: statistics, sums: sums) }
         return (dx, sums.gamma, sums.beta)
     }
 
-    /// The first half of the training backward: Σdy·x̂ and Σdy over the batch (dy masked by
-    /// reluOutput > 0 when given), which are dL/dγ and dL/dβ and which every chunk's input
-    /// gradient needs. Layers then run `inputGradient` chunk by chunk, each chunk's
-    /// together with whatever consumes it next.
-    public static func parameterGradients(_ dy: [FeatureMap], x: [FeatureMap], reluOutput: [FeatureMap]? = nil,
-                                          statistics: BatchNormStatistics) -> BatchNormGradientSums {
-        Profiler.measure("bn-backward") {
-            let partials = BatchChunks.map(dy.count) { i in
-                gradientSums(dy[i], x: x[i], reluOutput: reluOutput?[i], statistics: statistics)
-            }
-            return BatchNormGradientSums(sumDy: BatchChunks.sum(partials.map(\.0)), sumDyXhat: BatchChunks.sum(partials.map(\.1)))
-        }
-    }
-
-    /// Per channel Σdy and Σdy·x̂ of one chunk (dy masked by reluOutput > 0 when given).
-    static func gradientSums(_ dy: FeatureMap, x: FeatureMap, reluOutput: FeatureMap?, statistics s: BatchNormStatistics) -> ([Double], [Double]) {
+    /// The first half of the training backward, for one chunk: dy masked in place by
+    /// reluOutput > 0 (when given: the ReLU that followed the normalisation, PyTorch's choice
+    /// of 0 at 0), and the chunk's Σdy and Σdy·x̂ per channel. Summed over the chunks in
+    /// order (`BatchNormGradientSums(partials:)`) they are dL/dβ and dL/dγ, which every
+    /// chunk's `inputGradient` needs. Layers run it on each chunk of dy as soon as it is
+    /// computed, while it is in cache.
+    public static func maskAndSum(_ dy: inout FeatureMap, x: FeatureMap, reluOutput: FeatureMap?,
+                                  statistics s: BatchNormStatistics) -> ([Double], [Double]) {
         let c = x.channels, rows = x.count * x.pixels
-        kernelPrecondition(dy.values.count == x.values.count, "batch norm gradient: shapes disagree")
+        kernelPrecondition(dy.values.count == x.values.count && reluOutput.map { $0.values.count == x.values.count } ?? true,
+                           "batch norm gradient: shapes disagree")
         var sumDy = [Double](repeating: 0, count: c), sumDyXhat = [Double](repeating: 0, count: c)
         var rowDy = [Float](repeating: 0, count: c), rowDyX = [Float](repeating: 0, count: c)
-        dy.values.withUnsafeBufferPointer { db in
+        dy.values.withUnsafeMutableBufferPointer { db in
             x.values.withUnsafeBufferPointer { xb in
                 s.mean.withUnsafeBufferPointer { mb in
                     let dp = db.baseAddress!, xp = xb.baseAddress!, mp = mb.baseAddress!
@@ -218,6 +216,7 @@ public enum BatchNorm {
                                             let yr = mask + q * c
                                             for ch in 0..<c {
                                                 let g = yr[ch] > 0 ? dr[ch] : 0
+                                                dr[ch] = g
                                                 t[ch] += g
                                                 u[ch] += g * (xr[ch] - mp[ch])
                                             }
@@ -245,7 +244,8 @@ public enum BatchNorm {
     }
 
     /// dx = γ·σ⁻¹·(dy − Σdy/n − x̂·Σ(dy·x̂)/n) for one chunk.
-    public static func inputGradient(_ dy: FeatureMap, x: FeatureMap, reluOutput: FeatureMap?, gamma: [Float],
+    /// `dy` is already masked by a ReLU that followed (`maskAndSum`).
+    public static func inputGradient(_ dy: FeatureMap, x: FeatureMap, gamma: [Float],
                                      statistics s: BatchNormStatistics, sums: BatchNormGradientSums) -> FeatureMap {
         let sumDy = sums.sumDy, sumDyXhat = sums.sumDyXhat
         let c = x.channels, rows = x.count * x.pixels
@@ -269,19 +269,9 @@ public enum BatchNorm {
                             d.withUnsafeBufferPointer { cb in
                                 let dp = db.baseAddress!, xp = xb.baseAddress!, op = ob.baseAddress!
                                 let ap = ab.baseAddress!, bp = bb.baseAddress!, cp = cb.baseAddress!, mp = mb.baseAddress!
-                                withMask(reluOutput) { mask in
-                                    for r in 0..<rows {
-                                        let dr = dp + r * c, xr = xp + r * c, or = op + r * c
-                                        if let mask {
-                                            let yr = mask + r * c
-                                            for ch in 0..<c {
-                                                let g = yr[ch] > 0 ? dr[ch] : 0
-                                                or[ch] = g * ap[ch] + (xr[ch] - mp[ch]) * bp[ch] + cp[ch]
-                                            }
-                                        } else {
-                                            for ch in 0..<c { or[ch] = dr[ch] * ap[ch] + (xr[ch] - mp[ch]) * bp[ch] + cp[ch] }
-                                        }
-                                    }
+                                for r in 0..<rows {
+                                    let dr = dp + r * c, xr = xp + r * c, or = op + r * c
+                                    for ch in 0..<c { or[ch] = dr[ch] * ap[ch] + (xr[ch] - mp[ch]) * bp[ch] + cp[ch] }
                                 }
                             }
                         }

@@ -213,17 +213,22 @@ final class GradientCheckTests: XCTestCase {
     // MARK: Elementwise, pooling, linear
 
     func testReLUAndResidualGradients() {
-        let x = random(60, seed: 41), skip = random(60, seed: 42), r = random(60, seed: 43), other = random(60, seed: 44)
+        let x = random(60, seed: 41), skip = random(60, seed: 42), r = random(60, seed: 43)
         let map = { (values: [Float]) in FeatureMap(count: 2, height: 2, width: 3, channels: 5, values: values) }
-        let y = Residual.add(map(x), map(skip)).values.map { max(0, $0) }
-        // other + dL/d(x + skip) of L = Σ r·ReLU(x + skip): the residual hands the same
-        // gradient to both branches, here joined to another branch's gradient.
-        let got = Residual.add(map(other), reluGradient: map(r), output: map(y)).values
+        let y = Residual.add(map(x), map(skip))
+        XCTAssertEqual(y.values, zip(x, skip).map { $0 + $1 })
+        // dL/d(x + skip) of L = Σ r·ReLU(x + skip) is r masked by the ReLU's output, which the
+        // batch-norm backward does in place; the residual hands it to both branches.
+        let output = map(y.values.map { max(0, $0) })
+        var masked = map(r)
+        let statistics = BatchNormStatistics(sums: [Double](repeating: 0, count: 5), squares: [Double](repeating: 1, count: 5),
+                                             count: 12, epsilon: 1e-5)
+        _ = BatchNorm.maskAndSum(&masked, x: map(x), reluOutput: output, statistics: statistics)
         let reference = { (a: [Double], b: [Double]) in zip(a, b).map { max(0, $0 + $1) } }
         let byX = numericGradient(x, step: 1e-6) { dot(r, reference($0, skip.map(Double.init))) }
         let bySkip = numericGradient(skip, step: 1e-6) { dot(r, reference(x.map(Double.init), $0)) }
-        assertGradient(zip(got, other).map { $0 - $1 }, byX, "ReLU(x + skip) by x")
-        assertGradient(zip(got, other).map { $0 - $1 }, bySkip, "ReLU(x + skip) by skip")
+        assertGradient(masked.values, byX, "ReLU(x + skip) by x")
+        assertGradient(masked.values, bySkip, "ReLU(x + skip) by skip")
     }
 
     func testGlobalAveragePoolGradient() {
