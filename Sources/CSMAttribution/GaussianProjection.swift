@@ -4,11 +4,11 @@ import CSMNumerics
 /// A k × d Gaussian random projection P with entries N(0, 1/k), never stored: row r of P
 /// comes from the Philox-4×32 stream (seed, r) (counter-based, `Philox4x32`), whose block b
 /// gives entries 4b … 4b + 3 by a single-precision Box–Muller transform, divided by √k; P is
-/// a pure function of (seed, k, d). The transform uses csm's own polynomial log and sincos
-/// (CGaussianKernels: an AVX-512 kernel where the CPU has one, else portable C, equal bit for
-/// bit), accurate to about one float ulp. `project` generates P in column blocks and multiplies each
-/// block into the result as it goes; every output value is computed by the same products in
-/// the same order whatever the number of threads.
+/// a pure function of (seed, k, d). The transform uses csm's own polynomial log, cos and sin,
+/// each within about one float ulp (CGaussianKernels: an AVX-512 kernel where the CPU has
+/// AVX-512, else portable C; the two give the same floats bit for bit). `project` generates P
+/// in column blocks and multiplies each block into the result as it goes; every output value
+/// is computed by the same products in the same order whatever the number of threads.
 public struct GaussianProjection: Sendable {
     /// k, the projected dimension.
     public let dimension: Int
