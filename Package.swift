@@ -51,6 +51,8 @@ let package = Package(
         // oneDNN primitives behind plain C calls: fp32 convolutions with their gradients (training), and
         // bf16 convolutions (AMX / AVX512-BF16) with the fp32 → bf16 rounding (--precision bf16).
         .target(name: "CDNNLKernels", dependencies: ["CDNNL"]),
+        // The Gaussian random projection's entries: Philox + Box–Muller, AVX-512 where the CPU has it.
+        .target(name: "CGaussianKernels"),
 
         // Tensors, BLAS bridge, kernels, thread pool. Knows nothing about diffusion or files.
         .target(name: "CSMNumerics", dependencies: ["CBLAS", "CDNNL", "CDNNLKernels"], swiftSettings: kernels),
@@ -83,7 +85,7 @@ let package = Package(
         // DAS attribution: per-sample gradient features, the random projection, the kernel,
         // top-k, and the csm-attribution-features/1 and csm-attributions/1 files.
         .target(name: "CSMAttribution", dependencies: ["CSMModels", "CSMDiffusion", "CSMNumerics", "CSMShards", "CSMFormats", "CBLAS",
-                                                       "CHDF5", "CHDF5Shim"],
+                                                       "CHDF5", "CHDF5Shim", "CGaussianKernels"],
                 swiftSettings: checked),
 
         // generate = sample → reannotate → write: plans, seeds, reannotation, the run configuration.
@@ -111,7 +113,8 @@ let package = Package(
         .testTarget(name: "CSMInspectTests", dependencies: ["CSMInspect", "CSMShards", "CSMFormats"]),
         .testTarget(name: "CSMLoaderTests", dependencies: ["CSMLoader", "CSMShards", "CSMFormats"]),
         .testTarget(name: "CSMTrainingTests", dependencies: ["CSMTraining", "CSMModels", "CSMNumerics", "CSMLoader", "CSMShards", "CSMFormats"]),
-        .testTarget(name: "CSMAttributionTests", dependencies: ["CSMAttribution", "CSMModels", "CSMDiffusion", "CSMShards", "CSMFormats"]),
+        .testTarget(name: "CSMAttributionTests", dependencies: ["CSMAttribution", "CSMModels", "CSMDiffusion", "CSMShards", "CSMFormats",
+                                                               "CGaussianKernels"]),
         // Runs the built csm binary end to end.
         .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels", "CSMShards", "CSMPipeline", "CSMLoader", "CSMFormats"]),
     ],

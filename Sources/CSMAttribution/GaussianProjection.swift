@@ -1,13 +1,14 @@
-import CSMDiffusion
+import CGaussianKernels
 import CSMNumerics
-import Foundation
 
 /// A k × d Gaussian random projection P with entries N(0, 1/k), never stored: row r of P
 /// comes from the Philox-4×32 stream (seed, r) (counter-based, `Philox4x32`), whose block b
 /// gives entries 4b … 4b + 3 by a single-precision Box–Muller transform, divided by √k; P is
-/// a pure function of (seed, k, d). `project` generates P in column blocks and multiplies each
-/// block into the result as it goes; every output value is computed by the same products in
-/// the same order whatever the number of threads.
+/// a pure function of (seed, k, d). The transform uses csm's own polynomial log, cos and sin,
+/// each within about one float ulp (CGaussianKernels: an AVX-512 kernel where the CPU has
+/// AVX-512, else portable C; the two give the same floats bit for bit). `project` generates P
+/// in column blocks and multiplies each block into the result as it goes; every output value
+/// is computed by the same products in the same order whatever the number of threads.
 public struct GaussianProjection: Sendable {
     /// k, the projected dimension.
     public let dimension: Int
@@ -37,36 +38,8 @@ public struct GaussianProjection: Sendable {
 
     /// Writes P[row, start ..< start + buffer.count] into `buffer`.
     func fill(_ buffer: UnsafeMutableBufferPointer<Float>, row: Int, from start: Int) {
-        let generator = Philox4x32(seed: seed)
-        let scale = 1 / Float(dimension).squareRoot()
-        let end = start + buffer.count
-        var column = start - start % 4
-        while column < end {
-            let (a, b, c, d) = generator.block(UInt64(column / 4), UInt64(row))
-            let (v0, v1) = Self.boxMuller(a, b), (v2, v3) = Self.boxMuller(c, d)
-            if column >= start && column + 4 <= end {
-                buffer[column - start] = v0 * scale
-                buffer[column - start + 1] = v1 * scale
-                buffer[column - start + 2] = v2 * scale
-                buffer[column - start + 3] = v3 * scale
-            } else {
-                for (offset, value) in [v0, v1, v2, v3].enumerated() where column + offset >= start && column + offset < end {
-                    buffer[column + offset - start] = value * scale
-                }
-            }
-            column += 4
-        }
-    }
-
-    /// Two standard normal numbers from two 32-bit words (their top 24 bits: uniforms in
-    /// (0, 1] and [0, 1)), in single precision.
-    @inline(__always)
-    static func boxMuller(_ u: UInt32, _ v: UInt32) -> (Float, Float) {
-        let u1 = Float((u >> 8) + 1) * 0x1p-24
-        let u2 = Float(v >> 8) * 0x1p-24
-        let radius = (-2 * Foundation.log(u1)).squareRoot()
-        let angle = 2 * Float.pi * u2
-        return (radius * Foundation.cos(angle), radius * Foundation.sin(angle))
+        guard let base = buffer.baseAddress, !buffer.isEmpty else { return }
+        csm_gaussian_fill(seed, UInt64(row), UInt64(start), buffer.count, 1 / Float(dimension).squareRoot(), base)
     }
 
     /// P·v for each of the `count` rows v of `rows` (count × d, row-major): count × k values.
