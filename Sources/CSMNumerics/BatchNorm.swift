@@ -213,18 +213,13 @@ public enum BatchNorm {
                                     for q in r..<end {
                                         let dr = dp + q * c, xr = xp + q * c
                                         if let mask {
+                                            // Masked in place first: a loop that only reads dy vectorises.
                                             let yr = mask + q * c
-                                            for ch in 0..<c {
-                                                let g = yr[ch] > 0 ? dr[ch] : 0
-                                                dr[ch] = g
-                                                t[ch] += g
-                                                u[ch] += g * (xr[ch] - mp[ch])
-                                            }
-                                        } else {
-                                            for ch in 0..<c {
-                                                t[ch] += dr[ch]
-                                                u[ch] += dr[ch] * (xr[ch] - mp[ch])
-                                            }
+                                            for ch in 0..<c where !(yr[ch] > 0) { dr[ch] = 0 }
+                                        }
+                                        for ch in 0..<c {
+                                            t[ch] += dr[ch]
+                                            u[ch] += dr[ch] * (xr[ch] - mp[ch])
                                         }
                                     }
                                     for ch in 0..<c {
