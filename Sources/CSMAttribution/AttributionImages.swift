@@ -70,9 +70,9 @@ public struct AttributionImages {
         precondition(rows.lowerBound >= 0 && rows.upperBound <= count, "AttributionImages: rows outside the set")
         var images: [Float] = [], labels: [Float] = []
         for (s, reader) in readers.enumerated() {
-            let local = max(rows.lowerBound, starts[s])..<min(rows.upperBound, starts[s] + reader.count)
-            guard !local.isEmpty else { continue }
-            let range = (local.lowerBound - starts[s])..<(local.upperBound - starts[s])
+            let first = max(rows.lowerBound, starts[s]), end = min(rows.upperBound, starts[s] + reader.count)
+            guard first < end else { continue }
+            let range = (first - starts[s])..<(end - starts[s])
             images += try reader.images(rows: range).map { Float($0) / 127.5 - 1 }
             guard labelDimension > 0 else { continue }
             let columns = try reader.columns(rows: range)

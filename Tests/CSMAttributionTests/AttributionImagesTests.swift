@@ -25,9 +25,14 @@ final class AttributionImagesTests: XCTestCase {
         try ShardWriter().write(mixed, metadata: ShardMetadata(kind: .mixed, classNames: names, sharpness: 10, createdBy: "test"),
                                 to: dir + "/b-00000.h5")
 
+        let third = ShardSamples.real(height: 28, width: 28, channels: 1, numClasses: 10,
+                                      images: [UInt8](repeating: 0, count: side), classes: [1])
+        try ShardWriter().write(third, metadata: ShardMetadata(kind: .real, classNames: names, sharpness: .nan, createdBy: "test"),
+                                to: dir + "/c-00000.h5")
+
         let network = try TrainableUNet(path: fixture("edm/ddpmpp-vp-28x1.safetensors"))
         let images = try AttributionImages(resolving: dir, for: network)
-        XCTAssertEqual(images.count, 3)
+        XCTAssertEqual(images.count, 4)
         let batch = try images.batch(1..<3)
         XCTAssertEqual(batch.images.count, 2 * side)
         XCTAssertEqual(batch.images[0], Float(side % 256) / 127.5 - 1, accuracy: 1e-6)
@@ -37,6 +42,10 @@ final class AttributionImagesTests: XCTestCase {
         expected[10 + 7] = 0.25             // the mixed sample: λ on class a, 1 − λ on class b
         expected[10 + 9] = 0.75
         XCTAssertEqual(batch.classLabels, expected)
+        // Rows past the end of earlier shards.
+        let last = try images.batch(3..<4)
+        XCTAssertEqual(last.images, [Float](repeating: -1, count: side))
+        XCTAssertEqual(last.classLabels, (0..<10).map { $0 == 1 ? 1 : 0 })
         XCTAssertEqual(try images.caption(2), "c7 <- c9 λ=0.25")
         XCTAssertEqual(try images.pixels(2).pixels, [UInt8](repeating: 255, count: side))
     }
