@@ -37,6 +37,13 @@ public struct FeatureIndexRun {
 
     public var chunkCount: Int { (config.count + config.chunkSize - 1) / config.chunkSize }
 
+    /// Images per chunk when the user gives none: as many as 2 GiB of gradients holds (a
+    /// chunk keeps chunkSize × |θ| floats to project together, and P's generation is spread
+    /// over them), at least 16 and at most 256. 256 for the default model (1.75 M parameters).
+    public static func defaultChunkSize(parameterCount: Int) -> Int {
+        max(16, min(256, (2 << 30) / (4 * max(1, parameterCount))))
+    }
+
     /// The training images of chunk `chunk`.
     public func rows(ofChunk chunk: Int) -> Range<Int> {
         (chunk * config.chunkSize)..<min(config.count, (chunk + 1) * config.chunkSize)

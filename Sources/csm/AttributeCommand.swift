@@ -65,8 +65,8 @@ extension AttributeCommand {
         var levels: Int = 10
         @Option(help: "Per-training-image weight: error (denoising error) or none.")
         var weight: AttributionWeighting = .error
-        @Option(help: "Images per chunk, projected and saved together (more spreads the cost of generating P; memory: --batch × |θ| × 4 bytes).")
-        var batch: Int = 64
+        @Option(help: "Images per chunk, projected and saved together (more spreads the cost of generating P; memory: --batch × |θ| × 4 bytes; default: as many as 2 GiB holds, 16 to 256 — 256 for the default model).")
+        var batch: Int?
         @OptionGroup var workers: WorkerOptions
         @Flag(help: "Print where the time went at the end: the stages (das: gradients, projection, writing; wall seconds) and the kernels (CPU seconds summed over threads).")
         var profile = false
@@ -75,7 +75,7 @@ extension AttributeCommand {
             guard projDim >= 0 else { throw ValidationError("--proj-dim must be 0 or more") }
             guard projSeed >= 0, noiseSeed >= 0 else { throw ValidationError("seeds must not be negative") }
             guard levels >= 1 else { throw ValidationError("--levels must be at least 1") }
-            guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+            guard batch.map({ $0 >= 1 }) ?? true else { throw ValidationError("--batch must be at least 1") }
         }
 
         func run() throws {
@@ -94,7 +94,7 @@ extension AttributeCommand {
             let metadata = AttributionFeatures.Metadata(model: (modelPath as NSString).lastPathComponent, modelSHA256: modelSHA,
                                                         trainData: try images.provenance(), settings: settings)
             let job = FeatureIndexRun(out: out, metadata: metadata, count: images.count, dimension: featurizer.featureDimension,
-                                      chunkSize: batch)
+                                      chunkSize: batch ?? FeatureIndexRun.defaultChunkSize(parameterCount: network.parameterCount))
             guard try job.prepare() else {
                 printError("\(out) already holds these features (\(images.count) images); nothing to do")
                 return
