@@ -47,17 +47,21 @@ extension GroupNorm {
         let scale = postScale ?? [Float](repeating: 1, count: n * c)
         let shift = postShift ?? [Float](repeating: 0, count: n * c)
         let (xhat, inverseStd) = standardised(x, p, preBias: preBias)
+        let rows = max(1, x.width)  // pixels summed in Float before each Double step
 
         // du = dy·act′(u), u the pre-activation output.
         var du = dy
         if silu {
             var u = FeatureMap(uninitializedCount: n, height: x.height, width: x.width, channels: c)
-            for image in 0..<n {
-                for px in 0..<hw {
-                    let row = (image * hw + px) * c
-                    for ch in 0..<c {
-                        let k = image * c + ch
-                        u.values[row + ch] = (p.gamma[ch] * xhat[row + ch] + p.beta[ch]) * scale[k] + shift[k]
+            u.values.withUnsafeMutableBufferPointer { ub in
+                let up = ub.baseAddress!
+                for image in 0..<n {
+                    // u = x̂·a + b per channel.
+                    let a = (0..<c).map { p.gamma[$0] * scale[image * c + $0] }
+                    let b = (0..<c).map { p.beta[$0] * scale[image * c + $0] + shift[image * c + $0] }
+                    for px in 0..<hw {
+                        let row = (image * hw + px) * c
+                        for ch in 0..<c { up[row + ch] = xhat[row + ch] * a[ch] + b[ch] }
                     }
                 }
             }
@@ -66,13 +70,29 @@ extension GroupNorm {
 
         // Σ du and Σ du·x̂ per image and channel.
         var sumDu = [Double](repeating: 0, count: n * c), sumDuXhat = sumDu
-        for image in 0..<n {
-            for px in 0..<hw {
-                let row = (image * hw + px) * c
-                for ch in 0..<c {
-                    let g = Double(du.values[row + ch])
-                    sumDu[image * c + ch] += g
-                    sumDuXhat[image * c + ch] += g * Double(xhat[row + ch])
+        du.values.withUnsafeBufferPointer { db in
+            xhat.withUnsafeBufferPointer { hb in
+                let dp = db.baseAddress!, hp = hb.baseAddress!
+                var t = [Float](repeating: 0, count: c), v = t
+                for image in 0..<n {
+                    var px = 0
+                    while px < hw {
+                        let end = min(hw, px + rows)
+                        for ch in 0..<c { t[ch] = 0; v[ch] = 0 }
+                        for q in px..<end {
+                            let row = (image * hw + q) * c
+                            for ch in 0..<c {
+                                let g = dp[row + ch]
+                                t[ch] += g
+                                v[ch] += g * hp[row + ch]
+                            }
+                        }
+                        for ch in 0..<c {
+                            sumDu[image * c + ch] += Double(t[ch])
+                            sumDuXhat[image * c + ch] += Double(v[ch])
+                        }
+                        px = end
+                    }
                 }
             }
         }
@@ -93,28 +113,43 @@ extension GroupNorm {
         var dx = FeatureMap(uninitializedCount: n, height: x.height, width: x.width, channels: c)
         var dPreBias = [Double](repeating: 0, count: n * c)
         var coefficient = [Float](repeating: 0, count: c), meanG = coefficient, meanGXhat = coefficient
-        for image in 0..<n {
-            for group in 0..<p.groups {
-                let channels = (group * groupSize)..<((group + 1) * groupSize)
-                var total: Double = 0, totalXhat: Double = 0
-                for ch in channels {
-                    let weight = Double(p.gamma[ch]) * Double(scale[image * c + ch])
-                    total += weight * sumDu[image * c + ch]
-                    totalXhat += weight * sumDuXhat[image * c + ch]
-                }
-                let r = inverseStd[image * p.groups + group], count = Double(groupSize * hw)
-                for ch in channels {
-                    coefficient[ch] = Float(r * Double(p.gamma[ch]) * Double(scale[image * c + ch]))
-                    meanG[ch] = Float(r * total / count)
-                    meanGXhat[ch] = Float(r * totalXhat / count)
-                }
-            }
-            for px in 0..<hw {
-                let row = (image * hw + px) * c
-                for ch in 0..<c {
-                    let v = coefficient[ch] * du.values[row + ch] - meanG[ch] - xhat[row + ch] * meanGXhat[ch]
-                    dx.values[row + ch] = v
-                    dPreBias[image * c + ch] += Double(v)
+        dx.values.withUnsafeMutableBufferPointer { ob in
+            du.values.withUnsafeBufferPointer { db in
+                xhat.withUnsafeBufferPointer { hb in
+                    let op = ob.baseAddress!, dp = db.baseAddress!, hp = hb.baseAddress!
+                    var rowSums = [Float](repeating: 0, count: c)
+                    for image in 0..<n {
+                        for group in 0..<p.groups {
+                            let channels = (group * groupSize)..<((group + 1) * groupSize)
+                            var total: Double = 0, totalXhat: Double = 0
+                            for ch in channels {
+                                let weight = Double(p.gamma[ch]) * Double(scale[image * c + ch])
+                                total += weight * sumDu[image * c + ch]
+                                totalXhat += weight * sumDuXhat[image * c + ch]
+                            }
+                            let r = inverseStd[image * p.groups + group], count = Double(groupSize * hw)
+                            for ch in channels {
+                                coefficient[ch] = Float(r * Double(p.gamma[ch]) * Double(scale[image * c + ch]))
+                                meanG[ch] = Float(r * total / count)
+                                meanGXhat[ch] = Float(r * totalXhat / count)
+                            }
+                        }
+                        var px = 0
+                        while px < hw {
+                            let end = min(hw, px + rows)
+                            for ch in 0..<c { rowSums[ch] = 0 }
+                            for q in px..<end {
+                                let row = (image * hw + q) * c
+                                for ch in 0..<c {
+                                    let v = coefficient[ch] * dp[row + ch] - meanG[ch] - hp[row + ch] * meanGXhat[ch]
+                                    op[row + ch] = v
+                                    rowSums[ch] += v
+                                }
+                            }
+                            for ch in 0..<c { dPreBias[image * c + ch] += Double(rowSums[ch]) }
+                            px = end
+                        }
+                    }
                 }
             }
         }
@@ -125,36 +160,65 @@ extension GroupNorm {
     }
 
     /// x̂ = (x + preBias − mean_g)/√(var_g + ε) (NHWC, like x) and every (image, group)'s
-    /// 1/√(var_g + ε), the statistics summed in Double (biased variance, two passes).
+    /// 1/√(var_g + ε): per channel Σ(x + preBias) and then Σ(x + preBias − mean_g)², in Float
+    /// over a row of pixels and in Double across rows (biased variance, two passes).
     static func standardised(_ x: FeatureMap, _ p: GroupNormWeights, preBias: [Float]?) -> (xhat: [Float], inverseStd: [Double]) {
-        let n = x.count, c = p.channels, hw = x.pixels, groupSize = c / p.groups
+        let n = x.count, c = p.channels, hw = x.pixels, groupSize = c / p.groups, rows = max(1, x.width)
         let bias = preBias ?? [Float](repeating: 0, count: n * c)
         var xhat = [Float](repeating: 0, count: x.values.count)
         var inverseStd = [Double](repeating: 0, count: n * p.groups)
-        for image in 0..<n {
-            for group in 0..<p.groups {
-                let channels = (group * groupSize)..<((group + 1) * groupSize)
-                let count = Double(groupSize * hw)
-                var sum: Double = 0
-                for px in 0..<hw {
-                    let row = (image * hw + px) * c
-                    for ch in channels { sum += Double(x.values[row + ch]) + Double(bias[image * c + ch]) }
-                }
-                let mean = sum / count
-                var squares: Double = 0
-                for px in 0..<hw {
-                    let row = (image * hw + px) * c
-                    for ch in channels {
-                        let d = Double(x.values[row + ch]) + Double(bias[image * c + ch]) - mean
-                        squares += d * d
+        x.values.withUnsafeBufferPointer { xb in
+            xhat.withUnsafeMutableBufferPointer { hb in
+                let xp = xb.baseAddress!, hp = hb.baseAddress!
+                var t = [Float](repeating: 0, count: c), centre = t, scaleRow = t, shiftRow = t
+                var channelSums = [Double](repeating: 0, count: c)
+                // Per channel Σ_px f(x + bias) in Float per row of pixels, Double across rows.
+                func channelTotals(_ image: Int, centred: Bool) {
+                    for ch in 0..<c { channelSums[ch] = 0 }
+                    var px = 0
+                    while px < hw {
+                        let end = min(hw, px + rows)
+                        for ch in 0..<c { t[ch] = 0 }
+                        for q in px..<end {
+                            let row = (image * hw + q) * c
+                            if centred {
+                                for ch in 0..<c {
+                                    let d = xp[row + ch] + centre[ch]
+                                    t[ch] += d * d
+                                }
+                            } else {
+                                for ch in 0..<c { t[ch] += xp[row + ch] }
+                            }
+                        }
+                        for ch in 0..<c { channelSums[ch] += Double(t[ch]) }
+                        px = end
                     }
                 }
-                let r = 1 / (squares / count + Double(p.epsilon)).squareRoot()
-                inverseStd[image * p.groups + group] = r
-                for px in 0..<hw {
-                    let row = (image * hw + px) * c
-                    for ch in channels {
-                        xhat[row + ch] = Float((Double(x.values[row + ch]) + Double(bias[image * c + ch]) - mean) * r)
+                for image in 0..<n {
+                    channelTotals(image, centred: false)
+                    var means = [Double](repeating: 0, count: p.groups)
+                    for group in 0..<p.groups {
+                        let channels = (group * groupSize)..<((group + 1) * groupSize)
+                        var sum: Double = 0
+                        for ch in channels { sum += channelSums[ch] + Double(bias[image * c + ch]) * Double(hw) }
+                        means[group] = sum / Double(groupSize * hw)
+                        for ch in channels { centre[ch] = Float(Double(bias[image * c + ch]) - means[group]) }
+                    }
+                    channelTotals(image, centred: true)
+                    for group in 0..<p.groups {
+                        let channels = (group * groupSize)..<((group + 1) * groupSize)
+                        var squares: Double = 0
+                        for ch in channels { squares += channelSums[ch] }
+                        let r = 1 / (squares / Double(groupSize * hw) + Double(p.epsilon)).squareRoot()
+                        inverseStd[image * p.groups + group] = r
+                        for ch in channels {
+                            scaleRow[ch] = Float(r)
+                            shiftRow[ch] = Float((Double(bias[image * c + ch]) - means[group]) * r)
+                        }
+                    }
+                    for px in 0..<hw {
+                        let row = (image * hw + px) * c
+                        for ch in 0..<c { hp[row + ch] = xp[row + ch] * scaleRow[ch] + shiftRow[ch] }
                     }
                 }
             }
