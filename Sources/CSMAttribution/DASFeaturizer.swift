@@ -67,8 +67,19 @@ public struct DASFeaturizer: Sendable {
     static func addUnitVector(_ g: [Float], to sum: inout [Float]) {
         g.withUnsafeBufferPointer { gb in
             sum.withUnsafeMutableBufferPointer { sb in
-                var squares = 0.0
-                for v in gb { squares += Double(v) * Double(v) }
+                // ‖g‖² in Double, eight running sums so that the loop vectorises.
+                var lanes = SIMD8<Double>()
+                var j = 0
+                while j + 8 <= gb.count {
+                    let v = SIMD8<Double>(UnsafeRawPointer(gb.baseAddress! + j).loadUnaligned(as: SIMD8<Float>.self))
+                    lanes += v * v
+                    j += 8
+                }
+                var squares = lanes.sum()
+                while j < gb.count {
+                    squares += Double(gb[j]) * Double(gb[j])
+                    j += 1
+                }
                 guard squares > 0 else { return }
                 let scale = Float(1 / squares.squareRoot())
                 for j in 0..<gb.count { sb[j] += gb[j] * scale }

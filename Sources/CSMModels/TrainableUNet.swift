@@ -476,7 +476,9 @@ public struct TrainableUNet: Sendable {
         var dF = x
         let g = Float(configuration.preconditioner.coefficients(sigma: Double(sigma)).out) / Float(x.values.count)
         for j in dF.values.indices { dF.values[j] = g }
-        return (flatten(backward(dF, tape: tape!)), denoised)
+        var gradient = [Float](repeating: 0, count: parameterCount)
+        backward(dF, tape: tape!, into: &gradient)
+        return (gradient, denoised)
     }
 
     /// The parameter gradients, by name (file layout), of a loss L given dF = dL/dF for
@@ -487,19 +489,46 @@ public struct TrainableUNet: Sendable {
 
     /// The same from a recorded forward pass.
     func backward(_ dF: FeatureMap, tape: Tape) -> [String: [Float]] {
-        let n = tape.output.count
-        kernelPrecondition(dF.count == n && dF.height == tape.output.height && dF.width == tape.output.width
-                               && dF.channels == tape.output.channels, "TrainableUNet gradient: dF does not match the output")
-        let emb = tape.embedding.emb
         var grads: [String: [Float]] = [:]
-        var dEmb = [Float](repeating: 0, count: emb.count)
-        func add(_ name: String, _ g: [Float]?) {
-            guard let g else { return }
+        backward(dF, tape: tape) { name, g in
             if let old = grads[name] {
                 grads[name] = zip(old, g).map { $0 + $1 }
             } else {
                 grads[name] = g
             }
+        }
+        return grads
+    }
+
+    /// The same, added into `flat`: one vector in `parameterNames` order (untouched where D
+    /// does not depend on a tensor).
+    func backward(_ dF: FeatureMap, tape: Tape, into flat: inout [Float]) {
+        kernelPrecondition(flat.count == parameterCount, "TrainableUNet: a flat gradient has \(parameterCount) values, not \(flat.count)")
+        let index = Dictionary(uniqueKeysWithValues: parameterNames.enumerated().map { ($1, $0) })
+        let offsets = parameterOffsets
+        flat.withUnsafeMutableBufferPointer { out in
+            backward(dF, tape: tape) { name, g in
+                guard let i = index[name] else { preconditionFailure("TrainableUNet: a gradient for \(name), which is not a parameter") }
+                let start = offsets[i]
+                kernelPrecondition(g.count == offsets[i + 1] - start, "TrainableUNet: gradient of \(name) has \(g.count) values")
+                g.withUnsafeBufferPointer { gb in
+                    for j in 0..<gb.count { out[start + j] += gb[j] }
+                }
+            }
+        }
+    }
+
+    /// The backward pass proper: hands each parameter's gradient to `collect` by name (a
+    /// tensor used twice is handed over twice).
+    private func backward(_ dF: FeatureMap, tape: Tape, collect: (String, [Float]) -> Void) {
+        let n = tape.output.count
+        kernelPrecondition(dF.count == n && dF.height == tape.output.height && dF.width == tape.output.width
+                               && dF.channels == tape.output.channels, "TrainableUNet gradient: dF does not match the output")
+        let emb = tape.embedding.emb
+        var dEmb = [Float](repeating: 0, count: emb.count)
+        func add(_ name: String, _ g: [Float]?) {
+            guard let g else { return }
+            collect(name, g)
         }
         func addConv(_ name: String, _ r: (dx: FeatureMap, dWeight: [Float]?, dBias: [Float]?)) {
             add("\(name).weight", r.dWeight)
@@ -652,7 +681,6 @@ public struct TrainableUNet: Sendable {
             add("model.map_label.weight", LinearGradient.weight(a.labels, d, rows: n, inputs: mapLabel.inputs, outputs: mapLabel.outputs))
             if mapLabel.bias != nil { add("model.map_label.bias", LinearGradient.bias(d, rows: n, outputs: mapLabel.outputs)) }
         }
-        return grads
     }
 
     /// The channels of the encoder's skip `index`.
@@ -670,16 +698,5 @@ public struct TrainableUNet: Sendable {
             }
         }
         return 0
-    }
-
-    /// Gradients by name → one flat vector in `parameterNames` order (zeros where absent).
-    public func flatten(_ gradients: [String: [Float]]) -> [Float] {
-        var result = [Float](repeating: 0, count: parameterCount)
-        for (i, name) in parameterNames.enumerated() {
-            guard let g = gradients[name] else { continue }
-            kernelPrecondition(g.count == parameterOffsets[i + 1] - parameterOffsets[i], "TrainableUNet: gradient of \(name) has \(g.count) values")
-            result.replaceSubrange(parameterOffsets[i]..<parameterOffsets[i + 1], with: g)
-        }
-        return result
     }
 }
