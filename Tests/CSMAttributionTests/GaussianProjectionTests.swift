@@ -162,6 +162,23 @@ final class GaussianProjectionTests: XCTestCase {
                      entries / best / 1e6, entries / 1e6, checksum))
     }
 
+    /// `project` on a chunk of 256 gradients (generation and products), GFLOP/s of the
+    /// products on all cores, printed when `CSM_BENCH=1`; skipped otherwise.
+    func testProjectionRate() throws {
+        try XCTSkipUnless(ProcessInfo.processInfo.environment["CSM_BENCH"] == "1", "set CSM_BENCH=1 to time the projection")
+        let (k, d, n) = (2048, 1 << 18, 256)
+        let projection = GaussianProjection(dimension: k, inputDimension: d, seed: 3)
+        let rows = GaussianStream(seed: 2).values(n * d)
+        var best = Double.infinity, checksum = 0.0
+        for _ in 0..<3 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            checksum += Double(projection.project(rows, count: n)[7])
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        print(String(format: "GaussianProjection.project: %d × %d → %d in %.2f s, %.0f GFLOP/s (best of 3, checksum %.6f)",
+                     n, d, k, best, 2 * Double(n * d * k) / best / 1e9, checksum))
+    }
+
     func testNoiseDependsOnRoleIndexAndLevel() {
         let noise = AttributionNoise(seed: 3)
         let a = noise.noise(.training, index: 4, level: 2, count: 10)
