@@ -42,8 +42,9 @@ final class TrainableConvBN {
     var buffers: [Parameter] { [runningMean, runningVariance] }
 
     /// conv → batch norm with batch statistics (→ + residual → ReLU); updates the running
-    /// statistics. Without a residual, `relu` is undone inside `backward`; with one, the caller
-    /// owns the ReLU (it passes the block's output to `backward` as the mask). Each chunk of
+    /// statistics. Without a residual, `prepareGradient` undoes the ReLU with the layer's own
+    /// output; with one, the caller owns the ReLU (it passes the block's output to
+    /// `prepareGradient` as the mask). Each chunk of
     /// `x` is taken (normalised, when it is the previous layer's output) right before its
     /// convolution, and its batch-norm sums right after, while it is in cache; the output is
     /// normalised chunk by chunk in the same way by whichever layer reads it next.

@@ -75,11 +75,9 @@ extension GroupNorm {
                 let dp = db.baseAddress!, hp = hb.baseAddress!
                 var t = [Float](repeating: 0, count: c), v = t
                 for image in 0..<n {
-                    var px = 0
-                    while px < hw {
-                        let end = min(hw, px + rows)
+                    forEachRun(of: hw, length: rows) { run in
                         for ch in 0..<c { t[ch] = 0; v[ch] = 0 }
-                        for q in px..<end {
+                        for q in run {
                             let row = (image * hw + q) * c
                             for ch in 0..<c {
                                 let g = dp[row + ch]
@@ -91,7 +89,6 @@ extension GroupNorm {
                             sumDu[image * c + ch] += Double(t[ch])
                             sumDuXhat[image * c + ch] += Double(v[ch])
                         }
-                        px = end
                     }
                 }
             }
@@ -134,11 +131,9 @@ extension GroupNorm {
                                 meanGXhat[ch] = Float(r * totalXhat / count)
                             }
                         }
-                        var px = 0
-                        while px < hw {
-                            let end = min(hw, px + rows)
+                        forEachRun(of: hw, length: rows) { run in
                             for ch in 0..<c { rowSums[ch] = 0 }
-                            for q in px..<end {
+                            for q in run {
                                 let row = (image * hw + q) * c
                                 for ch in 0..<c {
                                     let v = coefficient[ch] * dp[row + ch] - meanG[ch] - hp[row + ch] * meanGXhat[ch]
@@ -147,7 +142,6 @@ extension GroupNorm {
                                 }
                             }
                             for ch in 0..<c { dPreBias[image * c + ch] += Double(rowSums[ch]) }
-                            px = end
                         }
                     }
                 }
@@ -157,6 +151,18 @@ extension GroupNorm {
                                   dPreBias: preBias == nil ? nil : dPreBias.map { Float($0) },
                                   dPostScale: postScale == nil ? nil : dPostScale,
                                   dPostShift: postShift == nil ? nil : sumDu.map { Float($0) })
+    }
+
+    /// Calls `body` with consecutive runs of at most `length` of the indices 0 ..< `pixels`:
+    /// the stretches summed in Float before each step in Double.
+    @inline(__always)
+    static func forEachRun(of pixels: Int, length: Int, _ body: (Range<Int>) -> Void) {
+        var start = 0
+        while start < pixels {
+            let end = min(pixels, start + length)
+            body(start..<end)
+            start = end
+        }
     }
 
     /// x̂ = (x + preBias − mean_g)/√(var_g + ε) (NHWC, like x) and every (image, group)'s
@@ -175,11 +181,9 @@ extension GroupNorm {
                 // Per channel Σ_px f(x + bias) in Float per row of pixels, Double across rows.
                 func channelTotals(_ image: Int, centred: Bool) {
                     for ch in 0..<c { channelSums[ch] = 0 }
-                    var px = 0
-                    while px < hw {
-                        let end = min(hw, px + rows)
+                    forEachRun(of: hw, length: rows) { run in
                         for ch in 0..<c { t[ch] = 0 }
-                        for q in px..<end {
+                        for q in run {
                             let row = (image * hw + q) * c
                             if centred {
                                 for ch in 0..<c {
@@ -191,7 +195,6 @@ extension GroupNorm {
                             }
                         }
                         for ch in 0..<c { channelSums[ch] += Double(t[ch]) }
-                        px = end
                     }
                 }
                 for image in 0..<n {
