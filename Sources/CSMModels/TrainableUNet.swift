@@ -28,6 +28,8 @@ public struct TrainableUNet: Sendable {
     public let parameterShapes: [[Int]]
     /// Where each tensor starts in a flat vector; the last entry is the total count.
     public let parameterOffsets: [Int]
+    /// Each tensor's position in `parameterNames`.
+    let parameterIndex: [String: Int]
     /// Every tensor read (parameters and the Fourier frequencies), by name, as stored.
     let tensors: [String: [Float]]
 
@@ -81,9 +83,7 @@ public struct TrainableUNet: Sendable {
     /// The same network with the flat parameter vector `values` (in `parameterNames` order).
     public func replacingParameters(_ values: [Float]) -> TrainableUNet {
         kernelPrecondition(values.count == parameterCount, "TrainableUNet: \(values.count) values for \(parameterCount) parameters")
-        var index: [String: Int] = [:]
-        for (i, name) in parameterNames.enumerated() { index[name] = i }
-        let offsets = parameterOffsets, old = tensors
+        let index = parameterIndex, offsets = parameterOffsets, old = tensors
         // The shapes were checked when the network was first built.
         return try! TrainableUNet(configuration, path: "<parameters>") { name, _ in
             if let i = index[name] { return Array(values[offsets[i]..<offsets[i + 1]]) }
@@ -170,6 +170,37 @@ public struct TrainableUNet: Sendable {
             return EDMResidualBlock(norm0: norm0, conv0: conv0, affine: affine, norm1: norm1, conv1: conv1, skip: skip,
                                     adaptiveScale: adm, skipScale: skipScale, attention: blockAttention)
         }
+        // What both architectures share: an encoder level's blocks after its first step, and a
+        // decoder level's first steps (the two middle blocks at the lowest resolution, else the
+        // up block) and its blocks, each reading one skip.
+        func encoderBlocks(_ prefix: String, res: Int, mult: Int, cout: inout Int, skips: inout [Int]) throws -> [EncoderStep] {
+            var steps: [EncoderStep] = []
+            for index in 0..<c.blocksPerResolution {
+                let cin = cout
+                cout = c.modelChannels * mult
+                let name = "\(prefix)_block\(index)"
+                steps.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: c.attentionResolutions.contains(res))))
+                skips.append(cout)
+            }
+            return steps
+        }
+        func decoderLevel(_ prefix: String, level: Int, mult: Int, cout: inout Int, skips: inout [Int],
+                          attention: (Int) -> Bool) throws -> [DecoderStep] {
+            var steps: [DecoderStep] = []
+            if level == c.channelMultipliers.count - 1 {
+                steps.append(.block("\(prefix)_in0", try block("\(prefix)_in0", inputs: cout, outputs: cout, attention: true)))
+                steps.append(.block("\(prefix)_in1", try block("\(prefix)_in1", inputs: cout, outputs: cout)))
+            } else {
+                steps.append(.block("\(prefix)_up", try block("\(prefix)_up", inputs: cout, outputs: cout, up: true)))
+            }
+            for index in 0...c.blocksPerResolution {
+                let cin = cout + skips.removeLast()
+                cout = c.modelChannels * mult
+                let name = "\(prefix)_block\(index)"
+                steps.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: attention(index))))
+            }
+            return steps
+        }
         if adm {
             noiseChannels = c.modelChannels
             fourierFrequencies = nil
@@ -192,29 +223,14 @@ public struct TrainableUNet: Sendable {
                     encoder.append(.block("\(prefix)_down", try block("\(prefix)_down", inputs: cout, outputs: cout, down: true)))
                 }
                 skips.append(cout)
-                for index in 0..<c.blocksPerResolution {
-                    let cin = cout
-                    cout = c.modelChannels * mult
-                    let name = "\(prefix)_block\(index)"
-                    encoder.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: c.attentionResolutions.contains(res))))
-                    skips.append(cout)
-                }
+                encoder += try encoderBlocks(prefix, res: res, mult: mult, cout: &cout, skips: &skips)
             }
             var decoder: [DecoderStep] = []
             for (level, mult) in c.channelMultipliers.enumerated().reversed() {
                 let res = c.resolution >> level
                 let prefix = "model.dec.\(res)x\(res)"
-                if level == c.channelMultipliers.count - 1 {
-                    decoder.append(.block("\(prefix)_in0", try block("\(prefix)_in0", inputs: cout, outputs: cout, attention: true)))
-                    decoder.append(.block("\(prefix)_in1", try block("\(prefix)_in1", inputs: cout, outputs: cout)))
-                } else {
-                    decoder.append(.block("\(prefix)_up", try block("\(prefix)_up", inputs: cout, outputs: cout, up: true)))
-                }
-                for index in 0...c.blocksPerResolution {
-                    let cin = cout + skips.removeLast()
-                    cout = c.modelChannels * mult
-                    let name = "\(prefix)_block\(index)"
-                    decoder.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: c.attentionResolutions.contains(res))))
+                decoder += try decoderLevel(prefix, level: level, mult: mult, cout: &cout, skips: &skips) { _ in
+                    c.attentionResolutions.contains(res)
                 }
             }
             decoder.append(.auxNorm("model.out_norm", try groupNorm("model.out_norm", channels: cout)))
@@ -260,31 +276,15 @@ public struct TrainableUNet: Sendable {
                         caux = cout
                     }
                 }
-                for index in 0..<c.blocksPerResolution {
-                    let cin = cout
-                    cout = c.modelChannels * mult
-                    let name = "\(prefix)_block\(index)"
-                    encoder.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: c.attentionResolutions.contains(res))))
-                    skips.append(cout)
-                }
+                encoder += try encoderBlocks(prefix, res: res, mult: mult, cout: &cout, skips: &skips)
             }
 
             var decoder: [DecoderStep] = []
             for (level, mult) in c.channelMultipliers.enumerated().reversed() {
                 let res = c.resolution >> level
                 let prefix = "model.dec.\(res)x\(res)"
-                if level == c.channelMultipliers.count - 1 {
-                    decoder.append(.block("\(prefix)_in0", try block("\(prefix)_in0", inputs: cout, outputs: cout, attention: true)))
-                    decoder.append(.block("\(prefix)_in1", try block("\(prefix)_in1", inputs: cout, outputs: cout)))
-                } else {
-                    decoder.append(.block("\(prefix)_up", try block("\(prefix)_up", inputs: cout, outputs: cout, up: true)))
-                }
-                for index in 0...c.blocksPerResolution {
-                    let cin = cout + skips.removeLast()
-                    cout = c.modelChannels * mult
-                    let attention = index == c.blocksPerResolution && c.attentionResolutions.contains(res)
-                    let name = "\(prefix)_block\(index)"
-                    decoder.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: attention)))
+                decoder += try decoderLevel(prefix, level: level, mult: mult, cout: &cout, skips: &skips) { index in
+                    index == c.blocksPerResolution && c.attentionResolutions.contains(res)
                 }
                 if c.decoderType == "skip" || level == 0 {
                     if c.decoderType == "skip" && level < c.channelMultipliers.count - 1 {
@@ -300,6 +300,7 @@ public struct TrainableUNet: Sendable {
         self.tensors = tensors
         let names = tensors.keys.filter { $0 != "model.map_noise.freqs" }.sorted()
         parameterNames = names
+        parameterIndex = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
         parameterShapes = names.map { shapes[$0]! }
         var offsets = [0]
         for shape in parameterShapes { offsets.append(offsets.last! + shape.reduce(1, *)) }
@@ -504,8 +505,7 @@ public struct TrainableUNet: Sendable {
     /// does not depend on a tensor).
     func backward(_ dF: FeatureMap, tape: Tape, into flat: inout [Float]) {
         kernelPrecondition(flat.count == parameterCount, "TrainableUNet: a flat gradient has \(parameterCount) values, not \(flat.count)")
-        let index = Dictionary(uniqueKeysWithValues: parameterNames.enumerated().map { ($1, $0) })
-        let offsets = parameterOffsets
+        let index = parameterIndex, offsets = parameterOffsets
         flat.withUnsafeMutableBufferPointer { out in
             backward(dF, tape: tape) { name, g in
                 guard let i = index[name] else { preconditionFailure("TrainableUNet: a gradient for \(name), which is not a parameter") }
