@@ -253,14 +253,23 @@ struct csm_bf16_filters {
     void *data;
     float *bias_values;
     struct bf16_shape *shapes;  // primitives made so far
+    struct bf16_copy *copies;   // the filters again in other layouts, for shapes whose kernels need one
     pthread_mutex_t lock;
 };
 
 struct bf16_shape {
     long count, height, width, stride, padding;
     dnnl_memory_desc_t source, destination, bias, scratch;
+    const dnnl_memory_desc_t *filter_layout;  // f->layout or a copy's
+    const void *filters;
     dnnl_primitive_t primitive;
     struct bf16_shape *next;
+};
+
+struct bf16_copy {
+    dnnl_memory_desc_t layout;
+    void *data;
+    struct bf16_copy *next;
 };
 
 // A bf16 forward-inference descriptor with the given filter layout (`any` to let oneDNN choose).
@@ -286,6 +295,31 @@ static dnnl_status_t bf16_descriptor(const csm_bf16_filters *f, long count, long
     return s;
 }
 
+// Reorders the filters `from` (layout `from_layout`) into `to` (layout `to_layout`) on a
+// stream of its own.
+static dnnl_status_t bf16_reorder_filters(const dnnl_memory_desc_t *from_layout, const void *from, const dnnl_memory_desc_t *to_layout,
+                                          void *to) {
+    dnnl_status_t s;
+    dnnl_engine_t engine = csm_dnnl_engine(&s);
+    if (!engine) return s;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t source = NULL, destination = NULL;
+    dnnl_stream_t local = NULL;
+    if (!(s = dnnl_memory_create(&source, from_layout, engine, (void *)from)) && !(s = dnnl_memory_create(&destination, to_layout, engine, to))
+        && !(s = dnnl_reorder_primitive_desc_create(&pd, from_layout, engine, to_layout, engine, NULL))
+        && !(s = dnnl_primitive_create(&reorder, pd)) && !(s = dnnl_stream_create(&local, engine, dnnl_stream_default_flags))) {
+        dnnl_exec_arg_t arguments[2] = {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, destination}};
+        if (!(s = dnnl_primitive_execute(reorder, local, 2, arguments))) s = dnnl_stream_wait(local);
+    }
+    if (local) dnnl_stream_destroy(local);
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (source) dnnl_memory_destroy(source);
+    if (destination) dnnl_memory_destroy(destination);
+    return s;
+}
+
 csm_bf16_filters *csm_bf16_filters_create(long out_channels, long in_channels, long kernel, const float *weights, const float *bias,
                                           int *status) {
     dnnl_status_t s;
@@ -307,10 +341,7 @@ csm_bf16_filters *csm_bf16_filters_create(long out_channels, long in_channels, l
     // other shape is made with the same layout.
     dnnl_dims_t dims = {out_channels, in_channels, kernel, kernel};
     dnnl_memory_desc_t any, plain;
-    dnnl_primitive_desc_t pd = NULL, reorder_pd = NULL;
-    dnnl_primitive_t reorder = NULL;
-    dnnl_memory_t from = NULL, to = NULL;
-    dnnl_stream_t local = NULL;
+    dnnl_primitive_desc_t pd = NULL;
     if (!(s = dnnl_memory_desc_init_by_tag(&any, 4, dims, dnnl_bf16, dnnl_format_tag_any))
         && !(s = dnnl_memory_desc_init_by_tag(&plain, 4, dims, dnnl_f32, dnnl_oihw))
         && !(s = bf16_descriptor(f, 16, 16, 16, 1, (kernel - 1) / 2, &any, &pd))) {
@@ -319,17 +350,7 @@ csm_bf16_filters *csm_bf16_filters_create(long out_channels, long in_channels, l
     }
     if (!s && bias && !(f->bias_values = malloc(sizeof(float) * out_channels))) s = dnnl_out_of_memory;
     if (!s && bias) memcpy(f->bias_values, bias, sizeof(float) * out_channels);
-    if (!s && !(s = dnnl_memory_create(&from, &plain, engine, (void *)weights)) && !(s = dnnl_memory_create(&to, &f->layout, engine, f->data))
-        && !(s = dnnl_reorder_primitive_desc_create(&reorder_pd, &plain, engine, &f->layout, engine, NULL))
-        && !(s = dnnl_primitive_create(&reorder, reorder_pd)) && !(s = dnnl_stream_create(&local, engine, dnnl_stream_default_flags))) {
-        dnnl_exec_arg_t arguments[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-        if (!(s = dnnl_primitive_execute(reorder, local, 2, arguments))) s = dnnl_stream_wait(local);
-    }
-    if (local) dnnl_stream_destroy(local);
-    if (reorder) dnnl_primitive_destroy(reorder);
-    if (reorder_pd) dnnl_primitive_desc_destroy(reorder_pd);
-    if (from) dnnl_memory_destroy(from);
-    if (to) dnnl_memory_destroy(to);
+    if (!s) s = bf16_reorder_filters(&plain, weights, &f->layout, f->data);
     if (pd) dnnl_primitive_desc_destroy(pd);
     *status = (int)s;
     if (s) {
@@ -348,13 +369,58 @@ void csm_bf16_filters_destroy(csm_bf16_filters *f) {
         free(shape);
         shape = next;
     }
+    struct bf16_copy *copy = f->copies;
+    while (copy) {
+        struct bf16_copy *next = copy->next;
+        free(copy->data);
+        free(copy);
+        copy = next;
+    }
     pthread_mutex_destroy(&f->lock);
     free(f->bias_values);
     free(f->data);
     free(f);
 }
 
+// True when oneDNN gave `pd` its slow reference implementation.
+static int is_reference(dnnl_primitive_desc_t pd) {
+    const char *name = NULL;
+    return !dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) && name && !strncmp(name, "ref", 3);
+}
+
+// The filters in `layout`: f->data, a copy made earlier, or a new copy; NULL on failure.
+static const void *bf16_filters_in(csm_bf16_filters *f, const dnnl_memory_desc_t *layout, const dnnl_memory_desc_t **kept,
+                                   dnnl_status_t *status) {
+    *kept = &f->layout;
+    if (dnnl_memory_desc_equal(layout, &f->layout)) return f->data;
+    for (struct bf16_copy *c = f->copies; c; c = c->next) {
+        if (dnnl_memory_desc_equal(layout, &c->layout)) {
+            *kept = &c->layout;
+            return c->data;
+        }
+    }
+    struct bf16_copy *c = calloc(1, sizeof *c);
+    if (!c || !(c->data = aligned_alloc(64, (dnnl_memory_desc_get_size(layout) + 63) / 64 * 64))) {
+        free(c);
+        *status = dnnl_out_of_memory;
+        return NULL;
+    }
+    c->layout = *layout;
+    if ((*status = bf16_reorder_filters(&f->layout, f->data, &c->layout, c->data))) {
+        free(c->data);
+        free(c);
+        return NULL;
+    }
+    c->next = f->copies;
+    f->copies = c;
+    *kept = &c->layout;
+    return c->data;
+}
+
 // The primitive for one input shape, made on first use; NULL with *status set on failure.
+// Shapes share the filters' layout, unless oneDNN has only its reference kernel for a shape
+// in that layout (it happens on some CPUs for small images): such a shape gets the layout
+// oneDNN prefers for it, and the filters are copied into it once.
 static struct bf16_shape *bf16_shape_for(csm_bf16_filters *f, long count, long height, long width, long stride, long padding,
                                          dnnl_status_t *status) {
     pthread_mutex_lock(&f->lock);
@@ -362,23 +428,37 @@ static struct bf16_shape *bf16_shape_for(csm_bf16_filters *f, long count, long h
     while (p && !(p->count == count && p->height == height && p->width == width && p->stride == stride && p->padding == padding)) p = p->next;
     *status = dnnl_success;
     if (!p) {
-        dnnl_primitive_desc_t pd = NULL;
+        dnnl_primitive_desc_t pd = NULL, preferred = NULL;
+        dnnl_memory_desc_t any;
+        dnnl_dims_t dims = {f->out_channels, f->in_channels, f->kernel, f->kernel};
         if (!(p = calloc(1, sizeof *p))) {
             *status = dnnl_out_of_memory;
         } else if (!(*status = bf16_descriptor(f, count, height, width, stride, padding, &f->layout, &pd))) {
+            if (is_reference(pd) && !dnnl_memory_desc_init_by_tag(&any, 4, dims, dnnl_bf16, dnnl_format_tag_any)
+                && !bf16_descriptor(f, count, height, width, stride, padding, &any, &preferred) && !is_reference(preferred)) {
+                dnnl_primitive_desc_destroy(pd);
+                pd = preferred;
+                preferred = NULL;
+            }
+            p->filters = bf16_filters_in(f, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &p->filter_layout, status);
             p->source = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
             p->destination = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
             p->bias = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1);
             p->scratch = *scratch_layout(pd);
-            *status = dnnl_primitive_create(&p->primitive, pd);
+            if (p->filters) *status = dnnl_primitive_create(&p->primitive, pd);
         }
         if (pd) dnnl_primitive_desc_destroy(pd);
+        if (preferred) dnnl_primitive_desc_destroy(preferred);
         if (*status) {
             free(p);
             p = NULL;
         } else {
-            *p = (struct bf16_shape){count, height, width, stride, padding, p->source, p->destination, p->bias, p->scratch, p->primitive,
-                                     f->shapes};
+            p->count = count;
+            p->height = height;
+            p->width = width;
+            p->stride = stride;
+            p->padding = padding;
+            p->next = f->shapes;
             f->shapes = p;
         }
     }
@@ -407,7 +487,7 @@ int csm_bf16_convolution_forward(csm_bf16_filters *f, long count, long height, l
         rounded_count = values;
     }
     csm_bf16_round_rows(x, (long)values, rounded, (long)values, 1, (long)values);
-    argument arguments[4] = {{DNNL_ARG_SRC, &p->source, rounded}, {DNNL_ARG_WEIGHTS, &f->layout, f->data},
+    argument arguments[4] = {{DNNL_ARG_SRC, &p->source, rounded}, {DNNL_ARG_WEIGHTS, p->filter_layout, p->filters},
                              {DNNL_ARG_BIAS, &p->bias, f->bias_values}, {DNNL_ARG_DST, &p->destination, y}};
     return (int)run(p->primitive, stream, &p->scratch, scratch, arguments, 4);
 }

@@ -31,6 +31,21 @@ extension KernelReferenceTests {
         }
     }
 
+    func testBF16FiltersServeEveryImageSize() {
+        // One set of filters at the paper network's widest level and its image sizes: oneDNN may
+        // need the filters in another layout at small sizes (a copy is made), never a wrong result.
+        let cin = 256, cout = 256, k = 3
+        let weight = random(cout * cin * k * k, seed: 24), bias = random(cout, seed: 25)
+        let filters = ConvolutionWeights(pytorch: weight, bias: bias, outputChannels: cout, inputChannels: cin, kernel: k, precision: .bf16)
+        for size in [16, 8, 4, 8] {
+            let x = random(2 * cin * size * size, seed: 26 + UInt64(size))
+            let got = Convolution.apply(FeatureMap(nchw: x, count: 2, channels: cin, height: size, width: size), filters, padding: 1).nchw
+            let expected = referenceConvolution(BFloat16Filters.rounded(x), n: 2, cin: cin, h: size, w: size,
+                                                weight: BFloat16Filters.rounded(weight), bias: bias, cout: cout, k: k, padding: 1)
+            assertClose(got, expected, tolerance: 1e-5 * Float(cin * k * k), "bf16 256→256 at \(size)×\(size)")
+        }
+    }
+
     func testBF16ResultsDoNotDependOnTheBatch() {
         // An image's output must not depend on which images share its batch (SamplerDeterminismTests).
         let cin = 64, cout = 64, size = 14, count = 9
