@@ -94,9 +94,6 @@ def main() -> int:
 
     print(f"machine: {machine()}")
     print(f"load average before: {load_average()}  (figures are only comparable on an idle machine)")
-    if os.environ.get("OPENBLAS_CORETYPE"):
-        print(f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} is set here: csm keeps the BLAS kernels it names "
-              "(unset it to let csm pick the CPU's AVX-512 ones)")
     if args.only in (None, "sampling"):
         bench_sampling(args)
     if args.only in (None, "loader") and os.path.exists(args.loader_data):

@@ -155,34 +155,6 @@ static const stage *stage_for(const csm_convolution *cc, int which, dnnl_status_
     return *status ? NULL : st;
 }
 
-// Runs one primitive with up to 5 arguments (NULL data leaves an argument out).
-typedef struct { int argument; const dnnl_memory_desc_t *layout; const void *data; } argument;
-
-static dnnl_status_t run(dnnl_primitive_t primitive, dnnl_stream_t stream, const dnnl_memory_desc_t *scratch_layout, void *scratch,
-                         argument *arguments, int count) {
-    dnnl_status_t s;
-    dnnl_engine_t engine = csm_dnnl_engine(&s);
-    if (!engine) return s;
-    dnnl_memory_t memories[6] = {NULL};
-    dnnl_exec_arg_t exec[6];
-    int n = 0;
-    for (int i = 0; i < count && !s; i++) {
-        if (!arguments[i].data) continue;
-        s = dnnl_memory_create(&memories[n], arguments[i].layout, engine, (void *)arguments[i].data);
-        exec[n].arg = arguments[i].argument;
-        exec[n].memory = memories[n];
-        n++;
-    }
-    if (!s && dnnl_memory_desc_get_size(scratch_layout) > 0 && !(s = dnnl_memory_create(&memories[n], scratch_layout, engine, scratch))) {
-        exec[n].arg = DNNL_ARG_SCRATCHPAD;
-        exec[n].memory = memories[n];
-        n++;
-    }
-    if (!s) s = dnnl_primitive_execute(primitive, stream, n, exec);
-    for (int i = 0; i < n; i++) dnnl_memory_destroy(memories[i]);
-    return s;
-}
-
 // The calling thread's buffers: the stage's weights in its layout (when it differs from
 // PyTorch's), then the scratch memory.
 static dnnl_status_t buffers(const stage *st, dnnl_stream_t *stream, void **weights, void **scratch) {
@@ -207,29 +179,29 @@ static int run_stage(const csm_convolution *c, int which, const float *a, const 
     if (which == 2) {
         // dW in the primitive's layout, then reordered into PyTorch's.
         void *target = st->reorder ? blocked : out;
-        argument arguments[4] = {{DNNL_ARG_SRC, &c->source, a}, {DNNL_ARG_DIFF_DST, &c->destination, weights},
-                                 {DNNL_ARG_DIFF_WEIGHTS, &st->weights, target}, {DNNL_ARG_DIFF_BIAS, &c->plain_bias, bias_out}};
-        if ((s = run(st->primitive, stream, &st->scratch, scratch, arguments, 4))) return (int)s;
+        csm_dnnl_argument arguments[4] = {{DNNL_ARG_SRC, &c->source, a}, {DNNL_ARG_DIFF_DST, &c->destination, weights},
+                                             {DNNL_ARG_DIFF_WEIGHTS, &st->weights, target}, {DNNL_ARG_DIFF_BIAS, &c->plain_bias, bias_out}};
+        if ((s = csm_dnnl_run(st->primitive, stream, &st->scratch, scratch, arguments, 4))) return (int)s;
         if (st->reorder) {
-            argument reorder[2] = {{DNNL_ARG_FROM, &st->weights, blocked}, {DNNL_ARG_TO, &c->plain_weights, out}};
-            s = run(st->reorder, stream, &st->reorder_scratch, scratch, reorder, 2);
+            csm_dnnl_argument reorder[2] = {{DNNL_ARG_FROM, &st->weights, blocked}, {DNNL_ARG_TO, &c->plain_weights, out}};
+            s = csm_dnnl_run(st->reorder, stream, &st->reorder_scratch, scratch, reorder, 2);
         }
         return (int)s;
     }
     const void *w = weights;
     if (st->reorder) {
-        argument reorder[2] = {{DNNL_ARG_FROM, &c->plain_weights, weights}, {DNNL_ARG_TO, &st->weights, blocked}};
-        if ((s = run(st->reorder, stream, &st->reorder_scratch, scratch, reorder, 2))) return (int)s;
+        csm_dnnl_argument reorder[2] = {{DNNL_ARG_FROM, &c->plain_weights, weights}, {DNNL_ARG_TO, &st->weights, blocked}};
+        if ((s = csm_dnnl_run(st->reorder, stream, &st->reorder_scratch, scratch, reorder, 2))) return (int)s;
         w = blocked;
     }
     if (which == 0) {
-        argument arguments[4] = {{DNNL_ARG_SRC, &c->source, a}, {DNNL_ARG_WEIGHTS, &st->weights, w},
-                                 {DNNL_ARG_BIAS, &c->plain_bias, c->bias ? bias : NULL}, {DNNL_ARG_DST, &c->destination, out}};
-        return (int)run(st->primitive, stream, &st->scratch, scratch, arguments, 4);
+        csm_dnnl_argument arguments[4] = {{DNNL_ARG_SRC, &c->source, a}, {DNNL_ARG_WEIGHTS, &st->weights, w},
+                                             {DNNL_ARG_BIAS, &c->plain_bias, c->bias ? bias : NULL}, {DNNL_ARG_DST, &c->destination, out}};
+        return (int)csm_dnnl_run(st->primitive, stream, &st->scratch, scratch, arguments, 4);
     }
-    argument arguments[3] = {{DNNL_ARG_DIFF_DST, &c->destination, a}, {DNNL_ARG_WEIGHTS, &st->weights, w},
-                             {DNNL_ARG_DIFF_SRC, &c->source, out}};
-    return (int)run(st->primitive, stream, &st->scratch, scratch, arguments, 3);
+    csm_dnnl_argument arguments[3] = {{DNNL_ARG_DIFF_DST, &c->destination, a}, {DNNL_ARG_WEIGHTS, &st->weights, w},
+                                     {DNNL_ARG_DIFF_SRC, &c->source, out}};
+    return (int)csm_dnnl_run(st->primitive, stream, &st->scratch, scratch, arguments, 3);
 }
 
 int csm_convolution_forward(const csm_convolution *c, const float *x, const float *weights, const float *bias, float *y) {
@@ -249,27 +221,19 @@ int csm_convolution_weight_gradient(const csm_convolution *c, const float *x, co
 struct csm_bf16_filters {
     long out_channels, in_channels, kernel;
     int bias;
-    dnnl_memory_desc_t layout;  // the bf16 filters as the kernels read them
-    void *data;
+    csm_packed_weights filters;  // the bf16 filters as the kernels read them
     float *bias_values;
     struct bf16_shape *shapes;  // primitives made so far
-    struct bf16_copy *copies;   // the filters again in other layouts, for shapes whose kernels need one
     pthread_mutex_t lock;
 };
 
 struct bf16_shape {
     long count, height, width, stride, padding;
     dnnl_memory_desc_t source, destination, bias, scratch;
-    const dnnl_memory_desc_t *filter_layout;  // f->layout or a copy's
+    const dnnl_memory_desc_t *filter_layout;  // the filters' first layout or a copy's
     const void *filters;
     dnnl_primitive_t primitive;
     struct bf16_shape *next;
-};
-
-struct bf16_copy {
-    dnnl_memory_desc_t layout;
-    void *data;
-    struct bf16_copy *next;
 };
 
 // A bf16 forward-inference descriptor with the given filter layout (`any` to let oneDNN choose).
@@ -292,31 +256,6 @@ static dnnl_status_t bf16_descriptor(const csm_bf16_filters *f, long count, long
         || (s = csm_dnnl_user_scratch_attributes(&attributes))) return s;
     s = dnnl_primitive_desc_create(pd, &description, attributes, engine, NULL);
     dnnl_primitive_attr_destroy(attributes);
-    return s;
-}
-
-// Reorders the filters `from` (layout `from_layout`) into `to` (layout `to_layout`) on a
-// stream of its own.
-static dnnl_status_t bf16_reorder_filters(const dnnl_memory_desc_t *from_layout, const void *from, const dnnl_memory_desc_t *to_layout,
-                                          void *to) {
-    dnnl_status_t s;
-    dnnl_engine_t engine = csm_dnnl_engine(&s);
-    if (!engine) return s;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_t reorder = NULL;
-    dnnl_memory_t source = NULL, destination = NULL;
-    dnnl_stream_t local = NULL;
-    if (!(s = dnnl_memory_create(&source, from_layout, engine, (void *)from)) && !(s = dnnl_memory_create(&destination, to_layout, engine, to))
-        && !(s = dnnl_reorder_primitive_desc_create(&pd, from_layout, engine, to_layout, engine, NULL))
-        && !(s = dnnl_primitive_create(&reorder, pd)) && !(s = dnnl_stream_create(&local, engine, dnnl_stream_default_flags))) {
-        dnnl_exec_arg_t arguments[2] = {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, destination}};
-        if (!(s = dnnl_primitive_execute(reorder, local, 2, arguments))) s = dnnl_stream_wait(local);
-    }
-    if (local) dnnl_stream_destroy(local);
-    if (reorder) dnnl_primitive_destroy(reorder);
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    if (source) dnnl_memory_destroy(source);
-    if (destination) dnnl_memory_destroy(destination);
     return s;
 }
 
@@ -344,13 +283,10 @@ csm_bf16_filters *csm_bf16_filters_create(long out_channels, long in_channels, l
     dnnl_primitive_desc_t pd = NULL;
     if (!(s = dnnl_memory_desc_init_by_tag(&any, 4, dims, dnnl_bf16, dnnl_format_tag_any))
         && !(s = dnnl_memory_desc_init_by_tag(&plain, 4, dims, dnnl_f32, dnnl_oihw))
-        && !(s = bf16_descriptor(f, 16, 16, 16, 1, (kernel - 1) / 2, &any, &pd))) {
-        f->layout = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        if (!(f->data = aligned_alloc(64, (dnnl_memory_desc_get_size(&f->layout) + 63) / 64 * 64))) s = dnnl_out_of_memory;
-    }
+        && !(s = bf16_descriptor(f, 16, 16, 16, 1, (kernel - 1) / 2, &any, &pd)))
+        s = csm_packed_weights_init(&f->filters, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &plain, weights);
     if (!s && bias && !(f->bias_values = malloc(sizeof(float) * out_channels))) s = dnnl_out_of_memory;
     if (!s && bias) memcpy(f->bias_values, bias, sizeof(float) * out_channels);
-    if (!s) s = bf16_reorder_filters(&plain, weights, &f->layout, f->data);
     if (pd) dnnl_primitive_desc_destroy(pd);
     *status = (int)s;
     if (s) {
@@ -369,52 +305,10 @@ void csm_bf16_filters_destroy(csm_bf16_filters *f) {
         free(shape);
         shape = next;
     }
-    struct bf16_copy *copy = f->copies;
-    while (copy) {
-        struct bf16_copy *next = copy->next;
-        free(copy->data);
-        free(copy);
-        copy = next;
-    }
+    csm_packed_weights_free(&f->filters);
     pthread_mutex_destroy(&f->lock);
     free(f->bias_values);
-    free(f->data);
     free(f);
-}
-
-// True when oneDNN gave `pd` its slow reference implementation.
-static int is_reference(dnnl_primitive_desc_t pd) {
-    const char *name = NULL;
-    return !dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) && name && !strncmp(name, "ref", 3);
-}
-
-// The filters in `layout`: f->data, a copy made earlier, or a new copy; NULL on failure.
-static const void *bf16_filters_in(csm_bf16_filters *f, const dnnl_memory_desc_t *layout, const dnnl_memory_desc_t **kept,
-                                   dnnl_status_t *status) {
-    *kept = &f->layout;
-    if (dnnl_memory_desc_equal(layout, &f->layout)) return f->data;
-    for (struct bf16_copy *c = f->copies; c; c = c->next) {
-        if (dnnl_memory_desc_equal(layout, &c->layout)) {
-            *kept = &c->layout;
-            return c->data;
-        }
-    }
-    struct bf16_copy *c = calloc(1, sizeof *c);
-    if (!c || !(c->data = aligned_alloc(64, (dnnl_memory_desc_get_size(layout) + 63) / 64 * 64))) {
-        free(c);
-        *status = dnnl_out_of_memory;
-        return NULL;
-    }
-    c->layout = *layout;
-    if ((*status = bf16_reorder_filters(&f->layout, f->data, &c->layout, c->data))) {
-        free(c->data);
-        free(c);
-        return NULL;
-    }
-    c->next = f->copies;
-    f->copies = c;
-    *kept = &c->layout;
-    return c->data;
 }
 
 // The primitive for one input shape, made on first use; NULL with *status set on failure.
@@ -433,14 +327,15 @@ static struct bf16_shape *bf16_shape_for(csm_bf16_filters *f, long count, long h
         dnnl_dims_t dims = {f->out_channels, f->in_channels, f->kernel, f->kernel};
         if (!(p = calloc(1, sizeof *p))) {
             *status = dnnl_out_of_memory;
-        } else if (!(*status = bf16_descriptor(f, count, height, width, stride, padding, &f->layout, &pd))) {
-            if (is_reference(pd) && !dnnl_memory_desc_init_by_tag(&any, 4, dims, dnnl_bf16, dnnl_format_tag_any)
-                && !bf16_descriptor(f, count, height, width, stride, padding, &any, &preferred) && !is_reference(preferred)) {
+        } else if (!(*status = bf16_descriptor(f, count, height, width, stride, padding, &f->filters.layout, &pd))) {
+            if (csm_dnnl_is_reference(pd) && !dnnl_memory_desc_init_by_tag(&any, 4, dims, dnnl_bf16, dnnl_format_tag_any)
+                && !bf16_descriptor(f, count, height, width, stride, padding, &any, &preferred) && !csm_dnnl_is_reference(preferred)) {
                 dnnl_primitive_desc_destroy(pd);
                 pd = preferred;
                 preferred = NULL;
             }
-            p->filters = bf16_filters_in(f, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &p->filter_layout, status);
+            p->filters = csm_packed_weights_in(&f->filters, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &p->filter_layout,
+                                               status);
             p->source = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
             p->destination = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
             p->bias = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1);
@@ -487,7 +382,7 @@ int csm_bf16_convolution_forward(csm_bf16_filters *f, long count, long height, l
         rounded_count = values;
     }
     csm_bf16_round_rows(x, (long)values, rounded, (long)values, 1, (long)values);
-    argument arguments[4] = {{DNNL_ARG_SRC, &p->source, rounded}, {DNNL_ARG_WEIGHTS, p->filter_layout, p->filters},
-                             {DNNL_ARG_BIAS, &p->bias, f->bias_values}, {DNNL_ARG_DST, &p->destination, y}};
-    return (int)run(p->primitive, stream, &p->scratch, scratch, arguments, 4);
+    csm_dnnl_argument arguments[4] = {{DNNL_ARG_SRC, &p->source, rounded}, {DNNL_ARG_WEIGHTS, p->filter_layout, p->filters},
+                                     {DNNL_ARG_BIAS, &p->bias, f->bias_values}, {DNNL_ARG_DST, &p->destination, y}};
+    return (int)csm_dnnl_run(p->primitive, stream, &p->scratch, scratch, arguments, 4);
 }

@@ -69,10 +69,12 @@ final class WeightReader {
         if kernel > 0 {
             let w = try tensor("\(name).weight", [outputs, inputs, kernel, kernel])
             let b = bias ? try tensor("\(name).bias", [outputs]) : nil
-            // One copy of the weights in memory: at fp32 Winograd's transform where it runs the
-            // layer, else the packed im2col layout; at bf16 the direct kernels' layout.
-            if precision == .fp32 && kernel == 3 && !fused && WinogradWeights.isWorthwhile(inputChannels: inputs, outputChannels: outputs) {
-                winograd = WinogradWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile)
+            // One copy of the weights in memory: Winograd's transform where it runs the layer
+            // (in bf16 at bf16 precision), else the packed im2col layout at fp32 or the direct
+            // kernels' layout at bf16.
+            if kernel == 3 && !fused && WinogradWeights.isWorthwhile(inputChannels: inputs, outputChannels: outputs) {
+                winograd = WinogradWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, tile: Winograd.defaultTile,
+                                           precision: precision)
             } else {
                 weights = ConvolutionWeights(pytorch: w, bias: b, outputChannels: outputs, inputChannels: inputs, kernel: kernel,
                                              precision: precision)

@@ -75,8 +75,47 @@ public final class BFloat16Filters: @unchecked Sendable {
         return bits.map { Float(bitPattern: UInt32($0) << 16) }
     }
 
-    /// Rounds a rows × columns block at `source` (dense) to bf16 into `destination` (dense).
-    static func round(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<UInt16>, rows: Int, columns: Int) {
-        csm_bf16_round_rows(source, columns, destination, columns, rows, columns)
+    /// Rounds a rows × columns block at `source` to bf16 into `destination`, rows
+    /// `sourceStride` and `destinationStride` values apart (`columns` when dense).
+    static func round(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<UInt16>, rows: Int, columns: Int,
+                      sourceStride: Int? = nil, destinationStride: Int? = nil) {
+        csm_bf16_round_rows(source, sourceStride ?? columns, destination, destinationStride ?? columns, rows, columns)
+    }
+}
+
+/// A batch of matrices B[p] (k × n each) rounded to bfloat16 and laid out once for oneDNN's
+/// bf16 matmul kernels: the right-hand sides of Winograd's α² products at `--precision bf16`.
+/// The left-hand sides come in bf16, products accumulate and land in fp32.
+public final class BFloat16Matrices: @unchecked Sendable {
+    // Immutable after init but for the primitives oneDNN caches inside, under its own lock.
+    private let matrices: OpaquePointer
+    public let count: Int
+    public let rows: Int
+    public let columns: Int
+
+    /// From `count` row-major fp32 matrices of rows × columns, one after another.
+    public init(_ values: UnsafeBufferPointer<Float>, count: Int, rows: Int, columns: Int) {
+        kernelPrecondition(count > 0 && rows > 0 && columns > 0 && values.count == count * rows * columns,
+                           "bf16 matrices: \(values.count) values for \(count) matrices of \(rows)×\(columns)")
+        var status: Int32 = 0
+        guard let made = csm_bf16_matrices_create(count, rows, columns, values.baseAddress, &status) else {
+            fatalError("bf16 matrices \(count)×\(rows)×\(columns): oneDNN status \(status) (out of memory?)")
+        }
+        matrices = made
+        self.count = count
+        self.rows = rows
+        self.columns = columns
+    }
+
+    deinit { csm_bf16_matrices_destroy(matrices) }
+
+    /// C[p] = A[p]·B[p] for every p, on the calling thread: A[p] is `m` × `rows` in bf16 at
+    /// a + p·aStride (rows `lda` apart), C[p] is `m` × `columns` in fp32 at c + p·cStride
+    /// (rows `ldc` apart), overwritten.
+    public func multiply(m: Int, a: UnsafePointer<UInt16>, lda: Int, aStride: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+                         cStride: Int) {
+        Profiler.addFLOPs(2 * count * m * rows * columns)
+        let status = csm_bf16_matrices_multiply(matrices, m, a, lda, aStride, c, ldc, cStride)
+        kernelPrecondition(status == 0, "bf16 product of \(count) matrices \(m)×\(rows)×\(columns): oneDNN status \(status)")
     }
 }

@@ -5,9 +5,13 @@ import Foundation
 /// The bridge to the system BLAS (Debian's OpenBLAS).
 ///
 /// On first use it makes sure OpenBLAS runs its AVX-512 kernels where the CPU has them:
-/// OpenBLAS 0.3.21 does not recognise recent AVX-512 CPUs (e.g. AMD Zen 4) and falls back
-/// to its Haswell kernels, at half the speed. Unless the user set `OPENBLAS_CORETYPE`
-/// themselves, csm re-runs OpenBLAS's core detection with `OPENBLAS_CORETYPE=SKYLAKEX`.
+/// OpenBLAS 0.3.21 does not recognise recent AVX-512 CPUs (e.g. AMD Zen 4 and 5) and falls
+/// back to its Haswell kernels, at half the speed; and those kernels round the rows of a
+/// product differently depending on how many rows it has, while an image must come out the
+/// same whatever batch it ran in. So whenever OpenBLAS picked a pre-AVX-512 family on a CPU
+/// with AVX-512 — detected, or named by `OPENBLAS_CORETYPE` (some machine images set it to
+/// Haswell) — csm re-runs OpenBLAS's core selection with `OPENBLAS_CORETYPE=SKYLAKEX`.
+/// A user's choice of an AVX-512 family (SkylakeX, Cooperlake) is kept.
 /// csm parallelises over the batch itself, so OpenBLAS runs one thread per call. GEMMs
 /// with B untransposed whose inner and output dimensions are both at least `oneDNNFrom` go
 /// to oneDNN's sgemm (also one thread per call), faster there on AVX-512 CPUs. (With B
@@ -17,7 +21,7 @@ public enum BLAS {
     private static let setUp: String = {
         let detected = String(cString: openblas_get_corename())
         let weak = ["haswell", "zen", "sandybridge", "prescott", "core2", "nehalem"]
-        if getenv("OPENBLAS_CORETYPE") == nil, weak.contains(detected.lowercased()), CPUFeatures.hasAVX512 {
+        if weak.contains(detected.lowercased()), CPUFeatures.hasAVX512 {
             setenv("OPENBLAS_CORETYPE", "SKYLAKEX", 1)
             gotoblas_dynamic_quit()
             gotoblas_dynamic_init()

@@ -11,8 +11,13 @@ public struct WinogradWeights: Sendable {
     public let tile: Int
     public let inputChannels: Int
     public let outputChannels: Int
-    /// U = G·g·Gᵀ: [α²][Cin][Cout], α = tile + 2.
+    /// U = G·g·Gᵀ: [α²][Cin][Cout], α = tile + 2 (empty at bf16 precision).
     public let transformed: [Float]
+    /// U in bf16 for oneDNN's batched bf16 products (nil at fp32 precision): one copy of the weights.
+    let transformedBF16: BFloat16Matrices?
+    /// The arithmetic of the α² products: at bf16 the transformed inputs and weights are
+    /// rounded to bf16 and the products summed in fp32; the transforms stay fp32.
+    public var precision: Precision { transformedBF16 == nil ? .fp32 : .bf16 }
     /// [Cout rounded up to a multiple of 16], zeros past Cout.
     let paddedBias: [Float]
 
@@ -35,8 +40,9 @@ public struct WinogradWeights: Sendable {
 
     /// From PyTorch-layout weights [Cout, Cin, 3, 3] and an optional bias [Cout] (added by
     /// the forward kernel). U = G·g·Gᵀ, computed separably in float64, the rows of each
-    /// point's matrix spread over the cores.
-    public init(pytorch weight: [Float], bias: [Float]?, outputChannels cout: Int, inputChannels cin: Int, tile: Int = 2) {
+    /// point's matrix spread over the cores; at bf16 then rounded and kept in bf16 only.
+    public init(pytorch weight: [Float], bias: [Float]?, outputChannels cout: Int, inputChannels cin: Int, tile: Int = 2,
+                precision: Precision = .fp32) {
         kernelPrecondition(cin > 0 && cout > 0 && (tile == 2 || tile == 4), "Winograd: \(cin)→\(cout) channels, tile \(tile)")
         kernelPrecondition(weight.count == cout * cin * 9 && (bias?.count ?? cout) == cout,
                            "Winograd: \(weight.count) weights and \(bias?.count ?? 0) biases for \(cin)→\(cout) channels")
@@ -78,7 +84,13 @@ public struct WinogradWeights: Sendable {
         inputChannels = cin
         outputChannels = cout
         paddedBias = (bias ?? [Float](repeating: 0, count: cout)) + [Float](repeating: 0, count: Winograd.roundedUp(cout) - cout)
-        transformed = u
+        if precision == .bf16 {
+            transformedBF16 = u.withUnsafeBufferPointer { BFloat16Matrices($0, count: points, rows: cin, columns: cout) }
+            transformed = []
+        } else {
+            transformedBF16 = nil
+            transformed = u
+        }
     }
 }
 
@@ -171,7 +183,7 @@ public enum Winograd {
         let cin = w.inputChannels, cout = w.outputChannels, m = T.tile, alpha = m + 2, points = alpha * alpha
         kernelPrecondition(x.channels == cin && x.hasConsistentShape,
                            "convolution: \(x.channels) input channels, weights expect \(cin)")
-        kernelPrecondition(w.transformed.count == points * cin * cout && w.paddedBias.count == roundedUp(cout),
+        kernelPrecondition((w.transformed.count == points * cin * cout || w.transformedBF16?.count == points) && w.paddedBias.count == roundedUp(cout),
                            "Winograd: transformed weights do not match \(cin)→\(cout) channels")
         // The transformed inputs and products keep each tile's channels padded to a multiple
         // of 16, so that every vector load and store stays inside its tile's row.
@@ -181,15 +193,20 @@ public enum Winograd {
         let tilesPerImage = tilesY * tilesX
         let totalTiles = x.count * tilesPerImage
         let chunk = min(totalTiles, max(minimumTiles, chunkFloats / (points * (cinPadded + coutPadded))))
+        // At bf16 the transformed inputs go straight into bf16 matrices for the products.
+        let bf16 = w.transformedBF16 != nil
         // The α² matrices sit a little more than a power of two apart, so that a tile's
-        // loads and stores do not all fall into the same cache set.
-        let vStride = chunk * cinPadded + 48, mStride = chunk * coutPadded + 48
+        // loads and stores do not all fall into the same cache set; at bf16 exactly one
+        // matrix apart, as oneDNN's fastest batched kernels need.
+        let gap = bf16 ? 0 : 48
+        let vStride = chunk * cinPadded + gap, mStride = chunk * coutPadded + gap
         var y = FeatureMap(uninitializedCount: x.count, height: h, width: wd, channels: cout)
         // Vector-aligned, so that the transforms read and write them as vectors in place.
-        let v = allocateVectors(floats: points * vStride), product = allocateVectors(floats: points * mStride)
+        let v = allocateVectors(floats: bf16 ? 0 : points * vStride), product = allocateVectors(floats: points * mStride)
         let vs = vStride / 16
         let scratch = UnsafeMutablePointer<V>.allocate(capacity: 3 * points)
-        defer { v.deallocate(); product.deallocate(); scratch.deallocate() }
+        let rounded = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16 ? points * vStride : 0)
+        defer { v.deallocate(); product.deallocate(); scratch.deallocate(); rounded.deallocate() }
         // GEMM leaves the padding columns of the products alone; zero them once so that the
         // output transform only ever reads initialised values (which it then discards).
         if coutPadded != cout { product.initialize(repeating: 0, count: points * mStride) }
@@ -210,14 +227,27 @@ public enum Winograd {
                             let lanes = min(16, cin - c)
                             gather(xp, image: n, y0: y0, x0: x0, height: h, width: wd, channels: cin, from: c, lanes: lanes,
                                    side: alpha, into: scratch)
-                            let rows = scratch + points, dst = vectors(v + t * cinPadded + c)
+                            let rows = scratch + points
                             for j in 0..<alpha { T.input(scratch + j, alpha, rows + j, alpha) }
-                            // Point i·α + k goes to matrix i·α + k.
-                            for i in 0..<alpha { T.input(rows + i * alpha, 1, dst + i * alpha * vs, vs) }
+                            // Point i·α + k goes to matrix i·α + k: in place at fp32, rounded
+                            // into the bf16 matrices from a last scratch row at bf16.
+                            guard bf16 else {
+                                let dst = vectors(v + t * cinPadded + c)
+                                for i in 0..<alpha { T.input(rows + i * alpha, 1, dst + i * alpha * vs, vs) }
+                                continue
+                            }
+                            let out = scratch + 2 * points
+                            for i in 0..<alpha { T.input(rows + i * alpha, 1, out + i * alpha, 1) }
+                            BFloat16Filters.round(UnsafeRawPointer(out).assumingMemoryBound(to: Float.self), into: rounded + t * cinPadded + c,
+                                                  rows: points, columns: 16, sourceStride: 16, destinationStride: vStride)
                         }
                     }
                 }
                 Profiler.measure("winograd-gemm") {
+                    if let matrices = w.transformedBF16 {
+                        matrices.multiply(m: count, a: rounded, lda: cinPadded, aStride: vStride, c: product, ldc: coutPadded, cStride: mStride)
+                        return
+                    }
                     for k in 0..<points {
                         BLAS.sgemm(m: count, n: cout, k: cin, a: v + k * vStride, lda: cinPadded,
                                    b: ub.baseAddress! + k * cin * cout, ldb: cout, c: product + k * mStride, ldc: coutPadded)

@@ -53,4 +53,20 @@ void csm_bf16_filters_destroy(csm_bf16_filters *filters);
 int csm_bf16_convolution_forward(csm_bf16_filters *filters, long count, long height, long width, long stride, long padding,
                                  const float *x, float *y);
 
+/// The `batch` matrices B[p] (k × n each, fp32 row-major, one after another) of a batched
+/// product, rounded to bf16 (nearest, ties to even) and laid out once as oneDNN's matmul
+/// kernels read them.
+typedef struct csm_bf16_matrices csm_bf16_matrices;
+
+/// NULL with *status set to oneDNN's status code on failure.
+csm_bf16_matrices *csm_bf16_matrices_create(long batch, long k, long n, const float *b, int *status);
+
+void csm_bf16_matrices_destroy(csm_bf16_matrices *matrices);
+
+/// C[p] = A[p]·B[p] for every p: A[p] is rows × k in bf16 (rows `lda` apart, matrices
+/// `a_stride` apart), C[p] rows × n in fp32 (`ldc`, `c_stride`), overwritten; products
+/// accumulated in fp32. A primitive is made per geometry on first use and kept.
+int csm_bf16_matrices_multiply(csm_bf16_matrices *matrices, long rows, const uint16_t *a, long lda, long a_stride, float *c, long ldc,
+                               long c_stride);
+
 #endif
