@@ -12,8 +12,9 @@ and prints the machine, both images/s, GFLOP/s, peak memory and the ratio. Then 
 against a PyTorch DataLoader, `csm train` against tools/train_torch.py (ResNet-20,
 batch 128, without and with mixed samples, the two in turn --repeats times: median images/s
 and peak memory), and the CSM paper's
-network (EDM's 56 M-parameter DDPM++, random weights from tools/make_paper_model.py):
-image-evaluations/s, GFLOP/s and peak memory of csm and PyTorch; last, attribution's
+network (EDM's 56 M-parameter DDPM++, random weights from tools/make_paper_model.py): csm
+fp32, csm bf16 and PyTorch in turn --repeats times, median image-evaluations/s, GFLOP/s and
+peak memory; last, attribution's
 per-sample gradients on the default model (`csm attribute index` against torch.func in
 tools/bench_das_torch.py): images x noise levels per second.
 """
@@ -253,7 +254,9 @@ def bench_attribution(args) -> None:
 def bench_paper(args) -> None:
     """The CSM paper's network (EDM's edm-cifar10-32x32-cond-vp architecture, random weights):
     csm sample at fp32 and at bf16 against tools/bench_torch.py (fp32), batch 16, 2 Heun steps
-    (3 evaluations per image), sampling time only, with csm's kernel tables."""
+    (3 evaluations per image), sampling time only. The three run in turn --repeats times (a
+    neighbour's load then falls on all of them) and the medians are compared; csm's kernel
+    tables are from its last runs."""
     if not os.path.exists(args.paper_model):
         made = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_paper_model.py"), "--out", args.paper_model],
                               capture_output=True, text=True)
@@ -262,32 +265,48 @@ def bench_paper(args) -> None:
     batch, steps = 16, 2
     evaluations = 2 * steps - 1
     print(f"\npaper network: DDPM++ (VP, 55.7 M parameters, 32x32x3, 10 classes; random weights), batch {batch}, "
-          f"{evaluations} evaluations per image, sampling time only (2 threads)")
+          f"{evaluations} evaluations per image, sampling time only (2 threads), csm fp32, csm bf16 and PyTorch in turn, "
+          f"{args.repeats} times each")
     def run_csm(precision: str) -> dict:
         done = subprocess.run([args.csm, "sample", "--model", args.paper_model, "--seeds", f"0-{batch - 1}", "--class", "1",
                                "--steps", str(steps), "--batch", str(batch), "--precision", precision, "--json", "--profile"],
                               capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"bench: csm sample --precision {precision} on the paper network failed: {done.stderr.strip()[-400:]}")
-        print(f"csm {precision} per-kernel profile (CPU-seconds summed over threads):")
-        print("\n".join(line for line in done.stderr.splitlines() if line.startswith("  ")))
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result["profile"] = [line for line in done.stderr.splitlines() if line.startswith("  ")]
+        return result
 
-    s = run_csm("fp32")
-    b = run_csm("bf16")
-    peer_run = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_torch.py"), "--model", args.paper_model,
+    def run_torch() -> dict:
+        done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_torch.py"), "--model", args.paper_model,
                                "--batch", str(batch), "--steps", str(steps), "--threads", "2", "--repeats", "1", "--evals", "3"],
                               capture_output=True, text=True)
-    if peer_run.returncode != 0:
-        sys.exit(f"bench: PyTorch peer on the paper network failed: {peer_run.stderr.strip()[-400:]}")
-    t = json.loads(peer_run.stdout.strip().splitlines()[-1])
+        if done.returncode != 0:
+            sys.exit(f"bench: PyTorch peer on the paper network failed: {done.stderr.strip()[-400:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    runs = {"fp32": [], "bf16": [], "torch": []}
+    for _ in range(args.repeats):
+        runs["fp32"].append(run_csm("fp32"))
+        runs["bf16"].append(run_csm("bf16"))
+        runs["torch"].append(run_torch())
+    for precision in ("fp32", "bf16"):
+        print(f"csm {precision} per-kernel profile (CPU-seconds summed over threads, last run):")
+        print("\n".join(runs[precision][-1]["profile"]))
+    rates = {name: [r["images_per_s"] * evaluations for r in results] for name, results in runs.items()}
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    s = runs["fp32"][-1]
     gflop_per_evaluation = s["gflop_per_s"] / (s["images_per_s"] * evaluations)
-    csm_rate, bf16_rate, torch_rate = (x["images_per_s"] * evaluations for x in (s, b, t))
-    print(f"{'':<34}{'image-evals/s':>14}{'GFLOP/s':>10}{'peak MiB':>10}")
-    print(f"{'csm fp32 (' + s['blas_core'] + ' BLAS)':<34}{csm_rate:>14.2f}{s['gflop_per_s']:>10.1f}{s['peak_rss_mib']:>10.0f}")
-    print(f"{'csm bf16 (oneDNN)':<34}{bf16_rate:>14.2f}{bf16_rate * gflop_per_evaluation:>10.1f}{b['peak_rss_mib']:>10.0f}")
-    print(f"{'PyTorch ' + t['torch'] + ' fp32':<34}{torch_rate:>14.2f}{torch_rate * gflop_per_evaluation:>10.1f}{t['peak_rss_mib']:>10.0f}")
-    print(f"ratio csm / PyTorch, paper network: fp32 {csm_rate / torch_rate:.2f}x, bf16 {bf16_rate / torch_rate:.2f}x")
+    labels = {"fp32": f"csm fp32 ({s['blas_core']} BLAS)", "bf16": "csm bf16 (oneDNN)", "torch": f"PyTorch {runs['torch'][-1]['torch']} fp32"}
+    print(f"{'':<34}{'image-evals/s (each run)':>26}{'median':>9}{'GFLOP/s':>9}{'peak MiB':>10}")
+    for name in ("fp32", "bf16", "torch"):
+        each = " ".join(f"{v:.2f}" for v in rates[name])
+        peak = max(r["peak_rss_mib"] for r in runs[name])
+        print(f"{labels[name]:<34}{each:>26}{medians[name]:>9.2f}{medians[name] * gflop_per_evaluation:>9.1f}{peak:>10.0f}")
+    for precision in ("fp32", "bf16"):
+        pairs = " ".join(f"{c / t:.2f}" for c, t in zip(rates[precision], rates["torch"]))
+        print(f"ratio csm {precision} / PyTorch fp32, paper network: {medians[precision] / medians['torch']:.2f}x "
+              f"(medians; run by run: {pairs})")
 
 if __name__ == "__main__":
     sys.exit(main())
