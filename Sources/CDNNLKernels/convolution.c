@@ -221,24 +221,14 @@ int csm_convolution_weight_gradient(const csm_convolution *c, const float *x, co
 struct csm_bf16_filters {
     long out_channels, in_channels, kernel;
     int bias;
-    csm_packed_weights filters;  // the bf16 filters as the kernels read them
     float *bias_values;
-    struct bf16_shape *shapes;  // primitives made so far
-    pthread_mutex_t lock;
+    csm_shared_weights filters;  // keyed by count, height, width, stride, padding
 };
 
-struct bf16_shape {
-    long count, height, width, stride, padding;
-    dnnl_memory_desc_t source, destination, bias, scratch;
-    const dnnl_memory_desc_t *filter_layout;  // the filters' first layout or a copy's
-    const void *filters;
-    dnnl_primitive_t primitive;
-    struct bf16_shape *next;
-};
-
-// A bf16 forward-inference descriptor with the given filter layout (`any` to let oneDNN choose).
-static dnnl_status_t bf16_descriptor(const csm_bf16_filters *f, long count, long height, long width, long stride, long padding,
-                                     const dnnl_memory_desc_t *filters, dnnl_primitive_desc_t *pd) {
+// A bf16 forward-inference descriptor for input shape `key` with the given filter layout.
+static dnnl_status_t bf16_descriptor(const void *owner, const long *key, const dnnl_memory_desc_t *filters, dnnl_primitive_desc_t *pd) {
+    const csm_bf16_filters *f = owner;
+    long count = key[0], height = key[1], width = key[2], stride = key[3], padding = key[4];
     dnnl_status_t s;
     dnnl_engine_t engine = csm_dnnl_engine(&s);
     if (!engine) return s;
@@ -275,19 +265,12 @@ csm_bf16_filters *csm_bf16_filters_create(long out_channels, long in_channels, l
     f->in_channels = in_channels;
     f->kernel = kernel;
     f->bias = bias != NULL;
-    pthread_mutex_init(&f->lock, NULL);
-    // The layout oneDNN prefers at a typical shape (16 images of 16×16, size-preserving); every
-    // other shape is made with the same layout.
+    // The layout oneDNN prefers at a typical shape: 16 images of 16×16, size-preserving.
     dnnl_dims_t dims = {out_channels, in_channels, kernel, kernel};
-    dnnl_memory_desc_t any, plain;
-    dnnl_primitive_desc_t pd = NULL;
-    if (!(s = dnnl_memory_desc_init_by_tag(&any, 4, dims, dnnl_bf16, dnnl_format_tag_any))
-        && !(s = dnnl_memory_desc_init_by_tag(&plain, 4, dims, dnnl_f32, dnnl_oihw))
-        && !(s = bf16_descriptor(f, 16, 16, 16, 1, (kernel - 1) / 2, &any, &pd)))
-        s = csm_packed_weights_init(&f->filters, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &plain, weights);
+    long typical[CSM_SHAPE_KEY] = {16, 16, 16, 1, (kernel - 1) / 2};
+    s = csm_shared_weights_init(&f->filters, 4, dims, dnnl_oihw, weights, bf16_descriptor, f, typical);
     if (!s && bias && !(f->bias_values = malloc(sizeof(float) * out_channels))) s = dnnl_out_of_memory;
     if (!s && bias) memcpy(f->bias_values, bias, sizeof(float) * out_channels);
-    if (pd) dnnl_primitive_desc_destroy(pd);
     *status = (int)s;
     if (s) {
         csm_bf16_filters_destroy(f);
@@ -298,67 +281,9 @@ csm_bf16_filters *csm_bf16_filters_create(long out_channels, long in_channels, l
 
 void csm_bf16_filters_destroy(csm_bf16_filters *f) {
     if (!f) return;
-    struct bf16_shape *shape = f->shapes;
-    while (shape) {
-        struct bf16_shape *next = shape->next;
-        dnnl_primitive_destroy(shape->primitive);
-        free(shape);
-        shape = next;
-    }
-    csm_packed_weights_free(&f->filters);
-    pthread_mutex_destroy(&f->lock);
+    csm_shared_weights_free(&f->filters);
     free(f->bias_values);
     free(f);
-}
-
-// The primitive for one input shape, made on first use; NULL with *status set on failure.
-// Shapes share the filters' layout, unless oneDNN has only its reference kernel for a shape
-// in that layout (it happens on some CPUs for small images): such a shape gets the layout
-// oneDNN prefers for it, and the filters are copied into it once.
-static struct bf16_shape *bf16_shape_for(csm_bf16_filters *f, long count, long height, long width, long stride, long padding,
-                                         dnnl_status_t *status) {
-    pthread_mutex_lock(&f->lock);
-    struct bf16_shape *p = f->shapes;
-    while (p && !(p->count == count && p->height == height && p->width == width && p->stride == stride && p->padding == padding)) p = p->next;
-    *status = dnnl_success;
-    if (!p) {
-        dnnl_primitive_desc_t pd = NULL, preferred = NULL;
-        dnnl_memory_desc_t any;
-        dnnl_dims_t dims = {f->out_channels, f->in_channels, f->kernel, f->kernel};
-        if (!(p = calloc(1, sizeof *p))) {
-            *status = dnnl_out_of_memory;
-        } else if (!(*status = bf16_descriptor(f, count, height, width, stride, padding, &f->filters.layout, &pd))) {
-            if (csm_dnnl_is_reference(pd) && !dnnl_memory_desc_init_by_tag(&any, 4, dims, dnnl_bf16, dnnl_format_tag_any)
-                && !bf16_descriptor(f, count, height, width, stride, padding, &any, &preferred) && !csm_dnnl_is_reference(preferred)) {
-                dnnl_primitive_desc_destroy(pd);
-                pd = preferred;
-                preferred = NULL;
-            }
-            p->filters = csm_packed_weights_in(&f->filters, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &p->filter_layout,
-                                               status);
-            p->source = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-            p->destination = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-            p->bias = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1);
-            p->scratch = *scratch_layout(pd);
-            if (p->filters) *status = dnnl_primitive_create(&p->primitive, pd);
-        }
-        if (pd) dnnl_primitive_desc_destroy(pd);
-        if (preferred) dnnl_primitive_desc_destroy(preferred);
-        if (*status) {
-            free(p);
-            p = NULL;
-        } else {
-            p->count = count;
-            p->height = height;
-            p->width = width;
-            p->stride = stride;
-            p->padding = padding;
-            p->next = f->shapes;
-            f->shapes = p;
-        }
-    }
-    pthread_mutex_unlock(&f->lock);
-    return p;
 }
 
 // The calling thread's buffer for the rounded input, kept between calls (allocating it per
@@ -369,7 +294,8 @@ static _Thread_local size_t rounded_count;
 int csm_bf16_convolution_forward(csm_bf16_filters *f, long count, long height, long width, long stride, long padding, const float *x,
                                  float *y) {
     dnnl_status_t s;
-    struct bf16_shape *p = bf16_shape_for(f, count, height, width, stride, padding, &s);
+    long key[CSM_SHAPE_KEY] = {count, height, width, stride, padding};
+    const csm_shape *p = csm_shared_weights_shape(&f->filters, key, &s);
     if (!p) return (int)s;
     dnnl_stream_t stream;
     void *scratch;
@@ -382,7 +308,7 @@ int csm_bf16_convolution_forward(csm_bf16_filters *f, long count, long height, l
         rounded_count = values;
     }
     csm_bf16_round_rows(x, (long)values, rounded, (long)values, 1, (long)values);
-    csm_dnnl_argument arguments[4] = {{DNNL_ARG_SRC, &p->source, rounded}, {DNNL_ARG_WEIGHTS, p->filter_layout, p->filters},
+    csm_dnnl_argument arguments[4] = {{DNNL_ARG_SRC, &p->source, rounded}, {DNNL_ARG_WEIGHTS, p->weights_layout, p->weights},
                                      {DNNL_ARG_BIAS, &p->bias, f->bias_values}, {DNNL_ARG_DST, &p->destination, y}};
     return (int)csm_dnnl_run(p->primitive, stream, &p->scratch, scratch, arguments, 4);
 }

@@ -1,5 +1,6 @@
 #include "runtime.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,10 +34,11 @@ int csm_dnnl_is_reference(dnnl_primitive_desc_t pd) {
     return !dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) && name && !strncmp(name, "ref", 3);
 }
 
-struct csm_packed_copy {
+// A copy of the weights in another layout.
+struct weights_copy {
     dnnl_memory_desc_t layout;
     void *data;
-    struct csm_packed_copy *next;
+    struct weights_copy *next;
 };
 
 // Reorders `from` (layout `from_layout`) into `to` (layout `to_layout`) on a stream of its own.
@@ -66,37 +68,19 @@ static void *allocate(const dnnl_memory_desc_t *layout) {
     return aligned_alloc(64, (dnnl_memory_desc_get_size(layout) + 63) / 64 * 64);
 }
 
-dnnl_status_t csm_packed_weights_init(csm_packed_weights *w, const dnnl_memory_desc_t *layout, const dnnl_memory_desc_t *source_layout,
-                                      const void *source) {
-    memset(w, 0, sizeof *w);
-    w->layout = *layout;
-    if (!(w->data = allocate(layout))) return dnnl_out_of_memory;
-    return reorder(source_layout, source, &w->layout, w->data);
-}
-
-void csm_packed_weights_free(csm_packed_weights *w) {
-    struct csm_packed_copy *copy = w->copies;
-    while (copy) {
-        struct csm_packed_copy *next = copy->next;
-        free(copy->data);
-        free(copy);
-        copy = next;
-    }
-    free(w->data);
-    memset(w, 0, sizeof *w);
-}
-
-const void *csm_packed_weights_in(csm_packed_weights *w, const dnnl_memory_desc_t *layout, const dnnl_memory_desc_t **kept,
-                                  dnnl_status_t *status) {
+// The weights in `layout`: the first layout, a copy made earlier, or a new copy; NULL with
+// *status set on failure. The caller holds the lock.
+static const void *weights_in(csm_shared_weights *w, const dnnl_memory_desc_t *layout, const dnnl_memory_desc_t **kept,
+                              dnnl_status_t *status) {
     *kept = &w->layout;
     if (dnnl_memory_desc_equal(layout, &w->layout)) return w->data;
-    for (struct csm_packed_copy *c = w->copies; c; c = c->next) {
+    for (struct weights_copy *c = w->copies; c; c = c->next) {
         if (dnnl_memory_desc_equal(layout, &c->layout)) {
             *kept = &c->layout;
             return c->data;
         }
     }
-    struct csm_packed_copy *c = calloc(1, sizeof *c);
+    struct weights_copy *c = calloc(1, sizeof *c);
     if (!c || !(c->data = allocate(layout))) {
         free(c);
         *status = dnnl_out_of_memory;
@@ -112,4 +96,84 @@ const void *csm_packed_weights_in(csm_packed_weights *w, const dnnl_memory_desc_
     w->copies = c;
     *kept = &c->layout;
     return c->data;
+}
+
+dnnl_status_t csm_shared_weights_init(csm_shared_weights *w, int dimensions, const dnnl_dims_t dims, dnnl_format_tag_t plain_tag,
+                                      const float *values, csm_descriptor_maker maker, const void *owner, const long *typical) {
+    memset(w, 0, sizeof *w);
+    pthread_mutex_init(&w->lock, NULL);
+    w->dimensions = dimensions;
+    memcpy(w->dims, dims, sizeof(dnnl_dims_t));
+    w->maker = maker;
+    w->owner = owner;
+    dnnl_memory_desc_t any, plain;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t s;
+    if (!(s = dnnl_memory_desc_init_by_tag(&any, dimensions, dims, dnnl_bf16, dnnl_format_tag_any))
+        && !(s = dnnl_memory_desc_init_by_tag(&plain, dimensions, dims, dnnl_f32, plain_tag)) && !(s = maker(owner, typical, &any, &pd))) {
+        w->layout = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        if (!(w->data = allocate(&w->layout))) s = dnnl_out_of_memory;
+    }
+    if (!s) s = reorder(&plain, values, &w->layout, w->data);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return s;
+}
+
+void csm_shared_weights_free(csm_shared_weights *w) {
+    csm_shape *shape = w->shapes;
+    while (shape) {
+        csm_shape *next = shape->next;
+        dnnl_primitive_destroy(shape->primitive);
+        free(shape);
+        shape = next;
+    }
+    struct weights_copy *copy = w->copies;
+    while (copy) {
+        struct weights_copy *next = copy->next;
+        free(copy->data);
+        free(copy);
+        copy = next;
+    }
+    free(w->data);
+    pthread_mutex_destroy(&w->lock);
+    memset(w, 0, sizeof *w);
+}
+
+const csm_shape *csm_shared_weights_shape(csm_shared_weights *w, const long key[CSM_SHAPE_KEY], dnnl_status_t *status) {
+    pthread_mutex_lock(&w->lock);
+    csm_shape *p = w->shapes;
+    while (p && memcmp(p->key, key, sizeof p->key)) p = p->next;
+    *status = dnnl_success;
+    if (!p) {
+        dnnl_primitive_desc_t pd = NULL, preferred = NULL;
+        dnnl_memory_desc_t any;
+        if (!(p = calloc(1, sizeof *p))) {
+            *status = dnnl_out_of_memory;
+        } else if (!(*status = w->maker(w->owner, key, &w->layout, &pd))) {
+            if (csm_dnnl_is_reference(pd) && !dnnl_memory_desc_init_by_tag(&any, w->dimensions, w->dims, dnnl_bf16, dnnl_format_tag_any)
+                && !w->maker(w->owner, key, &any, &preferred) && !csm_dnnl_is_reference(preferred)) {
+                dnnl_primitive_desc_destroy(pd);
+                pd = preferred;
+                preferred = NULL;
+            }
+            p->weights = weights_in(w, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &p->weights_layout, status);
+            p->source = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+            p->destination = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+            p->bias = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1);
+            p->scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+            if (p->weights) *status = dnnl_primitive_create(&p->primitive, pd);
+        }
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        if (preferred) dnnl_primitive_desc_destroy(preferred);
+        if (*status) {
+            free(p);
+            p = NULL;
+        } else {
+            memcpy(p->key, key, sizeof p->key);
+            p->next = w->shapes;
+            w->shapes = p;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    return p;
 }

@@ -4,6 +4,7 @@
 #define CSM_DNNL_RUNTIME_H
 
 #include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
 #include <stddef.h>
 
 /// The process's CPU engine, made on first use; NULL with *status set on failure.
@@ -30,26 +31,49 @@ dnnl_status_t csm_dnnl_run(dnnl_primitive_t primitive, dnnl_stream_t stream, con
 /// True when oneDNN gave `pd` its slow reference implementation.
 int csm_dnnl_is_reference(dnnl_primitive_desc_t pd);
 
-/// Weights laid out as oneDNN's kernels read them: in the layout chosen first, plus a copy in
-/// each other layout a shape's kernel turned out to need (oneDNN may have only its reference
-/// kernel for some shapes in the first layout). Copies are made once and kept.
-typedef struct csm_packed_copy csm_packed_copy;
+/// Up to this many numbers tell one geometry of a primitive from another (unused ones 0).
+#define CSM_SHAPE_KEY 5
+
+/// Makes the primitive descriptor of `owner`'s operation for geometry `key`, its weights in
+/// layout `weights` (`any` to let oneDNN choose).
+typedef dnnl_status_t (*csm_descriptor_maker)(const void *owner, const long *key, const dnnl_memory_desc_t *weights,
+                                              dnnl_primitive_desc_t *pd);
+
+/// One geometry's primitive and what running it needs.
+typedef struct csm_shape {
+    long key[CSM_SHAPE_KEY];
+    dnnl_memory_desc_t source, destination, bias, scratch;
+    const dnnl_memory_desc_t *weights_layout;  // the weights' first layout or a copy's
+    const void *weights;
+    dnnl_primitive_t primitive;
+    struct csm_shape *next;
+} csm_shape;
+
+/// bf16 weights laid out once as oneDNN's kernels read them, and the primitives that share
+/// them, one per geometry, made on first use and kept (under the lock). The layout is the
+/// one oneDNN prefers at a typical geometry; a geometry for which oneDNN has only its slow
+/// reference kernel in that layout gets the layout oneDNN prefers for it, with the weights
+/// copied into it once (it happens on some CPUs, e.g. for small images).
 typedef struct {
     dnnl_memory_desc_t layout;
     void *data;
-    csm_packed_copy *copies;
-} csm_packed_weights;
+    struct weights_copy *copies;
+    csm_shape *shapes;
+    int dimensions;
+    dnnl_dims_t dims;
+    csm_descriptor_maker maker;
+    const void *owner;
+    pthread_mutex_t lock;
+} csm_shared_weights;
 
-/// `source` (in `source_layout`) reordered into `layout`, the weights' first layout.
-dnnl_status_t csm_packed_weights_init(csm_packed_weights *weights, const dnnl_memory_desc_t *layout,
-                                      const dnnl_memory_desc_t *source_layout, const void *source);
+/// Rounds `values` (fp32, dense in `plain_tag` order, dims `dims`) to bf16 in the layout
+/// oneDNN prefers at geometry `typical`.
+dnnl_status_t csm_shared_weights_init(csm_shared_weights *weights, int dimensions, const dnnl_dims_t dims, dnnl_format_tag_t plain_tag,
+                                      const float *values, csm_descriptor_maker maker, const void *owner, const long *typical);
 
-void csm_packed_weights_free(csm_packed_weights *weights);
+void csm_shared_weights_free(csm_shared_weights *weights);
 
-/// The weights in `layout` (the first layout, or a copy made earlier or now), with that
-/// layout's kept descriptor in *kept; NULL with *status set on failure. Not thread-safe: the
-/// owner holds its lock.
-const void *csm_packed_weights_in(csm_packed_weights *weights, const dnnl_memory_desc_t *layout, const dnnl_memory_desc_t **kept,
-                                  dnnl_status_t *status);
+/// The primitive for geometry `key` (made now if new); NULL with *status set on failure.
+const csm_shape *csm_shared_weights_shape(csm_shared_weights *weights, const long key[CSM_SHAPE_KEY], dnnl_status_t *status);
 
 #endif
