@@ -192,12 +192,14 @@ public enum Winograd {
         let tilesY = (h + m - 1) / m, tilesX = (wd + m - 1) / m
         let tilesPerImage = tilesY * tilesX
         let totalTiles = x.count * tilesPerImage
-        let chunk = min(totalTiles, max(minimumTiles, chunkFloats / (points * (cinPadded + coutPadded))))
+        // Chunks of about equal size (a small last chunk multiplies slowly).
+        let limit = min(totalTiles, max(minimumTiles, chunkFloats / (points * (cinPadded + coutPadded))))
+        let chunks = (totalTiles + limit - 1) / limit, chunk = (totalTiles + chunks - 1) / chunks
         // At bf16 the transformed inputs go straight into bf16 matrices for the products.
         let bf16 = w.transformedBF16 != nil
         // The α² matrices sit a little more than a power of two apart, so that a tile's
         // loads and stores do not all fall into the same cache set; at bf16 exactly one
-        // matrix apart, as oneDNN's fastest batched kernels need.
+        // matrix apart (the chunk's own), as oneDNN's fastest batched kernels need.
         let gap = bf16 ? 0 : 48
         let vStride = chunk * cinPadded + gap, mStride = chunk * coutPadded + gap
         var y = FeatureMap(uninitializedCount: x.count, height: h, width: wd, channels: cout)
@@ -205,8 +207,10 @@ public enum Winograd {
         let v = allocateVectors(floats: bf16 ? 0 : points * vStride), product = allocateVectors(floats: points * mStride)
         let vs = vStride / 16
         let scratch = UnsafeMutablePointer<V>.allocate(capacity: 3 * points)
+        // At bf16: one tile's transformed input over all channels, then the chunk's in bf16.
+        let tile = allocateVectors(floats: bf16 ? points * cinPadded : 0)
         let rounded = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16 ? points * vStride : 0)
-        defer { v.deallocate(); product.deallocate(); scratch.deallocate(); rounded.deallocate() }
+        defer { v.deallocate(); product.deallocate(); scratch.deallocate(); tile.deallocate(); rounded.deallocate() }
         // GEMM leaves the padding columns of the products alone; zero them once so that the
         // output transform only ever reads initialised values (which it then discards).
         if coutPadded != cout { product.initialize(repeating: 0, count: points * mStride) }
@@ -218,7 +222,8 @@ public enum Winograd {
             var start = 0
             while start < totalTiles {
                 let count = min(chunk, totalTiles - start)
-                let ms = mStride / 16
+                let aStride = bf16 ? count * cinPadded : vStride, cStride = bf16 ? count * coutPadded : mStride
+                let ms = cStride / 16, cs = cinPadded / 16
                 Profiler.measure("winograd-in") {
                     for t in 0..<count {
                         let r = (start + t) % tilesPerImage, n = (start + t) / tilesPerImage
@@ -229,23 +234,19 @@ public enum Winograd {
                                    side: alpha, into: scratch)
                             let rows = scratch + points
                             for j in 0..<alpha { T.input(scratch + j, alpha, rows + j, alpha) }
-                            // Point i·α + k goes to matrix i·α + k: in place at fp32, rounded
-                            // into the bf16 matrices from a last scratch row at bf16.
-                            guard bf16 else {
-                                let dst = vectors(v + t * cinPadded + c)
-                                for i in 0..<alpha { T.input(rows + i * alpha, 1, dst + i * alpha * vs, vs) }
-                                continue
-                            }
-                            let out = scratch + 2 * points
-                            for i in 0..<alpha { T.input(rows + i * alpha, 1, out + i * alpha, 1) }
-                            BFloat16Filters.round(UnsafeRawPointer(out).assumingMemoryBound(to: Float.self), into: rounded + t * cinPadded + c,
-                                                  rows: points, columns: 16, sourceStride: 16, destinationStride: vStride)
+                            // Point i·α + k goes to matrix i·α + k (at bf16, to row i·α + k of the tile).
+                            let dst = bf16 ? vectors(tile + c) : vectors(v + t * cinPadded + c), step = bf16 ? cs : vs
+                            for i in 0..<alpha { T.input(rows + i * alpha, 1, dst + i * alpha * step, step) }
+                        }
+                        if bf16 {
+                            BFloat16Filters.round(tile, into: rounded + t * cinPadded, rows: points, columns: cinPadded, sourceStride: cinPadded,
+                                                  destinationStride: aStride)
                         }
                     }
                 }
                 Profiler.measure("winograd-gemm") {
                     if let matrices = w.transformedBF16 {
-                        matrices.multiply(m: count, a: rounded, lda: cinPadded, aStride: vStride, c: product, ldc: coutPadded, cStride: mStride)
+                        matrices.multiply(m: count, a: rounded, lda: cinPadded, aStride: aStride, c: product, ldc: coutPadded, cStride: cStride)
                         return
                     }
                     for k in 0..<points {
