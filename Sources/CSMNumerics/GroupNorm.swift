@@ -38,9 +38,9 @@ public enum GroupNorm {
         let zeros = [Float](repeating: 0, count: n * c), ones = [Float](repeating: 1, count: n * c)
         let pre = preBias ?? zeros, scale = postScale ?? ones, shiftAfter = postShift ?? zeros
         var y = FeatureMap(uninitializedCount: n, height: x.height, width: x.width, channels: c)
-        let work = UnsafeMutablePointer<Float>.allocate(capacity: 4 * c)
+        let work = UnsafeMutablePointer<Float>.allocate(capacity: 5 * c)
         defer { work.deallocate() }
-        let sum = work, shift = work + c, a = work + 2 * c, b = work + 3 * c
+        let first = work, sums = work + c, squares = work + 2 * c, a = work + 3 * c, b = work + 4 * c
         x.values.withUnsafeBufferPointer { xb in
         y.values.withUnsafeMutableBufferPointer { yb in
         pre.withUnsafeBufferPointer { preB in
@@ -49,26 +49,28 @@ public enum GroupNorm {
             for image in 0..<n {
                 let xp = xb.baseAddress! + image * hw * c, yp = yb.baseAddress! + image * hw * c
                 let bias = preB.baseAddress! + image * c
-                // Per-channel sums, then group means of x + bias.
-                sum.update(repeating: 0, count: c)
-                accumulate(xp, pixels: hw, channels: c, into: sum, centre: nil)
-                for g in 0..<p.groups {
-                    var total: Double = 0
-                    for i in (g * groupSize)..<((g + 1) * groupSize) { total += Double(sum[i]) + Double(hw) * Double(bias[i]) }
-                    let mean = Float(total / Double(hw * groupSize))
-                    for i in (g * groupSize)..<((g + 1) * groupSize) { shift[i] = bias[i] - mean }
-                }
-                // Centred second moments.
-                sum.update(repeating: 0, count: c)
-                accumulate(xp, pixels: hw, channels: c, into: sum, centre: shift)
+                // One pass: per-channel sums and squares of x shifted by its first pixel (the
+                // shifted-data method, as accurate as centring on the mean when the shift is
+                // a typical value), then each group's mean and variance of x + bias in Double.
+                first.update(from: xp, count: c)
+                accumulate(xp, pixels: hw, channels: c, shift: first, sums: sums, squares: squares)
                 let postScale = scaleB.baseAddress! + image * c, postShift = shiftB.baseAddress! + image * c
+                let count = Double(hw * groupSize)
                 for g in 0..<p.groups {
+                    let members = (g * groupSize)..<((g + 1) * groupSize)
                     var total: Double = 0
-                    for i in (g * groupSize)..<((g + 1) * groupSize) { total += Double(sum[i]) }
-                    let rstd = Float(1 / (total / Double(hw * groupSize) + Double(p.epsilon)).squareRoot())
-                    for i in (g * groupSize)..<((g + 1) * groupSize) {
+                    for i in members { total += Double(sums[i]) + Double(hw) * (Double(first[i]) + Double(bias[i])) }
+                    let mean = total / count
+                    var deviations: Double = 0
+                    for i in members {
+                        let d = Double(first[i]) + Double(bias[i]) - mean
+                        deviations += Double(squares[i]) + 2 * d * Double(sums[i]) + Double(hw) * d * d
+                    }
+                    let rstd = Float(1 / (max(0, deviations) / count + Double(p.epsilon)).squareRoot())
+                    for i in members {
+                        let shift = Float(Double(bias[i]) - mean)
                         a[i] = rstd * p.gamma[i] * postScale[i]
-                        b[i] = (shift[i] * rstd * p.gamma[i] + p.beta[i]) * postScale[i] + postShift[i]
+                        b[i] = (shift * rstd * p.gamma[i] + p.beta[i]) * postScale[i] + postShift[i]
                     }
                 }
                 scaleAndShift(xp, pixels: hw, channels: c, a: a, b: b, silu: silu, into: yp)
@@ -83,32 +85,32 @@ public enum GroupNorm {
 
     typealias V = SIMD16<Float>
 
-    /// sums[i] += Σ_px x[px, i] (centre nil) or Σ_px (x[px, i] + centre[i])².
+    /// sums[i] = Σ_px (x[px, i] − shift[i]) and squares[i] = Σ_px (x[px, i] − shift[i])², in one pass.
     @inline(__always)
-    static func accumulate(_ x: UnsafePointer<Float>, pixels: Int, channels c: Int, into sums: UnsafeMutablePointer<Float>,
-                           centre: UnsafeMutablePointer<Float>?) {
+    static func accumulate(_ x: UnsafePointer<Float>, pixels: Int, channels c: Int, shift: UnsafeMutablePointer<Float>,
+                           sums: UnsafeMutablePointer<Float>, squares: UnsafeMutablePointer<Float>) {
         var i = 0
         while i + 16 <= c {
-            var total = V()
-            if let centre {
-                let shift = UnsafeRawPointer(centre + i).loadUnaligned(as: V.self)
-                for px in 0..<pixels {
-                    let v = UnsafeRawPointer(x + px * c + i).loadUnaligned(as: V.self) + shift
-                    total += v * v
-                }
-            } else {
-                for px in 0..<pixels { total += UnsafeRawPointer(x + px * c + i).loadUnaligned(as: V.self) }
+            var total = V(), totalSquares = V()
+            let k = UnsafeRawPointer(shift + i).loadUnaligned(as: V.self)
+            for px in 0..<pixels {
+                let v = UnsafeRawPointer(x + px * c + i).loadUnaligned(as: V.self) - k
+                total += v
+                totalSquares += v * v
             }
             UnsafeMutableRawPointer(sums + i).storeBytes(of: total, as: V.self)
+            UnsafeMutableRawPointer(squares + i).storeBytes(of: totalSquares, as: V.self)
             i += 16
         }
         for j in i..<c {
-            var total: Float = 0
+            var total: Float = 0, totalSquares: Float = 0
             for px in 0..<pixels {
-                let v = x[px * c + j] + (centre?[j] ?? 0)
-                total += centre == nil ? v : v * v
+                let v = x[px * c + j] - shift[j]
+                total += v
+                totalSquares += v * v
             }
             sums[j] = total
+            squares[j] = totalSquares
         }
     }
 
