@@ -12,9 +12,9 @@ and prints the machine, both images/s, GFLOP/s, peak memory and the ratio. Then 
 against a PyTorch DataLoader, `csm train` against tools/train_torch.py (ResNet-20,
 batch 128, without and with mixed samples, the two in turn --repeats times: median images/s
 and peak memory), and the CSM paper's
-network (EDM's 56 M-parameter DDPM++, random weights from tools/make_paper_model.py): csm
-fp32, csm bf16 and PyTorch in turn --repeats times, median image-evaluations/s, GFLOP/s and
-peak memory; last, attribution's
+network (EDM's 56 M-parameter DDPM++, random weights from tools/make_paper_model.py) at
+batch 16 and 64: csm fp32, csm bf16 and PyTorch in turn --repeats times, median
+image-evaluations/s, GFLOP/s and peak memory; last, attribution's
 per-sample gradients on the default model (`csm attribute index` against torch.func in
 tools/bench_das_torch.py): images x noise levels per second.
 """
@@ -88,6 +88,8 @@ def main() -> int:
     parser.add_argument("--train-steps", type=int, default=40, help="optimiser steps per training run")
     parser.add_argument("--paper-model", default=os.path.join(ROOT, "bench-out", "edm-cifar10-32x32-cond-vp.random.safetensors"),
                         help="the paper-scale network (made by tools/make_paper_model.py when missing)")
+    parser.add_argument("--paper-batches", type=lambda text: [int(b) for b in text.split(",")], default=[16, 64],
+                        help="batch sizes for the paper network, comma-separated (default 16,64: csm's default batch)")
     parser.add_argument("--das-images", type=int, default=16, help="training images for the attribution benchmark")
     parser.add_argument("--only", choices=["sampling", "loader", "training", "paper", "attribution"],
                         help="run one part alone (e.g. --only training: csm train against tools/train_torch.py)")
@@ -253,16 +255,22 @@ def bench_attribution(args) -> None:
 
 def bench_paper(args) -> None:
     """The CSM paper's network (EDM's edm-cifar10-32x32-cond-vp architecture, random weights):
-    csm sample at fp32 and at bf16 against tools/bench_torch.py (fp32), batch 16, 2 Heun steps
-    (3 evaluations per image), sampling time only. The three run in turn --repeats times (a
-    neighbour's load then falls on all of them) and the medians are compared; csm's kernel
-    tables are from its last runs."""
+    csm sample at fp32 and at bf16 against tools/bench_torch.py (fp32) at each of
+    --paper-batches (16 and csm's default 64), 2 Heun steps (3 evaluations per image), sampling
+    time only. The three run in turn --repeats times (a neighbour's load then falls on all of
+    them) and the medians are compared; csm's kernel tables are from its last runs."""
     if not os.path.exists(args.paper_model):
         made = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_paper_model.py"), "--out", args.paper_model],
                               capture_output=True, text=True)
         if made.returncode != 0:
             sys.exit(f"bench: tools/make_paper_model.py failed: {made.stderr.strip()[-400:]}")
-    batch, steps = 16, 2
+    for batch in args.paper_batches:
+        bench_paper_batch(args, batch, profile=(batch == args.paper_batches[0]))
+
+
+def bench_paper_batch(args, batch: int, profile: bool) -> None:
+    """One batch size of `bench_paper`."""
+    steps = 2
     evaluations = 2 * steps - 1
     print(f"\npaper network: DDPM++ (VP, 55.7 M parameters, 32x32x3, 10 classes; random weights), batch {batch}, "
           f"{evaluations} evaluations per image, sampling time only (2 threads), csm fp32, csm bf16 and PyTorch in turn, "
@@ -290,7 +298,7 @@ def bench_paper(args) -> None:
         runs["fp32"].append(run_csm("fp32"))
         runs["bf16"].append(run_csm("bf16"))
         runs["torch"].append(run_torch())
-    for precision in ("fp32", "bf16"):
+    for precision in ("fp32", "bf16") if profile else ():
         print(f"csm {precision} per-kernel profile (CPU-seconds summed over threads, last run):")
         print("\n".join(runs[precision][-1]["profile"]))
     rates = {name: [r["images_per_s"] * evaluations for r in results] for name, results in runs.items()}
@@ -305,7 +313,7 @@ def bench_paper(args) -> None:
         print(f"{labels[name]:<34}{each:>26}{medians[name]:>9.2f}{medians[name] * gflop_per_evaluation:>9.1f}{peak:>10.0f}")
     for precision in ("fp32", "bf16"):
         pairs = " ".join(f"{c / t:.2f}" for c, t in zip(rates[precision], rates["torch"]))
-        print(f"ratio csm {precision} / PyTorch fp32, paper network: {medians[precision] / medians['torch']:.2f}x "
+        print(f"ratio csm {precision} / PyTorch fp32, paper network, batch {batch}: {medians[precision] / medians['torch']:.2f}x "
               f"(medians; run by run: {pairs})")
 
 if __name__ == "__main__":
