@@ -4,36 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-dnnl_status_t csm_dnnl_run(dnnl_primitive_t primitive, dnnl_stream_t stream, const dnnl_memory_desc_t *scratch_layout, void *scratch,
-                           csm_dnnl_argument *arguments, int count) {
-    dnnl_status_t s;
-    dnnl_engine_t engine = csm_dnnl_engine(&s);
-    if (!engine) return s;
-    dnnl_memory_t memories[6] = {NULL};
-    dnnl_exec_arg_t exec[6];
-    int n = 0;
-    for (int i = 0; i < count && !s; i++) {
-        if (!arguments[i].data) continue;
-        s = dnnl_memory_create(&memories[n], arguments[i].layout, engine, (void *)arguments[i].data);
-        exec[n].arg = arguments[i].argument;
-        exec[n].memory = memories[n];
-        n++;
-    }
-    if (!s && dnnl_memory_desc_get_size(scratch_layout) > 0 && !(s = dnnl_memory_create(&memories[n], scratch_layout, engine, scratch))) {
-        exec[n].arg = DNNL_ARG_SCRATCHPAD;
-        exec[n].memory = memories[n];
-        n++;
-    }
-    if (!s) s = dnnl_primitive_execute(primitive, stream, n, exec);
-    for (int i = 0; i < n; i++) dnnl_memory_destroy(memories[i]);
-    return s;
-}
-
-int csm_dnnl_is_reference(dnnl_primitive_desc_t pd) {
-    const char *name = NULL;
-    return !dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) && name && !strncmp(name, "ref", 3);
-}
-
 // A copy of the weights in another layout.
 struct weights_copy {
     dnnl_memory_desc_t layout;
