@@ -251,11 +251,6 @@ static dnnl_status_t bf16_descriptor(const void *owner, const long *key, const d
 
 csm_bf16_filters *csm_bf16_filters_create(long out_channels, long in_channels, long kernel, const float *weights, const float *bias,
                                           int *status) {
-    dnnl_status_t s;
-    dnnl_engine_t engine = csm_dnnl_engine(&s);
-    *status = (int)s;
-    if (!engine) return NULL;
-    omp_set_num_threads(1);  // a team left behind would spin on the other cores
     csm_bf16_filters *f = calloc(1, sizeof *f);
     if (!f) {
         *status = (int)dnnl_out_of_memory;
@@ -268,7 +263,7 @@ csm_bf16_filters *csm_bf16_filters_create(long out_channels, long in_channels, l
     // The layout oneDNN prefers at a typical shape: 16 images of 16×16, size-preserving.
     dnnl_dims_t dims = {out_channels, in_channels, kernel, kernel};
     long typical[CSM_SHAPE_KEY] = {16, 16, 16, 1, (kernel - 1) / 2};
-    s = csm_shared_weights_init(&f->filters, 4, dims, dnnl_oihw, weights, bf16_descriptor, f, typical);
+    dnnl_status_t s = csm_shared_weights_init(&f->filters, 4, dims, dnnl_oihw, weights, bf16_descriptor, f, typical);
     if (!s && bias && !(f->bias_values = malloc(sizeof(float) * out_channels))) s = dnnl_out_of_memory;
     if (!s && bias) memcpy(f->bias_values, bias, sizeof(float) * out_channels);
     *status = (int)s;

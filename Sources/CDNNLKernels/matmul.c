@@ -33,11 +33,6 @@ static dnnl_status_t descriptor(const void *owner, const long *key, const dnnl_m
 }
 
 csm_bf16_matrices *csm_bf16_matrices_create(long batch, long k, long n, const float *b, int *status) {
-    dnnl_status_t s;
-    dnnl_engine_t engine = csm_dnnl_engine(&s);
-    *status = (int)s;
-    if (!engine) return NULL;
-    omp_set_num_threads(1);  // a team left behind would spin on the other cores
     csm_bf16_matrices *m = calloc(1, sizeof *m);
     if (!m) {
         *status = (int)dnnl_out_of_memory;
@@ -49,7 +44,8 @@ csm_bf16_matrices *csm_bf16_matrices_create(long batch, long k, long n, const fl
     // The layout oneDNN prefers for 96 dense rows of A and C.
     dnnl_dims_t dims = {batch, k, n};
     long typical[CSM_SHAPE_KEY] = {96, k, 96 * k, n, 96 * n};
-    *status = (int)(s = csm_shared_weights_init(&m->b, 3, dims, dnnl_abc, b, descriptor, m, typical));
+    dnnl_status_t s = csm_shared_weights_init(&m->b, 3, dims, dnnl_abc, b, descriptor, m, typical);
+    *status = (int)s;
     if (s) {
         csm_bf16_matrices_destroy(m);
         return NULL;

@@ -72,6 +72,7 @@ dnnl_status_t csm_shared_weights_init(csm_shared_weights *w, int dimensions, con
                                       const float *values, csm_descriptor_maker maker, const void *owner, const long *typical) {
     memset(w, 0, sizeof *w);
     pthread_mutex_init(&w->lock, NULL);
+    omp_set_num_threads(1);  // a team left behind would spin on the other cores
     w->dimensions = dimensions;
     memcpy(w->dims, dims, sizeof(dnnl_dims_t));
     w->maker = maker;

@@ -38,9 +38,9 @@ public enum GroupNorm {
         let zeros = [Float](repeating: 0, count: n * c), ones = [Float](repeating: 1, count: n * c)
         let pre = preBias ?? zeros, scale = postScale ?? ones, shiftAfter = postShift ?? zeros
         var y = FeatureMap(uninitializedCount: n, height: x.height, width: x.width, channels: c)
-        let work = UnsafeMutablePointer<Float>.allocate(capacity: 5 * c)
+        let work = UnsafeMutablePointer<Float>.allocate(capacity: 2 * c)
         defer { work.deallocate() }
-        let first = work, sums = work + c, squares = work + 2 * c, a = work + 3 * c, b = work + 4 * c
+        let a = work, b = work + c
         x.values.withUnsafeBufferPointer { xb in
         y.values.withUnsafeMutableBufferPointer { yb in
         pre.withUnsafeBufferPointer { preB in
@@ -49,26 +49,12 @@ public enum GroupNorm {
             for image in 0..<n {
                 let xp = xb.baseAddress! + image * hw * c, yp = yb.baseAddress! + image * hw * c
                 let bias = preB.baseAddress! + image * c
-                // One pass: per-channel sums and squares of x shifted by its first pixel (the
-                // shifted-data method, as accurate as centring on the mean when the shift is
-                // a typical value), then each group's mean and variance of x + bias in Double.
-                first.update(from: xp, count: c)
-                accumulate(xp, pixels: hw, channels: c, shift: first, sums: sums, squares: squares)
+                let (mean, inverseStd) = moments(xp, pixels: hw, run: x.width, bias: bias, p)
                 let postScale = scaleB.baseAddress! + image * c, postShift = shiftB.baseAddress! + image * c
-                let count = Double(hw * groupSize)
                 for g in 0..<p.groups {
-                    let members = (g * groupSize)..<((g + 1) * groupSize)
-                    var total: Double = 0
-                    for i in members { total += Double(sums[i]) + Double(hw) * (Double(first[i]) + Double(bias[i])) }
-                    let mean = total / count
-                    var deviations: Double = 0
-                    for i in members {
-                        let d = Double(first[i]) + Double(bias[i]) - mean
-                        deviations += Double(squares[i]) + 2 * d * Double(sums[i]) + Double(hw) * d * d
-                    }
-                    let rstd = Float(1 / (max(0, deviations) / count + Double(p.epsilon)).squareRoot())
-                    for i in members {
-                        let shift = Float(Double(bias[i]) - mean)
+                    let rstd = Float(inverseStd[g])
+                    for i in (g * groupSize)..<((g + 1) * groupSize) {
+                        let shift = Float(Double(bias[i]) - mean[g])
                         a[i] = rstd * p.gamma[i] * postScale[i]
                         b[i] = (shift * rstd * p.gamma[i] + p.beta[i]) * postScale[i] + postShift[i]
                     }
@@ -81,6 +67,55 @@ public enum GroupNorm {
         }
         }
         return y
+    }
+
+    /// Each group's mean of x + bias and 1/√(var + ε) (biased variance) over one image's
+    /// `pixels` pixels (NHWC rows of `p.channels` at `x`, `bias` per channel), in one pass:
+    /// per channel the sums and squares of x shifted by its first pixel (the shifted-data
+    /// method, as accurate as centring on the mean when the shift is a typical value), in
+    /// Float over runs of `run` pixels and in Double across runs; combined per group in Double.
+    static func moments(_ x: UnsafePointer<Float>, pixels: Int, run: Int, bias: UnsafePointer<Float>,
+                        _ p: GroupNormWeights) -> (mean: [Double], inverseStd: [Double]) {
+        let c = p.channels, groupSize = c / p.groups
+        let first = UnsafeMutablePointer<Float>.allocate(capacity: 3 * c)
+        defer { first.deallocate() }
+        first.update(from: x, count: c)
+        let sums = first + c, squares = first + 2 * c
+        var totals = [Double](repeating: 0, count: c), totalSquares = totals
+        forEachRun(of: pixels, length: max(1, run)) { range in
+            accumulate(x + range.lowerBound * c, pixels: range.count, channels: c, shift: first, sums: sums, squares: squares)
+            for i in 0..<c {
+                totals[i] += Double(sums[i])
+                totalSquares[i] += Double(squares[i])
+            }
+        }
+        let count = Double(pixels * groupSize)
+        var mean = [Double](repeating: 0, count: p.groups), inverseStd = mean
+        for g in 0..<p.groups {
+            let members = (g * groupSize)..<((g + 1) * groupSize)
+            var total: Double = 0
+            for i in members { total += totals[i] + Double(pixels) * (Double(first[i]) + Double(bias[i])) }
+            mean[g] = total / count
+            var deviations: Double = 0
+            for i in members {
+                let d = Double(first[i]) + Double(bias[i]) - mean[g]
+                deviations += totalSquares[i] + 2 * d * totals[i] + Double(pixels) * d * d
+            }
+            inverseStd[g] = 1 / (max(0, deviations) / count + Double(p.epsilon)).squareRoot()
+        }
+        return (mean, inverseStd)
+    }
+
+    /// Calls `body` with consecutive runs of at most `length` of the indices 0 ..< `pixels`:
+    /// the stretches summed in Float before each step in Double.
+    @inline(__always)
+    static func forEachRun(of pixels: Int, length: Int, _ body: (Range<Int>) -> Void) {
+        var start = 0
+        while start < pixels {
+            let end = min(pixels, start + length)
+            body(start..<end)
+            start = end
+        }
     }
 
     typealias V = SIMD16<Float>

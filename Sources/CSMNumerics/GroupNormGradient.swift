@@ -153,75 +153,32 @@ extension GroupNorm {
                                   dPostShift: postShift == nil ? nil : sumDu.map { Float($0) })
     }
 
-    /// Calls `body` with consecutive runs of at most `length` of the indices 0 ..< `pixels`:
-    /// the stretches summed in Float before each step in Double.
-    @inline(__always)
-    static func forEachRun(of pixels: Int, length: Int, _ body: (Range<Int>) -> Void) {
-        var start = 0
-        while start < pixels {
-            let end = min(pixels, start + length)
-            body(start..<end)
-            start = end
-        }
-    }
-
     /// x̂ = (x + preBias − mean_g)/√(var_g + ε) (NHWC, like x) and every (image, group)'s
-    /// 1/√(var_g + ε): per channel Σ(x + preBias) and then Σ(x + preBias − mean_g)², in Float
-    /// over a row of pixels and in Double across rows (biased variance, two passes).
+    /// 1/√(var_g + ε), with the forward's statistics (`moments`, biased variance).
     static func standardised(_ x: FeatureMap, _ p: GroupNormWeights, preBias: [Float]?) -> (xhat: [Float], inverseStd: [Double]) {
-        let n = x.count, c = p.channels, hw = x.pixels, groupSize = c / p.groups, rows = max(1, x.width)
+        let n = x.count, c = p.channels, hw = x.pixels, groupSize = c / p.groups
         let bias = preBias ?? [Float](repeating: 0, count: n * c)
         var xhat = [Float](repeating: 0, count: x.values.count)
         var inverseStd = [Double](repeating: 0, count: n * p.groups)
         x.values.withUnsafeBufferPointer { xb in
             xhat.withUnsafeMutableBufferPointer { hb in
-                let xp = xb.baseAddress!, hp = hb.baseAddress!
-                var t = [Float](repeating: 0, count: c), centre = t, scaleRow = t, shiftRow = t
-                var channelSums = [Double](repeating: 0, count: c)
-                // Per channel Σ_px f(x + bias) in Float per row of pixels, Double across rows.
-                func channelTotals(_ image: Int, centred: Bool) {
-                    for ch in 0..<c { channelSums[ch] = 0 }
-                    forEachRun(of: hw, length: rows) { run in
-                        for ch in 0..<c { t[ch] = 0 }
-                        for q in run {
-                            let row = (image * hw + q) * c
-                            if centred {
-                                for ch in 0..<c {
-                                    let d = xp[row + ch] + centre[ch]
-                                    t[ch] += d * d
-                                }
-                            } else {
-                                for ch in 0..<c { t[ch] += xp[row + ch] }
+                bias.withUnsafeBufferPointer { bb in
+                    let xp = xb.baseAddress!, hp = hb.baseAddress!
+                    var scaleRow = [Float](repeating: 0, count: c), shiftRow = scaleRow
+                    for image in 0..<n {
+                        let imageBias = bb.baseAddress! + image * c
+                        let (mean, r) = moments(xp + image * hw * c, pixels: hw, run: x.width, bias: imageBias, p)
+                        for group in 0..<p.groups {
+                            inverseStd[image * p.groups + group] = r[group]
+                            for ch in (group * groupSize)..<((group + 1) * groupSize) {
+                                scaleRow[ch] = Float(r[group])
+                                shiftRow[ch] = Float((Double(imageBias[ch]) - mean[group]) * r[group])
                             }
                         }
-                        for ch in 0..<c { channelSums[ch] += Double(t[ch]) }
-                    }
-                }
-                for image in 0..<n {
-                    channelTotals(image, centred: false)
-                    var means = [Double](repeating: 0, count: p.groups)
-                    for group in 0..<p.groups {
-                        let channels = (group * groupSize)..<((group + 1) * groupSize)
-                        var sum: Double = 0
-                        for ch in channels { sum += channelSums[ch] + Double(bias[image * c + ch]) * Double(hw) }
-                        means[group] = sum / Double(groupSize * hw)
-                        for ch in channels { centre[ch] = Float(Double(bias[image * c + ch]) - means[group]) }
-                    }
-                    channelTotals(image, centred: true)
-                    for group in 0..<p.groups {
-                        let channels = (group * groupSize)..<((group + 1) * groupSize)
-                        var squares: Double = 0
-                        for ch in channels { squares += channelSums[ch] }
-                        let r = 1 / (squares / Double(groupSize * hw) + Double(p.epsilon)).squareRoot()
-                        inverseStd[image * p.groups + group] = r
-                        for ch in channels {
-                            scaleRow[ch] = Float(r)
-                            shiftRow[ch] = Float((Double(bias[image * c + ch]) - means[group]) * r)
+                        for px in 0..<hw {
+                            let row = (image * hw + px) * c
+                            for ch in 0..<c { hp[row + ch] = xp[row + ch] * scaleRow[ch] + shiftRow[ch] }
                         }
-                    }
-                    for px in 0..<hw {
-                        let row = (image * hw + px) * c
-                        for ch in 0..<c { hp[row + ch] = xp[row + ch] * scaleRow[ch] + shiftRow[ch] }
                     }
                 }
             }
