@@ -153,16 +153,19 @@ public enum GroupNorm {
     @inline(__always)
     static func scaleAndShift(_ x: UnsafePointer<Float>, pixels: Int, channels c: Int, a: UnsafeMutablePointer<Float>,
                               b: UnsafeMutablePointer<Float>, silu: Bool, into y: UnsafeMutablePointer<Float>) {
-        var i = 0
-        while i + 16 <= c {
-            let va = UnsafeRawPointer(a + i).loadUnaligned(as: V.self), vb = UnsafeRawPointer(b + i).loadUnaligned(as: V.self)
-            for px in 0..<pixels {
+        // Pixel by pixel, so that x and y stream through memory once; a and b stay in L1.
+        let vectorChannels = c / 16 * 16
+        for px in 0..<pixels {
+            var i = 0
+            while i < vectorChannels {
+                let va = UnsafeRawPointer(a + i).loadUnaligned(as: V.self), vb = UnsafeRawPointer(b + i).loadUnaligned(as: V.self)
                 var v = UnsafeRawPointer(x + px * c + i).loadUnaligned(as: V.self) * va + vb
                 if silu { v = VectorMath.silu(v) }
                 UnsafeMutableRawPointer(y + px * c + i).storeBytes(of: v, as: V.self)
+                i += 16
             }
-            i += 16
         }
+        let i = vectorChannels
         if i < c {
             for px in 0..<pixels {
                 for j in i..<c {
