@@ -36,6 +36,17 @@ struct EDMConv2d: Sendable {
         }
         return x
     }
+
+    /// (self(input) + residual)·scale: in the Winograd output transform where Winograd runs
+    /// the layer, else as a pass after the convolution (the same floats either way).
+    func callAsFunction(_ input: FeatureMap, adding residual: FeatureMap, scale: Float) -> FeatureMap {
+        if let w = winograd, !up, !down {
+            return Winograd.apply(input, w, residual: residual, scale: scale)
+        }
+        var y = self(input)
+        y.addScaled(residual, scale: scale)
+        return y
+    }
 }
 
 /// EDM's UNetBlock: the union of the DDPM++, NCSN++ and ADM residual blocks, with optional
@@ -149,8 +160,7 @@ struct EDMUNetBlock: Sendable {
         } else {
             h = GroupNorm.apply(h, norm1, preBias: params, silu: true)
         }
-        h = conv1(h)
-        h.addScaled(skip.map { $0(x) } ?? x, scale: skipScale)
+        h = conv1(h, adding: skip.map { $0(x) } ?? x, scale: skipScale)
         if let attention {
             let normed = GroupNorm.apply(h, attention.norm, silu: false)
             let qkv = Convolution.apply(normed, attention.qkv, padding: 0)

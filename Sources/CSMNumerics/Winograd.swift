@@ -123,12 +123,16 @@ public enum Winograd {
         return 4
     }()
 
-    /// conv3×3(x, w) + b with padding 1.
-    public static func apply(_ x: FeatureMap, _ w: WinogradWeights) -> FeatureMap {
+    /// conv3×3(x, w) + b with padding 1; with a `residual` r of the output's shape,
+    /// (conv3×3(x, w) + b + r)·scale, added in the output transform (the same floats as
+    /// adding r and scaling afterwards, without another pass over the output).
+    public static func apply(_ x: FeatureMap, _ w: WinogradWeights, residual: FeatureMap? = nil, scale: Float = 1) -> FeatureMap {
         // FLOPs are counted as a direct convolution's, the figure users compare.
         Profiler.addFLOPs(2 * 9 * x.count * x.pixels * w.inputChannels * w.outputChannels)
         return Profiler.measure("conv3x3") {
-            Profiler.withoutFLOPCounting { w.tile == 2 ? convolve(x, w, F2.self) : convolve(x, w, F4.self) }
+            Profiler.withoutFLOPCounting {
+                w.tile == 2 ? convolve(x, w, F2.self, residual: residual, scale: scale) : convolve(x, w, F4.self, residual: residual, scale: scale)
+            }
         }
     }
 
@@ -179,10 +183,14 @@ public enum Winograd {
         }
     }
 
-    static func convolve<T: WinogradTransform>(_ x: FeatureMap, _ w: WinogradWeights, _: T.Type) -> FeatureMap {
+    static func convolve<T: WinogradTransform>(_ x: FeatureMap, _ w: WinogradWeights, _: T.Type, residual: FeatureMap?,
+                                               scale: Float) -> FeatureMap {
         let cin = w.inputChannels, cout = w.outputChannels, m = T.tile, alpha = m + 2, points = alpha * alpha
         kernelPrecondition(x.channels == cin && x.hasConsistentShape,
                            "convolution: \(x.channels) input channels, weights expect \(cin)")
+        kernelPrecondition(residual.map { $0.count == x.count && $0.height == x.height && $0.width == x.width && $0.channels == cout
+                               && $0.hasConsistentShape } ?? true,
+                           "convolution: the residual does not have the output's shape")
         kernelPrecondition((w.transformed.count == points * cin * cout || w.transformedBF16?.count == points) && w.paddedBias.count == roundedUp(cout),
                            "Winograd: transformed weights do not match \(cin)→\(cout) channels")
         // The transformed inputs and products keep each tile's channels padded to a multiple
@@ -214,11 +222,14 @@ public enum Winograd {
         // GEMM leaves the padding columns of the products alone; zero them once so that the
         // output transform only ever reads initialised values (which it then discards).
         if coutPadded != cout { product.initialize(repeating: 0, count: points * mStride) }
+        let residualValues = residual?.values ?? []
         x.values.withUnsafeBufferPointer { xb in
         y.values.withUnsafeMutableBufferPointer { yb in
+        residualValues.withUnsafeBufferPointer { rb in
         w.transformed.withUnsafeBufferPointer { ub in
         w.paddedBias.withUnsafeBufferPointer { bb in
-            let xp = xb.baseAddress!, yp = yb.baseAddress!
+            // (An empty array may still have a base address.)
+            let xp = xb.baseAddress!, yp = yb.baseAddress!, rp = residual == nil ? nil : rb.baseAddress
             var start = 0
             while start < totalTiles {
                 let count = min(chunk, totalTiles - start)
@@ -268,7 +279,12 @@ public enum Winograd {
                             let bias = UnsafeRawPointer(bb.baseAddress! + c).loadUnaligned(as: V.self)
                             for i in 0..<rowsKept {
                                 for j in 0..<columnsKept {
-                                    store(out[i * m + j] + bias, yp + ((n * h + oy + i) * wd + ox + j) * cout + c, lanes: lanes)
+                                    let at = ((n * h + oy + i) * wd + ox + j) * cout + c
+                                    if let rp {
+                                        store((out[i * m + j] + bias + load(rp + at, lanes: lanes)) * scale, yp + at, lanes: lanes)
+                                    } else {
+                                        store(out[i * m + j] + bias, yp + at, lanes: lanes)
+                                    }
                                 }
                             }
                         }
@@ -276,6 +292,7 @@ public enum Winograd {
                 }
                 start += count
             }
+        }
         }
         }
         }

@@ -107,6 +107,27 @@ final class KernelReferenceTests: XCTestCase {
         }
     }
 
+    func testWinogradResidualIsAddedAsAfterwards() {
+        // The residual added in the output transform gives the floats of a separate pass,
+        // at both tiles and both precisions, with edge tiles and a channel count off the vector width.
+        for precision in [Precision.fp32, .bf16] {
+            for tile in [2, 4] {
+                for (cin, cout, h, w) in [(16, 24, 7, 9), (32, 17, 8, 8)] {
+                    let x = FeatureMap(nchw: random(2 * cin * h * w, seed: 13), count: 2, channels: cin, height: h, width: w)
+                    let r = FeatureMap(nchw: random(2 * cout * h * w, seed: 14), count: 2, channels: cout, height: h, width: w)
+                    let weights = WinogradWeights(pytorch: random(cout * cin * 9, seed: 15), bias: random(cout, seed: 16),
+                                                  outputChannels: cout, inputChannels: cin, tile: tile, precision: precision)
+                    for scale: Float in [1, 0.7071] {
+                        var expected = Winograd.apply(x, weights)
+                        expected.addScaled(r, scale: scale)
+                        let got = Winograd.apply(x, weights, residual: r, scale: scale)
+                        XCTAssertEqual(got.values, expected.values, "\(precision) F(\(tile)) \(cin)→\(cout) \(h)x\(w) scale \(scale)")
+                    }
+                }
+            }
+        }
+    }
+
     func testGroupNormMatchesDefinition() {
         let n = 2, c = 16, h = 3, w = 5, groups = 4
         let x = random(n * c * h * w, seed: 7), gamma = random(c, seed: 8), beta = random(c, seed: 9)
