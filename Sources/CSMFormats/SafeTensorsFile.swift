@@ -1,7 +1,8 @@
 import Foundation
 
 /// A safetensors file (8-byte little-endian header length, JSON header, raw
-/// little-endian tensor data), read whole and validated strictly: every offset lies
+/// little-endian tensor data), mapped into memory (pages are read as tensors are converted,
+/// never copied whole) and validated strictly: every offset lies
 /// inside the data, every tensor's byte count matches its dtype and shape, tensors do not
 /// overlap, and the metadata is a string-to-string map. Nothing is read out of bounds.
 public struct SafeTensorsFile: Sendable {
@@ -21,7 +22,8 @@ public struct SafeTensorsFile: Sendable {
     public let metadata: [String: String]
     /// Header entries by tensor name.
     public let entries: [String: Entry]
-    private let bytes: [UInt8]
+    /// The whole file: memory-mapped when read from a path.
+    private let bytes: Data
     private let dataStart: Int
 
     /// Tensor names, sorted.
@@ -30,20 +32,26 @@ public struct SafeTensorsFile: Sendable {
     /// Largest JSON header csm accepts (the format itself caps it at 100 MB).
     static let maximumHeaderLength = 100_000_000
 
-    /// Reads and validates the file at `path`.
+    /// Maps and validates the file at `path`.
     public init(path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-                throw FileError(path, isDirectory.boolValue ? "is a directory, not a safetensors file" : "cannot be read")
-            }
-            throw FileError(path, "no such file")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw FileError(path, "no such file") }
+        guard !isDirectory.boolValue else { throw FileError(path, "is a directory, not a safetensors file") }
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        } catch {
+            throw FileError(path, "cannot be read")
         }
-        try self.init(bytes: [UInt8](data), path: path)
+        try self.init(data: data, path: path)
     }
 
     /// Parses an in-memory safetensors image; `path` only names it in errors.
     public init(bytes: [UInt8], path: String = "<bytes>") throws {
+        try self.init(data: Data(bytes), path: path)
+    }
+
+    private init(data bytes: Data, path: String) throws {
         self.path = path
         self.bytes = bytes
         guard !bytes.isEmpty else { throw FileError(path, "empty file") }
