@@ -37,10 +37,9 @@ public struct SafeTensorsFile: Sendable {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw FileError(path, "no such file") }
         guard !isDirectory.boolValue else { throw FileError(path, "is a directory, not a safetensors file") }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-        } catch {
+        // Mapped where the file system allows it, else read whole.
+        let url = URL(fileURLWithPath: path)
+        guard let data = (try? Data(contentsOf: url, options: .alwaysMapped)) ?? (try? Data(contentsOf: url)) else {
             throw FileError(path, "cannot be read")
         }
         try self.init(data: data, path: path)
