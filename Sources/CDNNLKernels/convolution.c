@@ -71,14 +71,11 @@ static dnnl_status_t finish_stage(stage *st, dnnl_primitive_desc_t pd, dnnl_quer
 // left to oneDNN. The forward's descriptor is kept: the backward stages are made from it.
 static dnnl_status_t make_stage(csm_convolution *c, int which) {
     dnnl_status_t s;
-    dnnl_engine_t engine = csm_dnnl_engine(&s);
-    if (!engine) return s;
     dnnl_dims_t weight_dims = {c->out_channels, c->in_channels, c->kernel, c->kernel};
     dnnl_dims_t strides = {c->stride, c->stride}, padding = {c->padding, c->padding};
     const dnnl_memory_desc_t *bias = c->bias ? &c->plain_bias : NULL;
     dnnl_memory_desc_t any_weights;
     dnnl_convolution_desc_t description;
-    dnnl_primitive_attr_t attributes;
     dnnl_primitive_desc_t pd = NULL;
     if ((s = dnnl_memory_desc_init_by_tag(&any_weights, 4, weight_dims, dnnl_f32, dnnl_format_tag_any))) return s;
     if (which == 0) {
@@ -91,10 +88,7 @@ static dnnl_status_t make_stage(csm_convolution *c, int which) {
         s = dnnl_convolution_backward_weights_desc_init(&description, dnnl_convolution_direct, &c->source, &any_weights, bias,
                                                         &c->destination, strides, padding, padding);
     }
-    if (s || (s = csm_dnnl_user_scratch_attributes(&attributes))) return s;
-    s = dnnl_primitive_desc_create(&pd, &description, attributes, engine, which == 0 ? NULL : c->forward_descriptor);
-    dnnl_primitive_attr_destroy(attributes);
-    if (s) return s;
+    if (s || (s = csm_dnnl_primitive_desc(&pd, &description, which == 0 ? NULL : c->forward_descriptor))) return s;
     stage *st = which == 0 ? &c->forward : which == 1 ? &c->input_gradient : &c->weight_gradient;
     s = finish_stage(st, pd, which == 2 ? dnnl_query_diff_weights_md : dnnl_query_weights_md, which == 2, &c->plain_weights);
     if (which == 0) {
@@ -229,24 +223,18 @@ struct csm_bf16_filters {
 static dnnl_status_t bf16_descriptor(const void *owner, const long *key, const dnnl_memory_desc_t *filters, dnnl_primitive_desc_t *pd) {
     const csm_bf16_filters *f = owner;
     long count = key[0], height = key[1], width = key[2], stride = key[3], padding = key[4];
-    dnnl_status_t s;
-    dnnl_engine_t engine = csm_dnnl_engine(&s);
-    if (!engine) return s;
     long out_height = (height + 2 * padding - f->kernel) / stride + 1, out_width = (width + 2 * padding - f->kernel) / stride + 1;
     dnnl_dims_t source_dims = {count, f->in_channels, height, width}, destination_dims = {count, f->out_channels, out_height, out_width};
     dnnl_dims_t bias_dims = {f->out_channels}, strides = {stride, stride}, pads = {padding, padding};
     dnnl_memory_desc_t source, destination, bias;
     dnnl_convolution_desc_t description;
-    dnnl_primitive_attr_t attributes;
+    dnnl_status_t s;
     if ((s = dnnl_memory_desc_init_by_tag(&source, 4, source_dims, dnnl_bf16, dnnl_nhwc))
         || (s = dnnl_memory_desc_init_by_tag(&destination, 4, destination_dims, dnnl_f32, dnnl_nhwc))
         || (s = dnnl_memory_desc_init_by_tag(&bias, 1, bias_dims, dnnl_f32, dnnl_a))
         || (s = dnnl_convolution_forward_desc_init(&description, dnnl_forward_inference, dnnl_convolution_direct, &source, filters,
-                                                   f->bias ? &bias : NULL, &destination, strides, pads, pads))
-        || (s = csm_dnnl_user_scratch_attributes(&attributes))) return s;
-    s = dnnl_primitive_desc_create(pd, &description, attributes, engine, NULL);
-    dnnl_primitive_attr_destroy(attributes);
-    return s;
+                                                   f->bias ? &bias : NULL, &destination, strides, pads, pads))) return s;
+    return csm_dnnl_primitive_desc(pd, &description, NULL);
 }
 
 csm_bf16_filters *csm_bf16_filters_create(long out_channels, long in_channels, long kernel, const float *weights, const float *bias,

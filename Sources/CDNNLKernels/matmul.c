@@ -15,21 +15,15 @@ struct csm_bf16_matrices {
 static dnnl_status_t descriptor(const void *owner, const long *key, const dnnl_memory_desc_t *b, dnnl_primitive_desc_t *pd) {
     const csm_bf16_matrices *m = owner;
     long rows = key[0], lda = key[1], a_stride = key[2], ldc = key[3], c_stride = key[4];
-    dnnl_status_t s;
-    dnnl_engine_t engine = csm_dnnl_engine(&s);
-    if (!engine) return s;
     dnnl_dims_t a_dims = {m->batch, rows, m->k}, a_strides = {a_stride, lda, 1};
     dnnl_dims_t c_dims = {m->batch, rows, m->n}, c_strides = {c_stride, ldc, 1};
     dnnl_memory_desc_t a, c;
     dnnl_matmul_desc_t description;
-    dnnl_primitive_attr_t attributes;
+    dnnl_status_t s;
     if ((s = dnnl_memory_desc_init_by_strides(&a, 3, a_dims, dnnl_bf16, a_strides))
         || (s = dnnl_memory_desc_init_by_strides(&c, 3, c_dims, dnnl_f32, c_strides))
-        || (s = dnnl_matmul_desc_init(&description, &a, b, NULL, &c))
-        || (s = csm_dnnl_user_scratch_attributes(&attributes))) return s;
-    s = dnnl_primitive_desc_create(pd, &description, attributes, engine, NULL);
-    dnnl_primitive_attr_destroy(attributes);
-    return s;
+        || (s = dnnl_matmul_desc_init(&description, &a, b, NULL, &c))) return s;
+    return csm_dnnl_primitive_desc(pd, &description, NULL);
 }
 
 csm_bf16_matrices *csm_bf16_matrices_create(long batch, long k, long n, const float *b, int *status) {

@@ -43,6 +43,17 @@ dnnl_status_t csm_dnnl_user_scratch_attributes(dnnl_primitive_attr_t *attributes
     return s;
 }
 
+dnnl_status_t csm_dnnl_primitive_desc(dnnl_primitive_desc_t *pd, const_dnnl_op_desc_t description, const_dnnl_primitive_desc_t hint) {
+    dnnl_status_t s;
+    dnnl_engine_t engine = csm_dnnl_engine(&s);
+    if (!engine) return s;
+    dnnl_primitive_attr_t attributes;
+    if ((s = csm_dnnl_user_scratch_attributes(&attributes))) return s;
+    s = dnnl_primitive_desc_create(pd, description, attributes, engine, hint);
+    dnnl_primitive_attr_destroy(attributes);
+    return s;
+}
+
 dnnl_status_t csm_dnnl_run(dnnl_primitive_t primitive, dnnl_stream_t stream, const dnnl_memory_desc_t *scratch_layout, void *scratch,
                            csm_dnnl_argument *arguments, int count) {
     dnnl_status_t s;

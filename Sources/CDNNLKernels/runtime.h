@@ -19,6 +19,10 @@ dnnl_status_t csm_dnnl_thread(size_t scratch_bytes, dnnl_stream_t *stream, void 
 /// Primitive attributes asking for user-managed scratch memory (destroy after use).
 dnnl_status_t csm_dnnl_user_scratch_attributes(dnnl_primitive_attr_t *attributes);
 
+/// The primitive descriptor of operation `description` on the process's engine, with
+/// user-managed scratch memory (`hint`: the forward descriptor of a backward operation, or NULL).
+dnnl_status_t csm_dnnl_primitive_desc(dnnl_primitive_desc_t *pd, const_dnnl_op_desc_t description, const_dnnl_primitive_desc_t hint);
+
 void omp_set_num_threads(int);
 
 /// One argument of a primitive execution: its oneDNN name, layout and data (NULL: left out).
