@@ -24,49 +24,32 @@ struct DhariwalUNet: Sendable {
         mapLabel = c.labelDimension > 0
             ? try r.linear("model.map_label", inputs: c.labelDimension, outputs: embeddingChannels, bias: false) : nil
 
-        var encoder: [(conv: EDMConv2d?, block: EDMUNetBlock?)] = []
-        var skips: [Int] = []
-        var cout = c.channels
-        for (level, mult) in c.channelMultipliers.enumerated() {
-            let res = c.resolution >> level
-            let prefix = "model.enc.\(res)x\(res)"
-            if level == 0 {
-                let cin = cout
-                cout = c.modelChannels * mult
-                encoder.append((try r.conv("\(prefix)_conv", inputs: cin, outputs: cout, kernel: 3, filter: filter), nil))
-            } else {
-                encoder.append((nil, try EDMUNetBlock(r, "\(prefix)_down", inputs: cout, outputs: cout, down: true, options)))
-            }
-            skips.append(cout)
-            for index in 0..<c.blocksPerResolution {
-                let cin = cout
-                cout = c.modelChannels * mult
-                encoder.append((nil, try EDMUNetBlock(r, "\(prefix)_block\(index)", inputs: cin, outputs: cout,
-                                                      attention: c.attentionResolutions.contains(res), options)))
-                skips.append(cout)
+        let layout = EDMLayout(c)
+        encoder = try layout.encoder.map { step in
+            switch step {
+            case .conv(let name, let inputs, let outputs):
+                (try r.conv(name, inputs: inputs, outputs: outputs, kernel: 3, filter: filter), nil)
+            case .block(let block):
+                (nil, try EDMUNetBlock(r, block, options))
+            case .auxDown, .auxSkip, .auxResidual:
+                preconditionFailure("DhariwalUNet: EDMLayout gave a SongUNet encoder step")
             }
         }
+        // The layout ends ADM's decoder with out_norm and out_conv.
         var decoder: [EDMUNetBlock] = []
-        for (level, mult) in c.channelMultipliers.enumerated().reversed() {
-            let res = c.resolution >> level
-            let prefix = "model.dec.\(res)x\(res)"
-            if level == c.channelMultipliers.count - 1 {
-                decoder.append(try EDMUNetBlock(r, "\(prefix)_in0", inputs: cout, outputs: cout, attention: true, options))
-                decoder.append(try EDMUNetBlock(r, "\(prefix)_in1", inputs: cout, outputs: cout, options))
-            } else {
-                decoder.append(try EDMUNetBlock(r, "\(prefix)_up", inputs: cout, outputs: cout, up: true, options))
-            }
-            for index in 0...c.blocksPerResolution {
-                let cin = cout + skips.removeLast()
-                cout = c.modelChannels * mult
-                decoder.append(try EDMUNetBlock(r, "\(prefix)_block\(index)", inputs: cin, outputs: cout,
-                                                attention: c.attentionResolutions.contains(res), options))
+        var outNorm: GroupNormWeights?
+        var outConv: EDMConv2d?
+        for step in layout.decoder {
+            switch step {
+            case .block(let block): decoder.append(try EDMUNetBlock(r, block, options))
+            case .auxNorm(let name, let channels): outNorm = try r.groupNorm(name, channels: channels, epsilon: 1e-5)
+            case .auxConv(let name, let inputs, let outputs): outConv = try r.conv(name, inputs: inputs, outputs: outputs, kernel: 3, filter: filter)
+            case .auxUp: preconditionFailure("DhariwalUNet: EDMLayout gave a SongUNet decoder step")
             }
         }
-        self.encoder = encoder
         self.decoder = decoder
-        outNorm = try r.groupNorm("model.out_norm", channels: cout, epsilon: 1e-5)
-        outConv = try r.conv("model.out_conv", inputs: cout, outputs: c.channels, kernel: 3, filter: filter)
+        self.outNorm = outNorm!
+        self.outConv = outConv!
     }
 
     func callAsFunction(_ input: FeatureMap, noiseLabels: [Float], classLabels: [Float]) -> FeatureMap {

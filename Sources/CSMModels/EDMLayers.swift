@@ -77,8 +77,8 @@ struct EDMUNetBlock: Sendable {
         var channelsPerHead: Int
     }
 
-    init(_ r: WeightReader, _ name: String, inputs: Int, outputs: Int, up: Bool = false, down: Bool = false,
-         attention: Bool = false, _ o: Options) throws {
+    init(_ r: WeightReader, _ block: EDMLayout.Block, _ o: Options) throws {
+        let (name, inputs, outputs, up, down) = (block.name, block.inputs, block.outputs, block.up, block.down)
         inputChannels = inputs
         outputChannels = outputs
         adaptiveScale = o.adaptiveScale
@@ -95,7 +95,7 @@ struct EDMUNetBlock: Sendable {
             skip = nil
         }
         // As in EDM: fewer channels than one head needs means no attention at all.
-        let heads = attention ? (o.heads ?? outputs / o.channelsPerHead) : 0
+        let heads = block.attention ? (o.heads ?? outputs / o.channelsPerHead) : 0
         if heads > 0 {
             guard outputs % heads == 0 else {
                 throw FileError(r.path, "block '\(name)': \(outputs) channels cannot be split into \(heads) attention heads")

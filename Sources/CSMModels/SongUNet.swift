@@ -39,65 +39,33 @@ struct SongUNet: Sendable {
         mapLayer0 = try r.linear("model.map_layer0", inputs: noiseChannels, outputs: embeddingChannels)
         mapLayer1 = try r.linear("model.map_layer1", inputs: embeddingChannels, outputs: embeddingChannels)
 
-        var encoder: [EncoderStep] = []
-        var skips: [Int] = []
-        var cout = c.channels, caux = c.channels
-        for (level, mult) in c.channelMultipliers.enumerated() {
-            let res = c.resolution >> level
-            let prefix = "model.enc.\(res)x\(res)"
-            if level == 0 {
-                let cin = cout
-                cout = c.modelChannels
-                encoder.append(.conv(try r.conv("\(prefix)_conv", inputs: cin, outputs: cout, kernel: 3, filter: filter)))
-                skips.append(cout)
-            } else {
-                encoder.append(.block(try EDMUNetBlock(r, "\(prefix)_down", inputs: cout, outputs: cout, down: true, options)))
-                skips.append(cout)
-                if c.encoderType == "skip" {
-                    encoder.append(.auxDown(try r.conv("\(prefix)_aux_down", inputs: caux, outputs: caux, kernel: 0, down: true, filter: filter)))
-                    encoder.append(.auxSkip(try r.conv("\(prefix)_aux_skip", inputs: caux, outputs: cout, kernel: 1, filter: filter)))
-                }
-                if c.encoderType == "residual" {
-                    encoder.append(.auxResidual(try r.conv("\(prefix)_aux_residual", inputs: caux, outputs: cout, kernel: 3,
-                                                           down: true, filter: filter, fused: true)))
-                    caux = cout
-                }
-            }
-            for index in 0..<c.blocksPerResolution {
-                let cin = cout
-                cout = c.modelChannels * mult
-                let attention = c.attentionResolutions.contains(res)
-                encoder.append(.block(try EDMUNetBlock(r, "\(prefix)_block\(index)", inputs: cin, outputs: cout, attention: attention, options)))
-                skips.append(cout)
+        let layout = EDMLayout(c)
+        encoder = try layout.encoder.map { step -> EncoderStep in
+            switch step {
+            case .conv(let name, let inputs, let outputs):
+                .conv(try r.conv(name, inputs: inputs, outputs: outputs, kernel: 3, filter: filter))
+            case .block(let block):
+                .block(try EDMUNetBlock(r, block, options))
+            case .auxDown(let name, let channels):
+                .auxDown(try r.conv(name, inputs: channels, outputs: channels, kernel: 0, down: true, filter: filter))
+            case .auxSkip(let name, let inputs, let outputs):
+                .auxSkip(try r.conv(name, inputs: inputs, outputs: outputs, kernel: 1, filter: filter))
+            case .auxResidual(let name, let inputs, let outputs):
+                .auxResidual(try r.conv(name, inputs: inputs, outputs: outputs, kernel: 3, down: true, filter: filter, fused: true))
             }
         }
-
-        var decoder: [DecoderStep] = []
-        for (level, mult) in c.channelMultipliers.enumerated().reversed() {
-            let res = c.resolution >> level
-            let prefix = "model.dec.\(res)x\(res)"
-            if level == c.channelMultipliers.count - 1 {
-                decoder.append(.block(try EDMUNetBlock(r, "\(prefix)_in0", inputs: cout, outputs: cout, attention: true, options)))
-                decoder.append(.block(try EDMUNetBlock(r, "\(prefix)_in1", inputs: cout, outputs: cout, options)))
-            } else {
-                decoder.append(.block(try EDMUNetBlock(r, "\(prefix)_up", inputs: cout, outputs: cout, up: true, options)))
-            }
-            for index in 0...c.blocksPerResolution {
-                let cin = cout + skips.removeLast()
-                cout = c.modelChannels * mult
-                let attention = index == c.blocksPerResolution && c.attentionResolutions.contains(res)
-                decoder.append(.block(try EDMUNetBlock(r, "\(prefix)_block\(index)", inputs: cin, outputs: cout, attention: attention, options)))
-            }
-            if c.decoderType == "skip" || level == 0 {
-                if c.decoderType == "skip" && level < c.channelMultipliers.count - 1 {
-                    decoder.append(.auxUp(try r.conv("\(prefix)_aux_up", inputs: c.channels, outputs: c.channels, kernel: 0, up: true, filter: filter)))
-                }
-                decoder.append(.auxNorm(try r.groupNorm("\(prefix)_aux_norm", channels: cout, epsilon: 1e-6)))
-                decoder.append(.auxConv(try r.conv("\(prefix)_aux_conv", inputs: cout, outputs: c.channels, kernel: 3, filter: filter)))
+        decoder = try layout.decoder.map { step -> DecoderStep in
+            switch step {
+            case .block(let block):
+                .block(try EDMUNetBlock(r, block, options))
+            case .auxUp(let name, let channels):
+                .auxUp(try r.conv(name, inputs: channels, outputs: channels, kernel: 0, up: true, filter: filter))
+            case .auxNorm(let name, let channels):
+                .auxNorm(try r.groupNorm(name, channels: channels, epsilon: 1e-6))
+            case .auxConv(let name, let inputs, let outputs):
+                .auxConv(try r.conv(name, inputs: inputs, outputs: outputs, kernel: 3, filter: filter))
             }
         }
-        self.encoder = encoder
-        self.decoder = decoder
     }
 
     /// SongUNet's noise embedding of each label: NCSN++'s Fourier features when the file

@@ -139,8 +139,8 @@ public struct TrainableUNet: Sendable {
         }
         let embeddingChannels = c.modelChannels * c.embeddingMultiplier
         let skipScale = adm ? Float(1) : Float(0.5.squareRoot())
-        func block(_ name: String, inputs: Int, outputs: Int, up: Bool = false, down: Bool = false,
-                   attention: Bool = false) throws -> EDMResidualBlock {
+        func block(_ b: EDMLayout.Block) throws -> EDMResidualBlock {
+            let (name, inputs, outputs, up, down) = (b.name, b.inputs, b.outputs, b.up, b.down)
             let norm0 = try groupNorm("\(name).norm0", channels: inputs)
             let conv0 = try conv("\(name).conv0", inputs: inputs, outputs: outputs, kernel: 3, up: up, down: down)
             let affine = try linear("\(name).affine", inputs: embeddingChannels, outputs: outputs * (adm ? 2 : 1))
@@ -154,7 +154,7 @@ public struct TrainableUNet: Sendable {
             }
             var blockAttention: EDMBlockAttention?
             // As in EDM: fewer channels than one head needs means no attention at all.
-            let heads = attention ? (adm ? outputs / 64 : 1) : 0
+            let heads = b.attention ? (adm ? outputs / 64 : 1) : 0
             if heads > 0 {
                 guard outputs % heads == 0 else {
                     throw FileError(path, "block '\(name)': \(outputs) channels cannot be split into \(heads) attention heads")
@@ -170,37 +170,6 @@ public struct TrainableUNet: Sendable {
             return EDMResidualBlock(norm0: norm0, conv0: conv0, affine: affine, norm1: norm1, conv1: conv1, skip: skip,
                                     adaptiveScale: adm, skipScale: skipScale, attention: blockAttention)
         }
-        // What both architectures share: an encoder level's blocks after its first step, and a
-        // decoder level's first steps (the two middle blocks at the lowest resolution, else the
-        // up block) and its blocks, each reading one skip.
-        func encoderBlocks(_ prefix: String, res: Int, mult: Int, cout: inout Int, skips: inout [Int]) throws -> [EncoderStep] {
-            var steps: [EncoderStep] = []
-            for index in 0..<c.blocksPerResolution {
-                let cin = cout
-                cout = c.modelChannels * mult
-                let name = "\(prefix)_block\(index)"
-                steps.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: c.attentionResolutions.contains(res))))
-                skips.append(cout)
-            }
-            return steps
-        }
-        func decoderLevel(_ prefix: String, level: Int, mult: Int, cout: inout Int, skips: inout [Int],
-                          attention: (Int) -> Bool) throws -> [DecoderStep] {
-            var steps: [DecoderStep] = []
-            if level == c.channelMultipliers.count - 1 {
-                steps.append(.block("\(prefix)_in0", try block("\(prefix)_in0", inputs: cout, outputs: cout, attention: true)))
-                steps.append(.block("\(prefix)_in1", try block("\(prefix)_in1", inputs: cout, outputs: cout)))
-            } else {
-                steps.append(.block("\(prefix)_up", try block("\(prefix)_up", inputs: cout, outputs: cout, up: true)))
-            }
-            for index in 0...c.blocksPerResolution {
-                let cin = cout + skips.removeLast()
-                cout = c.modelChannels * mult
-                let name = "\(prefix)_block\(index)"
-                steps.append(.block(name, try block(name, inputs: cin, outputs: cout, attention: attention(index))))
-            }
-            return steps
-        }
         if adm {
             noiseChannels = c.modelChannels
             fourierFrequencies = nil
@@ -209,93 +178,32 @@ public struct TrainableUNet: Sendable {
             mapLayer1 = try linear("model.map_layer1", inputs: embeddingChannels, outputs: embeddingChannels)
             mapLabel = c.labelDimension > 0
                 ? try linear("model.map_label", inputs: c.labelDimension, outputs: embeddingChannels, bias: false) : nil
-            var encoder: [EncoderStep] = []
-            var skips: [Int] = []
-            var cout = c.channels
-            for (level, mult) in c.channelMultipliers.enumerated() {
-                let res = c.resolution >> level
-                let prefix = "model.enc.\(res)x\(res)"
-                if level == 0 {
-                    let cin = cout
-                    cout = c.modelChannels * mult
-                    encoder.append(.conv("\(prefix)_conv", try conv("\(prefix)_conv", inputs: cin, outputs: cout, kernel: 3)))
-                } else {
-                    encoder.append(.block("\(prefix)_down", try block("\(prefix)_down", inputs: cout, outputs: cout, down: true)))
-                }
-                skips.append(cout)
-                encoder += try encoderBlocks(prefix, res: res, mult: mult, cout: &cout, skips: &skips)
-            }
-            var decoder: [DecoderStep] = []
-            for (level, mult) in c.channelMultipliers.enumerated().reversed() {
-                let res = c.resolution >> level
-                let prefix = "model.dec.\(res)x\(res)"
-                decoder += try decoderLevel(prefix, level: level, mult: mult, cout: &cout, skips: &skips) { _ in
-                    c.attentionResolutions.contains(res)
-                }
-            }
-            decoder.append(.auxNorm("model.out_norm", try groupNorm("model.out_norm", channels: cout)))
-            decoder.append(.auxConv("model.out_conv", try conv("model.out_conv", inputs: cout, outputs: c.channels, kernel: 3)))
-            self.encoder = encoder
-            self.decoder = decoder
         } else {
             noiseChannels = c.modelChannels * c.noiseMultiplier
-            guard c.embeddingType == "positional" || c.embeddingType == "fourier" else {
-                throw FileError(path, "embedding_type '\(c.embeddingType)' is not supported")
-            }
-            guard ["standard", "skip", "residual"].contains(c.encoderType), ["standard", "skip"].contains(c.decoderType) else {
-                throw FileError(path, "encoder_type '\(c.encoderType)' / decoder_type '\(c.decoderType)' is not supported")
-            }
             fourierFrequencies = c.embeddingType == "fourier" ? try tensor("model.map_noise.freqs", [noiseChannels / 2]) : nil
             mapLabel = c.labelDimension > 0 ? try linear("model.map_label", inputs: c.labelDimension, outputs: noiseChannels) : nil
             if c.augmentDimension > 0 { _ = try tensor("model.map_augment.weight", [noiseChannels, c.augmentDimension]) }
             mapLayer0 = try linear("model.map_layer0", inputs: noiseChannels, outputs: embeddingChannels)
             mapLayer1 = try linear("model.map_layer1", inputs: embeddingChannels, outputs: embeddingChannels)
-
-            var encoder: [EncoderStep] = []
-            var skips: [Int] = []
-            var cout = c.channels, caux = c.channels
-            for (level, mult) in c.channelMultipliers.enumerated() {
-                let res = c.resolution >> level
-                let prefix = "model.enc.\(res)x\(res)"
-                if level == 0 {
-                    let cin = cout
-                    cout = c.modelChannels
-                    encoder.append(.conv("\(prefix)_conv", try conv("\(prefix)_conv", inputs: cin, outputs: cout, kernel: 3)))
-                    skips.append(cout)
-                } else {
-                    encoder.append(.block("\(prefix)_down", try block("\(prefix)_down", inputs: cout, outputs: cout, down: true)))
-                    skips.append(cout)
-                    if c.encoderType == "skip" {
-                        encoder.append(.auxDown(try conv("\(prefix)_aux_down", inputs: caux, outputs: caux, kernel: 0, down: true)))
-                        encoder.append(.auxSkip("\(prefix)_aux_skip", try conv("\(prefix)_aux_skip", inputs: caux, outputs: cout, kernel: 1)))
-                    }
-                    if c.encoderType == "residual" {
-                        encoder.append(.auxResidual("\(prefix)_aux_residual",
-                                                    try conv("\(prefix)_aux_residual", inputs: caux, outputs: cout, kernel: 3, down: true,
-                                                             fused: true)))
-                        caux = cout
-                    }
-                }
-                encoder += try encoderBlocks(prefix, res: res, mult: mult, cout: &cout, skips: &skips)
+        }
+        let layout = EDMLayout(c)
+        encoder = try layout.encoder.map { step -> EncoderStep in
+            switch step {
+            case .conv(let name, let inputs, let outputs): .conv(name, try conv(name, inputs: inputs, outputs: outputs, kernel: 3))
+            case .block(let b): .block(b.name, try block(b))
+            case .auxDown(let name, let channels): .auxDown(try conv(name, inputs: channels, outputs: channels, kernel: 0, down: true))
+            case .auxSkip(let name, let inputs, let outputs): .auxSkip(name, try conv(name, inputs: inputs, outputs: outputs, kernel: 1))
+            case .auxResidual(let name, let inputs, let outputs):
+                .auxResidual(name, try conv(name, inputs: inputs, outputs: outputs, kernel: 3, down: true, fused: true))
             }
-
-            var decoder: [DecoderStep] = []
-            for (level, mult) in c.channelMultipliers.enumerated().reversed() {
-                let res = c.resolution >> level
-                let prefix = "model.dec.\(res)x\(res)"
-                decoder += try decoderLevel(prefix, level: level, mult: mult, cout: &cout, skips: &skips) { index in
-                    index == c.blocksPerResolution && c.attentionResolutions.contains(res)
-                }
-                if c.decoderType == "skip" || level == 0 {
-                    if c.decoderType == "skip" && level < c.channelMultipliers.count - 1 {
-                        decoder.append(.auxUp(try conv("\(prefix)_aux_up", inputs: c.channels, outputs: c.channels, kernel: 0, up: true)))
-                    }
-                    decoder.append(.auxNorm("\(prefix)_aux_norm", try groupNorm("\(prefix)_aux_norm", channels: cout)))
-                    decoder.append(.auxConv("\(prefix)_aux_conv", try conv("\(prefix)_aux_conv", inputs: cout, outputs: c.channels, kernel: 3)))
-                }
+        }
+        decoder = try layout.decoder.map { step -> DecoderStep in
+            switch step {
+            case .block(let b): .block(b.name, try block(b))
+            case .auxUp(let name, let channels): .auxUp(try conv(name, inputs: channels, outputs: channels, kernel: 0, up: true))
+            case .auxNorm(let name, let channels): .auxNorm(name, try groupNorm(name, channels: channels))
+            case .auxConv(let name, let inputs, let outputs): .auxConv(name, try conv(name, inputs: inputs, outputs: outputs, kernel: 3))
             }
-            self.encoder = encoder
-            self.decoder = decoder
         }
         self.tensors = tensors
         let names = tensors.keys.filter { $0 != "model.map_noise.freqs" }.sorted()
