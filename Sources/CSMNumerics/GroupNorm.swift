@@ -151,8 +151,8 @@ public enum GroupNorm {
 
     /// y = x·a + b per channel, then SiLU if asked.
     @inline(__always)
-    static func scaleAndShift(_ x: UnsafePointer<Float>, pixels: Int, channels c: Int, a: UnsafeMutablePointer<Float>,
-                              b: UnsafeMutablePointer<Float>, silu: Bool, into y: UnsafeMutablePointer<Float>) {
+    static func scaleAndShift(_ x: UnsafePointer<Float>, pixels: Int, channels c: Int, a: UnsafePointer<Float>,
+                              b: UnsafePointer<Float>, silu: Bool, into y: UnsafeMutablePointer<Float>) {
         // Pixel by pixel, so that x and y stream through memory once; a and b stay in L1.
         let vectorChannels = c / 16 * 16
         for px in 0..<pixels {

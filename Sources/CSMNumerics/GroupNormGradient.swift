@@ -175,10 +175,8 @@ extension GroupNorm {
                                 shiftRow[ch] = Float((Double(imageBias[ch]) - mean[group]) * r[group])
                             }
                         }
-                        for px in 0..<hw {
-                            let row = (image * hw + px) * c
-                            for ch in 0..<c { hp[row + ch] = xp[row + ch] * scaleRow[ch] + shiftRow[ch] }
-                        }
+                        scaleAndShift(xp + image * hw * c, pixels: hw, channels: c, a: scaleRow, b: shiftRow, silu: false,
+                                      into: hp + image * hw * c)
                     }
                 }
             }
