@@ -36,6 +36,23 @@ public struct SamplerSettings: Sendable, Equatable, Codable {
     public var evaluationsPerImage: Int { solver == .heun ? max(1, 2 * steps - 1) : steps }
 }
 
+/// An image whose sampling state or network output stopped being finite (extreme latents
+/// or weights overflow float32): sampling stops rather than return garbage.
+public struct NonFiniteSample: Error, CustomStringConvertible, Sendable {
+    /// The image's position in the batch sampled.
+    public let image: Int
+    /// The network evaluation (1-based) whose input or output was not finite.
+    public let evaluation: Int
+    /// Evaluations per image in all.
+    public let evaluations: Int
+    /// The noise level of that evaluation.
+    public let sigma: Double
+
+    public var description: String {
+        String(format: "the sample turned non-finite at network evaluation %d of %d (σ = %.4g)", evaluation, evaluations, sigma)
+    }
+}
+
 /// EDM's deterministic Heun / Euler sampler with optional stochastic churn. The state is
 /// kept in float64 as EDM does; the network runs in float32.
 public struct EDMSampler: Sendable {
@@ -68,22 +85,32 @@ public struct EDMSampler: Sendable {
     /// Samples images from `latents` (unit-variance noise, [n, H, W, C]) and class vectors
     /// (n·K values). `churnSeeds` (one per image) seed the churn noise when churn > 0.
     /// `progress` is called after each network evaluation with (done, total).
-    /// Returns unclipped images in the network's range (≈ [−1, 1]).
+    /// Returns unclipped images in the network's range (≈ [−1, 1]). Throws `NonFiniteSample`
+    /// for the first image whose state or network output is NaN or ±Inf in float32.
     public func sample(latents: FeatureMap, classLabels: [Float], churnSeeds: [UInt64]? = nil,
-                       progress: ((Int, Int) -> Void)? = nil) -> FeatureMap {
+                       progress: ((Int, Int) -> Void)? = nil) throws -> FeatureMap {
         let n = latents.count
+        let per = latents.height * latents.width * latents.channels
         let evaluations = settings.evaluationsPerImage
         var done = 0
-        let x = solve(latents.values.map(Double.init), images: n, churnSeeds: churnSeeds) { state, sigma in
+        func checkFinite(_ values: [Float], sigma: Double) throws {
+            if let index = values.firstIndex(where: { !$0.isFinite }) {
+                throw NonFiniteSample(image: index / max(1, per), evaluation: max(1, done), evaluations: evaluations, sigma: sigma)
+            }
+        }
+        let x = try solve(latents.values.map(Double.init), images: n, churnSeeds: churnSeeds) { state, sigma in
             let input = FeatureMap(count: n, height: latents.height, width: latents.width, channels: latents.channels,
                                    values: state.map { Float($0) })
-            let d = model.denoise(input, sigma: [Float](repeating: Float(sigma), count: n), classLabels: classLabels)
             done += 1
+            try checkFinite(input.values, sigma: sigma)
+            let d = model.denoise(input, sigma: [Float](repeating: Float(sigma), count: n), classLabels: classLabels)
+            try checkFinite(d.values, sigma: sigma)
             progress?(done, evaluations)
             return d.values.map { Double($0) }
         }
-        return FeatureMap(count: n, height: latents.height, width: latents.width, channels: latents.channels,
-                          values: x.map { Float($0) })
+        let images = x.map { Float($0) }
+        try checkFinite(images, sigma: 0)
+        return FeatureMap(count: n, height: latents.height, width: latents.width, channels: latents.channels, values: images)
     }
 
     /// The probability-flow ODE solved from `latents` (unit-variance noise of `images`
@@ -91,11 +118,11 @@ public struct EDMSampler: Sendable {
     /// x starts at latents·t_0 and follows dx/dσ = (x − D(x; σ))/σ down the schedule.
     /// `sample` is this with the network; tests give it denoisers whose solution is known.
     public func solve(_ latents: [Double], images: Int, churnSeeds: [UInt64]? = nil,
-                      denoise: ([Double], Double) -> [Double]) -> [Double] {
+                      denoise: ([Double], Double) throws -> [Double]) rethrows -> [Double] {
         let t = timeSteps
         let total = latents.count, per = images > 0 ? total / images : 0
         var x = latents.map { $0 * t[0] }
-        if settings.solver == .dpm2m { return dpmSolver2M(x, t, denoise) }
+        if settings.solver == .dpm2m { return try dpmSolver2M(x, t, denoise) }
         for i in 0..<(t.count - 1) {
             let tCur = t[i], tNext = t[i + 1]
             var tHat = tCur
@@ -110,14 +137,14 @@ public struct EDMSampler: Sendable {
                     for e in 0..<per { xHat[j * per + e] += scale * Double(eps[e]) }
                 }
             }
-            let denoised = denoise(xHat, tHat)
+            let denoised = try denoise(xHat, tHat)
             var dCur = [Double](repeating: 0, count: total)
             for e in 0..<total {
                 dCur[e] = (xHat[e] - denoised[e]) / tHat
                 x[e] = xHat[e] + (tNext - tHat) * dCur[e]
             }
             if settings.solver == .heun && i < t.count - 2 {
-                let denoisedNext = denoise(x, tNext)
+                let denoisedNext = try denoise(x, tNext)
                 for e in 0..<total {
                     let dPrime = (x[e] - denoisedNext[e]) / tNext
                     x[e] = xHat[e] + (tNext - tHat) * (0.5 * dCur[e] + 0.5 * dPrime)
@@ -133,12 +160,12 @@ public struct EDMSampler: Sendable {
     /// where D̂ is D_i on the first step and on the last (to σ = 0, which returns D̂), and
     /// otherwise the linear extrapolation D̂ = (1 + 1/(2r))·D_i − 1/(2r)·D_{i−1},
     /// r = h_{i−1}/h_i, from the previous step's evaluation: one evaluation per step.
-    private func dpmSolver2M(_ start: [Double], _ t: [Double], _ denoise: ([Double], Double) -> [Double]) -> [Double] {
+    private func dpmSolver2M(_ start: [Double], _ t: [Double], _ denoise: ([Double], Double) throws -> [Double]) rethrows -> [Double] {
         var x = start
         var previous: [Double]?
         for i in 0..<(t.count - 1) {
             let sigma = t[i], sigmaNext = t[i + 1]
-            let denoised = denoise(x, sigma)
+            let denoised = try denoise(x, sigma)
             var estimate = denoised
             if let previous, sigmaNext > 0 {
                 let h = log(sigma / sigmaNext), hLast = log(t[i - 1] / sigma)

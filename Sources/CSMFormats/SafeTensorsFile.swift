@@ -194,6 +194,19 @@ public struct SafeTensorsFile: Sendable {
         }
     }
 
+    /// Tensor `name` as floats (see `floats(_:)`), refused when any element is NaN or ±Inf:
+    /// a diverged or corrupted checkpoint is an error naming the tensor and the first bad
+    /// element, never a network that computes garbage. One pass over the values.
+    public func finiteFloats(_ name: String) throws -> [Float] {
+        let values = try floats(name)
+        if let index = values.firstIndex(where: { !$0.isFinite }) {
+            let bad = values.lazy.filter { !$0.isFinite }.count
+            throw FileError(path, tensor: name, "element \(index) is \(values[index])"
+                            + (bad > 1 ? " (\(bad) of \(values.count) elements are not finite)" : "") + "; every value must be finite")
+        }
+        return values
+    }
+
     /// Tensor `name` converted to `Int` (from I64, I32, I16, I8, U8, U16, U32 or BOOL).
     public func integers(_ name: String) throws -> [Int] {
         let entry = try entry(name)
@@ -226,13 +239,13 @@ public struct SafeTensorsFile: Sendable {
         }
     }
 
-    /// Tensor `name` as floats, checked against an expected shape.
+    /// Tensor `name` as finite floats (see `finiteFloats(_:)`), checked against an expected shape.
     public func floats(_ name: String, shape expected: [Int]) throws -> [Float] {
         let shape = try shape(of: name)
         guard shape == expected else {
             throw FileError(path, "tensor '\(name)' has shape \(shape), expected \(expected)")
         }
-        return try floats(name)
+        return try finiteFloats(name)
     }
 
     /// Checks that metadata `format` is `expected`.

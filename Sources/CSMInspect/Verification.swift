@@ -11,6 +11,8 @@ public struct VerificationReport: Sendable {
     public var problems: [FileError] = []
     /// Remarks that do not fail verification (leftover temporary files, shards without a manifest, …).
     public var notes: [String] = []
+    /// Findings that do not fail verification but deserve a look (constant real images).
+    public var warnings: [String] = []
     /// Shard files checked.
     public var shards = 0
     /// Samples in the shards that could be opened.
@@ -29,7 +31,9 @@ extension ShardCollection {
     /// (when its configuration gives the count); the manifest's SHA-256, sample count and shard
     /// index of every shard; the schema of every shard; every stored chunk of every dataset,
     /// read through HDF5's Fletcher-32 checksum; values the schema constrains (class ids in
-    /// range, flags 0 or 1, λ_gen in [0, 1], labels summing to 1); that all shards share
+    /// range, flags 0 or 1, λ_gen in [0, 1], labels non-negative and summing to 1 within
+    /// 1e-5, no constant mixed image — a generator never makes one, a broken model does, and
+    /// constant real images are counted in a warning); that all shards share
     /// classes and image size; and that the directory holds no shard the manifest does not
     /// list. Never throws: each problem becomes one entry of the report.
     ///
@@ -50,7 +54,7 @@ extension ShardCollection {
         for (index, member) in members.enumerated() {
             report.shards += 1
             report.bytes += Self.fileSize(member.path) ?? 0
-            let checked = Self.verifyShard(member)
+            let checked = Self.verifyShard(member, warnings: &report.warnings)
             report.problems += checked.problems
             if let reader = checked.reader {
                 report.samples += reader.count
@@ -77,7 +81,7 @@ extension ShardCollection {
     }
 
     /// Checks one shard; returns its problems and, when it opened, its reader.
-    private static func verifyShard(_ member: Member) -> (problems: [FileError], reader: ShardReader?) {
+    private static func verifyShard(_ member: Member, warnings: inout [String]) -> (problems: [FileError], reader: ShardReader?) {
         let path = member.path
         let listedIn = "manifest.json"
         guard FileManager.default.fileExists(atPath: path) else {
@@ -114,7 +118,9 @@ extension ShardCollection {
                 problems.append(FileError(path, dataset: "shard_index", "is \(reader.metadata.shardIndex), \(listedIn) says \(entry.shardIndex)"))
             }
         }
-        problems += DatasetCheck(reader: reader).run()
+        let check = DatasetCheck(reader: reader).run()
+        problems += check.problems
+        if let warning = check.warning { warnings.append(warning) }
         return (problems, reader)
     }
 
@@ -127,7 +133,7 @@ private struct DatasetCheck {
     /// Bytes read per block.
     let blockBytes = 1 << 22
 
-    func run() -> [FileError] {
+    func run() -> (problems: [FileError], warning: String?) {
         var problems: [FileError] = []
         var columns = Columns()
         for dataset in ShardDataset.allCases {
@@ -141,13 +147,26 @@ private struct DatasetCheck {
                 columns.failed.insert(dataset)
             }
         }
-        return problems + valueProblems(columns)
+        var warning: String?
+        if let first = columns.constantImages.first, !columns.failed.contains(.images) {
+            let what = "\(columns.constantImages.count) of \(reader.count) \(reader.metadata.kind.rawValue) images are constant "
+                + "(first: row \(first.row), every pixel \(first.value))"
+            if reader.metadata.kind == .mixed {
+                problems.append(FileError(reader.path, dataset: ShardDataset.images.name,
+                                          what + "; no generator makes those: the diffusion model or the sampler failed"))
+            } else {
+                warning = "\(reader.path): \(what)"
+            }
+        }
+        return (problems + valueProblems(columns), warning)
     }
 
     /// The small columns, kept for the value checks.
     struct Columns {
         var labels: [Float] = [], classA: [Int32] = [], classB: [Int32] = [], lambdaGen: [Float] = []
         var consistent: [UInt8] = []
+        /// Images whose pixels all hold one value: (row, value).
+        var constantImages: [(row: Int, value: UInt8)] = []
         var failed = Set<ShardDataset>()
     }
 
@@ -160,7 +179,15 @@ private struct DatasetCheck {
             let rows = start..<min(reader.count, start + step)
             do {
                 switch dataset {
-                case .images: _ = try reader.images(rows: rows)
+                case .images:
+                    let pixels = try reader.images(rows: rows)
+                    let size = reader.height * reader.width * reader.channels
+                    for (offset, row) in rows.enumerated() where size > 0 {
+                        let image = pixels[(offset * size)..<((offset + 1) * size)]
+                        if let value = image.first, !image.contains(where: { $0 != value }) {
+                            columns.constantImages.append((row, value))
+                        }
+                    }
                 case .labels: columns.labels += try reader.labels(rows: rows)
                 case .classA: columns.classA += try reader.classA(rows: rows)
                 case .classB: columns.classB += try reader.classB(rows: rows)
@@ -205,13 +232,12 @@ private struct DatasetCheck {
         report(.consistent, c.consistent, "are neither 0 nor 1") { _, v in v > 1 }
         if !c.failed.contains(.labels), k > 0 {
             // A row with a negative or non-finite entry gets the sum NaN.
-            let sums = stride(from: 0, to: c.labels.count, by: k).map { start -> Float in
+            let sums = stride(from: 0, to: c.labels.count, by: k).map { start -> Double in
                 let row = c.labels[start..<(start + k)]
-                return row.allSatisfy { $0 >= 0 && $0.isFinite } ? row.reduce(0, +) : .nan
+                return row.allSatisfy { $0 >= 0 && $0.isFinite } ? row.reduce(0) { $0 + Double($1) } : .nan
             }
-            report(.labels, sums, "are not non-negative numbers summing to 1", unit: "rows", shown: "sum ") { _, sum in
-                !(abs(sum - 1) <= 1e-3)
-            }
+            report(.labels, sums, "are not non-negative numbers summing to 1 within \(ShardSamples.labelSumTolerance)",
+                   unit: "rows", shown: "sum ") { _, sum in !(abs(sum - 1) <= ShardSamples.labelSumTolerance) }
         }
         return problems
     }

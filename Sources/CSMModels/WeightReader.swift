@@ -22,7 +22,7 @@ final class WeightReader {
     /// The path used in error messages.
     var path: String { file?.path ?? "<architecture>" }
 
-    /// Tensor `name` as floats; its shape must be `shape`.
+    /// Tensor `name` as floats; its shape must be `shape` and every value finite.
     func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {
         guard let file else {
             requested.append((name, shape))
@@ -33,7 +33,7 @@ final class WeightReader {
             throw FileError(file.path, "tensor '\(name)' has shape \(actual) but the architecture in the metadata needs \(shape)")
         }
         used.insert(name)
-        return try file.floats(name)
+        return try file.finiteFloats(name)
     }
 
     /// Marks `name` used if present (optional buffers).

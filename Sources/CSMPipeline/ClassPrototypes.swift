@@ -56,7 +56,7 @@ public struct ClassPrototypes: Sendable {
         for name in ["prototypes", "counts"] where try file.entry(name).dtype != .f32 {
             throw FileError(path, "tensor '\(name)' is \(try file.entry(name).dtype.rawValue), expected F32")
         }
-        let values = try file.floats("prototypes")
+        let values = try file.finiteFloats("prototypes")
         let counts = try file.floats("counts", shape: [names.count])
         guard values.allSatisfy(\.isFinite) else { throw FileError(path, "tensor 'prototypes' holds non-finite values") }
         guard counts.allSatisfy({ $0 >= 0 && $0.isFinite }) else { throw FileError(path, "tensor 'counts' holds negative counts") }

@@ -8,6 +8,10 @@ import Foundation
 /// csm's generation job: for each shard file of a plan, sample its trajectories, reannotate
 /// them with the classifier and prototypes, and write the shard and the manifest.
 ///
+/// A sample that turns non-finite stops the run with an error naming its seed, and a stop
+/// request (`Interruption`) abandons the shard in flight; in both cases nothing of that
+/// shard is written.
+///
 /// Crash safety: a shard is written under a temporary name and renamed when complete; the
 /// manifest is replaced atomically after each shard and lists only finished shards. A rerun
 /// skips the shards the manifest lists (after checking their SHA-256) and writes the rest, so
@@ -129,9 +133,20 @@ public final class ShardGenerator {
         while start < n {
             let end = min(n, start + batch)
             let done = start
-            let images = sampler.sample(latents: noise.slice(start..<end), classLabels: Array(classes[(start * k)..<(end * k)]),
-                                        churnSeeds: Array(churnSeeds[start..<end])) { step, total in
-                progress?(done * evaluations + (end - done) * step * evaluations / total, n * evaluations)
+            // A stop request abandons the shard here: nothing of it has been written.
+            try Interruption.check()
+            let images: FeatureMap
+            do {
+                images = try sampler.sample(latents: noise.slice(start..<end), classLabels: Array(classes[(start * k)..<(end * k)]),
+                                            churnSeeds: Array(churnSeeds[start..<end])) { step, total in
+                    progress?(done * evaluations + (end - done) * step * evaluations / total, n * evaluations)
+                }
+            } catch let failure as NonFiniteSample {
+                let s = start + failure.image
+                let group = groups[s / l], pair = plan.pair(ofGroup: group)
+                throw PlanError("shard \(index), group \(group) (seed \(plan.latentSeed(ofGroup: group)), pair \(pair.a):\(pair.b), "
+                                + "λ_gen \(plan.lambda(s % l))): \(failure); nothing of this shard was written (a model "
+                                + "with extreme weights, or one that does not match the sampler)")
             }
             for (j, value) in images.values.enumerated() {
                 pixels[start * per + j] = PixelQuantization.uint8(value)
@@ -174,4 +189,9 @@ public final class ShardGenerator {
 public struct ShardResult: Sendable {
     public let samples: ShardSamples
     public let topClasses: [Int]
+
+    public init(samples: ShardSamples, topClasses: [Int]) {
+        self.samples = samples
+        self.topClasses = topClasses
+    }
 }

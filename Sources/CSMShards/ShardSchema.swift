@@ -227,15 +227,19 @@ public struct ShardSamples: Equatable, Sendable {
         seed += other.seed
     }
 
+    /// How far a soft-label row's sum may lie from 1 (summed in Double).
+    public static let labelSumTolerance = 1e-5
+
     /// Bytes of one image.
     public var imageSize: Int { height * width * channels }
 
     /// Checks the values that index anything or feed arithmetic, before anyone uses them
     /// (the images are not looked at): class_a and class_b lie in [−1, K) — and in [0, K)
     /// where they name a class: class_a always, class_b of mixed samples — and labels,
-    /// lambda_gen, prob_a and prob_b are finite, lambda_proj is finite or NaN (no λ̂).
-    /// The first bad value becomes one `FileError` naming `path`, the dataset, the row
-    /// (counted from `firstRow`) and the value.
+    /// lambda_gen, prob_a and prob_b are finite, lambda_proj is finite or NaN (no λ̂), and
+    /// every labels row is a probability vector (non-negative, summing to 1 within
+    /// `labelSumTolerance`). The first bad value becomes one `FileError` naming `path`, the
+    /// dataset, the row (counted from `firstRow`) and the value.
     public func checkValues(path: String, kind: ShardKind, firstRow: Int = 0) throws {
         let k = numClasses
         func first<T>(_ values: [T], _ isBad: (T) -> Bool) -> (Int, T)? {
@@ -256,6 +260,15 @@ public struct ShardSamples: Equatable, Sendable {
         }
         if let index = labels.firstIndex(where: { !$0.isFinite }) {
             throw fail(.labels, index / max(1, k), labels[index], "expected finite numbers")
+        }
+        for row in 0..<count {
+            let values = labels[(row * k)..<((row + 1) * k)]
+            let sum = values.reduce(0) { $0 + Double($1) }
+            guard values.allSatisfy({ $0 >= 0 }), abs(sum - 1) <= Self.labelSumTolerance else {
+                let shown = values.prefix(10).map { String(format: "%.4g", $0) }.joined(separator: ", ") + (k > 10 ? ", …" : "")
+                throw fail(.labels, row, "[\(shown)] (sum \(String(format: "%.7g", sum)))",
+                           "expected non-negative numbers summing to 1 within \(Self.labelSumTolerance)")
+            }
         }
         for (dataset, column) in [(ShardDataset.lambdaGen, lambdaGen), (.probA, probA), (.probB, probB)] {
             if let (row, value) = first(column, { !$0.isFinite }) { throw fail(dataset, row, value, "expected a finite number") }

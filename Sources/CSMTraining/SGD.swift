@@ -59,18 +59,23 @@ public final class SGD {
     }
 }
 
-/// Scales all gradients together so that their joint L2 norm is at most `maxNorm`, as
-/// `torch.nn.utils.clip_grad_norm_` does: coefficient maxNorm / (norm + 1e-6), clamped at 1.
-/// Returns the norm before clipping.
-@discardableResult
-public func clipGradientNorm(_ parameters: [Parameter], maxNorm: Double) -> Double {
+/// The L2 norm of all parameters' gradients together (NaN or +Inf when any is not finite).
+public func gradientNorm(_ parameters: [Parameter]) -> Double {
     var sum = 0.0
     for parameter in parameters {
         var part = 0.0
         for g in parameter.gradient { part += Double(g) * Double(g) }
         sum += part
     }
-    let norm = sum.squareRoot()
+    return sum.squareRoot()
+}
+
+/// Scales all gradients together so that their joint L2 norm is at most `maxNorm`, as
+/// `torch.nn.utils.clip_grad_norm_` does: coefficient maxNorm / (norm + 1e-6), clamped at 1.
+/// Returns the norm before clipping.
+@discardableResult
+public func clipGradientNorm(_ parameters: [Parameter], maxNorm: Double) -> Double {
+    let norm = gradientNorm(parameters)
     let coefficient = Float(min(1, maxNorm / (norm + 1e-6)))
     if coefficient < 1 {
         for parameter in parameters {

@@ -87,6 +87,8 @@ public final class Trainer {
             let batches = data.batches(epoch: epoch)
             var lossSum = 0.0, batchCount = 0, images = 0, rate = 0.0
             while step < totalSteps, let batch = try Profiler.measure("step: wait for data", { try batches.next() }) {
+                // A stop request drops the epoch in flight; the last checkpoint resumes it.
+                try Interruption.check()
                 for parameter in parameters { parameter.zeroGradient() }
                 let logits = Profiler.measure("step: forward") { network.forwardTraining(batch.images) }
                 let split = batch.realCount * k
@@ -101,8 +103,11 @@ public final class Trainer {
                 guard loss.value.isFinite else { throw nonFinite("the loss is \(loss.value)", epoch: epoch) }
                 Profiler.measure("step: backward") { network.backward(loss.gradient) }
                 rate = schedule.rate(step: step)
-                Profiler.measure("step: clip + SGD") {
-                    if configuration.clip > 0 { clipGradientNorm(parameters, maxNorm: configuration.clip) }
+                try Profiler.measure("step: clip + SGD") {
+                    // The norm (one pass over the gradient) catches a NaN or ±Inf before SGD spreads it.
+                    let norm = configuration.clip > 0 ? clipGradientNorm(parameters, maxNorm: configuration.clip)
+                                                      : gradientNorm(parameters)
+                    guard norm.isFinite else { throw nonFinite("the gradient norm is \(norm)", epoch: epoch) }
                     optimizer.step(parameters, lr: Float(rate))
                 }
                 step += 1

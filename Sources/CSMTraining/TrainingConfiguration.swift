@@ -13,6 +13,8 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
 
     public var real: String
     public var mixed: String?
+    /// Real shards validated on after every epoch instead of a share held out of `real`.
+    public var validation: String?
     public var architecture: String
     /// The classifier file training starts from (nil: fresh weights from `data.seed`).
     public var initialModel: String?
@@ -35,12 +37,13 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     public var warmupEpochs: Double
     public var keep: Keep
 
-    public init(real: String, mixed: String? = nil, architecture: String, initialModel: String? = nil, loss: TrainingLoss,
+    public init(real: String, mixed: String? = nil, validation: String? = nil, architecture: String, initialModel: String? = nil, loss: TrainingLoss,
                 data: TrainingDataOptions, epochs: Int, maxSteps: Int? = nil, learningRate: Double = 0.1, momentum: Double = 0.9,
                 weightDecay: Double = 5e-4, nesterov: Bool = false, clip: Double = 0, schedule: LearningRateSchedule.Kind = .multistep,
                 milestones: [Int] = [], gammaLR: Double = 0.1, warmupEpochs: Double = 0, keep: Keep = .best) {
         self.real = real
         self.mixed = mixed
+        self.validation = validation
         self.architecture = architecture
         self.initialModel = initialModel
         self.loss = loss
@@ -81,8 +84,11 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         if !loss.usesMixed && mixed != nil {
             throw TrainingError("--mixed is used by --loss csm and csm-bsce-gra only, not \(loss.kind.rawValue)")
         }
-        if keep == .best && data.validationFraction == 0 {
-            throw TrainingError("--keep best needs a validation split; with --val-fraction 0 use --keep last")
+        if validation != nil && data.validationFraction != 0 {
+            throw TrainingError("--val-data replaces the held-out share: give --val-fraction 0 with it")
+        }
+        if keep == .best && data.validationFraction == 0 && validation == nil {
+            throw TrainingError("--keep best needs a validation split; with --val-fraction 0 use --keep last or give --val-data")
         }
     }
 

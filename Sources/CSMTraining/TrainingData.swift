@@ -59,7 +59,10 @@ public final class TrainingData {
     public let real: ShardSet
     public let mixed: ShardSet?
     public let trainIndices: [Int]
+    /// The validation samples: indices into `validationSet`.
     public let validationIndices: [Int]
+    /// `real`, or the shards given as `validationPath`.
+    public let validationSet: ShardSet
     public let options: TrainingDataOptions
     /// The image size and normalisation the network sees.
     public let input: ResNetInput
@@ -69,10 +72,12 @@ public final class TrainingData {
     private let paired: PairedLoader?
     private let validationLoader: BatchLoader?
 
-    /// Opens the data. `normalization` gives the input mean/std per channel (e.g. an
+    /// Opens the data. `validationPath` names real shards to validate on (every real sample)
+    /// instead of the share `options.validationFraction` held out of `realPath`, which must
+    /// then be 0. `normalization` gives the input mean/std per channel (e.g. an
     /// initial classifier's); nil computes them from the training split's pixels (scaled
     /// to [0, 1]; population standard deviation).
-    public init(realPath: String, mixedPath: String?, options: TrainingDataOptions, normalization: (mean: [Float], std: [Float])? = nil,
+    public init(realPath: String, mixedPath: String?, validationPath: String? = nil, options: TrainingDataOptions, normalization: (mean: [Float], std: [Float])? = nil,
                 threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)) throws {
         guard options.batchSize > 0 else { throw TrainingError("the batch size must be positive") }
         guard (0..<1).contains(options.validationFraction) else {
@@ -84,10 +89,26 @@ public final class TrainingData {
         var random = LoaderRandom(options.seed, 0x5641_4C49_4441_5445)
         let order = random.permutation(realIndices.count).map { realIndices[$0] }
         let held = Int((options.validationFraction * Double(realIndices.count)).rounded())
-        validationIndices = order.prefix(held).sorted()
         trainIndices = order.dropFirst(held).sorted()
-        if options.validationFraction > 0 && validationIndices.isEmpty {
-            throw FileError(realPath, "the validation split is empty (\(realIndices.count) real samples × \(options.validationFraction)); use more data or --val-fraction 0")
+        if let validationPath {
+            guard options.validationFraction == 0 else {
+                throw TrainingError("validation shards replace the held-out share: the validation fraction must be 0")
+            }
+            validationSet = try ShardSet(path: validationPath)
+            guard validationSet.height == real.height, validationSet.width == real.width, validationSet.channels == real.channels else {
+                throw FileError(validationPath, "images are \(validationSet.height)×\(validationSet.width)×\(validationSet.channels), the training ones \(real.height)×\(real.width)×\(real.channels)")
+            }
+            guard validationSet.classNames == real.classNames else {
+                throw FileError(validationPath, "classes \(validationSet.classNames) differ from the training shards' \(real.classNames)")
+            }
+            validationIndices = validationSet.indices(kind: .real)
+            guard !validationIndices.isEmpty else { throw FileError(validationPath, "no real samples to validate on") }
+        } else {
+            validationSet = real
+            validationIndices = order.prefix(held).sorted()
+            if options.validationFraction > 0 && validationIndices.isEmpty {
+                throw FileError(realPath, "the validation split is empty (\(realIndices.count) real samples × \(options.validationFraction)); use more data or --val-fraction 0")
+            }
         }
         guard !trainIndices.isEmpty else {
             throw FileError(realPath, "the training split is empty (\(realIndices.count) real samples, validation fraction \(options.validationFraction))")
@@ -127,7 +148,7 @@ public final class TrainingData {
             paired = nil
             unpairedClasses = []
         }
-        validationLoader = validationIndices.isEmpty ? nil : BatchLoader(real, indices: validationIndices, options: LoaderOptions(
+        validationLoader = validationIndices.isEmpty ? nil : BatchLoader(validationSet, indices: validationIndices, options: LoaderOptions(
             batchSize: options.batchSize, shuffle: false, seed: options.seed, transform: ImageTransform(scale: 1 / 255, mean: mean, std: std),
             prefetch: 2, threads: threads))
     }
@@ -145,7 +166,7 @@ public final class TrainingData {
 
     /// The validation images (normalised, no augmentation) in batches, with their classes.
     public func validationBatches() -> TrainingBatches? {
-        validationLoader.map { TrainingBatches(real: $0.epoch(0), realSet: real) }
+        validationLoader.map { TrainingBatches(real: $0.epoch(0), realSet: validationSet) }
     }
 
     /// Per-channel mean and population standard deviation of the pixels (scaled to [0, 1])

@@ -80,7 +80,9 @@ extension AttributeCommand {
 
         func run() throws {
             Profiler.enabled = Profiler.enabled || profile
-            try AttributeCommand.oneLine(index)
+            try stoppable("csm attribute index", resume: "the finished chunks are kept beside \(out); rerun the same command to index the rest") {
+                try AttributeCommand.oneLine(index)
+            }
             if profile { printProfile() }
         }
 
@@ -112,6 +114,8 @@ extension AttributeCommand {
             let size = featurizer.imageSize
             let started = Date()
             for chunk in todo {
+                // A stop request ends the run between chunks: every finished chunk is kept.
+                try Interruption.check()
                 let rows = job.rows(ofChunk: chunk)
                 let batch = try images.batch(rows)
                 let result = featurizer.features(images: batch.images, classLabels: batch.classLabels, count: rows.count,

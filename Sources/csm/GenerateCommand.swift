@@ -64,7 +64,9 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         do {
-            try generate()
+            try stoppable("csm generate", resume: "the finished shards are kept in \(out); rerun the same command to make the rest") {
+                try generate()
+            }
         } catch let error as FileError {
             throw CLIError(error.description)
         } catch let error as PlanError {
@@ -127,54 +129,6 @@ struct GenerateCommand: ParsableCommand {
         }
         let seconds = Date().timeIntervalSince(started)
         printError(summary.report(directory: out, shards: todo.count, skipped: skipped, seconds: seconds, manifest: manifest))
-    }
-}
-
-/// What a generate run made, for the closing screen.
-struct GenerationSummary {
-    let lambdas: Int
-    var samples = 0
-    var consistent = 0
-    var projectionSums: [Double]
-    var projectionCounts: [Int]
-    var endpointsRight = 0
-    var endpoints = 0
-
-    init(lambdas: Int) {
-        self.lambdas = lambdas
-        projectionSums = [Double](repeating: 0, count: lambdas)
-        projectionCounts = [Int](repeating: 0, count: lambdas)
-    }
-
-    mutating func add(_ result: ShardResult) {
-        let s = result.samples
-        for i in 0..<s.count {
-            samples += 1
-            consistent += Int(s.consistent[i])
-            let step = Int((Double(s.lambdaGen[i]) * Double(lambdas - 1)).rounded())
-            projectionSums[step] += Double(s.lambdaProj[i])
-            projectionCounts[step] += 1
-            if step == 0 || step == lambdas - 1 {
-                endpoints += 1
-                // The endpoint is right when the classifier's top-1 class is the one the network was given.
-                let intended = step == lambdas - 1 ? s.classA[i] : s.classB[i]
-                if result.topClasses[i] == Int(intended) { endpointsRight += 1 }
-            }
-        }
-    }
-
-    func report(directory: String, shards: Int, skipped: Int, seconds: Double, manifest: Manifest) -> String {
-        var lines = ["", "wrote \(shards) shards (\(samples) samples) to \(directory) in \(String(format: "%.1f", seconds)) s"
-                     + (seconds > 0 && samples > 0 ? String(format: " — %.2f images/s", Double(samples) / seconds) : "")]
-        if skipped > 0 { lines.append("skipped \(skipped) shards already finished") }
-        lines.append("manifest: \(manifest.shards.count) shards, \(manifest.totalCount) samples")
-        if samples > 0 {
-            lines.append(String(format: "consistent samples: %.1f%%; λ=0 and λ=1 samples classified as their class: %.1f%%",
-                                100 * Double(consistent) / Double(samples), 100 * Double(endpointsRight) / Double(max(1, endpoints))))
-            let means = (0..<lambdas).map { projectionCounts[$0] > 0 ? projectionSums[$0] / Double(projectionCounts[$0]) : .nan }
-            lines.append("λ_gen: " + (0..<lambdas).map { String(format: "%5.2f", Double($0) / Double(lambdas - 1)) }.joined(separator: " "))
-            lines.append("mean λ̂: " + means.map { String(format: "%5.2f", $0) }.joined(separator: " "))
-        }
-        return lines.joined(separator: "\n")
+        if let warning = summary.mismatchWarning { printError("warning: \(warning)") }
     }
 }

@@ -121,6 +121,7 @@ struct InspectCommand: ParsableCommand {
                      + "; schema; every chunk through Fletcher-32; values"]
         lines += report.problems.map(\.description)
         lines += report.notes.map { "note: \($0)" }
+        lines += report.warnings.map { "warning: \($0)" }
         if report.isClean {
             lines.append("verify: OK")
         } else {
@@ -146,6 +147,7 @@ struct InspectCommand: ParsableCommand {
             let bytes: Int
             let problems: [Problem]
             let notes: [String]
+            let warnings: [String]
         }
 
         let summary: DatasetSummary?
@@ -156,7 +158,7 @@ struct InspectCommand: ParsableCommand {
         let verification = report.map {
             JSONOutput.Verification(ok: $0.isClean, shards: $0.shards, samples: $0.samples, bytes: $0.bytes,
                                     problems: $0.problems.map { .init(file: $0.path, dataset: $0.dataset, problem: $0.problem) },
-                                    notes: $0.notes)
+                                    notes: $0.notes, warnings: $0.warnings)
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -89,7 +89,7 @@ struct SampleCommand: ParsableCommand {
             guard shape.count == 4, shape[1] == c, shape[2] == h, shape[3] == w, shape[0] > 0 else {
                 throw CLIError("\(latents): tensor 'latents' has shape \(shape), the model needs [N, \(c), \(h), \(w)]")
             }
-            noise = FeatureMap(nchw: try file.floats("latents"), count: shape[0], channels: c, height: h, width: w)
+            noise = FeatureMap(nchw: try file.finiteFloats("latents"), count: shape[0], channels: c, height: h, width: w)
             churnSeeds = (0..<UInt64(shape[0])).map { $0 }
         } else {
             let seedList = try parseSeeds(seeds ?? "")
@@ -114,7 +114,7 @@ struct SampleCommand: ParsableCommand {
             guard shape == [n, k] else {
                 throw CLIError("\(labels): tensor 'class_labels' has shape \(shape), expected [\(n), \(k)]")
             }
-            classes = try file.floats("class_labels")
+            classes = try file.finiteFloats("class_labels")
         } else if let trajectory, k > 0 {
             let parts = trajectory.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 2 else { throw ValidationError("--trajectory '\(trajectory)': expected A:B, e.g. 7:9") }
@@ -156,9 +156,16 @@ struct SampleCommand: ParsableCommand {
             let end = min(n, start + batch)
             let chunk = noise.slice(start..<end)
             let done = start
-            let result = sampler.sample(latents: chunk, classLabels: Array(classes[(start * k)..<(end * k)]),
-                                        churnSeeds: Array(churnSeeds[start..<end])) { step, total in
-                progress.update(done + (end - done) * step / total)
+            let result: FeatureMap
+            do {
+                result = try sampler.sample(latents: chunk, classLabels: Array(classes[(start * k)..<(end * k)]),
+                                            churnSeeds: Array(churnSeeds[start..<end])) { step, total in
+                    progress.update(done + (end - done) * step / total)
+                }
+            } catch let failure as NonFiniteSample {
+                let i = start + failure.image
+                let which = seeds != nil ? "image \(i) (seed \(churnSeeds[i]))" : "image \(i)"
+                throw CLIError("\(modelPath): \(which): \(failure); nothing was written (a model with extreme weights, or latents too large)")
             }
             outputs.append(result)
             start = end

@@ -13,8 +13,8 @@ struct TrainCommand: ParsableCommand {
         discussion: """
             SGD with momentum as torch.optim.SGD (weight decay on every parameter), optional \
             Nesterov and gradient-norm clipping, a multistep or cosine schedule with optional \
-            linear warm-up. A share of the real samples (--val-fraction) is held out; after every \
-            epoch the validation accuracy, NLL and ECE are printed and a checkpoint is written \
+            linear warm-up. A share of the real samples (--val-fraction) is held out, or the real \
+            shards given as --val-data are validated on instead; after every epoch the validation accuracy, NLL and ECE are printed and a checkpoint is written \
             (OUT.checkpoint). Rerunning the same command after an interruption resumes from it and \
             ends with the same file as an uninterrupted run; it is removed when training ends.
 
@@ -93,8 +93,12 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Norm of the BSCE-GRA weight ‖onehot − p‖ (a number ≥ 1, or inf).")
     var norm = "2"
 
-    @Option(help: "Share of the real samples held out for validation.")
-    var valFraction = 0.1
+    @Option(name: .customLong("val-data"), help: ArgumentHelp(
+        "Real shards to validate on after every epoch instead of a held-out share.", valueName: "dir"))
+    var valData: String?
+
+    @Option(help: ArgumentHelp("Share of the real samples held out for validation (default 0.1; 0 with --val-data).", valueName: "share"))
+    var valFraction: Double?
 
     @Option(help: "Seed of the split, the batches, the augmentation and the initial weights.")
     var seed: UInt64 = 0
@@ -142,7 +146,7 @@ struct TrainCommand: ParsableCommand {
         var initial: TrainableNetwork?
         if let initialModel { initial = try NetworkPresets.load(initialModel) }
         let normalization = initial.map { (mean: $0.input.mean, std: $0.input.std) }
-        let data = try TrainingData(realPath: real, mixedPath: mixed, options: config.data, normalization: normalization)
+        let data = try TrainingData(realPath: real, mixedPath: mixed, validationPath: valData, options: config.data, normalization: normalization)
         let network: TrainableNetwork
         if let initial {
             try NetworkPresets.check(initial, file: initialModel ?? "", against: data)
@@ -159,7 +163,10 @@ struct TrainCommand: ParsableCommand {
         if trainer.resumed {
             printError("resuming from \(checkpointPath) after epoch \(trainer.epochsDone) (step \(trainer.step))")
         }
-        try train(trainer, data: data)
+        let saved = { FileManager.default.fileExists(atPath: checkpointPath) ? "\(checkpointPath) holds epoch \(trainer.epochsDone)" : "no epoch had finished" }
+        try stoppable("csm train", resume: "\(saved()); rerun the same command to resume") {
+            try train(trainer, data: data)
+        }
         try trainer.writeModel(to: out)
         try? FileManager.default.removeItem(atPath: checkpointPath)
         if profile { printProfile() }
@@ -239,17 +246,18 @@ struct TrainCommand: ParsableCommand {
         if let sharpness, !(sharpness.isFinite && sharpness > 0) {
             throw CLIError("--sharpness must be positive, got \(sharpness)")
         }
+        let validationFraction = valFraction ?? (valData == nil ? 0.1 : 0)
         let keepChoice: TrainingConfiguration.Keep
         if let keep {
             guard let value = TrainingConfiguration.Keep(rawValue: keep) else { throw CLIError("--keep must be best or last, got '\(keep)'") }
             keepChoice = value
         } else {
-            keepChoice = valFraction == 0 ? .last : .best
+            keepChoice = validationFraction == 0 && valData == nil ? .last : .best
         }
         let config = TrainingConfiguration(
-            real: real, mixed: mixed, architecture: initialModel == nil ? arch : "as in --init", initialModel: initialModel,
+            real: real, mixed: mixed, validation: valData, architecture: initialModel == nil ? arch : "as in --init", initialModel: initialModel,
             loss: TrainingLoss(kind: lossKind, smoothing: smoothing, gamma: gamma, norm: normValue),
-            data: TrainingDataOptions(batchSize: batch, validationFraction: valFraction, seed: seed, augment: !noAugment,
+            data: TrainingDataOptions(batchSize: batch, validationFraction: validationFraction, seed: seed, augment: !noAugment,
                                       mixedAugmentations: nAug, sharpness: sharpness, skipUnpaired: skipUnpaired,
                                       consistentOnly: consistentOnly, mixedShare: mixedShare),
             epochs: epochs, maxSteps: maxSteps, learningRate: lr, momentum: momentum, weightDecay: weightDecay, nesterov: nesterov,

@@ -28,7 +28,7 @@ final class SamplerFixtureTests: XCTestCase {
 
     func testEighteenStepHeunMatchesReference() throws {
         let sampler = EDMSampler(model: Self.model, settings: SamplerSettings())
-        let images = sampler.sample(latents: try latents(), classLabels: try Self.reference.floats("class_labels")).nchw
+        let images = try sampler.sample(latents: try latents(), classLabels: try Self.reference.floats("class_labels")).nchw
         let expected = try Self.reference.floats("images")
         var worst: Float = 0
         for i in 0..<expected.count { worst = max(worst, abs(images[i] - expected[i])) }
@@ -42,7 +42,7 @@ final class SamplerFixtureTests: XCTestCase {
         settings.sigmaMax = 2
         let sampler = EDMSampler(model: Self.model, settings: settings)
         XCTAssertEqual(sampler.timeSteps, [2, 0])
-        let got = sampler.sample(latents: try latents(), classLabels: try Self.reference.floats("class_labels")).nchw
+        let got = try sampler.sample(latents: try latents(), classLabels: try Self.reference.floats("class_labels")).nchw
         let expected = try Self.reference.floats("denoised_sigma2")
         let per = 28 * 28
         for i in 0..<(expected.count / per) {
@@ -65,7 +65,7 @@ final class SamplerFixtureTests: XCTestCase {
         XCTAssertEqual(settings.evaluationsPerImage, 12)
         var evaluations = 0
         let sampler = EDMSampler(model: Self.model, settings: settings)
-        let images = sampler.sample(latents: try latents(), classLabels: try reference.floats("class_labels"),
+        let images = try sampler.sample(latents: try latents(), classLabels: try reference.floats("class_labels"),
                                     progress: { done, _ in evaluations = done }).nchw
         XCTAssertEqual(evaluations, 12)
         let expected = try reference.floats("images")
@@ -97,16 +97,16 @@ final class SamplerDeterminismTests: XCTestCase {
         let latents = FeatureMap(nchw: seeds.flatMap { GaussianStream(seed: $0).values(784) }, count: 3, channels: 1, height: 28, width: 28)
         var labels = [Float](repeating: 0, count: 30)
         labels[7] = 1; labels[17] = 0.5; labels[19] = 0.5; labels[21] = 1
-        let together = sampler.sample(latents: latents, classLabels: labels, churnSeeds: seeds)
-        let alone = sampler.sample(latents: latents.slice(1..<2), classLabels: Array(labels[10..<20]), churnSeeds: [9])
+        let together = try sampler.sample(latents: latents, classLabels: labels, churnSeeds: seeds)
+        let alone = try sampler.sample(latents: latents.slice(1..<2), classLabels: Array(labels[10..<20]), churnSeeds: [9])
         let part = Array(together.values[784..<1568])
         XCTAssertLessThan(zip(part, alone.values).map { abs($0 - $1) }.max()!, 1e-4)
         // Churn changes the result; a different seed changes it differently.
         settings.churn = 0
-        let deterministic = EDMSampler(model: SamplerFixtureTests.model, settings: settings)
+        let deterministic = try EDMSampler(model: SamplerFixtureTests.model, settings: settings)
             .sample(latents: latents.slice(1..<2), classLabels: Array(labels[10..<20]))
         XCTAssertGreaterThan(zip(deterministic.values, alone.values).map { abs($0 - $1) }.max()!, 1e-2)
-        let otherSeed = sampler.sample(latents: latents.slice(1..<2), classLabels: Array(labels[10..<20]), churnSeeds: [10])
+        let otherSeed = try sampler.sample(latents: latents.slice(1..<2), classLabels: Array(labels[10..<20]), churnSeeds: [10])
         XCTAssertGreaterThan(zip(otherSeed.values, alone.values).map { abs($0 - $1) }.max()!, 1e-2)
     }
 

@@ -341,6 +341,49 @@ final class InspectVerifyTests: XCTestCase {
         XCTAssertTrue(report.notes.contains { $0.contains("SHA-256") && $0.contains("not checked") }, "\(report.notes)")
     }
 
+    /// A mixed image whose pixels are all one value (what NaN quantises to) fails; so does a
+    /// label row that is not a probability vector within 1e-5; a constant real image is a
+    /// warning only. The Python reader's tests refuse the same files.
+    func testConstantMixedImagesAndLabelsThatAreNotProbabilities() throws {
+        let directory = try temporaryDirectory(self)
+        let size = InspectFixture.height * InspectFixture.width
+        var samples = InspectFixture.samples(groups: 0..<2)
+        for i in (2 * size)..<(3 * size) { samples.images[i] = 255 }     // row 2
+        for i in (4 * size)..<(5 * size) { samples.images[i] = 255 }     // row 4
+        samples.labels[3 * 4] += 2e-5                                     // row 3 sums to 1 + 2e-5
+        samples.labels[5 * 4] += 5e-6                                     // row 5: within the tolerance
+        let path = directory + "/bad.h5"
+        try ShardWriter().write(samples, metadata: InspectFixture.metadata(shard: 0), to: path)
+        let report = try ShardCollection(path: path).verify()
+        let descriptions = report.problems.map(\.description)
+        XCTAssertEqual(report.problems.count, 2, "\(descriptions)")
+        XCTAssertTrue(descriptions.contains("\(path): 'images': 2 of 6 mixed images are constant (first: row 2, every pixel 255); "
+                                            + "no generator makes those: the diffusion model or the sampler failed"), "\(descriptions)")
+        XCTAssertTrue(descriptions.contains { $0.hasPrefix("\(path): 'labels': 1 of 6 rows are not non-negative numbers summing to 1 within 1e-05 (first: row 3") },
+                      "\(descriptions)")
+        XCTAssertThrowsError(try ShardReader(path: path).columns()) { error in
+            XCTAssertTrue("\(error)".hasPrefix("\(path): 'labels': row 3 holds ["), "\(error)")
+        }
+        for (row, value) in [(1, Float(-0.25)), (1, Float.nan)] {
+            var negative = InspectFixture.samples(groups: 0..<2)
+            negative.labels[row * 4] = value
+            negative.labels[row * 4 + 1] = 1 - (value.isNaN ? 0 : value)
+            let file = directory + "/negative.h5"
+            try ShardWriter().write(negative, metadata: InspectFixture.metadata(shard: 0), to: file)
+            XCTAssertEqual(try ShardCollection(path: file).verify().problems.map(\.dataset), ["labels"])
+            XCTAssertThrowsError(try ShardReader(path: file).columns()) { XCTAssertTrue("\($0)".contains("row \(row)"), "\($0)") }
+        }
+
+        var real = ShardSamples.real(height: 4, width: 4, channels: 1, numClasses: 4, images: (0..<64).map { UInt8($0) },
+                                     classes: [0, 1, 2, 3])
+        for i in 16..<32 { real.images[i] = 0 }                          // row 1: a blank image
+        let realPath = directory + "/real.h5"
+        try ShardWriter().write(real, metadata: InspectFixture.metadata(shard: 0, kind: .real), to: realPath)
+        let realReport = try ShardCollection(path: realPath).verify()
+        XCTAssertTrue(realReport.isClean, "\(realReport.problems)")
+        XCTAssertEqual(realReport.warnings, ["\(realPath): 1 of 4 real images are constant (first: row 1, every pixel 0)"])
+    }
+
     func testSingleShardUsesTheManifestBesideIt() throws {
         let directory = try temporaryDirectory(self)
         let paths = try InspectFixture.write(to: directory)

@@ -80,6 +80,12 @@ ATTRIBUTES = ("schema", "kind", "num_classes", "class_names", "sharpness", "gene
 
 KINDS = ("mixed", "real")
 
+#: How far a soft-label row's sum may lie from 1 (summed in float64).
+LABEL_SUM_TOLERANCE = 1e-5
+
+#: Bytes read at a time when a check goes through a whole dataset.
+BLOCK_BYTES = 1 << 22
+
 
 class ShardError(ValueError):
     """A shard or manifest that cannot be read or breaks the schema.
@@ -396,6 +402,58 @@ def _read(source: h5py.File | h5py.Dataset, path: str, name: str, selection: Any
     return np.asarray(values, dtype=DATASETS[name])
 
 
+def _row_blocks(dataset: h5py.Dataset) -> Iterator[slice]:
+    """The rows of `dataset` as slices of about BLOCK_BYTES, whole chunks where it is chunked."""
+    count = dataset.shape[0]
+    row_bytes = max(1, dataset.dtype.itemsize * math.prod(dataset.shape[1:]))
+    step = max(1, BLOCK_BYTES // row_bytes)
+    if dataset.chunks:
+        step = max(1, step // dataset.chunks[0]) * dataset.chunks[0]
+    for start in range(0, count, step):
+        yield slice(start, min(count, start + step))
+
+
+def _check_labels(f: h5py.File, path: str) -> None:
+    """Every `labels` row is a probability vector: finite, non-negative and summing to 1
+    within LABEL_SUM_TOLERANCE. The first bad row becomes a ShardError."""
+    dataset = f["labels"]
+    for rows in _row_blocks(dataset):
+        labels = _read(dataset, path, "labels", rows)
+        with np.errstate(invalid="ignore", over="ignore"):
+            sums = labels.sum(axis=1, dtype=np.float64)
+            good = (np.isfinite(labels).all(axis=1) & (labels >= 0).all(axis=1)
+                    & (abs(sums - 1) <= LABEL_SUM_TOLERANCE))
+        if not good.all():
+            row = int(np.argmin(good))
+            shown = ", ".join(f"{value:.4g}" for value in labels[row, :10]) + (", …" if labels.shape[1] > 10 else "")
+            raise ShardError(path, f"row {rows.start + row} holds [{shown}] (sum {sums[row]:.7g}), "
+                                   f"expected non-negative numbers summing to 1 within {LABEL_SUM_TOLERANCE}", "labels")
+
+
+def _check_images(f: h5py.File, info: ShardInfo) -> tuple[int, str | None]:
+    """Looks for constant images (every pixel the same value), reading `images` in blocks.
+
+    A generator never makes one, so in a mixed shard they mean that the diffusion model or
+    the sampler failed: a ShardError. Real datasets do hold blank images: for a real shard
+    the result is (how many, a warning line naming the shard), (0, None) when there are none.
+    """
+    dataset = f["images"]
+    count, first = 0, None
+    for rows in _row_blocks(dataset):
+        images = _read(dataset, info.path, "images", rows).reshape(rows.stop - rows.start, -1)
+        constant = np.flatnonzero((images == images[:, :1]).all(axis=1))
+        if len(constant) and first is None:
+            first = (rows.start + int(constant[0]), int(images[constant[0], 0]))
+        count += len(constant)
+    if first is None:
+        return 0, None
+    what = f"{count} of {info.count} {info.kind} images are constant (first: row {first[0]}, every pixel {first[1]})"
+    if info.kind == "mixed":
+        raise ShardError(info.path, what + "; no generator makes those: the diffusion model or the sampler failed",
+                         "images")
+    return count, f"{info.path}: {what}"
+
+
 # ---------------------------------------------------------------------------------------
 # The reader
 
@@ -408,7 +466,9 @@ class CSMShards:
             manifest lists are concatenated in `shard_index` order.
         verify: check each shard's SHA-256 against the manifest (a lone `.h5` file has no
             recorded hash: its datasets are read in full instead, which checks HDF5's
-            Fletcher-32 checksums).
+            Fletcher-32 checksums), and read every image: a constant one (every pixel the
+            same value) in a mixed shard is an error, in a real shard it is counted in
+            `constant_real_images` and `warnings`.
         consistent_only: keep only samples whose classifier-consistency flag is set.
         pairs: keep only the samples of these class pairs, each (a, b) given by index or
             class name and matched in either order; a real sample is kept when its class
@@ -422,11 +482,12 @@ class CSMShards:
             is missing either way.
 
     Every shard is validated when the object is built (attributes, dataset names, types and
-    shapes; errors are `ShardError`s naming the file and dataset), and its small per-sample
-    columns (class_a, …, seed) are read then. Images and stored labels are read lazily, one
-    sample at a time. HDF5 files are opened on first use in each process and re-opened after
-    a fork, so the object is safe to hand to DataLoader workers (and pickles without its
-    open files).
+    shapes, and every `labels` row finite, non-negative and summing to 1 within 1e-5; errors
+    are `ShardError`s naming the file and dataset), and its small per-sample columns
+    (class_a, …, seed) are read then. Images and stored labels are read lazily, one sample
+    at a time (the labels are also read once when the object is built, to check them). HDF5
+    files are opened on first use in each process and re-opened after a fork, so the object
+    is safe to hand to DataLoader workers (and pickles without its open files).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, verify: bool = False, consistent_only: bool = False,
@@ -446,6 +507,10 @@ class CSMShards:
             raise ShardError(self.manifest_path, "incomplete dataset: "
                              f"{describe_missing(self.missing_shards, self.expected_shards)} (run the workers that "
                              "write them and csm merge again; or pass allow_incomplete=True)")
+        #: Constant images in the real shards (verify=True only; None without it).
+        self.constant_real_images: int | None = 0 if verify else None
+        #: Findings that are not errors, one line each (constant real images).
+        self.warnings: list[str] = []
         self.shards: list[ShardInfo] = []
         columns: dict[str, list[np.ndarray]] = {name: [] for name in SCALAR_COLUMNS}
         for entry in entries:
@@ -463,9 +528,15 @@ class CSMShards:
                                      f"holds {info.count} samples but {self.manifest_path} says {entry.count}")
                 if self.shards:
                     self._check_compatible(self.shards[0], info)
-                if verify and self.manifest_path is None:
-                    for name in DATASETS:
-                        _read(f, entry.path, name)
+                _check_labels(f, entry.path)
+                if verify:
+                    if self.manifest_path is None:      # no recorded hash: every chunk through Fletcher-32
+                        for name in SCALAR_COLUMNS:
+                            _read(f, entry.path, name)
+                    constant, warning = _check_images(f, info)
+                    self.constant_real_images += constant
+                    if warning:
+                        self.warnings.append(warning)
                 if kind is not None and info.kind != kind:
                     continue
                 for name in SCALAR_COLUMNS:
@@ -951,7 +1022,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = commands.add_parser("info", help="print a summary as JSON")
     for command in (dump, info):
         command.add_argument("path", help="manifest.json, its folder, or one .h5 shard")
-        command.add_argument("--verify", action="store_true", help="check SHA-256 against the manifest")
+        command.add_argument("--verify", action="store_true",
+                             help="check SHA-256 against the manifest (or read every chunk of a lone .h5) "
+                                  "and refuse constant mixed images")
         command.add_argument("--consistent-only", action="store_true", help="keep consistent samples only")
         command.add_argument("--kind", choices=KINDS, help="keep shards of this kind only")
         command.add_argument("--pairs", help="keep these class pairs: A:B,C:D (indices or names)")
@@ -971,6 +1044,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         shards = CSMShards(args.path, verify=args.verify, consistent_only=args.consistent_only, kind=args.kind,
                            pairs=pairs, sharpness=getattr(args, "sharpness", None),
                            allow_incomplete=args.allow_incomplete)
+        for warning in shards.warnings:
+            print(f"csm-shards: warning: {warning}", file=sys.stderr)
         if args.command == "info":
             result = info_json(shards)
         else:

@@ -301,6 +301,87 @@ def test_corrupt_chunk_is_caught_on_read(tmp_path):
         CSMShards(path, verify=True)     # a lone file: verify reads every dataset
 
 
+
+def label_row(values: dict[int, float]) -> np.ndarray:
+    """A labels row of 10 classes holding `values` (class → value), zero elsewhere."""
+    row = np.zeros(10, np.float32)
+    for c, value in values.items():
+        row[c] = value
+    return row
+
+
+@pytest.mark.parametrize("row, shown", [
+    (label_row({1: 0.7, 2: 0.2}), "[0, 0.7, 0.2, 0, 0, 0, 0, 0, 0, 0] (sum 0.9)"),
+    (label_row({1: 1.2, 2: -0.2}), "[0, 1.2, -0.2, 0, 0, 0, 0, 0, 0, 0] (sum 1)"),
+    (label_row({1: np.nan, 2: 0.5}), "[0, nan, 0.5, 0, 0, 0, 0, 0, 0, 0] (sum nan)"),
+    (label_row({1: 0.5, 2: 0.5 + 2e-5}), "[0, 0.5, 0.5, 0, 0, 0, 0, 0, 0, 0] (sum 1.00002)"),
+])
+def test_labels_must_be_probability_vectors(tmp_path, row, shown):
+    columns = mixed_columns([(1, 2)])
+    columns["labels"][3] = row
+    path = write_shard(str(tmp_path / "bad.h5"), columns)
+    with pytest.raises(ShardError) as error:
+        CSMShards(path)
+    assert str(error.value) == (f"{path}: 'labels': row 3 holds {shown}, "
+                                "expected non-negative numbers summing to 1 within 1e-05")
+    assert error.value.path == path and error.value.dataset == "labels"
+
+
+def test_label_sums_within_the_tolerance_are_accepted(tmp_path):
+    columns = mixed_columns([(1, 2)])
+    columns["labels"][3] = label_row({1: 0.5, 2: 0.5 + 5e-6})
+    assert len(CSMShards(write_shard(str(tmp_path / "a.h5"), columns), verify=True)) == 10
+
+
+def test_bad_labels_name_the_shard_and_its_row(tmp_path):
+    """Any kind, in any shard of a run, also one a kind filter leaves out; the row counts within the shard."""
+    write_shard(str(tmp_path / "a.h5"), mixed_columns([(1, 2)]), shard_index=0, num_shards=2)
+    real = real_columns([1, 2, 3, 4])
+    real["labels"][2] = label_row({3: 1.0, 4: 1.0})
+    write_shard(str(tmp_path / "b.h5"), real, kind="real", shard_index=1, num_shards=2)
+    write_manifest(str(tmp_path), [("a.h5", 0), ("b.h5", 1)])
+    for kind in (None, "mixed"):
+        with pytest.raises(ShardError, match=r"b\.h5: 'labels': row 2 holds \[0, 0, 0, 1, 1, 0, .*\] \(sum 2\)"):
+            CSMShards(str(tmp_path), kind=kind)
+    refused = run_cli("info", str(tmp_path))
+    assert refused.returncode == 1 and "b.h5: 'labels': row 2 holds" in refused.stderr
+
+
+def test_constant_mixed_images_are_refused_when_verifying(tmp_path, monkeypatch):
+    columns = mixed_columns([(1, 2)], groups_per_pair=4)
+    columns["images"][9] = 255          # what NaN quantises to
+    columns["images"][16] = 0
+    path = write_shard(str(tmp_path / "mixed-00000.h5"), columns)
+    write_manifest(str(tmp_path), [("mixed-00000.h5", 0)])
+    assert len(CSMShards(path)) == 20                           # images are read only to verify
+    import csm_shards
+    monkeypatch.setattr(csm_shards, "BLOCK_BYTES", 64)         # blocks of one chunk (7 images)
+    expected = (f"{path}: 'images': 2 of 20 mixed images are constant (first: row 9, every pixel 255); "
+                "no generator makes those: the diffusion model or the sampler failed")
+    for where in (path, str(tmp_path)):                         # lone file, and a manifest's SHA-256
+        with pytest.raises(ShardError) as error:
+            CSMShards(where, verify=True)
+        assert str(error.value) == expected and error.value.dataset == "images"
+    refused = run_cli("dump", str(tmp_path), "--verify")
+    assert refused.returncode == 1 and expected in refused.stderr
+    assert refused.stdout == ""
+
+
+def test_constant_real_images_are_counted(tmp_path):
+    columns = real_columns([0, 1, 2, 3, 4, 5, 6])
+    columns["images"][[2, 5]] = 0
+    path = write_shard(str(tmp_path / "real.h5"), columns, kind="real", sharpness=float("nan"))
+    plain = CSMShards(path)
+    assert plain.constant_real_images is None and plain.warnings == []
+    data = CSMShards(path, verify=True)
+    assert len(data) == 7 and data.constant_real_images == 2
+    assert data.warnings == [f"{path}: 2 of 7 real images are constant (first: row 2, every pixel 0)"]
+    result = run_cli("info", path, "--verify")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"csm-shards: warning: {data.warnings[0]}\n"
+    assert json.loads(result.stdout)["count"] == 7
+
+
 # -- soft labels
 
 

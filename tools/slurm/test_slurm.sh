@@ -3,17 +3,22 @@
 # single-node cluster, must produce the same bytes as one `csm generate`, also after a task
 # is cancelled mid-shard and resubmitted alone.
 #
-# Everything lives under .build/slurm-test/: slurm.conf, cgroup.conf, the munge key and
-# socket, spool and state directories, logs and the job's working folders. The daemons
+# Everything lives under .build/slurm-test/ (slurm.conf, cgroup.conf, spool and state
+# directories, logs and the job's working folders) except munge's key, socket, pid file, log
+# and seed: munged runs as the munge user, who may not be able to enter the checkout (a clone
+# under /root, or in a mode-0700 folder), so they live in a folder of their own,
+# /tmp/csm-munge.XXXXXX, whose path is kept in .build/slurm-test/run/munge-dir. The daemons
 # (munged as the munge user, slurmctld, slurmd as root) are stopped by their process ids
-# when the script exits, also on failure; a cluster left over from a killed run is stopped
-# first. Needs root (for slurmd, and to install slurm-wlm and munge with apt when missing).
+# when the script exits, also on failure, and munge's folder is removed (its log is copied
+# to .build/slurm-test/log/munged.log first); a cluster left over from a killed run is
+# stopped, and its munge folder removed, first. Needs root (for slurmd, and to install
+# slurm-wlm and munge with apt when missing).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CSM=${CSM:-$ROOT/.build/release/csm}
 WORK=$ROOT/.build/slurm-test
-RUN=$WORK/run                 # pid files
+RUN=$WORK/run                 # pid files, and munge-dir: the path of munge's folder
 
 # Small settings for the README script, passed through the environment (sbatch exports it).
 export CSM_WORKERS=3 CSM_GROUPS_PER_PAIR=4
@@ -53,13 +58,21 @@ stop_jobs() {
     done
 }
 stop_cluster() {
-    if [ -f "$RUN/slurmctld.pid" ] && [ -S "$WORK/munge/munge.socket" ]; then
+    local munge_dir
+    munge_dir=$(cat "$RUN/munge-dir" 2>/dev/null) || munge_dir=""
+    case "$munge_dir" in /tmp/csm-munge.*) ;; *) munge_dir="" ;; esac     # only a folder made below
+    if [ -f "$RUN/slurmctld.pid" ] && [ -n "$munge_dir" ] && [ -S "$munge_dir/munge.socket" ]; then
         scancel --quiet --full "--user=$(id -un)" 2>/dev/null || true
     fi
     stop_jobs
     stop_pid "$(cat "$RUN/slurmd.pid" 2>/dev/null)" slurmd
     stop_pid "$(cat "$RUN/slurmctld.pid" 2>/dev/null)" slurmctld
-    stop_pid "$(cat "$WORK/munge/munged.pid" 2>/dev/null)" munged
+    if [ -n "$munge_dir" ]; then
+        stop_pid "$(cat "$munge_dir/munged.pid" 2>/dev/null)" munged
+        [ -d "$WORK/log" ] && cp "$munge_dir/munged.log" "$WORK/log/munged.log" 2>/dev/null || true
+        rm -rf "$munge_dir"
+        rm -f "$RUN/munge-dir"
+    fi
     stop_jobs           # slurmstepd's children, if slurmd left any
 }
 export SLURM_CONF=$WORK/etc/slurm.conf
@@ -72,14 +85,20 @@ mkdir -p "$WORK"/{etc,log,spool/ctld,spool/d} "$RUN"
 chmod 755 "$WORK" "$RUN"
 
 # --- munge: a private key and socket, the daemon as the munge user --------------------------
-install -d -o munge -g munge -m 755 "$WORK/munge"               # the socket and pid file
-install -d -o munge -g munge -m 700 "$WORK/munge/private"       # the key and the PRNG seed
-dd if=/dev/urandom of="$WORK/munge/private/munge.key" bs=1024 count=1 status=none
-chown munge:munge "$WORK/munge/private/munge.key"; chmod 400 "$WORK/munge/private/munge.key"
-runuser -u munge -- /usr/sbin/munged --key-file="$WORK/munge/private/munge.key" --socket="$WORK/munge/munge.socket" \
-    --pid-file="$WORK/munge/munged.pid" --log-file="$WORK/munge/munged.log" --seed-file="$WORK/munge/private/munged.seed" || fail "munged did not start"
-for _ in $(seq 50); do [ -S "$WORK/munge/munge.socket" ] && break; sleep 0.1; done
-munge -S "$WORK/munge/munge.socket" -n | unmunge -S "$WORK/munge/munge.socket" >/dev/null || fail "munged does not answer ($WORK/munge/munged.log)"
+# In a folder outside the checkout that the munge user owns: munged must be able to reach it,
+# and refuses a socket, log or key whose folder (or a parent) others may write to (/tmp is
+# sticky, which munge accepts).
+MUNGE=$(mktemp -d /tmp/csm-munge.XXXXXX)
+echo "$MUNGE" > "$RUN/munge-dir"                                # stop_cluster removes it
+chown munge:munge "$MUNGE"; chmod 755 "$MUNGE"                  # the socket, pid file and log
+install -d -o munge -g munge -m 700 "$MUNGE/private"            # the key and the PRNG seed
+dd if=/dev/urandom of="$MUNGE/private/munge.key" bs=1024 count=1 status=none
+chown munge:munge "$MUNGE/private/munge.key"; chmod 400 "$MUNGE/private/munge.key"
+runuser -u munge -- /usr/sbin/munged --key-file="$MUNGE/private/munge.key" --socket="$MUNGE/munge.socket" \
+    --pid-file="$MUNGE/munged.pid" --log-file="$MUNGE/munged.log" --seed-file="$MUNGE/private/munged.seed" \
+    || fail "munged did not start ($WORK/log/munged.log)"
+for _ in $(seq 50); do [ -S "$MUNGE/munge.socket" ] && break; sleep 0.1; done
+munge -S "$MUNGE/munge.socket" -n | unmunge -S "$MUNGE/munge.socket" >/dev/null || fail "munged does not answer ($WORK/log/munged.log)"
 
 # --- slurm.conf and cgroup.conf -------------------------------------------------------------
 # Two free ports, so that clusters of several checkouts can run side by side.
@@ -99,7 +118,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$WORK/munge/munge.socket
+AuthInfo=socket=$MUNGE/munge.socket
 StateSaveLocation=$WORK/spool/ctld
 SlurmdSpoolDir=$WORK/spool/d
 SlurmctldPidFile=$RUN/slurmctld.pid
