@@ -69,9 +69,10 @@ bench: build python-package
 	python3 tools/bench.py --csm $(CSM)
 
 ## study: the calibration study on Fashion-MNIST (tools/study.py): data, CSM settings chosen
-## on the validation split, ResNet-20 trained with every method in the "full" and "scarce"
-## regimes, evaluated on the test split. About 2 hours on 2 cores; rerun to resume. Writes
-## docs/calibration/fashion-mnist.{md,json}, its figure and Datasets/fashion-mnist/study/.
+## on the validation split, ResNet-20 trained to convergence with every method in the
+## "scarce", "full" and "middle" regimes, evaluated on the test split. About 40 core-hours;
+## rerun to resume (finished runs are recorded in Datasets/fashion-mnist/study/runs.json,
+## meant to be committed). Writes docs/calibration/fashion-mnist.{md,json} and its figures.
 ## Not part of make test. STUDY_FLAGS=--quick checks the pipeline in minutes.
 study: build python-package
 	@python3 -c "import PIL" 2>/dev/null || python3 -m pip install -q pillow

@@ -1,30 +1,41 @@
 #!/usr/bin/env python3
 """The calibration study on Fashion-MNIST (make study): what CSM data does to a classifier's
-calibration, measured with csm's own commands.
+calibration once training has converged, measured with csm's own commands.
 
-    python3 tools/study.py --csm .build/release/csm [--work study-out] [--stage STAGE] [--quick]
+    python3 tools/study.py --csm .build/release/csm [--work study-out] [--stage STAGE] [--jobs N] [--quick]
 
-Stages, in order (each resumes: a finished unit is recorded in WORK/state.json with its wall
-time and never rerun; an interrupted `csm train` continues from its checkpoint):
+Regimes by labelled fraction of the fit split, each trained to convergence with one recipe
+(ResNet-20, SGD, cosine schedule): "scarce" (a class-balanced 10%, 50 epochs), "full" (all
+54,000 images, 30 epochs) and "middle" (a class-balanced 25%, 40 epochs).
+
+Stages, in order (each resumes; see below):
 
   data     real train/test splits (csm import), a class-balanced 10% validation split of
-           train (csm split --balanced --seed 0) and the rest ("fit"), the scarce regime's
-           class-balanced 10% of fit (--seed 1), and the CSM set (csm generate, all 45 pairs).
-  grid     CSM settings chosen on the validation split only: `csm` loss at reduced length over
-           sharpness x n_aug, then consistent-only and the mixed share at the best of those;
-           the pick has the lowest validation ECE among settings whose validation accuracy is
-           within 0.5 pt of CE's at the same length.
-  full     ResNet-20 on fit, one recipe, every method; ce and csm with two seeds.
-  scarce   the same on the scarce subset, with the same number of optimiser steps.
-  evaluate every model on the 10,000 test images (csm evaluate --classifier, temperature
-           fitted on the validation split, 1,000 bootstrap resamples for ECE).
-  report   docs/calibration/fashion-mnist.{md,json} and the reliability-diagram figure.
+           train (csm split --balanced --seed 0) and the rest ("fit"), the scarce and middle
+           subsets of fit. The two mixed pools (csm generate --solver dpm2m, all 45 pairs x
+           8 lambdas: 16 trajectories per pair = 5,760 images, 150 = 54,000) are made when a
+           training first needs them.
+  scarce   CE (3 seeds, validated every epoch for the convergence curves); CSM settings
+           chosen on the validation split at the final length: sharpness x pool, then
+           consistent-only and n_aug 2 at the best; the pick (lowest validation ECE among
+           settings within 0.5 pt of CE's validation accuracy) with 3 seeds; BSCE-GRA and
+           CSM + BSCE-GRA.
+  full     CE (3 seeds), LS, focal, BSCE-GRA; CSM at the scarce pick (3 seeds) and at
+           sharpness 4; CSM + BSCE-GRA.
+  middle   CE and CSM at the scarce pick, 3 seeds each.
+  evaluate every finished model on the 10,000 test images (csm evaluate --classifier,
+           temperature fitted on the validation split, 1,000 bootstrap resamples for ECE).
+  report   docs/calibration/fashion-mnist.{md,json} and the figures; runs still missing are
+           listed as pending.
 
-The trained classifiers go to Datasets/fashion-mnist/study/ (committed); everything else
-(shards, checkpoints, logs, logits) stays in WORK. Settings are fixed here, before any test
-figure exists; the test split is read only by the evaluate stage.
+Every training writes its classifier to Datasets/fashion-mnist/study/ and its record (wall
+time, per-epoch JSON lines) to Datasets/fashion-mnist/study/runs.json: both are meant to be
+committed as they finish, and a rerun on a fresh clone skips every run recorded there. All
+else (shards, checkpoints, logs, logits) lives in WORK and is remade byte-identically. An
+interrupted `csm train` continues from its checkpoint. The test split is read only by the
+evaluate stage, after every setting is fixed.
 
---quick runs the same pipeline a few optimiser steps per model on a small CSM set, with its
+--quick runs the same pipeline with a few optimiser steps per model and small pools, its
 models and report inside WORK (default study-quick/): a check of the machinery in minutes,
 whose figures mean nothing.
 """
@@ -35,7 +46,6 @@ import json
 import os
 import platform
 import queue
-import shutil
 import subprocess
 import sys
 import threading
@@ -45,31 +55,48 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join("Datasets", "fashion-mnist", "study")
 DOCS = os.path.join("docs", "calibration")
 
-# The shared recipe (issue: SGD, momentum 0.9, weight decay 5e-4, batch 128, crop + flip,
-# cosine schedule, clipping at 2), its length, and the methods.
+# The shared recipe: SGD, momentum 0.9, weight decay 5e-4, batch 128, crop + flip, cosine
+# schedule, clipping at 2, the last epoch kept.
 RECIPE = ["--arch", "resnet20", "--batch", "128", "--lr", "0.1", "--momentum", "0.9", "--weight-decay", "5e-4",
           "--schedule", "cosine", "--clip", "2", "--val-fraction", "0", "--keep", "last"]
-FULL_EPOCHS = 2                  # of the fit split (54,000 images: 422 steps each); what 2 cores allow in a session
-FULL_STEPS = None                # (--quick: a fixed number of steps instead)
-GRID_STEPS = 211                 # per grid setting: half an epoch of fit
-GROUPS_PER_PAIR = 16             # x 8 lambdas x 45 pairs = 5,760 mixed images
-LAMBDAS = 8
 LOSS_OPTIONS = {"ce": [], "ls": ["--smoothing", "0.05"], "focal": ["--gamma", "3"],
                 "bsce-gra": ["--norm", "2", "--gamma", "2"], "csm": [], "csm-bsce-gra": ["--norm", "2", "--gamma", "2"]}
-REGIMES = {
-    "full": [("ce", 0), ("ce", 1), ("ls", 0), ("focal", 0), ("bsce-gra", 0), ("csm", 0), ("csm", 1), ("csm-bsce-gra", 0)],
-    "scarce": [("ce", 0), ("ce", 1), ("bsce-gra", 0), ("csm", 0), ("csm", 1), ("csm-bsce-gra", 0)],
-}
-SHARPNESS = [2.3, 4.0, 10.0]
-N_AUG = [1, 2]
-SHARES = [1.0, 0.5]
+# Regimes: the real training data (a split made by the data stage) and the epochs to convergence.
+REGIMES = {"scarce": {"data": "real-scarce", "epochs": 50, "fraction": 0.10},
+           "full": {"data": "real-fit", "epochs": 30, "fraction": 1.0},
+           "middle": {"data": "real-middle", "epochs": 40, "fraction": 0.25}}
+SEEDS = [0, 1, 2]
+# Mixed pools: trajectories per pair (x 8 lambdas x 45 pairs), all with DPM-Solver++(2M).
+POOLS = {"pool5760": 16, "pool54000": 150}
+LAMBDAS = 8
+SHARPNESS = [1.0, 1.5, 2.3, 4.0, 10.0]
+FULL_SHARPNESS = 4.0             # "full" also trains CSM at this sharpness beside the scarce pick
 ACCURACY_SLACK = 0.005           # a setting may cost at most 0.5 pt of validation accuracy
 BOOTSTRAP = 1000
 BINS = 15
+QUICK_STEPS = None               # (--quick: a fixed number of optimiser steps per training)
 
 
 class UnitFailed(Exception):
     """A unit's command exited non-zero; the message names its log."""
+
+
+def setting(pool: str, sharpness: float, n_aug: int = 1, consistent_only: bool = False) -> dict:
+    return {"pool": pool, "sharpness": sharpness, "n_aug": n_aug, "consistent_only": consistent_only}
+
+
+def setting_label(settings: dict) -> str:
+    return (f"{settings['pool']}-s{settings['sharpness']:g}-n{settings['n_aug']}"
+            + ("-consistent" if settings["consistent_only"] else ""))
+
+
+def model_name(regime: str, loss: str, seed: int, settings: dict | None = None) -> str:
+    """File stem of a trained classifier: REGIME-LOSS[-SETTING]-seedN."""
+    return f"{regime}-{loss}" + (f"-{setting_label(settings)}" if settings else "") + f"-seed{seed}"
+
+
+def steps_per_epoch(samples: int) -> int:
+    return -(-samples // 128)
 
 
 class Study:
@@ -77,34 +104,49 @@ class Study:
         self.csm = os.path.abspath(csm)
         self.jobs = jobs
         self.lock = threading.Lock()
+        self.pool_lock = threading.Lock()
         self.worker = threading.local()
         self.work = os.path.abspath(work)
         os.makedirs(os.path.join(self.work, "logs"), exist_ok=True)
         self.state_path = os.path.join(self.work, "state.json")
-        self.state = json.load(open(self.state_path)) if os.path.exists(self.state_path) else {"units": {}}
+        self.state = self.load(self.state_path, {"units": {}})
+        self.runs_path = os.path.join(ROOT, MODELS, "runs.json")
+        self.runs = self.load(self.runs_path, {})
 
     # -- bookkeeping ---------------------------------------------------------------------
+
+    @staticmethod
+    def load(path: str, empty: dict) -> dict:
+        return json.load(open(path)) if os.path.exists(path) else empty
+
+    @staticmethod
+    def save(path: str, document: dict) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = path + ".tmp"
+        with open(temporary, "w") as out:
+            json.dump(document, out, indent=1, sort_keys=True)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.work, *parts)
 
-    def save_state(self) -> None:
-        temporary = self.state_path + ".tmp"
-        with open(temporary, "w") as out:
-            json.dump(self.state, out, indent=1, sort_keys=True)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, self.state_path)
+    def model_path(self, name: str) -> str:
+        return os.path.join(ROOT, MODELS, name + ".safetensors")
 
-    def done(self, unit: str) -> bool:
-        return unit in self.state["units"]
-
-    def unit(self, name: str, stage: str, command: list[str], outputs: list[str]) -> dict:
-        """Runs `command` once (logged to WORK/logs/NAME.log) unless NAME is finished and its
-        outputs exist; records its wall time and stdout under NAME. Inside `parallel`, the
-        command runs pinned to the calling worker's core."""
+    def record(self, name: str) -> dict | None:
+        """The finished unit NAME: a training's record from runs.json, or another unit's from WORK."""
         with self.lock:
-            record = self.state["units"].get(name)
+            return self.runs.get(name) or self.state["units"].get(name)
+
+    def unit(self, name: str, stage: str, command: list[str], outputs: list[str], committed: bool = False) -> dict:
+        """Runs `command` once (logged to WORK/logs/NAME.log) unless NAME is finished and its
+        outputs exist; records its wall time and stdout under NAME (in runs.json when
+        `committed`, else in WORK/state.json). Inside `parallel`, the command runs pinned to
+        the calling worker's core."""
+        record = self.record(name)
         if record and all(os.path.exists(p) for p in outputs):
             return record
         core = getattr(self.worker, "core", None)
@@ -126,8 +168,13 @@ class Study:
         record = {"stage": stage, "seconds": round(seconds, 1), "stdout": result.stdout,
                   "finished": datetime.datetime.now().isoformat(timespec="seconds")}
         with self.lock:
-            self.state["units"][name] = record
-            self.save_state()
+            if committed:
+                self.runs[name] = record
+                self.save(self.runs_path, self.runs)
+            else:
+                self.state["units"][name] = record
+                self.save(self.state_path, self.state)
+        print(f"[{stage}] {name}: finished in {seconds / 60:.1f} min", flush=True)
         return record
 
     def parallel(self, tasks: list) -> list:
@@ -159,143 +206,180 @@ class Study:
                 raise failed[0]
             return [f.result() for f in futures]
 
-    # -- stages --------------------------------------------------------------------------
+    def count(self, data: str) -> int:
+        manifest = json.load(open(self.path(data, "manifest.json")))
+        return sum(shard["count"] for shard in manifest["shards"])
+
+    def stage_seconds(self, stage: str) -> float:
+        units = list(self.runs.values()) + list(self.state["units"].values())
+        return sum(u["seconds"] for u in units if u["stage"] == stage)
+
+    # -- data ----------------------------------------------------------------------------
 
     def data(self) -> None:
         csm = self.csm
-        self.unit("generate", "data", [csm, "generate", "--out", self.path("mixed"), "--groups-per-pair",
-                                       str(GROUPS_PER_PAIR), "--lambdas", str(LAMBDAS), "--seed", "0"],
-                  [self.path("mixed", "manifest.json")])
         for split in ("train", "test"):
             self.unit(f"import-{split}", "data", [csm, "import", "fashion-mnist", "--split", split, "--out",
                                                   self.path(f"real-{split}")], [self.path(f"real-{split}", "manifest.json")])
         self.unit("split-val", "data", [csm, "split", self.path("real-train"), "--fraction", "0.1", "--seed", "0",
                                         "--balanced", "--out", self.path("real-val"), "--rest", self.path("real-fit")],
                   [self.path("real-val", "manifest.json"), self.path("real-fit", "manifest.json")])
-        self.unit("split-scarce", "data", [csm, "split", self.path("real-fit"), "--fraction", "0.1", "--seed", "1",
-                                           "--balanced", "--out", self.path("real-scarce")],
-                  [self.path("real-scarce", "manifest.json")])
+        for seed, (regime, spec) in enumerate(((r, s) for r, s in REGIMES.items() if s["data"] != "real-fit"), start=1):
+            self.unit(f"split-{regime}", "data", [csm, "split", self.path("real-fit"), "--fraction", str(spec["fraction"]),
+                                                  "--seed", str(seed), "--balanced", "--out", self.path(spec["data"])],
+                      [self.path(spec["data"], "manifest.json")])
 
-    def train(self, name: str, stage: str, out: str, real: str, loss: str, seed: int, length: list[str],
-              settings: dict | None) -> None:
-        command = [self.csm, "train", "--real", self.path(real), "--loss", loss, "--seed", str(seed), *RECIPE, *length,
-                   *LOSS_OPTIONS[loss], "--checkpoint", self.path("checkpoints", name + ".checkpoint"), "--out", out]
+    def pool(self, name: str) -> str:
+        """The mixed pool NAME's folder, generated on first use."""
+        with self.pool_lock:
+            self.unit("generate-" + name, "data",
+                      [self.csm, "generate", "--out", self.path(name), "--groups-per-pair", str(POOLS[name]),
+                       "--lambdas", str(LAMBDAS), "--seed", "0", "--solver", "dpm2m"],
+                      [self.path(name, "manifest.json")])
+        return self.path(name)
+
+    # -- training ------------------------------------------------------------------------
+
+    def train(self, regime: str, loss: str, seed: int, settings: dict | None = None, curves: bool = False) -> str:
+        """Trains one classifier of REGIME (unless recorded) and returns its name."""
+        name = model_name(regime, loss, seed, settings)
+        spec = REGIMES[regime]
+        length = ["--epochs", str(spec["epochs"])] + (["--max-steps", str(QUICK_STEPS)] if QUICK_STEPS else [])
+        command = [self.csm, "train", "--real", self.path(spec["data"]), "--loss", loss, "--seed", str(seed), *RECIPE,
+                   *length, *LOSS_OPTIONS[loss], "--json", "--checkpoint", self.path("checkpoints", name + ".checkpoint"),
+                   "--out", self.model_path(name)]
+        if curves:  # validation accuracy and ECE after every epoch
+            command += ["--val-data", self.path("real-val")]
         if loss.startswith("csm"):
-            command += ["--mixed", self.path("mixed"), *mixed_options(settings)]
+            if self.record(name) is None or not os.path.exists(self.model_path(name)):
+                command += ["--mixed", self.pool(settings["pool"])]
+            else:
+                command += ["--mixed", self.path(settings["pool"])]
+            command += ["--sharpness", f"{settings['sharpness']:g}", "--n-aug", str(settings["n_aug"])]
+            command += ["--consistent-only"] if settings["consistent_only"] else []
         os.makedirs(self.path("checkpoints"), exist_ok=True)
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        self.unit(name, stage, command, [out])
+        os.makedirs(os.path.join(ROOT, MODELS), exist_ok=True)
+        self.unit(name, regime, command, [self.model_path(name)], committed=True)
+        return name
 
-    def validation_metrics(self, name: str, model: str) -> dict:
-        record = self.unit("val-" + name, "grid", [self.csm, "evaluate", "--classifier", model, "--data",
-                                                    self.path("real-val"), "--bins", str(BINS), "--json"], [model])
+    def validation(self, name: str) -> dict:
+        """Accuracy, NLL and ECE (with its bootstrap interval) of model NAME on the validation split."""
+        record = self.unit("val-" + name, "select",
+                           [self.csm, "evaluate", "--classifier", self.model_path(name), "--data", self.path("real-val"),
+                            "--bins", str(BINS), "--bootstrap", str(BOOTSTRAP), "--json"], [self.model_path(name)])
         return json.loads(record["stdout"])
 
-    def grid(self) -> dict:
-        length = ["--epochs", "1000", "--max-steps", str(GRID_STEPS)]
+    def scarce(self) -> None:
+        regime = "scarce"
+        first = [setting(pool, s) for pool in POOLS for s in SHARPNESS]
+        # CE's seeds first (cheap, and the reference of the choice), then the grid.
+        self.parallel([lambda seed=seed: self.train(regime, "ce", seed, curves=True) for seed in SEEDS]
+                      + [lambda s=s: self.train(regime, "csm", 0, s) for s in first])
+        best = self.pick(first)
+        variants = [{**best, "consistent_only": True}, {**best, "n_aug": 2}]
+        self.parallel([lambda s=s: self.train(regime, "csm", 0, s) for s in variants])
+        chosen = self.pick([best, *variants])
+        self.parallel([lambda seed=seed: self.train(regime, "csm", seed, chosen) for seed in SEEDS[1:]]
+                      + [lambda: self.train(regime, "bsce-gra", 0), lambda: self.train(regime, "csm-bsce-gra", 0, chosen)])
 
-        def run(settings: dict | None) -> dict:
-            label = "ce" if settings is None else setting_label(settings)
-            model = self.path("grid", label + ".safetensors")
-            self.train("grid-" + label, "grid", model, "real-fit", "ce" if settings is None else "csm", 0, length, settings)
-            metrics = self.validation_metrics("grid-" + label, model)
-            row = {"setting": settings, "label": label, "accuracy": metrics["accuracy"], "ece": metrics["ece"],
-                   "nll": metrics["nll"]}
-            return row
+    def full(self) -> None:
+        regime, chosen = "full", self.chosen()
+        tasks = [lambda seed=seed: self.train(regime, "csm", seed, chosen) for seed in SEEDS]
+        if chosen["sharpness"] != FULL_SHARPNESS:
+            tasks.append(lambda: self.train(regime, "csm", 0, {**chosen, "sharpness": FULL_SHARPNESS}))
+        tasks.append(lambda: self.train(regime, "csm-bsce-gra", 0, chosen))
+        tasks += [lambda seed=seed: self.train(regime, "ce", seed, curves=True) for seed in SEEDS]
+        tasks += [lambda loss=loss: self.train(regime, loss, 0) for loss in ("ls", "focal", "bsce-gra")]
+        self.parallel(tasks)
 
-        def pick(candidates: list[dict]) -> dict:
-            eligible = [r for r in candidates if r["accuracy"] >= floor]
-            return min(eligible, key=lambda r: r["ece"]) if eligible else max(candidates, key=lambda r: r["accuracy"])
+    def middle(self) -> None:
+        regime, chosen = "middle", self.chosen()
+        self.parallel([lambda seed=seed: self.train(regime, "csm", seed, chosen) for seed in SEEDS]
+                      + [lambda seed=seed: self.train(regime, "ce", seed, curves=True) for seed in SEEDS])
 
-        # Sharpness x n_aug (and CE's baseline beside them), then consistent-only and the
-        # mixed share at the best of those; rows in this order whatever finishes first.
-        first_settings = [{"sharpness": s, "n_aug": n, "consistent_only": False, "share": 1.0}
-                          for s in SHARPNESS for n in N_AUG]
-        baseline, *first = self.parallel([lambda: run(None)] + [lambda s=s: run(s) for s in first_settings])
-        floor = baseline["accuracy"] - ACCURACY_SLACK
-        best = pick(first)
-        variants = [{**best["setting"], **variant} for variant in ({"consistent_only": True}, {"share": SHARES[1]})]
-        second = [best, *self.parallel([lambda s=s: run(s) for s in variants])]
-        chosen = pick(second)
-        rows = [baseline, *first, *second[1:]]
-        result = {"baseline": baseline, "rows": rows, "chosen": chosen["setting"], "accuracy_floor": floor,
-                  "steps": GRID_STEPS}
-        self.state["grid"] = result
-        self.save_state()
-        return result
+    # -- the choice of CSM settings (validation split only) ------------------------------
 
-    def regime(self, regime: str) -> None:
-        settings = self.state["grid"]["chosen"]
-        steps = FULL_STEPS or round(FULL_EPOCHS * steps_per_epoch(self.count("real-fit")))
-        # Scarce: as many epochs as it takes to make the same number of optimiser steps.
-        data = "real-fit" if regime == "full" else "real-scarce"
-        samples = self.count(data)
-        per_epoch = steps_per_epoch(samples)
-        length = ["--epochs", str(-(-steps // per_epoch)), "--max-steps", str(steps)]
+    def grid_rows(self) -> list[dict]:
+        """Validation metrics of CE (seed 0) and every finished scarce CSM setting (seed 0)."""
+        rows = []
+        candidates = [None] + [setting(p, s) for p in POOLS for s in SHARPNESS]
+        best = self.pick([s for s in candidates[1:]], required=False)
+        if best is not None:
+            candidates += [{**best, "consistent_only": True}, {**best, "n_aug": 2}]
+        for settings in candidates:
+            name = model_name("scarce", "ce" if settings is None else "csm", 0, settings)
+            if self.record(name) is None or not os.path.exists(self.model_path(name)):
+                continue
+            metrics = self.validation(name)
+            rows.append({"setting": settings, "name": name, "accuracy": metrics["accuracy"], "ece": metrics["ece"],
+                         "ece_ci": metrics.get("ece_ci"), "nll": metrics["nll"]})
+        return rows
 
-        def train(loss: str, seed: int) -> None:
-            name = model_name(regime, loss, seed)
-            self.train(name, regime, os.path.join(ROOT, MODELS, name + ".safetensors"), data, loss, seed, length, settings)
+    def pick(self, candidates: list[dict], required: bool = True) -> dict | None:
+        """The setting with the lowest validation ECE among those within ACCURACY_SLACK of
+        CE's validation accuracy (seed 0, scarce); the most accurate when none is. With
+        `required` False, None until every candidate and CE have finished."""
+        names = [model_name("scarce", "csm", 0, s) for s in candidates] + [model_name("scarce", "ce", 0)]
+        if not required and any(self.record(n) is None for n in names):
+            return None
+        floor = self.validation(model_name("scarce", "ce", 0))["accuracy"] - ACCURACY_SLACK
+        scored = [(s, self.validation(model_name("scarce", "csm", 0, s))) for s in candidates]
+        eligible = [(s, m) for s, m in scored if m["accuracy"] >= floor]
+        if eligible:
+            return min(eligible, key=lambda sm: sm[1]["ece"])[0]
+        return max(scored, key=lambda sm: sm[1]["accuracy"])[0]
 
-        # The CSM trainings (several images per real one) first, so that the workers end together.
-        methods = sorted(REGIMES[regime], key=lambda method: not method[0].startswith("csm"))
-        self.parallel([lambda loss=loss, seed=seed: train(loss, seed) for loss, seed in methods])
-        self.state.setdefault("lengths", {})[regime] = {"steps": steps, "epochs": round(steps / per_epoch, 2),
-                                                         "samples": samples}
-        self.save_state()
+    def chosen(self) -> dict:
+        """The scarce regime's pick (its grid must have finished)."""
+        first = [setting(pool, s) for pool in POOLS for s in SHARPNESS]
+        best = self.pick(first)
+        return self.pick([best, {**best, "consistent_only": True}, {**best, "n_aug": 2}])
+
+    # -- evaluation ----------------------------------------------------------------------
+
+    def table_models(self) -> dict:
+        """Every regime's table: method label -> [(seed, model name)], finished or not."""
+        try:
+            chosen = self.chosen()
+        except (TypeError, KeyError, FileNotFoundError, UnitFailed):
+            chosen = None
+        tables = {}
+        for regime in REGIMES:
+            rows = {"ce": [(s, model_name(regime, "ce", s)) for s in SEEDS]}
+            if regime == "full":
+                rows.update({loss: [(0, model_name(regime, loss, 0))] for loss in ("ls", "focal", "bsce-gra")})
+            if regime == "scarce":
+                rows["bsce-gra"] = [(0, model_name(regime, "bsce-gra", 0))]
+            if chosen is not None:
+                rows["csm"] = [(s, model_name(regime, "csm", s, chosen)) for s in SEEDS]
+                if regime == "full" and chosen["sharpness"] != FULL_SHARPNESS:
+                    rows[f"csm (sharpness {FULL_SHARPNESS:g})"] = [
+                        (0, model_name(regime, "csm", 0, {**chosen, "sharpness": FULL_SHARPNESS}))]
+                if regime != "middle":
+                    rows["csm-bsce-gra"] = [(0, model_name(regime, "csm-bsce-gra", 0, chosen))]
+            tables[regime] = rows
+        return tables
 
     def evaluate(self) -> None:
         os.makedirs(self.path("logits"), exist_ok=True)
         os.makedirs(self.path("diagrams"), exist_ok=True)
-        for regime, methods in REGIMES.items():
-            for loss, seed in methods:
-                name = model_name(regime, loss, seed)
-                model = os.path.join(ROOT, MODELS, name + ".safetensors")
-                logits = self.path("logits", name + ".safetensors")
-                self.unit("test-" + name, "evaluate",
-                          [self.csm, "evaluate", "--classifier", model, "--data", self.path("real-test"), "--val-data",
-                           self.path("real-val"), "--bins", str(BINS), "--bootstrap", str(BOOTSTRAP), "--json",
-                           "--save-logits", logits], [logits])
-                if seed != 0:
-                    continue
-                # The figure's panels: one diagram per method from its test logits, and CE's
-                # before and after temperature scaling (fitted on the validation split).
-                diagram = self.path("diagrams", name + ".png")
-                self.unit("diagram-" + name, "evaluate",
-                          [self.csm, "evaluate", "--logits", logits, "--bins", str(BINS), "--diagram", diagram], [diagram])
-                if loss == "ce":
-                    diagram = self.path("diagrams", name + "-ts.png")
-                    self.unit("diagram-" + name + "-ts", "evaluate",
+        for regime, rows in self.table_models().items():
+            for method, models in rows.items():
+                for seed, name in models:
+                    model = self.model_path(name)
+                    if self.record(name) is None or not os.path.exists(model):
+                        continue
+                    logits = self.path("logits", name + ".safetensors")
+                    self.unit("test-" + name, "evaluate",
                               [self.csm, "evaluate", "--classifier", model, "--data", self.path("real-test"), "--val-data",
-                               self.path("real-val"), "--bins", str(BINS), "--diagram", diagram], [diagram])
-
-    def count(self, data: str) -> int:
-        manifest = json.load(open(self.path(data, "manifest.json")))
-        return sum(shard["count"] for shard in manifest["shards"])
-
-    def stage_seconds(self, stage: str) -> float:
-        return sum(u["seconds"] for u in self.state["units"].values() if u["stage"] == stage)
-
-
-def steps_per_epoch(samples: int) -> int:
-    return -(-samples // 128)
-
-
-def mixed_options(settings: dict | None) -> list[str]:
-    if settings is None:
-        return []
-    options = ["--sharpness", str(settings["sharpness"]), "--n-aug", str(settings["n_aug"]),
-               "--mixed-share", str(settings["share"])]
-    return options + (["--consistent-only"] if settings["consistent_only"] else [])
-
-
-def setting_label(settings: dict) -> str:
-    return (f"csm-s{settings['sharpness']:g}-n{settings['n_aug']}-share{settings['share']:g}"
-            + ("-consistent" if settings["consistent_only"] else ""))
-
-
-def model_name(regime: str, loss: str, seed: int) -> str:
-    return f"{regime}-{loss}-seed{seed}"
+                               self.path("real-val"), "--bins", str(BINS), "--bootstrap", str(BOOTSTRAP), "--json",
+                               "--save-logits", logits], [logits])
+                    if seed == 0:  # the figure's panel: reliability before and after temperature scaling
+                        diagram = self.path("diagrams", name + ".png")
+                        self.unit("diagram-" + name, "evaluate",
+                                  [self.csm, "evaluate", "--classifier", model, "--data", self.path("real-test"),
+                                   "--val-data", self.path("real-val"), "--bins", str(BINS), "--diagram", diagram],
+                                  [diagram])
 
 
 def main() -> int:
@@ -305,38 +389,34 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a few steps per model, outputs inside --work (a pipeline check)")
     parser.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1),
                         help="trainings run at once, each pinned to one core (default: the cores, at most 8)")
-    parser.add_argument("--stage", choices=["data", "grid", "full", "scarce", "evaluate", "report"],
-                        help="run up to and including this stage (default: all)")
+    order = ["data", "scarce", "full", "middle", "evaluate", "report"]
+    parser.add_argument("--stage", choices=order, help="run up to and including this stage (default: all)")
+    parser.add_argument("--only", choices=order, help="run this stage alone (its inputs must exist)")
     args = parser.parse_args()
-    global MODELS, DOCS, FULL_STEPS, GRID_STEPS, GROUPS_PER_PAIR, BOOTSTRAP
+    global MODELS, DOCS, QUICK_STEPS, POOLS, BOOTSTRAP
     if args.quick:
         args.work = args.work or os.path.join(ROOT, "study-quick")
         MODELS, DOCS = os.path.join(args.work, "models"), os.path.join(args.work, "docs")
-        FULL_STEPS, GRID_STEPS, GROUPS_PER_PAIR, BOOTSTRAP = 4, 2, 1, 20
+        QUICK_STEPS, POOLS, BOOTSTRAP = 3, {"pool45": 1, "pool90": 2}, 20
     args.work = args.work or os.path.join(ROOT, "study-out")
     if not os.access(args.csm, os.X_OK):
         sys.exit(f"study: {args.csm}: not an executable csm (run make build)")
     study = Study(args.csm, args.work, max(1, args.jobs))
-    order = ["data", "grid", "full", "scarce", "evaluate", "report"]
-    last = order.index(args.stage) if args.stage else len(order) - 1
-    for stage in order[:last + 1]:
+    stages = [args.only] if args.only else order[:order.index(args.stage or "report") + 1]
+    for stage in stages:
         start = time.time()
         try:
             if stage == "report":
-                sys.modules.setdefault("study", sys.modules[__name__])  # the report reads this run's settings
                 import study_report
-                study_report.write(study)
-            elif stage in REGIMES:
-                study.regime(stage)
+                study_report.write(study, sys.modules[__name__])
             else:
                 getattr(study, stage)()
         except UnitFailed as failure:
             sys.exit(str(failure))
         walls = study.state.setdefault("stage_wall", {})
         walls[stage] = round(walls.get(stage, 0) + time.time() - start, 1)
-        study.save_state()
-        print(f"[{stage}] done ({walls[stage] / 60:.1f} min wall, {study.stage_seconds(stage) / 60:.1f} min of unit "
-              "time in this stage)", flush=True)
+        study.save(study.state_path, study.state)
+        print(f"[{stage}] done ({(time.time() - start) / 60:.1f} min wall)", flush=True)
     return 0
 
 

@@ -1,35 +1,25 @@
 """The calibration study's report (tools/study.py, stage `report`): docs/calibration/
-fashion-mnist.json (machine-readable), fashion-mnist.md (tables, recipe, grid, data, wall
-times, machine) and fashion-mnist-reliability.png (reliability diagrams side by side)."""
+fashion-mnist.json (machine-readable), fashion-mnist.md (outcome, tables, convergence,
+settings, data, wall times, machine), fashion-mnist-reliability.png (reliability diagrams)
+and fashion-mnist-convergence.png (CE's validation accuracy and ECE against epoch).
+
+Runs that have not finished yet are listed as pending: the report can be written at any
+point of a study that is still running, and says how far it got."""
 import json
 import os
 import platform
 import statistics
 import subprocess
 
-import study as S
-
+METRICS = ["accuracy", "nll", "brier", "ece", "adaece", "cece", "temperature", "ts_ece", "ts_nll"]
 FIGURE_METHODS = [("ce", "CE", ""), ("ce", "CE + temperature scaling", "-ts"), ("bsce-gra", "BSCE-GRA", ""),
                   ("csm", "CSM", ""), ("csm-bsce-gra", "CSM + BSCE-GRA", "")]
-METRICS = ["accuracy", "nll", "brier", "ece", "adaece", "cece", "temperature", "ts_ece", "ts_nll"]
+REGIME_TITLES = {"scarce": "a class-balanced 10% of the fit split", "middle": "a class-balanced 25% of the fit split",
+                 "full": "the whole fit split"}
 
 
-def results(study) -> dict:
-    regimes = {}
-    for regime, methods in S.REGIMES.items():
-        table = {}
-        for loss, seed in methods:
-            name = S.model_name(regime, loss, seed)
-            metrics = json.loads(study.state["units"]["test-" + name]["stdout"])
-            row = {"seed": seed, "model": os.path.join(S.MODELS, name + ".safetensors")}
-            row.update({key: metrics[key] for key in METRICS})
-            for key in ("ece_ci", "ts_ece_ci"):
-                if key in metrics:
-                    row[key] = metrics[key]
-            row["train_seconds"] = study.state["units"][name]["seconds"]
-            table.setdefault(loss, []).append(row)
-        regimes[regime] = {"methods": table, **study.state["lengths"][regime]}
-    return regimes
+def pct(value: float) -> str:
+    return f"{value * 100:.2f}%"
 
 
 def machine() -> str:
@@ -38,172 +28,345 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
-def goal(regimes: dict) -> list[str]:
-    """The issue's goal, checked on the test figures and said plainly."""
+def epochs_of(record: dict) -> list[dict]:
+    """The per-epoch JSON lines `csm train --json` printed."""
     lines = []
-    for regime in ("scarce", "full"):
-        ce = regimes[regime]["methods"]["ce"]
-        csm = regimes[regime]["methods"]["csm"]
-        ce_ece, csm_ece = statistics.mean(r["ece"] for r in ce), statistics.mean(r["ece"] for r in csm)
-        ce_acc, csm_acc = statistics.mean(r["accuracy"] for r in ce), statistics.mean(r["accuracy"] for r in csm)
-        spread = max(max(r["ece"] for r in rows) - min(r["ece"] for r in rows) for rows in (ce, csm))
-        cost = (ce_acc - csm_acc) * 100
-        if regime == "scarce":
+    for line in record.get("stdout", "").splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+class Report:
+    def __init__(self, study, S) -> None:
+        self.study, self.S = study, S
+        self.tables = study.table_models()
+        try:
+            self.chosen = study.chosen()
+        except Exception:  # the grid has not finished: no choice yet
+            self.chosen = None
+
+    # -- collecting ----------------------------------------------------------------------
+
+    def test_metrics(self, name: str) -> dict | None:
+        record = self.study.state["units"].get("test-" + name)
+        return json.loads(record["stdout"]) if record else None
+
+    def row(self, regime: str, method: str, seed: int, name: str) -> dict:
+        S, study = self.S, self.study
+        row = {"seed": seed, "model": os.path.join(S.MODELS, name + ".safetensors")}
+        record = study.runs.get(name)
+        metrics = self.test_metrics(name)
+        if record is None or metrics is None:
+            row["pending"] = True
+            return row
+        row.update({key: metrics[key] for key in METRICS if key in metrics})
+        for key in ("ece_ci", "ts_ece_ci"):
+            if key in metrics:
+                row[key] = metrics[key]
+        row["train_seconds"] = record["seconds"]
+        epochs = epochs_of(record)
+        if epochs:
+            row["epochs"] = epochs[-1]["epoch"]
+            row["final_train_loss"] = epochs[-1]["train_loss"]
+        if method.startswith("csm") and self.chosen is not None:
+            row["replay"] = self.replay(regime, method)
+        return row
+
+    def setting_of(self, method: str) -> dict | None:
+        if not method.startswith("csm") or self.chosen is None:
+            return None
+        if method.startswith("csm (sharpness"):
+            return {**self.chosen, "sharpness": self.S.FULL_SHARPNESS}
+        return self.chosen
+
+    def replay(self, regime: str, method: str) -> float:
+        """Mixed images drawn per epoch over the pool's size."""
+        settings = self.setting_of(method)
+        real = self.study.count(self.S.REGIMES[regime]["data"])
+        pool = self.study.count(settings["pool"]) if os.path.exists(self.study.path(settings["pool"], "manifest.json")) else \
+            45 * self.S.LAMBDAS * self.S.POOLS[settings["pool"]]
+        return real * (1 + settings["n_aug"]) / pool
+
+    def regimes(self) -> dict:
+        S, study = self.S, self.study
+        result = {}
+        for regime, rows in self.tables.items():
+            spec = S.REGIMES[regime]
+            data = spec["data"]
+            samples = study.count(data) if os.path.exists(study.path(data, "manifest.json")) else None
+            methods = {method: [self.row(regime, method, seed, name) for seed, name in models]
+                       for method, models in rows.items()}
+            entry = {"methods": methods, "epochs": spec["epochs"], "samples": samples}
+            if samples:
+                entry["steps"] = spec["epochs"] * S.steps_per_epoch(samples)
+            curves = {}
+            for seed, name in rows["ce"]:
+                record = study.runs.get(name)
+                if record:
+                    curves[str(seed)] = [{"epoch": e["epoch"], "val_accuracy": e.get("val_accuracy"), "val_ece": e.get("val_ece"),
+                                          "train_loss": e["train_loss"]} for e in epochs_of(record)]
+            entry["ce_curves"] = curves
+            result[regime] = entry
+        return result
+
+    def grid(self) -> dict:
+        rows = self.study.grid_rows()
+        floor = next((r["accuracy"] - self.S.ACCURACY_SLACK for r in rows if r["setting"] is None), None)
+        return {"rows": rows, "chosen": self.chosen, "accuracy_floor": floor, "regime": "scarce",
+                "epochs": self.S.REGIMES["scarce"]["epochs"], "validation_samples": self.study.count("real-val")}
+
+    # -- writing -------------------------------------------------------------------------
+
+    def outcome(self, regimes: dict) -> list[str]:
+        """The goal, checked on the test figures and said plainly (or what is still missing)."""
+        lines = []
+        for regime, goal in (("scarce", "at most 0.5x CE's ECE"), ("middle", "below CE's ECE"), ("full", "not above CE's ECE")):
+            methods = regimes[regime]["methods"]
+            ce = [r for r in methods["ce"] if not r.get("pending")]
+            csm = [r for r in methods.get("csm", []) if not r.get("pending")]
+            if not ce or not csm:
+                done = sum(not r.get("pending") for rows in methods.values() for r in rows)
+                total = sum(len(rows) for rows in methods.values())
+                lines.append(f"- **{regime}**: pending ({done} of {total} models trained and evaluated"
+                             + ("" if self.chosen else "; the CSM setting is still being chosen") + ").")
+                continue
+            ce_ece, csm_ece = statistics.mean(r["ece"] for r in ce), statistics.mean(r["ece"] for r in csm)
+            ce_acc, csm_acc = statistics.mean(r["accuracy"] for r in ce), statistics.mean(r["accuracy"] for r in csm)
+            ce_ts = statistics.mean(r["ts_ece"] for r in ce)
+            cost = (ce_acc - csm_acc) * 100
             ratio = csm_ece / ce_ece
-            met = ratio <= 0.6 and cost <= 0.5
-            lines.append(f"- **scarce**: CSM's ECE is {ratio:.2f}x CE's ({pct(csm_ece)} vs {pct(ce_ece)}, means of two "
-                         f"seeds), accuracy {pct(csm_acc)} vs {pct(ce_acc)} ({cost:+.2f} pt cost). Goal (at most 0.6x, "
-                         f"at most 0.5 pt): **{'met' if met else 'not met'}**"
-                         + (" (moonshot 0.4x: met)" if ratio <= 0.4 and cost <= 0.5 else "") + ".")
-        else:
-            gain = ce_ece - csm_ece
-            met = gain > spread and cost <= 0.5
-            lines.append(f"- **full**: CSM's ECE {pct(csm_ece)} vs CE's {pct(ce_ece)} (difference {gain * 100:+.2f} pt; "
-                         f"largest seed spread {spread * 100:.2f} pt), accuracy {pct(csm_acc)} vs {pct(ce_acc)} "
-                         f"({cost:+.2f} pt cost). Goal (below CE by more than the seed spread, at most 0.5 pt): "
-                         f"**{'met' if met else 'not met'}**.")
-    return lines
+            if regime == "scarce":
+                met = ratio <= 0.5 and cost <= 0.5
+            else:
+                met = csm_ece <= ce_ece and cost <= 0.5
+            seeds = f"{len(csm)} CSM and {len(ce)} CE seeds"
+            lines.append(f"- **{regime}**: CSM's ECE is {ratio:.2f}x CE's ({pct(csm_ece)} vs {pct(ce_ece)}; CE after "
+                         f"temperature scaling {pct(ce_ts)}), accuracy {pct(csm_acc)} vs {pct(ce_acc)} ({cost:+.2f} pt "
+                         f"cost; means of {seeds}). Goal ({goal}, at most 0.5 pt): **{'met' if met else 'not met'}**.")
+        return lines
+
+    def table(self, regime: dict) -> list[str]:
+        lines = ["| method | seed | accuracy | NLL | Brier | ECE [95% interval] | AdaECE | cECE | T | ECE after TS | NLL after TS "
+                 "| replay | train min |",
+                 "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for method, rows in regime["methods"].items():
+            for r in rows:
+                if r.get("pending"):
+                    lines.append(f"| {method} | {r['seed']} | pending | | | | | | | | | | |")
+                    continue
+                interval = f" [{r['ece_ci'][0] * 100:.2f}, {r['ece_ci'][1] * 100:.2f}]" if "ece_ci" in r else ""
+                replay = f"{r['replay']:.2f}" if "replay" in r else ""
+                lines.append(f"| {method} | {r['seed']} | {pct(r['accuracy'])} | {r['nll']:.4f} | {r['brier']:.4f} | "
+                             f"{pct(r['ece'])}{interval} | {pct(r['adaece'])} | {pct(r['cece'])} | {r['temperature']:.3f} | "
+                             f"{pct(r['ts_ece'])} | {r['ts_nll']:.4f} | {replay} | {r['train_seconds'] / 60:.0f} |")
+        return lines
+
+    def grid_table(self, grid: dict) -> list[str]:
+        lines = ["| setting | pool | sharpness | n_aug | consistent only | val accuracy | val ECE [95% interval] | val NLL |",
+                 "|---|---:|---:|---:|---|---:|---|---:|"]
+        for r in grid["rows"]:
+            s = r["setting"]
+            ci = f" [{r['ece_ci'][0] * 100:.2f}, {r['ece_ci'][1] * 100:.2f}]" if r.get("ece_ci") else ""
+            if s is None:
+                lines.append(f"| CE (reference) | | | | | {pct(r['accuracy'])} | {pct(r['ece'])}{ci} | {r['nll']:.4f} |")
+                continue
+            mark = " **(chosen)**" if s == grid["chosen"] else ""
+            size = 45 * self.S.LAMBDAS * self.S.POOLS[s["pool"]]
+            lines.append(f"| csm{mark} | {size:,} | {s['sharpness']:g} | {s['n_aug']} | {'yes' if s['consistent_only'] else 'no'} | "
+                         f"{pct(r['accuracy'])} | {pct(r['ece'])}{ci} | {r['nll']:.4f} |")
+        return lines
+
+    def convergence_figure(self, regimes: dict, path: str) -> bool:
+        """CE's validation accuracy and ECE against epoch, one line per regime and seed."""
+        from PIL import Image, ImageDraw, ImageFont
+        series = [(regime, seed, points) for regime, entry in regimes.items() for seed, points in entry["ce_curves"].items()
+                  if points and points[0].get("val_accuracy") is not None]
+        if not series:
+            return False
+        colours = {"scarce": (214, 39, 40), "middle": (255, 127, 14), "full": (31, 119, 180)}
+        font = ImageFont.load_default(size=22)
+        small = ImageFont.load_default(size=18)
+        width, height, margin = 760, 460, 80
+        sheet = Image.new("RGB", (2 * width, height + 40), "white")
+        draw = ImageDraw.Draw(sheet)
+        panels = [("val_accuracy", "validation accuracy", 0.80, 0.95), ("val_ece", "validation ECE", 0.0, 0.08)]
+        max_epoch = max(p["epoch"] for _, _, points in series for p in points)
+        for index, (key, title, low, high) in enumerate(panels):
+            values = [p[key] for _, _, points in series for p in points]
+            low, high = min(low, min(values)), max(high, max(values))
+            x0, y0, x1, y1 = index * width + margin, 40, (index + 1) * width - 20, height - 50
+
+            def place(epoch, value):
+                return (x0 + (x1 - x0) * epoch / max_epoch, y1 - (y1 - y0) * (value - low) / (high - low))
+
+            draw.rectangle((x0, y0, x1, y1), outline="black")
+            draw.text(((x0 + x1) / 2, 20), title + " (CE, every seed)", fill="black", font=font, anchor="mm")
+            for tick in range(6):
+                value = low + (high - low) * tick / 5
+                _, y = place(0, value)
+                draw.line((x0 - 5, y, x0, y), fill="black")
+                draw.text((x0 - 8, y), f"{value * 100:.0f}%" if key == "val_accuracy" else f"{value * 100:.1f}%",
+                          fill="black", font=small, anchor="rm")
+            for tick in range(0, max_epoch + 1, max(1, max_epoch // 5)):
+                x, _ = place(tick, low)
+                draw.line((x, y1, x, y1 + 5), fill="black")
+                draw.text((x, y1 + 8), str(tick), fill="black", font=small, anchor="mt")
+            draw.text(((x0 + x1) / 2, y1 + 32), "epoch", fill="black", font=small, anchor="mt")
+            for regime, _, points in series:
+                xy = [place(p["epoch"], p[key]) for p in points]
+                colour = colours.get(regime, (0, 0, 0))
+                if len(xy) > 1:
+                    draw.line(xy, fill=colour, width=2)
+                for x, y in xy:
+                    draw.ellipse((x - 2.5, y - 2.5, x + 2.5, y + 2.5), fill=colour)
+            for n, regime in enumerate(r for r in colours if any(s[0] == r for s in series)):
+                draw.line((x1 - 150, y0 + 20 + 24 * n, x1 - 120, y0 + 20 + 24 * n), fill=colours[regime], width=3)
+                draw.text((x1 - 112, y0 + 20 + 24 * n), regime, fill="black", font=small, anchor="lm")
+        temporary = path + ".tmp.png"
+        sheet.save(temporary)
+        os.replace(temporary, path)
+        return True
+
+    def reliability_figure(self, path: str) -> bool:
+        from PIL import Image, ImageDraw, ImageFont
+        rows = []
+        for regime, table in self.tables.items():
+            panels = []
+            for method, title, suffix in FIGURE_METHODS:
+                models = table.get(method)
+                if not models:
+                    continue
+                diagram = self.study.path("diagrams", models[0][1] + ".png")
+                if not os.path.exists(diagram):
+                    continue
+                image = Image.open(diagram).convert("RGB")
+                # Each diagram has two panels, before and after temperature scaling.
+                half = (image.width // 2, 0, image.width, image.height) if suffix == "-ts" else (0, 0, image.width // 2, image.height)
+                panels.append((f"{title} ({regime})", image.crop(half)))
+            if panels:
+                rows.append(panels)
+        if not rows:
+            return False
+        font = ImageFont.load_default(size=30)
+        width = max(sum(p.width for _, p in row) for row in rows)
+        caption = 50
+        height = sum(caption + max(p.height for _, p in row) for row in rows)
+        sheet = Image.new("RGB", (width, height), "white")
+        draw = ImageDraw.Draw(sheet)
+        y = 0
+        for row in rows:
+            x = 0
+            for title, panel in row:
+                draw.text((x + panel.width // 2, y + caption // 2), title, fill="black", font=font, anchor="mm")
+                sheet.paste(panel, (x, y + caption))
+                x += panel.width
+            y += caption + max(p.height for _, p in row)
+        temporary = path + ".tmp.png"
+        sheet.save(temporary)
+        os.replace(temporary, path)
+        return True
+
+    def write(self) -> None:
+        S, study = self.S, self.study
+        docs = os.path.join(S.ROOT, S.DOCS)
+        os.makedirs(docs, exist_ok=True)
+        regimes = self.regimes()
+        grid = self.grid()
+        stages = ("data", "select", "scarce", "full", "middle", "evaluate")
+        unit_minutes = {stage: round(study.stage_seconds(stage) / 60, 1) for stage in stages}
+        version = subprocess.run([study.csm, "--version"], capture_output=True, text=True).stdout.strip()
+        pools = {name: {"groups_per_pair": groups, "lambdas": S.LAMBDAS, "pairs": 45, "samples": 45 * S.LAMBDAS * groups,
+                        "solver": "dpm2m"} for name, groups in S.POOLS.items()}
+        document = {"dataset": "fashion-mnist", "regimes": regimes, "grid": grid, "recipe": S.RECIPE, "mixed": pools,
+                    "samples": {d: study.count(d) for d in ("real-train", "real-val", "real-fit", "real-scarce", "real-middle",
+                                                            "real-test") if os.path.exists(study.path(d, "manifest.json"))},
+                    "bins": S.BINS, "bootstrap": S.BOOTSTRAP, "unit_minutes": unit_minutes, "jobs": study.jobs,
+                    "machine": machine(), "csm_version": version}
+        json_path = os.path.join(docs, "fashion-mnist.json")
+        with open(json_path + ".tmp", "w") as out:
+            json.dump(document, out, indent=1)
+            out.write("\n")
+        os.replace(json_path + ".tmp", json_path)
+        has_reliability = self.reliability_figure(os.path.join(docs, "fashion-mnist-reliability.png"))
+        has_convergence = self.convergence_figure(regimes, os.path.join(docs, "fashion-mnist-convergence.png"))
+
+        finished = sum(1 for r in regimes.values() for rows in r["methods"].values() for row in rows if not row.get("pending"))
+        total = sum(len(rows) for r in regimes.values() for rows in r["methods"].values())
+        chosen = self.chosen
+        md = ["# Calibration study: Fashion-MNIST", "",
+              "Made by `make study` (tools/study.py) with csm's own commands: `csm import`, `csm split`, `csm generate`, "
+              "`csm train`, `csm evaluate`. ResNet-20 is trained to convergence in three regimes that differ in how many "
+              "labelled images it gets; every figure below is on the 10,000 test images, read once after every setting "
+              "was fixed on the validation split.", "",
+              f"**Progress: {finished} of {total} models trained and evaluated.** The study resumes where it stopped "
+              "(`make study`); finished classifiers and their training records are committed under "
+              "`Datasets/fashion-mnist/study/`.", "",
+              "## Outcome", "", *self.outcome(regimes), ""]
+        if has_reliability:
+            md += ["![Reliability diagrams](fashion-mnist-reliability.png)", ""]
+        md += ["## Convergence", "",
+               "CE is validated on the validation split after every epoch (`csm train --val-data`): accuracy levels off "
+               "and ECE shows how over-confident CE becomes as training converges.", ""]
+        md += (["![CE validation accuracy and ECE against epoch](fashion-mnist-convergence.png)", ""] if has_convergence
+               else ["Pending: no CE run has finished yet.", ""])
+        for regime in ("scarce", "middle", "full"):
+            entry = regimes[regime]
+            size = f"{entry['samples']:,} images" if entry["samples"] else "images"
+            steps = f", {entry['steps']:,} optimiser steps" if entry.get("steps") else ""
+            md += [f"## Regime \"{regime}\": {REGIME_TITLES[regime]} ({size})", "",
+                   f"{entry['epochs']} epochs{steps}.", "", *self.table(entry), ""]
+        md += ["ECE, AdaECE and class-wise ECE with 15 bins; the interval is the 2.5th-97.5th percentile of ECE over "
+               f"{S.BOOTSTRAP:,} bootstrap resamples of the test images. T is the temperature fitted on the validation "
+               "split (minimum NLL); \"after TS\" divides the test logits by it. \"replay\" is the mixed images drawn per "
+               "epoch over the pool's size. The diffusion model that made the mixed images and the classifier that "
+               "reannotated them were trained on the whole Fashion-MNIST training split, so in the scarce and middle "
+               "regimes the CSM data carries information from images those classifiers never see.", "",
+               "## Recipe", "",
+               f"`csm train {' '.join(S.RECIPE)} --epochs E` — SGD with momentum 0.9, weight decay 5e-4 on every parameter, "
+               "batch 128 real images, random crop (padding 4) and horizontal flip, cosine schedule from 0.1, gradient "
+               "norm clipped at 2, the last epoch kept. Method options: "
+               + ", ".join(f"`{k}` {' '.join(v) or '(none)'}" for k, v in S.LOSS_OPTIONS.items()) + ". "
+               + ("CSM methods add `--mixed` with the chosen setting: "
+                  f"the {45 * S.LAMBDAS * S.POOLS[chosen['pool']]:,}-image pool, sharpness {chosen['sharpness']:g}, n_aug "
+                  f"{chosen['n_aug']}, {'consistent samples only' if chosen['consistent_only'] else 'all samples'}."
+                  if chosen else "CSM methods add `--mixed` with the setting chosen below (pending)."), "",
+               "## CSM settings (validation split only)", "",
+               f"Each setting trained the `csm` loss on the scarce split for the regime's full {grid['epochs']} epochs "
+               f"(seed 0) and was judged on the {grid['validation_samples']:,}-image validation split (class-balanced): the "
+               "lowest validation ECE among settings within 0.5 pt of CE's validation accuracy"
+               + (f" (floor {pct(grid['accuracy_floor'])})" if grid["accuracy_floor"] is not None else "")
+               + ". Sharpness x pool first, then consistent-only and n_aug 2 at the best of those. The interval shows how "
+               "far the validation split can tell settings apart.", "", *self.grid_table(grid), "",
+               "## Data", "",
+               "- Real: Fashion-MNIST train 60,000 = validation 6,000 (class-balanced 10%, `csm split --seed 0 --balanced`) "
+               "+ fit 54,000; scarce 5,400 (class-balanced 10% of fit, `--seed 1`); middle 13,500 (class-balanced 25% of "
+               "fit, `--seed 2`); test 10,000.",
+               "- Mixed: `csm generate --solver dpm2m --seed 0 --lambdas 8` with the shipped diffusion model and "
+               "classifier, all 45 pairs: "
+               + ", ".join(f"{p['groups_per_pair']} trajectories per pair = {p['samples']:,} images" for p in pools.values())
+               + ". λ̂ is stored and `csm train --sharpness` re-derives the soft labels.", "",
+               "## Wall time (this machine)", "",
+               f"Trainings ran {study.jobs} at a time, each pinned to one core (`tools/study.py --jobs`); the minutes add up "
+               "each command's wall time.", "",
+               "| stage | minutes |", "|---|---:|", *[f"| {k} | {unit_minutes[k]} |" for k in stages],
+               f"| total | {round(sum(unit_minutes.values()), 1)} |", "",
+               f"Machine: {machine()}. csm {version}.", "",
+               "## Check it", "",
+               "The classifiers are committed under `Datasets/fashion-mnist/study/` (records in `runs.json` there). "
+               "`csm evaluate --classifier Datasets/fashion-mnist/study/full-ce-seed0.safetensors --data <csm import "
+               "fashion-mnist --split test>` gives the table's accuracy and ECE, and `python3 tools/check_study_torch.py "
+               "--test study-out/real-test` recomputes both with PyTorch for every finished model.", ""]
+        md_path = os.path.join(docs, "fashion-mnist.md")
+        with open(md_path + ".tmp", "w") as out:
+            out.write("\n".join(md))
+        os.replace(md_path + ".tmp", md_path)
+        print(f"wrote {os.path.relpath(md_path, S.ROOT)}, {os.path.relpath(json_path, S.ROOT)} and the figures "
+              f"({finished} of {total} models)")
 
 
-def plural(count: float, noun: str) -> str:
-    return f"{count:g} {noun}{'' if count == 1 else 's'}"
-
-
-def pct(value: float) -> str:
-    return f"{value * 100:.2f}%"
-
-
-def table(regime: dict) -> list[str]:
-    lines = ["| method | seed | accuracy | NLL | Brier | ECE [95% interval] | AdaECE | cECE | T | ECE after TS | NLL after TS |",
-             "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
-    for loss, rows in regime["methods"].items():
-        for r in rows:
-            interval = f" [{r['ece_ci'][0] * 100:.2f}, {r['ece_ci'][1] * 100:.2f}]" if "ece_ci" in r else ""
-            lines.append(f"| {loss} | {r['seed']} | {pct(r['accuracy'])} | {r['nll']:.4f} | {r['brier']:.4f} | "
-                         f"{pct(r['ece'])}{interval} | {pct(r['adaece'])} | {pct(r['cece'])} | {r['temperature']:.3f} | "
-                         f"{pct(r['ts_ece'])} | {r['ts_nll']:.4f} |")
-    return lines
-
-
-def grid_table(grid: dict) -> list[str]:
-    lines = ["| setting | sharpness | n_aug | consistent only | mixed share | val accuracy | val ECE | val NLL |",
-             "|---|---:|---:|---|---:|---:|---:|---:|"]
-    for r in grid["rows"]:
-        s = r["setting"]
-        mark = " **(chosen)**" if s == grid["chosen"] else ""
-        if s is None:
-            lines.append(f"| CE (reference) | | | | | {pct(r['accuracy'])} | {pct(r['ece'])} | {r['nll']:.4f} |")
-        else:
-            lines.append(f"| csm{mark} | {s['sharpness']:g} | {s['n_aug']} | {'yes' if s['consistent_only'] else 'no'} | "
-                         f"{s['share']:g} | {pct(r['accuracy'])} | {pct(r['ece'])} | {r['nll']:.4f} |")
-    return lines
-
-
-def figure(study, path: str) -> None:
-    from PIL import Image, ImageDraw, ImageFont
-    rows = []
-    for regime in ("full", "scarce"):
-        panels = []
-        for loss, title, suffix in FIGURE_METHODS:
-            image = Image.open(study.path("diagrams", S.model_name(regime, loss, 0) + suffix + ".png")).convert("RGB")
-            if suffix == "-ts":  # the second of the two panels: after temperature scaling
-                image = image.crop((image.width // 2, 0, image.width, image.height))
-            elif loss == "ce" and image.width > 1.5 * image.height:
-                image = image.crop((0, 0, image.width // 2, image.height))
-            panels.append((f"{title} ({regime})", image))
-        rows.append(panels)
-    font = ImageFont.load_default(size=30)
-    width = max(sum(p.width for _, p in row) for row in rows)
-    caption = 50
-    height = sum(caption + max(p.height for _, p in row) for row in rows)
-    sheet = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(sheet)
-    y = 0
-    for row in rows:
-        x = 0
-        for title, panel in row:
-            draw.text((x + panel.width // 2, y + caption // 2), title, fill="black", font=font, anchor="mm")
-            sheet.paste(panel, (x, y + caption))
-            x += panel.width
-        y += caption + max(p.height for _, p in row)
-    temporary = path + ".tmp.png"
-    sheet.save(temporary)
-    os.replace(temporary, path)
-
-
-def write(study) -> None:
-    os.makedirs(os.path.join(S.ROOT, S.DOCS), exist_ok=True)
-    regimes = results(study)
-    grid = study.state["grid"]
-    names = ("data", "grid", "full", "scarce", "evaluate")
-    walls = study.state.get("stage_wall", {})
-    stages = {stage: round(walls.get(stage, 0) / 60, 1) for stage in names}
-    unit_minutes = {stage: round(study.stage_seconds(stage) / 60, 1) for stage in names}
-    version = subprocess.run([study.csm, "--version"], capture_output=True, text=True).stdout.strip()
-    document = {"dataset": "fashion-mnist", "regimes": regimes, "grid": grid, "recipe": S.RECIPE,
-                "full_epochs": S.FULL_EPOCHS, "mixed": {"pairs": 45, "groups_per_pair": S.GROUPS_PER_PAIR,
-                                                        "lambdas": S.LAMBDAS, "samples": study.count("mixed")},
-                "samples": {d: study.count(d) for d in ("real-train", "real-val", "real-fit", "real-scarce", "real-test")},
-                "bins": S.BINS, "bootstrap": S.BOOTSTRAP, "stage_minutes": stages, "unit_minutes": unit_minutes, "jobs": study.jobs, "machine": machine(),
-                "csm_version": version}
-    json_path = os.path.join(S.ROOT, S.DOCS, "fashion-mnist.json")
-    with open(json_path + ".tmp", "w") as out:
-        json.dump(document, out, indent=1)
-    os.replace(json_path + ".tmp", json_path)
-    figure(study, os.path.join(S.ROOT, S.DOCS, "fashion-mnist-reliability.png"))
-
-    full, scarce = regimes["full"], regimes["scarce"]
-    chosen = grid["chosen"]
-    md = ["# Calibration study: Fashion-MNIST", "",
-          "Made by `make study` (tools/study.py) with csm's own commands: `csm import`, `csm split`, `csm generate`, "
-          "`csm train`, `csm evaluate`. Every figure below is on the 10,000 test images, read once after every setting "
-          "was fixed; settings were chosen on the validation split.", "",
-          "## Outcome", "", *goal(regimes), "",
-          "![Reliability diagrams](fashion-mnist-reliability.png)", "",
-          f"## Regime \"full\": ResNet-20 on {full['samples']:,} training images", "",
-          f"{full['steps']} optimiser steps ({plural(full['epochs'], 'epoch')}).", "", *table(full), "",
-          f"## Regime \"scarce\": a class-balanced 10% subset ({scarce['samples']:,} images)", "",
-          f"The same {scarce['steps']} optimiser steps ({plural(scarce['epochs'], 'epoch')}). The diffusion model that made the "
-          "mixed images and the classifier that reannotated them were trained on the whole Fashion-MNIST training "
-          "split, so in this regime the CSM data carries information from images the scarce classifier never sees.",
-          "", *table(scarce), "",
-          "ECE, AdaECE and class-wise ECE with 15 bins; the interval is the 2.5th-97.5th percentile of ECE over "
-          f"{S.BOOTSTRAP:,} bootstrap resamples of the test images. T is the temperature fitted on the validation "
-          "split (minimum NLL); \"after TS\" divides the test logits by it.", "",
-          "## Recipe", "",
-          f"`csm train {' '.join(S.RECIPE)}` — SGD with momentum 0.9, weight decay 5e-4 on every parameter, batch 128 "
-          "real images, random crop (padding 4) and horizontal flip, cosine schedule from 0.1, gradient norm clipped "
-          "at 2, the last epoch kept. Method options: "
-          + ", ".join(f"`{k}` {' '.join(v) or '(none)'}" for k, v in S.LOSS_OPTIONS.items()) + ". "
-          f"CSM methods add `--mixed` with the chosen setting: sharpness {chosen['sharpness']:g}, n_aug "
-          f"{chosen['n_aug']}, {'consistent samples only' if chosen['consistent_only'] else 'all samples'}, mixed share "
-          f"{chosen['share']:g}.", "",
-          "## CSM settings (validation split only)", "",
-          f"Each setting trained the `csm` loss for {grid['steps']} steps on the fit split and was judged on the "
-          f"validation split: the lowest validation ECE among settings within 0.5 pt of CE's validation accuracy "
-          f"at the same length (floor {pct(grid['accuracy_floor'])}). Sharpness x n_aug first, then consistent-only "
-          "and a mixed share of 0.5 at the best of those.", "", *grid_table(grid), "",
-          "## Data", "",
-          f"- Real: Fashion-MNIST train {study.count('real-train'):,} = validation {study.count('real-val'):,} "
-          f"(class-balanced 10%, `csm split --seed 0 --balanced`) + fit {study.count('real-fit'):,}; scarce "
-          f"{study.count('real-scarce'):,} (class-balanced 10% of fit, `--seed 1`); test {study.count('real-test'):,}.",
-          f"- Mixed: `csm generate` with the shipped diffusion model and classifier, all 45 pairs x "
-          f"{plural(S.GROUPS_PER_PAIR, 'group')} (trajectories) x {S.LAMBDAS} lambdas = {study.count('mixed'):,} images; "
-          "λ̂ is stored and `csm train --sharpness` re-derives the soft labels.", "",
-          "## Wall time (this machine)", "",
-          f"Trainings ran {study.jobs} at a time, each pinned to one core (`tools/study.py --jobs`); \"unit minutes\" "
-          "adds up the wall time of each command.", "",
-          "| stage | wall minutes | unit minutes |", "|---|---:|---:|",
-          *[f"| {k} | {stages[k]} | {unit_minutes[k]} |" for k in names],
-          f"| total | {round(sum(stages.values()), 1)} | {round(sum(unit_minutes.values()), 1)} |", "",
-          f"Machine: {machine()}. csm {version}.", "",
-          "## Check it", "",
-          "The classifiers are committed under `Datasets/fashion-mnist/study/`. `csm evaluate --classifier "
-          "Datasets/fashion-mnist/study/full-csm-seed0.safetensors --data <csm import fashion-mnist --split test>` gives "
-          "the table's accuracy and ECE, and `python3 tools/check_study_torch.py` recomputes both with PyTorch for every "
-          "model.", ""]
-    md_path = os.path.join(S.ROOT, S.DOCS, "fashion-mnist.md")
-    with open(md_path + ".tmp", "w") as out:
-        out.write("\n".join(md))
-    os.replace(md_path + ".tmp", md_path)
-    print(f"wrote {os.path.relpath(md_path, S.ROOT)}, {os.path.relpath(json_path, S.ROOT)} and the figure")
+def write(study, settings) -> None:
+    """Writes the report of `study` (a tools/study.py Study); `settings` is the study module,
+    whose constants (regimes, recipe, pools) the report describes."""
+    Report(study, settings).write()

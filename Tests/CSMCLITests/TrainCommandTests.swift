@@ -85,6 +85,35 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(json2["ece"] as? Double ?? -1, json["ece"] as? Double ?? -2, accuracy: 1e-12)
     }
 
+    /// --val-data validates on separate shards after every epoch (all of the training
+    /// shards train): the last epoch's validation metrics are those `csm evaluate` gives.
+    func testValidationShards() throws {
+        let real = try writeShard("real.h5", count: 120)
+        let validation = try writeShard("val.h5", count: 60, seed: 1)
+        let model = dir + "/model.safetensors"
+        let trained = try runCSM(["train", "--real", real, "--val-data", validation, "--arch", "linear", "--epochs", "2", "--batch", "16",
+                                  "--lr", "0.05", "--no-augment", "--keep", "last", "--json", "--out", model])
+        XCTAssertEqual(trained.status, 0, trained.err)
+        let lines = trained.out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertEqual(lines.count, 2, trained.out)
+        XCTAssertEqual(lines.last?["steps"] as? Int, 16, "120 training samples in batches of 16, twice")
+        let evaluated = try runCSM(["evaluate", "--classifier", model, "--data", validation, "--json"])
+        XCTAssertEqual(evaluated.status, 0, evaluated.err)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(evaluated.out.utf8)) as? [String: Any])
+        XCTAssertEqual(lines.last?["val_accuracy"] as? Double ?? -1, json["accuracy"] as? Double ?? -2, accuracy: 1e-12)
+        XCTAssertEqual(lines.last?["val_ece"] as? Double ?? -1, json["ece"] as? Double ?? -2, accuracy: 1e-6)
+
+        let both = try runCSM(["train", "--real", real, "--val-data", validation, "--val-fraction", "0.1", "--arch", "linear",
+                               "--epochs", "1", "--out", dir + "/other.safetensors"])
+        XCTAssertNotEqual(both.status, 0)
+        XCTAssertTrue(both.err.contains("--val-data replaces the held-out share"), both.err)
+        let mismatched = try writeShard("four.h5", count: 8, classes: 4)
+        let refused = try runCSM(["train", "--real", real, "--val-data", mismatched, "--arch", "linear", "--epochs", "1",
+                                  "--out", dir + "/other.safetensors"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.err.contains(mismatched), refused.err)
+    }
+
     /// --consistent-only and --mixed-share reach the model's training metadata; bad values
     /// and use without --mixed are one-line errors.
     func testConsistentOnlyAndMixedShare() throws {
