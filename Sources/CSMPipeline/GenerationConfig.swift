@@ -130,11 +130,29 @@ public struct GenerationConfig: Codable, Equatable, Sendable {
         }
     }
 
+    /// The weights file that allocated the trajectories to the pairs (`--pair-weights`).
+    public struct PairWeightsUse: Codable, Equatable, Sendable {
+        /// The file's name.
+        public var file: String
+        public var sha256: String
+        /// Trajectories of each pair, in plan order.
+        public var groups: [Int]
+
+        public init(file: String, sha256: String, groups: [Int]) {
+            self.file = file
+            self.sha256 = sha256
+            self.groups = groups
+        }
+    }
+
     public var generator: Generator
     public var annotator: Annotator
     /// The class pairs (a, b), in plan order.
     public var pairs: [[Int]]
+    /// Trajectories per pair; with `pairWeights`, the budget is this times the pairs.
     public var groupsPerPair: Int
+    /// Present only when `--pair-weights` allocated the trajectories.
+    public var pairWeights: PairWeightsUse?
     public var shardSize: Int
     /// Shard files of the whole run.
     public var numShards: Int
@@ -143,11 +161,13 @@ public struct GenerationConfig: Codable, Equatable, Sendable {
     public var image: [Int]
 
     /// The configuration of a run of `plan` (made with `--shard-size shardSize`).
-    public init(generator: Generator, annotator: Annotator, plan: GenerationPlan, shardSize: Int, classNames: [String], image: [Int]) {
+    public init(generator: Generator, annotator: Annotator, plan: GenerationPlan, shardSize: Int, classNames: [String], image: [Int],
+                pairWeights: PairWeightsUse? = nil) {
         self.generator = generator
         self.annotator = annotator
         pairs = plan.pairs.map { [$0.a, $0.b] }
         groupsPerPair = plan.groupsPerPair
+        self.pairWeights = pairWeights
         self.shardSize = shardSize
         numShards = plan.shardCount
         self.classNames = classNames
@@ -157,6 +177,7 @@ public struct GenerationConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case generator, annotator, pairs, image
         case groupsPerPair = "groups_per_pair", shardSize = "shard_size", numShards = "num_shards", classNames = "class_names"
+        case pairWeights = "pair_weights"
     }
 
     /// The configuration as the manifest stores it (and as it reads back from one).

@@ -60,31 +60,50 @@ public struct PlanError: Error, CustomStringConvertible {
 /// Which samples a CSM run generates, and where each goes.
 ///
 /// A group is one trajectory: `lambdas` samples sharing one latent, with λ =
-/// linspace(0, 1, lambdas). Groups are numbered pair by pair (group g belongs to pair
-/// g / groupsPerPair). Shard file k holds groups [k·G, (k+1)·G), G = groups per file, so a
-/// run split over workers writes exactly the files of the single run. A group's latent is
-/// `GaussianStream(seed: deriveSeed(seed, g))`: a pure function of (seed, g).
+/// linspace(0, 1, lambdas). Pair p gets `groupCounts[p]` groups (the same number each with
+/// `--groups-per-pair`, or an allocation by `PairWeights`), numbered pair by pair. Shard file
+/// k holds groups [k·G, (k+1)·G), G = groups per file, so a run split over workers writes
+/// exactly the files of the single run. A group's latent is `GaussianStream(seed:
+/// deriveSeed(seed, g))`: a pure function of (seed, g).
 public struct GenerationPlan: Sendable, Equatable {
     public let pairs: [ClassPair]
-    public let groupsPerPair: Int
+    /// Groups (trajectories) of each pair, in the order of `pairs`.
+    public let groupCounts: [Int]
     public let lambdas: Int
     public let seed: UInt64
     /// Groups per shard file.
     public let groupsPerShard: Int
+    /// The first group of each pair, then the group count.
+    private let groupStarts: [Int]
 
+    /// The same number of groups for every pair.
     public init(pairs: [ClassPair], groupsPerPair: Int, lambdas: Int, seed: UInt64, shardSize: Int) throws {
-        guard !pairs.isEmpty else { throw PlanError("no class pairs") }
         guard groupsPerPair >= 1 else { throw PlanError("--groups-per-pair must be at least 1") }
+        try self.init(pairs: pairs, groupCounts: [Int](repeating: groupsPerPair, count: pairs.count), lambdas: lambdas, seed: seed,
+                      shardSize: shardSize)
+    }
+
+    /// `groupCounts[p]` groups for pair p.
+    public init(pairs: [ClassPair], groupCounts: [Int], lambdas: Int, seed: UInt64, shardSize: Int) throws {
+        guard !pairs.isEmpty else { throw PlanError("no class pairs") }
+        guard groupCounts.count == pairs.count, groupCounts.allSatisfy({ $0 >= 1 }) else {
+            throw PlanError("every pair needs at least one group")
+        }
         guard lambdas >= 2 else { throw PlanError("--lambdas must be at least 2") }
         guard shardSize >= lambdas else { throw PlanError("--shard-size \(shardSize) is smaller than one trajectory (\(lambdas) samples)") }
         self.pairs = pairs
-        self.groupsPerPair = groupsPerPair
+        self.groupCounts = groupCounts
         self.lambdas = lambdas
         self.seed = seed
         self.groupsPerShard = shardSize / lambdas
+        var starts = [0]
+        for count in groupCounts { starts.append(starts.last! + count) }
+        groupStarts = starts
     }
 
-    public var groupCount: Int { pairs.count * groupsPerPair }
+    public var groupCount: Int { groupStarts.last! }
+    /// Groups per pair on average (exact when every pair has as many).
+    public var groupsPerPair: Int { groupCount / pairs.count }
     public var sampleCount: Int { groupCount * lambdas }
     public var shardCount: Int { (groupCount + groupsPerShard - 1) / groupsPerShard }
 
@@ -98,7 +117,15 @@ public struct GenerationPlan: Sendable, Equatable {
         Array(stride(from: index, to: shardCount, by: count))
     }
 
-    public func pair(ofGroup group: Int) -> ClassPair { pairs[group / groupsPerPair] }
+    /// The pair group `group` belongs to.
+    public func pair(ofGroup group: Int) -> ClassPair {
+        var low = 0, high = pairs.count - 1      // the last pair whose first group is ≤ group
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if groupStarts[middle] <= group { low = middle } else { high = middle - 1 }
+        }
+        return pairs[low]
+    }
 
     /// The seed of group `group`'s latent.
     public func latentSeed(ofGroup group: Int) -> UInt64 { deriveSeed(seed, UInt64(group)) }

@@ -21,7 +21,7 @@ struct CSM: ParsableCommand {
             """,
         version: CSMVersion.string,
         subcommands: [
-            SampleCommand.self, GenerateCommand.self, MergeCommand.self, AttributeCommand.self, ImportCommand.self, SplitCommand.self, PrototypesCommand.self,
+            SampleCommand.self, GenerateCommand.self, PairsCommand.self, MergeCommand.self, AttributeCommand.self, ImportCommand.self, SplitCommand.self, PrototypesCommand.self,
             InspectCommand.self, EvaluateCommand.self, TrainCommand.self, BenchKernelsCommand.self, BenchLoaderCommand.self,
         ])
 }

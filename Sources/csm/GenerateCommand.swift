@@ -39,8 +39,11 @@ struct GenerateCommand: ParsableCommand {
     var prototypes: String?
     @Option(help: "Class pairs: all, or A:B,C:D,… (indices or names).")
     var pairs: String = "all"
-    @Option(name: .customLong("groups-per-pair"), help: "Trajectories per pair.")
+    @Option(name: .customLong("groups-per-pair"), help: "Trajectories per pair (with --pair-weights: the budget is this times the pairs).")
     var groupsPerPair: Int = 2
+    @Option(name: .customLong("pair-weights"), help: ArgumentHelp(
+        "Allocate the trajectories by a csm-pair-weights/1 file from `csm pairs` (at least one per pair).", valueName: "file.json"))
+    var pairWeights: String?
     @Option(help: "Trajectory length L (samples per group).")
     var lambdas: Int = 8
     @Option(help: "Global seed; a group's latent is a pure function of (seed, group id).")
@@ -91,7 +94,19 @@ struct GenerateCommand: ParsableCommand {
         }
         let names = net.classNames ?? resnet.classNames
         let classPairs = try ClassPair.parse(pairs, classNames: names, classCount: net.labelDimension)
-        let plan = try GenerationPlan(pairs: classPairs, groupsPerPair: groupsPerPair, lambdas: lambdas, seed: seed, shardSize: shardSize)
+        guard groupsPerPair >= 1 else { throw PlanError("--groups-per-pair must be at least 1") }
+        var weightsUse: GenerationConfig.PairWeightsUse?
+        let plan: GenerationPlan
+        if let pairWeights {
+            let weights = try PairWeights.read(from: pairWeights)
+            let counts = try weights.allocation(pairs: classPairs, total: classPairs.count * groupsPerPair,
+                                                classNames: names, path: pairWeights)
+            weightsUse = .init(file: (pairWeights as NSString).lastPathComponent, sha256: try FileHash.sha256(ofFile: pairWeights),
+                               groups: counts)
+            plan = try GenerationPlan(pairs: classPairs, groupCounts: counts, lambdas: lambdas, seed: seed, shardSize: shardSize)
+        } else {
+            plan = try GenerationPlan(pairs: classPairs, groupsPerPair: groupsPerPair, lambdas: lambdas, seed: seed, shardSize: shardSize)
+        }
         let settings = sampler.settings
         let (workerIndex, workerCount) = try workers.resolve()
 
@@ -101,7 +116,8 @@ struct GenerateCommand: ParsableCommand {
             annotator: .init(classifier: (classifierPath as NSString).lastPathComponent, classifierSHA256: classifierSHA,
                              prototypesSHA256: try FileHash.sha256(ofFile: prototypesPath), sharpness: sharpness,
                              consistencyMargin: consistencyMargin),
-            plan: plan, shardSize: shardSize, classNames: names, image: [net.resolution, net.resolution, net.channels])
+            plan: plan, shardSize: shardSize, classNames: names, image: [net.resolution, net.resolution, net.channels],
+            pairWeights: weightsUse)
         let job = try ShardGenerator(
             plan: plan, sampler: EDMSampler(model: net, settings: settings), classifier: resnet,
             reannotation: Reannotation(prototypes: loaded.prototypes, sharpness: sharpness, margin: consistencyMargin),
@@ -111,7 +127,8 @@ struct GenerateCommand: ParsableCommand {
         let todo = job.pending(mine, manifest: manifest, directory: out)
         let skipped = mine.count - todo.count
         let images = todo.reduce(0) { $0 + plan.groups(ofShard: $1).count * plan.lambdas }
-        printError("csm generate: \(plan.pairs.count) pairs × \(groupsPerPair) groups × \(lambdas) λ = \(plan.sampleCount) samples in \(plan.shardCount) shards; "
+        let groups = weightsUse.map { "\($0.groups.min()!)–\($0.groups.max()!) groups (by \(pairWeights ?? ""))" } ?? "\(groupsPerPair) groups"
+        printError("csm generate: \(plan.pairs.count) pairs × \(groups) × \(lambdas) λ = \(plan.sampleCount) samples in \(plan.shardCount) shards; "
                    + "worker \(workerIndex + 1)/\(workerCount): \(mine.count) shards" + (skipped > 0 ? " (\(skipped) already done)" : ""))
 
         let progress = ProgressReporter("generating", total: images, unit: "images")

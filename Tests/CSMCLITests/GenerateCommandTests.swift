@@ -261,3 +261,79 @@ final class MismatchTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/b/manifest.json"))
     }
 }
+
+extension GenerateCommandTests {
+    /// `csm pairs` weighs pairs by a classifier's confusion on labelled shards; `csm generate
+    /// --pair-weights` spends the same budget by them. Split, merge and resume end with the
+    /// single run's bytes; the manifest records the file and the allocation; bad files are one line.
+    func testPairWeightsFromPairsDriveGenerate() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Labelled shards: mixed samples count as the class of their larger label share.
+        let made = try runCSM(["generate", "--out", dir + "/val", "--prototypes", Self.prototypes, "--pairs", "7:9,0:1,2:4",
+                               "--groups-per-pair", "2", "--steps", "3"])
+        XCTAssertEqual(made.status, 0, made.err)
+        let weightsPath = dir + "/weights.json"
+        let pairs = try runCSM(["pairs", "--data", dir + "/val", "--out", weightsPath, "--picture", dir + "/confusion.png", "--floor", "0.5"])
+        XCTAssertEqual(pairs.status, 0, pairs.err)
+        XCTAssertTrue(pairs.out.contains("errors  confident  weight"), pairs.out)
+        let weights = try PairWeights.read(from: weightsPath)
+        XCTAssertEqual(weights.pairs.count, 45)
+        XCTAssertEqual(weights.pairs.reduce(0) { $0 + $1.weight }, 1, accuracy: 1e-9)
+        XCTAssertTrue(weights.pairs.allSatisfy { $0.weight >= 0.5 / 45 - 1e-12 })
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/confusion.png"))
+
+        let weighted = arguments(dir + "/single", ["--pair-weights", weightsPath, "--shard-size", "8"])
+        let single = try runCSM(weighted)
+        XCTAssertEqual(single.status, 0, single.err)
+        let manifest = try Manifest.read(from: dir + "/single/manifest.json")
+        guard case .object(let config) = manifest.config, case .object(let use)? = config["pair_weights"],
+              case .array(let groups)? = use["groups"], case .string(let sha)? = use["sha256"] else {
+            return XCTFail("no pair_weights in \(manifest.config)")
+        }
+        XCTAssertEqual(sha, try FileHash.sha256(ofFile: weightsPath))
+        let counts = try weights.allocation(pairs: [ClassPair(7, 9), ClassPair(0, 1), ClassPair(2, 4)], total: 6,
+                                            classNames: weights.classNames, path: weightsPath)
+        XCTAssertEqual(groups, counts.map { .int(Int64($0)) })
+        XCTAssertEqual(manifest.totalCount, 6 * 8)
+
+        for i in 0..<2 {
+            let part = try runCSM(arguments(dir + "/part\(i)", ["--pair-weights", weightsPath, "--shard-size", "8", "--shard-index", "\(i)",
+                                                                "--num-shards", "2"]))
+            XCTAssertEqual(part.status, 0, part.err)
+        }
+        let merged = try runCSM(["merge", dir + "/part0", dir + "/part1", "--out", dir + "/merged"])
+        XCTAssertEqual(merged.status, 0, merged.err)
+        XCTAssertEqual(try files(dir + "/merged"), try files(dir + "/single"))
+
+        // Resume: a run that lost its last shards ends with the same bytes.
+        try FileManager.default.copyItem(atPath: dir + "/part0", toPath: dir + "/resumed")
+        let resumed = try runCSM(weighted.map { $0 == dir + "/single" ? dir + "/resumed" : $0 })
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertTrue(resumed.err.contains("already done"), resumed.err)
+        XCTAssertEqual(try files(dir + "/resumed"), try files(dir + "/single"))
+
+        // The same budget with other weights is another configuration.
+        var other = weights
+        other.pairs[0].weight += 1
+        try other.write(to: dir + "/other.json")
+        let refused = try runCSM(weighted.map { $0 == weightsPath ? dir + "/other.json" : $0 })
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.err.contains("another configuration"), refused.err)
+
+        // A file for other classes, or one that lacks a pair, is one line naming it.
+        var renamed = weights
+        renamed.classNames[0] = "Top"
+        try renamed.write(to: dir + "/renamed.json")
+        let wrongClasses = try runCSM(arguments(dir + "/x", ["--pair-weights", dir + "/renamed.json"]))
+        XCTAssertNotEqual(wrongClasses.status, 0)
+        XCTAssertTrue(wrongClasses.err.contains(dir + "/renamed.json: weights for the classes"), wrongClasses.err)
+        var partial = weights
+        partial.pairs.removeAll { $0.a == 7 && $0.b == 9 }
+        try partial.write(to: dir + "/partial.json")
+        let lacking = try runCSM(arguments(dir + "/y", ["--pair-weights", dir + "/partial.json"]))
+        XCTAssertNotEqual(lacking.status, 0)
+        XCTAssertTrue(lacking.err.contains("lists no weight for the pair Sneaker:Ankle boot"), lacking.err)
+        XCTAssertEqual(lacking.err.split(separator: "\n").filter { $0.hasPrefix("Error:") }.count, 1, lacking.err)
+    }
+}

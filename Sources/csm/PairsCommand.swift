@@ -1,0 +1,105 @@
+import ArgumentParser
+import CSMFormats
+import CSMPictures
+import CSMPipeline
+import Foundation
+
+/// `csm pairs`: which class pairs a classifier confuses, as weights for `csm generate
+/// --pair-weights`.
+struct PairsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pairs",
+        abstract: "Weigh the class pairs by how often and how confidently a classifier confuses them.",
+        discussion: """
+            Runs the classifier on labelled shards (use a validation split, not the test split) \
+            and scores each unordered pair (a, b) by its confident confusion: over the samples of \
+            a classified as b and of b classified as a, the sum of the classifier's probability \
+            for the wrong class. The weights share 1 − --floor in proportion to the scores and \
+            spread --floor evenly over every pair, so no pair gets zero. `csm generate \
+            --pair-weights FILE` then spends its budget of --groups-per-pair × pairs trajectories \
+            by these weights, at least one per pair. The file is JSON, csm-pair-weights/1 \
+            (docs/formats/pair-weights.md).
+
+            Examples:
+              csm pairs --data data/real-val --out weights.json --picture confusion.png
+              csm generate --out data/mixed --pair-weights weights.json --groups-per-pair 16
+            """)
+
+    @Option(help: ArgumentHelp("Classifier (default: the Fashion-MNIST ResNet-20).", valueName: "file"))
+    var classifier: String?
+
+    @Option(help: ArgumentHelp("Labelled shards to measure the confusion on (real samples; mixed ones count as their top class).",
+                               valueName: "dir"))
+    var data: String
+
+    @Option(help: ArgumentHelp("The weights file to write.", valueName: "file.json"))
+    var out: String
+
+    @Option(help: ArgumentHelp("Also draw the confusion matrix.", valueName: "file.png"))
+    var picture: String?
+
+    @Option(help: "Share of the budget spread evenly over all pairs, in [0, 1].")
+    var floor: Double = 0.1
+
+    @Option(help: "Pairs listed on the screen.")
+    var top: Int = 10
+
+    func validate() throws {
+        guard floor.isFinite, floor >= 0, floor <= 1 else { throw ValidationError("--floor must lie in [0, 1], got \(floor)") }
+        guard top >= 0 else { throw ValidationError("--top must be non-negative") }
+    }
+
+    func run() throws {
+        do {
+            try pairs()
+        } catch let error as FileError {
+            throw CLIError(error.description)
+        } catch let error as PlanError {
+            throw CLIError(error.description)
+        }
+    }
+
+    private func pairs() throws {
+        let classifierPath = try classifier ?? DefaultFiles.locate(DefaultFiles.classifier)
+        let network = try ClassifierLogits(path: classifierPath)
+        let set = try network.evaluationSet(data: data)
+        guard case .float(let logits) = set.values else { throw CLIError("\(classifierPath): unexpected logits") }
+        let k = set.classCount
+        var probabilities = [Double](repeating: 0, count: logits.count)
+        var correct = 0
+        for i in 0..<set.sampleCount {
+            let row = logits[(i * k)..<((i + 1) * k)].map(Double.init)
+            let top = row.max()!
+            let exps = row.map { exp($0 - top) }
+            let sum = exps.reduce(0, +)
+            for j in 0..<k { probabilities[i * k + j] = exps[j] / sum }
+            if row.firstIndex(of: top) == set.labels[i] { correct += 1 }
+        }
+        let source = PairWeights.Source(classifier: (classifierPath as NSString).lastPathComponent,
+                                        classifierSHA256: try FileHash.sha256(ofFile: classifierPath), data: data,
+                                        samples: set.sampleCount, accuracy: Double(correct) / Double(set.sampleCount))
+        let weights = try PairWeights(probabilities: probabilities, labels: set.labels, classNames: network.classNames, floor: floor,
+                                      source: source)
+        try weights.write(to: out)
+
+        let names = network.classNames
+        print(String(format: "%@ on %@: %d samples, accuracy %.2f%%", source.classifier, data, set.sampleCount, 100 * source.accuracy))
+        print("pair".padding(toLength: 32, withPad: " ", startingAt: 0) + "  errors  confident  weight")
+        for entry in weights.pairs.sorted(by: { $0.weight > $1.weight }).prefix(top) {
+            let label = "\(names[entry.a]) ↔ \(names[entry.b])"
+            print(label.padding(toLength: 32, withPad: " ", startingAt: 0)
+                  + String(format: "  %6d  %9.2f  %6.4f", entry.errors, entry.confidentErrors, entry.weight))
+        }
+        printError("wrote \(out): \(weights.pairs.count) pairs, floor \(floor)")
+        if let picture {
+            var counts = [Int](repeating: 0, count: k * k)
+            for i in 0..<set.sampleCount {
+                let row = probabilities[(i * k)..<((i + 1) * k)]
+                counts[set.labels[i] * k + (row.indices.max { row[$0] < row[$1] }! - i * k)] += 1
+            }
+            try ConfusionMatrixPicture.draw(counts: counts, classNames: names,
+                                            title: "\(source.classifier) on \(set.sampleCount) samples").writePNG(path: picture)
+            printError("wrote \(picture)")
+        }
+    }
+}
