@@ -1,6 +1,6 @@
 """Compact PyTorch implementation of the EDM diffusion networks that csm samples from.
 
-csm reads diffusion models in its `edm-diffusion/1` safetensors format (SPEC 4.1): the
+csm reads diffusion models in its `edm-diffusion/1` safetensors format (docs/formats/edm-diffusion.md): the
 `state_dict()` of an EDM preconditioner (VPPrecond, VEPrecond or EDMPrecond wrapping a
 SongUNet or a DhariwalUNet) under EDM's own tensor names, plus a metadata entry `edm`
 holding `{"class_name": ..., "init_kwargs": {...}}`. This module rebuilds such a network

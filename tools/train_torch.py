@@ -39,7 +39,8 @@ MASK = (1 << 64) - 1
 
 
 class LoaderRandom:
-    """csm's LoaderRandom (CSMLoader/ImageTransform.swift): SplitMix64 seeded by mixing keys."""
+    """csm's LoaderRandom (CSMLoader/ImageTransform.swift): SplitMix64 seeded by mixing keys
+    (docs/formats/loader-random-streams.md)."""
 
     def __init__(self, *keys: int) -> None:
         s = 0x243F6A8885A308D3

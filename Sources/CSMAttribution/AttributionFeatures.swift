@@ -3,8 +3,8 @@ import CSMFormats
 import CSMShards
 import Foundation
 
-/// A `csm-attribution-features/1` file (SPEC §4.4): the training features Φ, their training
-/// indices and weights, and what made them.
+/// A `csm-attribution-features/1` file (docs/formats/attribution.md): the training features
+/// Φ, their training indices and weights, and what made them.
 public struct AttributionFeatures: Sendable {
     /// The schema name written to every features file.
     public static let schema = "csm-attribution-features/1"

@@ -6,7 +6,8 @@ import Foundation
 /// The images of a shard set (`ShardPaths`' rule) as DAS inputs: pixels in the network's
 /// range (uint8 / 127.5 − 1, EDM's convention) and the class vector the network is given:
 /// one-hot for real data, λ·e_a + (1 − λ)·e_b for a mixed sample (λ = `lambda_gen`).
-/// Image i is the i-th row counting across shards in the resolver's order (SPEC §4.4).
+/// Image i is the i-th row counting across shards in the resolver's order
+/// (docs/formats/attribution.md).
 public struct AttributionImages {
     /// The resolved shard set.
     public let paths: ShardPaths

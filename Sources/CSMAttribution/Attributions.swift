@@ -3,8 +3,8 @@ import CSMFormats
 import CSMShards
 import Foundation
 
-/// A `csm-attributions/1` file (SPEC §4.4): for each query its best `top` training
-/// indices and scores, best first.
+/// A `csm-attributions/1` file (docs/formats/attribution.md): for each query its best `top`
+/// training indices and scores, best first.
 public struct Attributions: Sendable {
     public static let schema = "csm-attributions/1"
 

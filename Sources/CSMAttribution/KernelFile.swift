@@ -3,7 +3,7 @@ import CSMFormats
 import CSMShards
 import Foundation
 
-/// The kernel inverse kept beside a features file (SPEC §4.4 allows it), so that queries
+/// The kernel inverse kept beside a features file (docs/formats/attribution.md), so that queries
 /// compute it once: `FEATURES.kernel.h5`, schema `csm-attribution-kernel/1`, dataset
 /// `kernel_inverse` float64 [s, s] and root attributes `form` (`features`: (ΦᵀΦ + λI)⁻¹;
 /// `gram`: (ΦΦᵀ + λI)⁻¹), `damping` and `features_sha256`.

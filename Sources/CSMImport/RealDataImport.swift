@@ -2,9 +2,9 @@ import CSMFormats
 import CSMShards
 import Foundation
 
-/// Writes an imported dataset as real-data shards (SPEC §4.3) named `real-<split>-00000.h5`,
-/// `real-<split>-00001.h5`, … plus a `manifest.json` recording each finished shard and
-/// `config` (the import's source description).
+/// Writes an imported dataset as real-data shards (docs/formats/csm-shard.md) named
+/// `real-<split>-00000.h5`, `real-<split>-00001.h5`, … plus a `manifest.json` recording each
+/// finished shard and `config` (the import's source description).
 public struct RealDataImport: Sendable {
     /// Samples per shard (the last shard may hold fewer).
     public var shardSize: Int

@@ -73,7 +73,8 @@ public struct ImageTransform: Sendable {
 }
 
 /// A small deterministic generator (SplitMix64) for augmentation and sampling draws;
-/// seeded from (seed, epoch, position) so results never depend on thread count.
+/// seeded from (seed, epoch, position) so results never depend on thread count. Its keys
+/// and draws are specified in docs/formats/loader-random-streams.md.
 public struct LoaderRandom: Sendable {
     private var state: UInt64
 

@@ -1,8 +1,9 @@
 import CSMFormats
 import Foundation
 
-/// The architecture of an `edm-diffusion/1` file: the preconditioner's class and its
-/// constructor arguments exactly as EDM names them, with EDM's defaults for absent keys.
+/// The architecture of an `edm-diffusion/1` file (docs/formats/edm-diffusion.md): the
+/// preconditioner's class and its constructor arguments exactly as EDM names them, with
+/// EDM's defaults for absent keys.
 public struct EDMConfiguration: Sendable {
     public enum ModelType: String, Sendable { case songUNet = "SongUNet", dhariwalUNet = "DhariwalUNet" }
 

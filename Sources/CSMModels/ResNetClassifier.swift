@@ -2,7 +2,8 @@ import CSMFormats
 import CSMNumerics
 import Foundation
 
-/// The architecture of a `resnet-classifier/1` file (its `resnet` metadata entry).
+/// The architecture of a `resnet-classifier/1` file (its `resnet` metadata entry;
+/// docs/formats/resnet-classifier.md).
 public struct ResNetArchitecture: Sendable, Equatable {
     /// torchvision's BasicBlock (two 3×3 convolutions) or Bottleneck (1×1, 3×3, 1×1 with 4× expansion).
     public enum Block: String, Sendable { case basic, bottleneck }

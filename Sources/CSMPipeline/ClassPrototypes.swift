@@ -3,7 +3,7 @@ import CSMModels
 import CSMShards
 import Foundation
 
-/// Class prototypes μ_k (SPEC §3): the mean of a classifier's penultimate features φ over
+/// Class prototypes μ_k (docs/formats/csm-prototypes.md): the mean of a classifier's penultimate features φ over
 /// the real images of class k. Stored as a safetensors file in the `csm-prototypes/1`
 /// format: tensors `prototypes` F32 [K, F] and `counts` F32 [K]; metadata `format`,
 /// `classifier_sha256`, `classifier` (file name), `class_names` (JSON) and `source`.

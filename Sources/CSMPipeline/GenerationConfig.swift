@@ -7,7 +7,7 @@ import Foundation
 /// its `generator` and `annotator` parts become every shard's attributes of those names.
 /// Keys are snake_case as in the files.
 public struct GenerationConfig: Codable, Equatable, Sendable {
-    /// The sampler's settings (SPEC §2).
+    /// The sampler's settings (docs/formats/csm-shard.md, generator.sampler).
     public struct Sampler: Codable, Equatable, Sendable {
         public var steps: Int
         public var sigmaMin: Double

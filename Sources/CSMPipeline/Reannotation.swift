@@ -1,7 +1,7 @@
 import CSMShards
 import Foundation
 
-/// Calibrated reannotation (CSM, SPEC §3): where a generated sample's classifier features
+/// Calibrated reannotation (CSM; docs/formats/csm-shard.md, "Soft labels"): where a generated sample's classifier features
 /// fall between the two class prototypes, turned into a soft label.
 public struct Reannotation: Sendable {
     /// Class prototypes μ_k: [K][F].

@@ -1,9 +1,9 @@
 import CSMFormats
 import Foundation
 
-/// `manifest.json` beside a run's shards (SPEC §4.3): every finished shard and the run's
-/// configuration. A shard is recorded only once it is complete and renamed into place, so
-/// a crashed run resumes from the manifest.
+/// `manifest.json` beside a run's shards (docs/formats/csm-shard.md): every finished shard
+/// and the run's configuration. A shard is recorded only once it is complete and renamed into
+/// place, so a crashed run resumes from the manifest.
 ///
 ///     {"schema": "csm-manifest/1",
 ///      "shards": [{"file": "NAME.h5", "count": N, "sha256": "…", "shard_index": i}, …],

@@ -3,11 +3,11 @@ import CHDF5Shim
 import CSMFormats
 import Foundation
 
-/// Reads a `csm-shard/1` file. Opening validates the schema: the root attributes, every
-/// dataset's presence, element type and shape. Reads are of whole datasets or of a range
-/// of samples; a corrupted chunk (Fletcher-32 mismatch, broken compression) surfaces as a
-/// `FileError` naming the file and the dataset. Safe to use from several threads: all
-/// HDF5 calls are serialised.
+/// Reads a `csm-shard/1` file (docs/formats/csm-shard.md). Opening validates the schema:
+/// the root attributes, every dataset's presence, element type and shape. Reads are of whole
+/// datasets or of a range of samples; a corrupted chunk (Fletcher-32 mismatch, broken
+/// compression) surfaces as a `FileError` naming the file and the dataset. Safe to use from
+/// several threads: all HDF5 calls are serialised.
 public final class ShardReader: @unchecked Sendable {
     /// The file read.
     public let path: String

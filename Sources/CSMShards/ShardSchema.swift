@@ -195,8 +195,8 @@ public struct ShardSamples: Equatable, Sendable {
     /// Number of samples N.
     public var count: Int { classA.count }
 
-    /// Real images as shard columns (SPEC §4.3): one-hot labels, class_a = the class,
-    /// class_b = −1, lambda_gen = 1, lambda_proj = NaN, prob_a = 1, prob_b = 0,
+    /// Real images as shard columns (docs/formats/csm-shard.md): one-hot labels, class_a = the
+    /// class, class_b = −1, lambda_gen = 1, lambda_proj = NaN, prob_a = 1, prob_b = 0,
     /// consistent = 1, group = seed = −1. `images` holds one H×W×C image per entry of `classes`.
     public static func real(height: Int, width: Int, channels: Int, numClasses: Int, images: [UInt8],
                             classes: [Int32]) -> ShardSamples {

@@ -3,7 +3,7 @@ import CHDF5Shim
 import CSMFormats
 import Foundation
 
-/// Writes `csm-shard/1` HDF5 files (SPEC §4.3).
+/// Writes `csm-shard/1` HDF5 files (docs/formats/csm-shard.md).
 ///
 /// Every dataset is chunked along the sample axis and stored with shuffle, deflate and
 /// HDF5's Fletcher-32 checksum, so that a flipped byte is caught on read. The file is

@@ -1,8 +1,9 @@
 import Foundation
 
-/// The calibrated ratio and soft label of a mixed sample (SPEC §3), defined once: the
-/// reannotation writes `labels` with it and the loader re-derives labels for another
-/// sharpness with it. (The Python `csm_shards` package states the same formula in `calibrated_ratio`.)
+/// The calibrated ratio and soft label of a mixed sample (docs/formats/csm-shard.md, "Soft
+/// labels"), defined once: the reannotation writes `labels` with it and the loader re-derives
+/// labels for another sharpness with it. (The Python `csm_shards` package states the same
+/// formula in `calibrated_ratio`.)
 public enum SoftLabel {
     /// λ' = clip(σ(s·(λ̂ − 0.5)), 0, 1), σ the logistic function; 0.5 when λ̂ is not finite.
     public static func calibratedRatio(projection: Double, sharpness: Double) -> Double {

@@ -7,7 +7,8 @@ import Foundation
 /// data order and augmentation are functions of (seed, epoch), so the epoch is the random
 /// state. Stored as a safetensors file written through `AtomicFile` (temporary file, fsync,
 /// rename): a failed write, e.g. on a full disk, leaves the previous checkpoint as it was.
-/// Tensors keep the network's names under `state/`, `momentum/` and `best/`.
+/// Tensors keep the network's names under `state/`, `momentum/` and `best/`
+/// (docs/formats/checkpoint.md).
 public struct Checkpoint {
     public static let format = "csm-training-checkpoint/1"
 

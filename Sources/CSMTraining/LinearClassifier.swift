@@ -8,7 +8,7 @@ import Foundation
 /// image flattened in HWC order. A fast baseline, and the network the training loop's tests
 /// train (its gradients are exact and cheap). Saved as `linear-classifier/1`: tensors
 /// `weight` [K, H·W·C] and `bias` [K], metadata `input` and `class_names` as in
-/// `resnet-classifier/1`.
+/// `resnet-classifier/1` (docs/formats/resnet-classifier.md).
 public final class LinearClassifier: TrainableNetwork {
     public static let format = "linear-classifier/1"
 

@@ -81,7 +81,7 @@ final class AttributeCommandTests: XCTestCase {
                                 "--top", "4", "--out", dir + "/attributions.h5"])
         XCTAssertEqual(query.status, 0, query.err)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/reference.kernel.h5"))
-        // h5py reads both files as the README describes them (where python3 has h5py).
+        // h5py reads both files as docs/formats/attribution.md describes them (where python3 has h5py).
         let probe = Process()
         probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         probe.arguments = ["python3", "-c", "import h5py, numpy"]

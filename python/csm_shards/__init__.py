@@ -21,7 +21,7 @@ a summary.
 Install with `pip install ./python` from a csm checkout (`pip install "./python[torch]"` adds
 PyTorch for the datasets).
 
-Shard layout (README "Shards (`csm-shard/1`)", SPEC §4.3): datasets `images` uint8
+Shard layout (docs/formats/csm-shard.md): datasets `images` uint8
 [N, H, W, C], `labels` float32 [N, K], `class_a`/`class_b` int32 [N], `lambda_gen`,
 `lambda_proj`, `prob_a`, `prob_b` float32 [N], `consistent` uint8 [N], `group`/`seed`
 int64 [N]; root attributes `schema` = csm-shard/1, `kind`, `num_classes`, `class_names`
@@ -745,7 +745,9 @@ class TrajectoryPairing:
     member generated with λ = 1 when c = class_a, λ = 0 when c = class_b — followed by
     `n_aug` distinct interior members (0 < λ < 1, in trajectory order) drawn at random. The
     draw is a pure function of (seed, epoch, real index): independent of batching, of
-    DataLoader workers and of the order samples are asked for.
+    DataLoader workers and of the order samples are asked for. It is numpy's generator and
+    this class's rule, not `csm train`'s draws (docs/formats/loader-random-streams.md;
+    tools/train_torch.py reproduces those).
 
     Only trajectories with their class-c endpoint and at least `n_aug` interior members
     (after the mixed data's filters, e.g. `consistent_only`) are drawn. Real samples of a
