@@ -20,6 +20,9 @@ Stages, in order (each resumes; see below):
            consistent-only and n_aug 2 at the best; the pick (lowest validation ECE among
            settings within 0.5 pt of CE's validation accuracy) with 3 seeds; BSCE-GRA and
            CSM + BSCE-GRA.
+  targeted the scarce pick on a pool of the same size whose trajectories follow the pairs a
+           pilot confuses (csm pairs with scarce CE seed 0 on the validation split, then
+           csm generate --pair-weights), 3 seeds, against the uniform pool's 3 seeds.
   full     CE (3 seeds), LS, focal, BSCE-GRA; CSM at the scarce pick (3 seeds) and at
            sharpness 4; CSM + BSCE-GRA.
   middle   CE and CSM at the scarce pick, 3 seeds each.
@@ -68,6 +71,7 @@ REGIMES = {"scarce": {"data": "real-scarce", "epochs": 50, "fraction": 0.10},
 SEEDS = [0, 1, 2]
 # Mixed pools: trajectories per pair (x 8 lambdas x 45 pairs), all with DPM-Solver++(2M).
 POOLS = {"pool5760": 16, "pool54000": 150}
+TARGETED = "-targeted"           # a pool's budget allocated by the pilot's pair weights
 LAMBDAS = 8
 SHARPNESS = [1.0, 1.5, 2.3, 4.0, 10.0]
 FULL_SHARPNESS = 4.0             # "full" also trains CSM at this sharpness beside the scarce pick
@@ -230,13 +234,26 @@ class Study:
                       [self.path(spec["data"], "manifest.json")])
 
     def pool(self, name: str) -> str:
-        """The mixed pool NAME's folder, generated on first use."""
+        """The mixed pool NAME's folder, generated on first use. NAME-targeted is pool NAME's
+        budget spent by the pilot's pair weights (see `targeted`)."""
+        base, targeted = name.removesuffix(TARGETED), name.endswith(TARGETED)
+        command = [self.csm, "generate", "--out", self.path(name), "--groups-per-pair", str(POOLS[base]),
+                   "--lambdas", str(LAMBDAS), "--seed", "0", "--solver", "dpm2m"]
+        if targeted:
+            command += ["--pair-weights", self.pair_weights()]
         with self.pool_lock:
-            self.unit("generate-" + name, "data",
-                      [self.csm, "generate", "--out", self.path(name), "--groups-per-pair", str(POOLS[name]),
-                       "--lambdas", str(LAMBDAS), "--seed", "0", "--solver", "dpm2m"],
-                      [self.path(name, "manifest.json")])
+            self.unit("generate-" + name, "data", command, [self.path(name, "manifest.json")])
         return self.path(name)
+
+    def pair_weights(self) -> str:
+        """Pair weights from the pilot, a CE classifier trained on the scarce split only (no
+        image of the rest of the fit split enters them), measured on the validation split."""
+        weights = self.path("pair-weights.json")
+        self.unit("pairs", "targeted", [self.csm, "pairs", "--classifier", self.model_path(model_name("scarce", "ce", 0)),
+                                        "--data", self.path("real-val"), "--out", weights, "--picture",
+                                        self.path("pair-confusion.png"), "--top", "45"],
+                  [weights, self.path("pair-confusion.png")])
+        return weights
 
     # -- training ------------------------------------------------------------------------
 
@@ -281,6 +298,12 @@ class Study:
         chosen = self.pick([best, *variants])
         self.parallel([lambda seed=seed: self.train(regime, "csm", seed, chosen) for seed in SEEDS[1:]]
                       + [lambda: self.train(regime, "bsce-gra", 0), lambda: self.train(regime, "csm-bsce-gra", 0, chosen)])
+
+    def targeted(self) -> None:
+        regime, chosen = "scarce", self.chosen()
+        self.train(regime, "ce", 0, curves=True)        # the pilot
+        weighted = {**chosen, "pool": chosen["pool"] + TARGETED}
+        self.parallel([lambda seed=seed: self.train(regime, "csm", seed, weighted) for seed in SEEDS])
 
     def full(self) -> None:
         regime, chosen = "full", self.chosen()
@@ -357,6 +380,9 @@ class Study:
                         (0, model_name(regime, "csm", 0, {**chosen, "sharpness": FULL_SHARPNESS}))]
                 if regime != "middle":
                     rows["csm-bsce-gra"] = [(0, model_name(regime, "csm-bsce-gra", 0, chosen))]
+                if regime == "scarce":
+                    targeted = {**chosen, "pool": chosen["pool"] + TARGETED}
+                    rows["csm (targeted pool)"] = [(s, model_name(regime, "csm", s, targeted)) for s in SEEDS]
             tables[regime] = rows
         return tables
 
@@ -389,7 +415,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a few steps per model, outputs inside --work (a pipeline check)")
     parser.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1),
                         help="trainings run at once, each pinned to one core (default: the cores, at most 8)")
-    order = ["data", "scarce", "full", "middle", "evaluate", "report"]
+    order = ["data", "scarce", "targeted", "full", "middle", "evaluate", "report"]
     parser.add_argument("--stage", choices=order, help="run up to and including this stage (default: all)")
     parser.add_argument("--only", choices=order, help="run this stage alone (its inputs must exist)")
     args = parser.parse_args()
