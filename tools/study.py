@@ -300,13 +300,13 @@ class Study:
                       + [lambda: self.train(regime, "bsce-gra", 0), lambda: self.train(regime, "csm-bsce-gra", 0, chosen)])
 
     def targeted(self) -> None:
-        regime, chosen = "scarce", self.chosen()
+        regime, chosen = "scarce", self.require_chosen()
         self.train(regime, "ce", 0, curves=True)        # the pilot
         weighted = {**chosen, "pool": chosen["pool"] + TARGETED}
         self.parallel([lambda seed=seed: self.train(regime, "csm", seed, weighted) for seed in SEEDS])
 
     def full(self) -> None:
-        regime, chosen = "full", self.chosen()
+        regime, chosen = "full", self.require_chosen()
         tasks = [lambda seed=seed: self.train(regime, "csm", seed, chosen) for seed in SEEDS]
         if chosen["sharpness"] != FULL_SHARPNESS:
             tasks.append(lambda: self.train(regime, "csm", 0, {**chosen, "sharpness": FULL_SHARPNESS}))
@@ -316,7 +316,7 @@ class Study:
         self.parallel(tasks)
 
     def middle(self) -> None:
-        regime, chosen = "middle", self.chosen()
+        regime, chosen = "middle", self.require_chosen()
         self.parallel([lambda seed=seed: self.train(regime, "csm", seed, chosen) for seed in SEEDS]
                       + [lambda seed=seed: self.train(regime, "ce", seed, curves=True) for seed in SEEDS])
 
@@ -352,20 +352,32 @@ class Study:
             return min(eligible, key=lambda sm: sm[1]["ece"])[0]
         return max(scored, key=lambda sm: sm[1]["accuracy"])[0]
 
-    def chosen(self) -> dict:
-        """The scarce regime's pick (its grid must have finished)."""
+    def finished(self, name: str) -> bool:
+        return self.record(name) is not None and os.path.exists(self.model_path(name))
+
+    def chosen(self) -> dict | None:
+        """The scarce regime's pick; None until its grid has finished."""
         first = [setting(pool, s) for pool in POOLS for s in SHARPNESS]
+        if not self.finished(model_name("scarce", "ce", 0)) or \
+                not all(self.finished(model_name("scarce", "csm", 0, s)) for s in first):
+            return None
         best = self.pick(first)
-        return self.pick([best, {**best, "consistent_only": True}, {**best, "n_aug": 2}])
+        second = [best, {**best, "consistent_only": True}, {**best, "n_aug": 2}]
+        if not all(self.finished(model_name("scarce", "csm", 0, s)) for s in second):
+            return None
+        return self.pick(second)
+
+    def require_chosen(self) -> dict:
+        chosen = self.chosen()
+        if chosen is None:
+            raise UnitFailed("study: the CSM setting is not chosen yet: run the scarce stage first")
+        return chosen
 
     # -- evaluation ----------------------------------------------------------------------
 
     def table_models(self) -> dict:
         """Every regime's table: method label -> [(seed, model name)], finished or not."""
-        try:
-            chosen = self.chosen()
-        except (TypeError, KeyError, FileNotFoundError, UnitFailed):
-            chosen = None
+        chosen = self.chosen()
         tables = {}
         for regime in REGIMES:
             rows = {"ce": [(s, model_name(regime, "ce", s)) for s in SEEDS]}

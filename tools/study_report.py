@@ -42,10 +42,7 @@ class Report:
     def __init__(self, study, S) -> None:
         self.study, self.S = study, S
         self.tables = study.table_models()
-        try:
-            self.chosen = study.chosen()
-        except Exception:  # the grid has not finished: no choice yet
-            self.chosen = None
+        self.chosen = study.chosen()
 
     # -- collecting ----------------------------------------------------------------------
 
