@@ -7,7 +7,7 @@ CSM         = .build/release/csm
 PACKAGES    = libopenblas-dev libdnnl-dev libhdf5-dev libpng-dev libjpeg-dev zlib1g-dev dataset-fashion-mnist
 SUDO        = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test test-slurm test-distributed python-package demo bench study fuzz clean
+.PHONY: all deps build install test test-slurm test-distributed python-package demo bench study fuzz clean
 
 all: build
 
@@ -22,6 +22,18 @@ deps:
 ## build: the csm command, optimised.
 build: deps
 	$(SWIFT) build $(BUILD_FLAGS) --product csm
+
+## install: the csm binary in PREFIX/bin and the default models in PREFIX/share/csm/Datasets
+## (csm finds them relative to its executable), so that csm runs from any directory
+## without the checkout. PREFIX defaults to /usr/local.
+PREFIX ?= /usr/local
+install: build
+	install -d $(PREFIX)/bin $(PREFIX)/share/csm/Datasets/fashion-mnist
+	install -m 755 $(CSM) $(PREFIX)/bin/csm
+	install -m 644 Datasets/fashion-mnist/README.md Datasets/fashion-mnist/fashion-mnist-edm-vp32.safetensors \
+	  Datasets/fashion-mnist/fashion-mnist-resnet20.safetensors Datasets/fashion-mnist/fashion-mnist-resnet20.prototypes.safetensors \
+	  $(PREFIX)/share/csm/Datasets/fashion-mnist/
+	@echo "installed $(PREFIX)/bin/csm and its default models in $(PREFIX)/share/csm/Datasets"
 
 ## test: every test, optimised build (numeric code is too slow unoptimised), then the
 ## Python package's tests, then the Slurm test (about a minute). The csm_shards package
