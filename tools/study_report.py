@@ -206,11 +206,15 @@ class Report:
         panels = [("val_accuracy", "validation accuracy", 0.80, 0.95), ("val_ece", "validation ECE", 0.0, 0.08)]
         max_epoch = max(p["epoch"] for _, _, points in series for p in points)
         for index, (key, title, low, high) in enumerate(panels):
-            values = [p[key] for _, _, points in series for p in points]
-            low, high = min(low, min(values)), max(high, max(values))
+            # The range covers the epochs after the first fifth; earlier points are clipped to it.
+            values = [p[key] for _, _, points in series for p in points if p["epoch"] > max_epoch / 5] or \
+                [p[key] for _, _, points in series for p in points]
+            low, high = min(low, min(values) - 0.01), max(high, max(values) + 0.01)
+            low, high = max(0.0, low), min(1.0, high)
             x0, y0, x1, y1 = index * width + margin, 40, (index + 1) * width - 20, height - 50
 
             def place(epoch, value):
+                value = min(high, max(low, value))
                 return (x0 + (x1 - x0) * epoch / max_epoch, y1 - (y1 - y0) * (value - low) / (high - low))
 
             draw.rectangle((x0, y0, x1, y1), outline="black")
@@ -233,9 +237,10 @@ class Report:
                     draw.line(xy, fill=colour, width=2)
                 for x, y in xy:
                     draw.ellipse((x - 2.5, y - 2.5, x + 2.5, y + 2.5), fill=colour)
+            legend_y = y1 - 90 if key == "val_accuracy" else y0 + 20     # where the curves are not
             for n, regime in enumerate(r for r in colours if any(s[0] == r for s in series)):
-                draw.line((x1 - 150, y0 + 20 + 24 * n, x1 - 120, y0 + 20 + 24 * n), fill=colours[regime], width=3)
-                draw.text((x1 - 112, y0 + 20 + 24 * n), regime, fill="black", font=small, anchor="lm")
+                draw.line((x1 - 150, legend_y + 24 * n, x1 - 120, legend_y + 24 * n), fill=colours[regime], width=3)
+                draw.text((x1 - 112, legend_y + 24 * n), regime, fill="black", font=small, anchor="lm")
         temporary = path + ".tmp.png"
         sheet.save(temporary)
         os.replace(temporary, path)
@@ -306,13 +311,16 @@ class Report:
 
         finished = sum(1 for r in regimes.values() for rows in r["methods"].values() for row in rows if not row.get("pending"))
         total = sum(len(rows) for r in regimes.values() for rows in r["methods"].values())
+        trainings = len(study.runs)
         chosen = self.chosen
         md = ["# Calibration study: Fashion-MNIST", "",
               "Made by `make study` (tools/study.py) with csm's own commands: `csm import`, `csm split`, `csm generate`, "
               "`csm train`, `csm evaluate`. ResNet-20 is trained to convergence in three regimes that differ in how many "
               "labelled images it gets; every figure below is on the 10,000 test images, read once after every setting "
               "was fixed on the validation split.", "",
-              f"**Progress: {finished} of {total} models trained and evaluated.** The study resumes where it stopped "
+              f"**Progress: {trainings} trainings finished; {finished} of the {total} models the tables list so far are "
+              "evaluated" + ("" if chosen else " (the CSM rows appear once the scarce grid has chosen the setting)")
+              + ".** The study resumes where it stopped "
               "(`make study`); finished classifiers and their training records are committed under "
               "`Datasets/fashion-mnist/study/`.", "",
               "## Outcome", "", *self.outcome(regimes), ""]
