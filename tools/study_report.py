@@ -385,7 +385,7 @@ class Report:
                f"Machine: {machine()}. csm {version}.", "",
                "## Check it", "",
                "The classifiers are committed under `Datasets/fashion-mnist/study/` (records in `runs.json` there). "
-               "`csm evaluate --classifier Datasets/fashion-mnist/study/full-ce-seed0.safetensors --data <csm import "
+               "`csm evaluate --classifier Datasets/fashion-mnist/study/scarce-ce-seed0.safetensors --data <csm import "
                "fashion-mnist --split test>` gives the table's accuracy and ECE, and `python3 tools/check_study_torch.py "
                "--test study-out/real-test` recomputes both with PyTorch for every finished model.", ""]
         md_path = os.path.join(docs, "fashion-mnist.md")
