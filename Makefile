@@ -7,7 +7,7 @@ CSM         = .build/release/csm
 PACKAGES    = libopenblas-dev libdnnl-dev libhdf5-dev libpng-dev libjpeg-dev zlib1g-dev dataset-fashion-mnist
 SUDO        = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build install test test-slurm test-distributed python-package demo bench study fuzz clean
+.PHONY: all deps build install test test-slurm test-distributed python-package cli-help demo bench study fuzz clean
 
 all: build
 
@@ -61,6 +61,11 @@ test-distributed: python-package
 ## the tests and tools/ scripts import the installed package.
 python-package:
 	python3 -m pip install -q ./python pytest
+
+## cli-help: every command's --help saved as text in docs/cli/ (tools/cli_help.py, 100 columns
+## wide); the CLIHelpTests test fails when they differ from what csm prints.
+cli-help: build
+	python3 tools/cli_help.py --csm $(CSM) --out docs/cli
 
 ## demo: class-mixed trajectories as a PNG, then a CSM dataset with the defaults (720 images).
 demo: build

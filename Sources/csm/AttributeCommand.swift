@@ -12,10 +12,15 @@ struct AttributeCommand: ParsableCommand {
         commandName: "attribute",
         abstract: "Attribute samples to training images with the Diffusion Attribution Score (DAS).",
         discussion: """
-            First index the training set once (resumable, splittable like generate), then query it
-            with generated or real images:
+            First index the training set once (resumable, splittable like generate), then query \
+            it with generated or real images, and look at the training images each query draws on.
+
+            Examples:
+              csm import fashion-mnist --split train --out data/real-train
+              csm generate --out data/mixed
               csm attribute index --train data/real-train --out features.h5
-              csm attribute query --features features.h5 --query data/mixed --out attributions.h5
+              csm attribute query --features features.h5 --query data/mixed \\
+                  --out attributions.h5
               csm inspect --attributions attributions.h5 --grid attributions.png
             """,
         subcommands: [Index.self, Query.self])
@@ -41,12 +46,19 @@ extension AttributeCommand {
         static let configuration = CommandConfiguration(
             abstract: "Compute the training features Φ and weights: a csm-attribution-features/1 HDF5 file.",
             discussion: """
-                φ = P · (1/T) Σ_t g_t/‖g_t‖ with g_t = ∇_θ mean(D_θ(x + σ_t ε_t; σ_t, c)) at T noise
-                levels spread like the sampler's schedule (80 … 0.002, ρ = 7), ε_t seeded per image,
-                P a Gaussian projection generated from --proj-seed. Finished chunks of --batch images
-                are kept beside the output (.NAME.parts/), so a killed run resumes where it stopped;
-                workers given --shard-index/--num-shards share that folder, and the run that finds
-                every chunk finished writes the file.
+                φ = P · (1/T) Σ_t g_t/‖g_t‖ with g_t = ∇_θ mean(D_θ(x + σ_t ε_t; σ_t, c)) at T noise \
+                levels spread like the sampler's schedule (80 … 0.002, ρ = 7), ε_t seeded per image, \
+                P a Gaussian projection generated from --proj-seed.
+
+                Finished chunks of --batch images are kept beside the output (.NAME.parts/), so a \
+                killed run resumes where it stopped; workers given --shard-index/--num-shards share \
+                that folder, and the run that finds every chunk finished writes the file.
+
+                Examples:
+                  csm import fashion-mnist --split train --out data/real-train
+                  csm attribute index --train data/real-train --out features.h5
+                  csm attribute index --train data/real-train --out features.h5 \\
+                      --shard-index 0 --num-shards 4
                 """)
 
         @Option(help: "edm-diffusion/1 model (default: the Fashion-MNIST model).")
@@ -160,10 +172,18 @@ extension AttributeCommand {
         static let configuration = CommandConfiguration(
             abstract: "Score query images against indexed training features: a csm-attributions/1 HDF5 file.",
             discussion: """
-                score(q, i) = φ_q (ΦᵀΦ + λI)⁻¹ φ_iᵀ · w_i, the query features made exactly as the
-                training features (same model, noise levels, projection; the noise drawn from the
-                query stream). The kernel inverse is computed once per damping and kept beside the
+                score(q, i) = φ_q (ΦᵀΦ + λI)⁻¹ φ_iᵀ · w_i, the query features made exactly as the \
+                training features (same model, noise levels, projection; the noise drawn from the \
+                query stream). The kernel inverse is computed once per damping and kept beside the \
                 features as FEATURES.kernel.h5.
+
+                Examples:
+                  csm import fashion-mnist --split train --out data/real-train
+                  csm attribute index --train data/real-train --out features.h5
+                  csm generate --out data/mixed
+                  csm attribute query --features features.h5 --query data/mixed \\
+                      --out attributions.h5
+                  csm inspect --attributions attributions.h5 --grid attributions.png
                 """)
 
         @Option(help: "Features file from `csm attribute index`.")

@@ -38,12 +38,15 @@ struct EvaluateCommand: ParsableCommand {
             object, with reliability), and with --bootstrap ts_ece_ci.
 
             Examples:
-              csm evaluate --logits test.safetensors
-              csm evaluate --logits test.npy --labels labels.npy --diagram rel.png
-              csm evaluate --logits test.safetensors --val-logits val.safetensors --json
-              csm evaluate --classifier model.safetensors --data data/real-test --val-data data/real-val
-              csm evaluate --classifier model.safetensors --data data/real-test --val-data data/real-val \\
-                --bootstrap 1000 --json
+              csm import fashion-mnist --split test --out data/real-test
+              csm evaluate --data data/real-test --save-logits test.safetensors \\
+                  --classifier Datasets/fashion-mnist/fashion-mnist-resnet20.safetensors
+              csm evaluate --logits test.safetensors --diagram rel.png
+              csm evaluate --logits test.safetensors --bootstrap 1000 --json
+              csm import fashion-mnist --split train --out data/real-train
+              csm split data/real-train --fraction 0.1 --seed 0 --out data/real-val
+              csm evaluate --data data/real-test --val-data data/real-val \\
+                  --classifier Datasets/fashion-mnist/fashion-mnist-resnet20.safetensors
             """)
 
     @Option(help: ArgumentHelp("Logits [N, K]: .safetensors or .npy.", valueName: "file"))

@@ -13,20 +13,21 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate class-mixed trajectories, reannotate their soft labels, write csm-shard/1 HDF5 shards.",
         discussion: """
-            Every pair (a, b) gets --groups-per-pair trajectories of --lambdas samples that share
-            one latent, with class vector λ·e_a + (1−λ)·e_b, λ = linspace(0, 1, L). The
-            classifier's features place each sample between the class prototypes (λ̂), and the
+            Every pair (a, b) gets --groups-per-pair trajectories of --lambdas samples that share \
+            one latent, with class vector λ·e_a + (1−λ)·e_b, λ = linspace(0, 1, L). The \
+            classifier's features place each sample between the class prototypes (λ̂), and the \
             soft label is λ' = σ(s·(λ̂ − 0.5)) on a, 1 − λ' on b.
 
-            Shard file k holds a fixed range of groups, and a group's latent depends only on
-            (--seed, group), so runs split with --shard-index/--num-shards (or a Slurm array /
-            Kubernetes Indexed Job) write exactly the files of a single run; `csm merge` joins
+            Shard file k holds a fixed range of groups, and a group's latent depends only on \
+            (--seed, group), so runs split with --shard-index/--num-shards (or a Slurm array / \
+            Kubernetes Indexed Job) write exactly the files of a single run; `csm merge` joins \
             their manifests. Rerunning an interrupted command resumes it.
 
             Examples:
-              csm generate --out data/                         # defaults: Fashion-MNIST, all 45 pairs
-              csm generate --out data/ --pairs Sneaker:"Ankle boot",Shirt:T-shirt/top --groups-per-pair 16
-              csm generate --out part2/ --shard-index 2 --num-shards 8
+              csm generate --out data/mixed    # all 45 pairs: 720 images
+              csm generate --out data/two --pairs Sneaker:"Ankle boot",Shirt:T-shirt/top \\
+                  --groups-per-pair 16
+              csm generate --out part2 --shard-index 2 --num-shards 8
             """)
 
     @Option(help: "Output directory (shards + manifest.json).")

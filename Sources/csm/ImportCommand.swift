@@ -11,12 +11,11 @@ struct ImportCommand: ParsableCommand {
         commandName: "import",
         abstract: "Import a labelled image dataset as real-data shards (real-<split>-NNNNN.h5 + manifest.json).",
         discussion: """
+            One subcommand per source; `csm import SOURCE --help` shows each with its examples.
+
             Examples:
-              csm import fashion-mnist --split train --out data/fmnist-train
-              csm import idx --images t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz \\
-                  --class-names names.json --split test --out data/test
-              csm import cifar10 --source cifar-10-batches-bin --split test --out data/cifar10-test
-              csm import folder pictures/ --split train --out data/pictures
+              csm import fashion-mnist --split train --out data/real-train
+              csm import fashion-mnist --split test --out data/real-test
             """,
         subcommands: [ImportFashionMNIST.self, ImportIDX.self, ImportCIFAR10.self, ImportCIFAR100.self, ImportFolder.self])
 }
@@ -69,7 +68,12 @@ func runImport(into output: ImportOutputOptions, _ body: () throws -> Void) thro
 struct ImportFashionMNIST: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fashion-mnist",
-        abstract: "Import Fashion-MNIST from its IDX files (Debian's dataset-fashion-mnist by default).")
+        abstract: "Import Fashion-MNIST from its IDX files (Debian's dataset-fashion-mnist by default).",
+        discussion: """
+            Examples:
+              csm import fashion-mnist --split train --out data/real-train
+              csm import fashion-mnist --split test --out data/real-test
+            """)
 
     static let classNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                              "Ankle boot"]
@@ -106,7 +110,17 @@ struct ImportFashionMNIST: ParsableCommand {
 
 struct ImportIDX: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "idx", abstract: "Import a pair of MNIST-style IDX files (gzipped or not).")
+        commandName: "idx", abstract: "Import a pair of MNIST-style IDX files (gzipped or not).",
+        discussion: """
+            The class names come from a JSON list, in the order of the label values.
+
+            Examples:
+              echo '["T-shirt/top","Trouser","Pullover","Dress","Coat",' > names.json
+              echo '"Sandal","Shirt","Sneaker","Bag","Ankle boot"]' >> names.json
+              csm import idx --split test --out data/idx-test --class-names names.json \\
+                  --images /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz \\
+                  --labels /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+            """)
 
     @Option(help: ArgumentHelp("IDX images file (magic 0x00000803).", valueName: "file"))
     var images: String
@@ -162,7 +176,18 @@ struct CIFAROptions: ParsableArguments {
 
 struct ImportCIFAR10: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cifar10", abstract: "Import CIFAR-10 (binary version: data_batch_1..5.bin, test_batch.bin).")
+        commandName: "cifar10", abstract: "Import CIFAR-10 (binary version: data_batch_1..5.bin, test_batch.bin).",
+        discussion: """
+            The binary version is cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html; \
+            unpacked, it is the folder cifar-10-batches-bin.
+
+            Examples:
+              tar xzf cifar-10-binary.tar.gz
+              csm import cifar10 --source cifar-10-batches-bin --split train \\
+                  --out data/cifar10-train
+              csm import cifar10 --source cifar-10-batches-bin --split test \\
+                  --out data/cifar10-test
+            """)
 
     @OptionGroup var cifar: CIFAROptions
     @OptionGroup var output: ImportOutputOptions
@@ -172,7 +197,18 @@ struct ImportCIFAR10: ParsableCommand {
 
 struct ImportCIFAR100: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cifar100", abstract: "Import CIFAR-100 with its fine labels (binary version: train.bin, test.bin).")
+        commandName: "cifar100", abstract: "Import CIFAR-100 with its fine labels (binary version: train.bin, test.bin).",
+        discussion: """
+            The binary version is cifar-100-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html; \
+            unpacked, it is the folder cifar-100-binary.
+
+            Examples:
+              tar xzf cifar-100-binary.tar.gz
+              csm import cifar100 --source cifar-100-binary --split train \\
+                  --out data/cifar100-train
+              csm import cifar100 --source cifar-100-binary --split test \\
+                  --out data/cifar100-test
+            """)
 
     @OptionGroup var cifar: CIFAROptions
     @OptionGroup var output: ImportOutputOptions
@@ -183,7 +219,13 @@ struct ImportCIFAR100: ParsableCommand {
 struct ImportFolder: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "folder",
-        abstract: "Import an ImageFolder tree: one subfolder per class (sorted by name), PNG or JPEG images inside.")
+        abstract: "Import an ImageFolder tree: one subfolder per class (sorted by name), PNG or JPEG images inside.",
+        discussion: """
+            Examples:
+              csm sample --seeds 0-15 --class Sandal --png pictures/sandal
+              csm sample --seeds 0-15 --class Sneaker --png pictures/sneaker
+              csm import folder pictures --out data/pictures
+            """)
 
     @Argument(help: ArgumentHelp("The root folder.", valueName: "dir"))
     var root: String

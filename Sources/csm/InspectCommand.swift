@@ -12,22 +12,22 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Summarise, verify and picture csm-shard/1 shards (a manifest, a directory or one .h5 file).",
         discussion: """
-            Without options, prints samples, shards, classes, pairs, the distributions
-            of λ_gen and λ̂ (overall, per λ and per pair), the consistency rate, the
-            entropy of the soft labels and the bytes on disk. Only the per-sample
-            columns are read, not the images.
+            Without options, prints samples, shards, classes, pairs, the distributions of λ_gen and \
+            λ̂ (overall, per λ and per pair), the consistency rate, the entropy of the soft labels \
+            and the bytes on disk. Only the per-sample columns are read, not the images.
 
-            --verify checks the manifest (SHA-256, sample counts, shard indices, files
-            it does not list), every shard's schema, every chunk of every dataset
-            through HDF5's Fletcher-32 checksum and the values the schema constrains.
-            Each problem is one line, FILE: 'DATASET': problem; the exit status is 1
-            when there is any.
+            --verify checks the manifest (SHA-256, sample counts, shard indices, files it does not \
+            list), every shard's schema, every chunk of every dataset through HDF5's Fletcher-32 \
+            checksum and the values the schema constrains. Each problem is one line, \
+            FILE: 'DATASET': problem; the exit status is 1 when there is any.
 
             Examples:
-              csm inspect data/
-              csm inspect data/manifest.json --verify
-              csm inspect data/ --grid grid.png --pair Sneaker:"Ankle boot" --plot plot.png
-              csm inspect data/mixed-00003.h5 --json
+              csm generate --out data/mixed
+              csm inspect data/mixed
+              csm inspect data/mixed/manifest.json --verify
+              csm inspect data/mixed --pair Sneaker:"Ankle boot" \\
+                  --grid grid.png --plot plot.png
+              csm inspect data/mixed/mixed-00000.h5 --json
             """)
 
     @Argument(help: "A manifest.json, a directory with one (or with .h5 shards), or one shard file.")

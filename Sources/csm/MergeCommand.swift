@@ -9,18 +9,20 @@ struct MergeCommand: ParsableCommand {
         commandName: "merge",
         abstract: "Join the output directories of split generate runs into one directory and manifest.",
         discussion: """
-            Every input must come from the same configuration (its manifest's config); shard
-            files are checked against their SHA-256, copied into --out (unless already there;
-            each copy is synced to the disk before the manifest names it) and listed in one
+            Every input must come from the same configuration (its manifest's config); shard \
+            files are checked against their SHA-256, copied into --out (unless already there; \
+            each copy is synced to the disk before the manifest names it) and listed in one \
             manifest. --out is locked while csm merge writes there.
 
-            When the inputs (with what --out already holds) lack some of the run's shards,
-            csm merge writes nothing and fails naming the missing shard indices; --partial
-            merges what there is (the result says it is incomplete; csm merge the rest into
+            When the inputs (with what --out already holds) lack some of the run's shards, \
+            csm merge writes nothing and fails naming the missing shard indices; --partial \
+            merges what there is (the result says it is incomplete; csm merge the rest into \
             it later).
 
-            Example:
-              csm merge part0/ part1/ part2/ --out data/
+            Examples:
+              csm generate --out part0 --shard-index 0 --num-shards 2
+              csm generate --out part1 --shard-index 1 --num-shards 2
+              csm merge part0 part1 --out data/mixed
             """)
 
     @Argument(help: "Directories written by csm generate.")

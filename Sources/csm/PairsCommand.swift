@@ -21,8 +21,11 @@ struct PairsCommand: ParsableCommand {
             (docs/formats/pair-weights.md).
 
             Examples:
+              csm import fashion-mnist --split train --out data/real-train
+              csm split data/real-train --fraction 0.1 --seed 0 --out data/real-val
               csm pairs --data data/real-val --out weights.json --picture confusion.png
-              csm generate --out data/mixed --pair-weights weights.json --groups-per-pair 16
+              csm generate --out data/weighted --pair-weights weights.json \\
+                  --groups-per-pair 16
             """)
 
     @Option(help: ArgumentHelp("Classifier (default: the Fashion-MNIST ResNet-20).", valueName: "file"))

@@ -13,13 +13,13 @@ struct PrototypesCommand: ParsableCommand {
         abstract: "Compute class prototypes (mean classifier features per class) from real-data shards.",
         discussion: """
             --data is a manifest, a folder of shards (those its manifest.json lists, else every *.h5) \
-            or one shard. \
-            Features are summed in float64. The output is a csm-prototypes/1 safetensors file \
-            (tensors 'prototypes' [K, F] and 'counts' [K]) tied to the classifier by its SHA-256.
+            or one shard. Features are summed in float64. The output is a csm-prototypes/1 \
+            safetensors file (tensors 'prototypes' [K, F] and 'counts' [K]) tied to the classifier \
+            by its SHA-256.
 
-            Example:
-              csm import fashion-mnist --split train --out data/train
-              csm prototypes --data data/train --out prototypes.safetensors
+            Examples:
+              csm import fashion-mnist --split train --out data/real-train
+              csm prototypes --data data/real-train --out prototypes.safetensors
             """)
 
     @Option(help: ArgumentHelp("Real-data shard or folder of shards (from csm import).", valueName: "path"))

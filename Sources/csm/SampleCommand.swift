@@ -12,16 +12,18 @@ struct SampleCommand: ParsableCommand {
         commandName: "sample",
         abstract: "Sample images from an EDM diffusion model, with one-hot or mixed class labels.",
         discussion: """
-            Either give the noise and class vectors as files (--latents, --labels), or seeds and
-            a class. A seed's latent is csm's counter-based Gaussian stream (Philox-4x32-10,
+            Either give the noise and class vectors as files (--latents, --labels), or seeds and \
+            a class. A seed's latent is csm's counter-based Gaussian stream (Philox-4x32-10, \
             Box–Muller) for that seed: the same on every machine and batch size.
 
             Examples:
               csm sample --seeds 0-7 --class Sneaker --png out/
               csm sample --seeds 0-63 --mix Sneaker:"Ankle boot":0.7 --grid mix.png
-              csm sample --seeds 0-7 --trajectory Sneaker:"Ankle boot" --lambdas 8 --grid traj.png
-              csm sample --latents z.safetensors --labels z.safetensors --out images.safetensors
-              csm sample --latents z.safetensors --labels z.safetensors --steps 1 --sigma-max 2 --out d.safetensors
+              csm sample --seeds 0-7 --trajectory Sneaker:"Ankle boot" --grid traj.png
+              csm sample --seeds 0-7 --class Sneaker --out z.safetensors
+              csm sample --latents z.safetensors --labels z.safetensors --out x.safetensors
+              csm sample --steps 1 --sigma-max 2 --latents z.safetensors \\
+                  --labels z.safetensors --out denoised.safetensors
             """)
 
     @Option(help: "edm-diffusion/1 model file (default: the shipped Fashion-MNIST model).")

@@ -28,7 +28,9 @@ struct SplitCommand: ParsableCommand {
             a side that would be empty, --out equal to --rest, and an output that is the source.
 
             Examples:
-              csm split data/real-train --fraction 0.1 --seed 0 --out data/val --rest data/train90
+              csm import fashion-mnist --split train --out data/real-train
+              csm split data/real-train --fraction 0.1 --seed 0 --out data/real-val \\
+                  --rest data/train90
               csm split data/real-train --fraction 0.1 --balanced --seed 0 --out data/scarce
             """)
 

@@ -14,9 +14,10 @@ struct TrainCommand: ParsableCommand {
             SGD with momentum as torch.optim.SGD (weight decay on every parameter), optional \
             Nesterov and gradient-norm clipping, a multistep or cosine schedule with optional \
             linear warm-up. A share of the real samples (--val-fraction) is held out, or the real \
-            shards given as --val-data are validated on instead; after every epoch the validation accuracy, NLL and ECE are printed and a checkpoint is written \
-            (OUT.checkpoint). Rerunning the same command after an interruption resumes from it and \
-            ends with the same file as an uninterrupted run; it is removed when training ends.
+            shards given as --val-data are validated on instead; after every epoch the validation \
+            accuracy, NLL and ECE are printed and a checkpoint is written (OUT.checkpoint). \
+            Rerunning the same command after an interruption resumes from it and ends with the \
+            same file as an uninterrupted run; it is removed when training ends.
 
             Inputs are normalised by the per-channel mean and standard deviation of the training \
             split's pixels (scaled to [0, 1]), or by the --init classifier's own. Batches, crops, \
@@ -27,9 +28,11 @@ struct TrainCommand: ParsableCommand {
             target on mixed ones; needs --mixed), csm-bsce-gra (csm with BSCE-GRA as the real term).
 
             Examples:
-              csm train --real data/real-train --loss ce --arch resnet20 --epochs 30 --out ce.safetensors
-              csm train --real data/real-train --mixed data/mixed --loss csm --arch resnet20 \\
-                --epochs 30 --clip 2 --out csm.safetensors
+              csm import fashion-mnist --split train --out data/real-train
+              csm train --real data/real-train --loss ce --epochs 30 --out ce.safetensors
+              csm generate --out data/mixed
+              csm train --real data/real-train --mixed data/mixed --loss csm --clip 2 \\
+                  --out csm.safetensors
             """)
 
     @Option(help: ArgumentHelp("Real shards: a directory with a manifest, a manifest, or a shard.", valueName: "dir"))
