@@ -60,11 +60,13 @@ let package = Package(
         // atomic write, the one file hash, the one file error, the output-directory lock.
         .target(name: "CSMFormats", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: checked),
         // EDM networks, preconditioners, ResNet classifiers, built from model files.
-        .target(name: "CSMModels", dependencies: ["CSMNumerics", "CSMFormats"], swiftSettings: checked),
-        // Samplers, schedules, counter-based seeds.
-        .target(name: "CSMDiffusion", dependencies: ["CSMModels", "CSMNumerics"], swiftSettings: checked),
-        // Calibration metrics, losses, temperature scaling. Depends on nothing.
-        .target(name: "CSMCalibration", swiftSettings: checked),
+        .target(name: "CSMModels", dependencies: ["CSMNumerics", "CSMFormats", "CSMRandom"], swiftSettings: checked),
+        // Counter-based and splittable random numbers (Philox, Gaussian streams, SplitMix64): every seed's one home.
+        .target(name: "CSMRandom", swiftSettings: checked),
+        // Samplers and schedules.
+        .target(name: "CSMDiffusion", dependencies: ["CSMModels", "CSMNumerics", "CSMRandom"], swiftSettings: checked),
+        // Calibration metrics, losses, temperature scaling. Depends only on CSMRandom (the bootstrap).
+        .target(name: "CSMCalibration", dependencies: ["CSMRandom"], swiftSettings: checked),
         // PNG writing (libpng), raster drawing, a small bitmap font, plots, reliability diagrams.
         .target(name: "CSMPictures", dependencies: ["CPNG", "CSMFormats", "CSMCalibration"], swiftSettings: checked),
         // The csm-shard/1 HDF5 schema: writer, reader, manifest, the one path resolver.
@@ -76,7 +78,7 @@ let package = Package(
         .target(name: "CSMInspect", dependencies: ["CSMShards", "CSMFormats", "CHDF5", "CHDF5Shim"], swiftSettings: checked),
 
         // The loader library: datasets over shards, paired sampling, transforms, batching, prefetch.
-        .target(name: "CSMLoader", dependencies: ["CSMShards"], swiftSettings: checked),
+        .target(name: "CSMLoader", dependencies: ["CSMShards", "CSMRandom"], swiftSettings: checked),
 
         // Optimisers, schedules, losses as trained, the training loop and its checkpoints.
         .target(name: "CSMTraining", dependencies: ["CSMNumerics", "CSMFormats", "CSMModels", "CSMCalibration", "CSMLoader", "CSMShards"],
@@ -84,19 +86,19 @@ let package = Package(
 
         // DAS attribution: per-sample gradient features, the random projection, the kernel,
         // top-k, and the csm-attribution-features/1 and csm-attributions/1 files.
-        .target(name: "CSMAttribution", dependencies: ["CSMModels", "CSMDiffusion", "CSMNumerics", "CSMShards", "CSMFormats", "CBLAS",
+        .target(name: "CSMAttribution", dependencies: ["CSMModels", "CSMDiffusion", "CSMNumerics", "CSMShards", "CSMFormats", "CSMRandom", "CBLAS",
                                                        "CHDF5", "CHDF5Shim", "CGaussianKernels"],
                 swiftSettings: checked),
 
         // generate = sample → reannotate → write: plans, seeds, reannotation, the run configuration.
-        .target(name: "CSMPipeline", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMShards", "CSMFormats"],
+        .target(name: "CSMPipeline", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMShards", "CSMFormats", "CSMRandom"],
                 swiftSettings: checked),
 
         .executableTarget(
             name: "csm",
             dependencies: [
                 "CSMNumerics", "CSMFormats", "CSMModels", "CSMDiffusion", "CSMCalibration", "CSMPictures", "CSMPipeline",
-                "CSMShards", "CSMImport", "CSMInspect", "CSMLoader", "CSMTraining", "CSMAttribution",
+                "CSMShards", "CSMImport", "CSMInspect", "CSMLoader", "CSMTraining", "CSMAttribution", "CSMRandom",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: checked),
@@ -104,7 +106,7 @@ let package = Package(
         .testTarget(name: "CSMNumericsTests", dependencies: ["CSMNumerics"]),
         .testTarget(name: "CSMFormatsTests", dependencies: ["CSMFormats"]),
         .testTarget(name: "CSMModelsTests", dependencies: ["CSMModels", "CSMNumerics", "CSMFormats"]),
-        .testTarget(name: "CSMDiffusionTests", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMFormats"]),
+        .testTarget(name: "CSMDiffusionTests", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMFormats", "CSMRandom"]),
         .testTarget(name: "CSMPicturesTests", dependencies: ["CSMPictures", "CSMCalibration"]),
         .testTarget(name: "CSMPipelineTests", dependencies: ["CSMPipeline", "CSMDiffusion", "CSMModels", "CSMShards", "CSMImport", "CSMFormats"]),
         .testTarget(name: "CSMCalibrationTests", dependencies: ["CSMCalibration", "CSMFormats"]),
@@ -113,7 +115,7 @@ let package = Package(
         .testTarget(name: "CSMInspectTests", dependencies: ["CSMInspect", "CSMShards", "CSMFormats"]),
         .testTarget(name: "CSMLoaderTests", dependencies: ["CSMLoader", "CSMShards", "CSMFormats"]),
         .testTarget(name: "CSMTrainingTests", dependencies: ["CSMTraining", "CSMModels", "CSMNumerics", "CSMLoader", "CSMShards", "CSMFormats"]),
-        .testTarget(name: "CSMAttributionTests", dependencies: ["CSMAttribution", "CSMModels", "CSMDiffusion", "CSMShards", "CSMFormats",
+        .testTarget(name: "CSMAttributionTests", dependencies: ["CSMAttribution", "CSMModels", "CSMDiffusion", "CSMShards", "CSMFormats", "CSMRandom",
                                                                "CGaussianKernels"]),
         // Runs the built csm binary end to end.
         .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels", "CSMShards", "CSMPipeline", "CSMLoader", "CSMFormats"]),

@@ -1,4 +1,5 @@
 import CSMDiffusion
+import CSMRandom
 
 /// The noise ε_t added to an image at level t: standard normal values, a pure function
 /// of (seed, role, index in its set, level), so features never depend on batching,

@@ -1,5 +1,6 @@
 import CGaussianKernels
 import CSMNumerics
+import CSMRandom
 
 /// A k × d Gaussian random projection P with entries N(0, 1/k), never stored: row r of P
 /// comes from the Philox-4×32 stream (seed, r) (counter-based, `Philox4x32`), whose block b

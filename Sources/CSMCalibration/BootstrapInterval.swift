@@ -1,3 +1,4 @@
+import CSMRandom
 import Foundation
 
 /// A bootstrap percentile interval of the expected calibration error.
@@ -109,22 +110,16 @@ extension BootstrapInterval {
 /// The draws of one bootstrap resample: SplitMix64 started from (seed, resample), with
 /// unbiased bounded integers (Lemire's multiply-and-reject).
 public struct BootstrapRandom: Sendable {
-    private var state: UInt64
+    private var generator: SplitMix64
 
     /// The generator of resample `resample` under `seed`.
     public init(seed: UInt64, resample: Int) {
-        state = seed
-        state = next() ^ (UInt64(truncatingIfNeeded: resample) &* 0xD1B5_4A32_D192_ED03)
+        var first = SplitMix64(state: seed)
+        generator = SplitMix64(state: first.next() ^ (UInt64(truncatingIfNeeded: resample) &* 0xD1B5_4A32_D192_ED03))
     }
 
     /// The next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { generator.next() }
 
     /// A uniform integer in 0..<bound (bound > 0).
     public mutating func next(below bound: Int) -> Int {

@@ -1,5 +1,6 @@
 import CSMModels
 import CSMNumerics
+import CSMRandom
 import Foundation
 
 /// Settings of EDM's sampler (Karras et al. 2022, Algorithm 2, with optional churn).

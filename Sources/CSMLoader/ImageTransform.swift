@@ -1,3 +1,5 @@
+import CSMRandom
+
 /// What turns stored uint8 HWC pixels into a float CHW training input:
 /// x = (pixel·scale − mean[c]) / std[c], after an optional random crop (zero padding
 /// `cropPadding` on each side, then a random H×W window) and random horizontal flip.
@@ -76,30 +78,20 @@ public struct ImageTransform: Sendable {
 /// seeded from (seed, epoch, position) so results never depend on thread count. Its keys
 /// and draws are specified in docs/formats/loader-random-streams.md.
 public struct LoaderRandom: Sendable {
-    private var state: UInt64
+    private var generator: SplitMix64
 
     /// A generator whose stream is a pure function of `keys` (e.g. seed, epoch, position).
     public init(_ keys: UInt64...) {
         var s: UInt64 = 0x243F_6A88_85A3_08D3
-        for key in keys { s = LoaderRandom.mix(s ^ key) }
-        state = s
+        for key in keys { s = SplitMix64.mix(s ^ key) }
+        generator = SplitMix64(state: s)
     }
 
     /// The next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return LoaderRandom.mix(state)
-    }
+    public mutating func next() -> UInt64 { generator.next() }
 
     /// A value in 0..<bound.
     public mutating func next(below bound: Int) -> Int { Int(next() % UInt64(bound)) }
-
-    static func mix(_ value: UInt64) -> UInt64 {
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 
     /// A permutation of 0..<count (Fisher–Yates).
     public mutating func permutation(_ count: Int) -> [Int] {

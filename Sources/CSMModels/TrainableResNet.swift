@@ -1,5 +1,6 @@
 import CSMFormats
 import CSMNumerics
+import CSMRandom
 import Foundation
 
 /// A `resnet-classifier/1` ResNet that can be trained: training-mode forward (batch-norm
@@ -36,7 +37,7 @@ public final class TrainableResNet {
     public convenience init(architecture: ResNetArchitecture, input: ResNetInput, classNames: [String], seed: UInt64) {
         precondition(input.channels == architecture.inputChannels && classNames.count == architecture.numClasses,
                      "TrainableResNet: input channels or class names disagree with the architecture")
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix64(state: seed)
         let source = ResNetParameterSource { name, shape in
             let count = shape.reduce(1, *)
             if name.hasSuffix("running_var") { return [Float](repeating: 1, count: count) }
@@ -235,29 +236,6 @@ private struct ResNetParameterSource {
     }
 }
 
-/// SplitMix64 with uniform and Box–Muller normal draws: the deterministic initialiser's source.
-struct SeededRandom {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-
-    /// Standard normal.
-    mutating func normal() -> Double {
-        let u = 1 - uniform(), v = uniform()
-        return (-2 * Foundation.log(u)).squareRoot() * cos(2 * Double.pi * v)
-    }
-}
 
 extension ResNetArchitecture {
     /// The `resnet` metadata entry.

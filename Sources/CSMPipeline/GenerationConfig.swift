@@ -1,5 +1,6 @@
 import CSMDiffusion
 import CSMFormats
+import CSMRandom
 import Foundation
 
 /// Every setting of a `csm generate` run that changes the bytes it writes. It is stored as

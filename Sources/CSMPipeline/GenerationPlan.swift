@@ -1,4 +1,5 @@
-import CSMDiffusion
+import CSMRandom
+import Foundation
 
 /// An ordered class pair: samples of the pair carry λ on `a` and 1 − λ on `b`.
 public struct ClassPair: Hashable, Sendable, Codable, CustomStringConvertible {
@@ -142,5 +143,3 @@ public struct GenerationPlan: Sendable, Equatable {
         return vector
     }
 }
-
-import Foundation

@@ -3,6 +3,7 @@ import CSMFormats
 import CSMInspect
 import CSMPictures
 import CSMPipeline
+import CSMRandom
 import CSMShards
 import Foundation
 
@@ -327,11 +328,8 @@ private struct PlotData {
     /// A fixed pseudo-random number in [0, 1) for sample `i` of pair `pair` (splitmix64), so
     /// that the same data give the same picture.
     static func uniform(_ pair: Int, _ i: Int) -> Double {
-        var z = UInt64(truncatingIfNeeded: pair) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(truncatingIfNeeded: i) &+ 0x632B_E59B_D9B4_E019
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Double(z >> 11) / Double(1 << 53)
+        SplitMix64.unit(SplitMix64.mix(UInt64(truncatingIfNeeded: pair) &* SplitMix64.increment
+                                       &+ UInt64(truncatingIfNeeded: i) &+ 0x632B_E59B_D9B4_E019))
     }
 }
 

@@ -4,6 +4,7 @@ import CSMFormats
 import CSMModels
 import CSMNumerics
 import CSMPictures
+import CSMRandom
 import Foundation
 
 /// `csm sample`: run an EDM model through EDM's sampler.

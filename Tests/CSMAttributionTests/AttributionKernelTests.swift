@@ -1,5 +1,6 @@
 import CSMAttribution
 import CSMDiffusion
+import CSMRandom
 import XCTest
 
 /// The kernel's two forms give the same scores, and both equal a slow direct solve.

@@ -1,6 +1,7 @@
 import CGaussianKernels
 import CSMAttribution
 import CSMDiffusion
+import CSMRandom
 import Foundation
 import XCTest
 

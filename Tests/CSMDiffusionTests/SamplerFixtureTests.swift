@@ -2,6 +2,7 @@ import CSMDiffusion
 import CSMFormats
 import CSMModels
 import CSMNumerics
+import CSMRandom
 import Foundation
 import XCTest
 

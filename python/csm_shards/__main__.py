@@ -2,6 +2,6 @@
 
 import sys
 
-from csm_shards import main
+from csm_shards.cli import main
 
 sys.exit(main())

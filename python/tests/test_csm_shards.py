@@ -355,7 +355,7 @@ def test_constant_mixed_images_are_refused_when_verifying(tmp_path, monkeypatch)
     write_manifest(str(tmp_path), [("mixed-00000.h5", 0)])
     assert len(CSMShards(path)) == 20                           # images are read only to verify
     import csm_shards
-    monkeypatch.setattr(csm_shards, "BLOCK_BYTES", 64)         # blocks of one chunk (7 images)
+    monkeypatch.setattr(csm_shards.shard_file, "BLOCK_BYTES", 64)   # blocks of one chunk (7 images)
     expected = (f"{path}: 'images': 2 of 20 mixed images are constant (first: row 9, every pixel 255); "
                 "no generator makes those: the diffusion model or the sampler failed")
     for where in (path, str(tmp_path)):                         # lone file, and a manifest's SHA-256

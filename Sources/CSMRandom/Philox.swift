@@ -64,14 +64,6 @@ public struct GaussianStream: Sendable {
     }
 }
 
-/// SplitMix64 finaliser: derives independent 64-bit seeds from (seed, index) pairs.
-public func deriveSeed(_ seed: UInt64, _ index: UInt64) -> UInt64 {
-    var z = seed &+ 0x9E37_79B9_7F4A_7C15 &* (index &+ 1)
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-}
-
 import Foundation
 @inline(__always) private func _log(_ x: Double) -> Double { Foundation.log(x) }
 @inline(__always) private func _cos(_ x: Double) -> Double { Foundation.cos(x) }
