@@ -86,7 +86,7 @@ let package = Package(
 
         // DAS attribution: per-sample gradient features, the random projection, the kernel,
         // top-k, and the csm-attribution-features/1 and csm-attributions/1 files.
-        .target(name: "CSMAttribution", dependencies: ["CSMModels", "CSMDiffusion", "CSMNumerics", "CSMShards", "CSMFormats", "CSMRandom", "CBLAS",
+        .target(name: "CSMAttribution", dependencies: ["CSMModels", "CSMDiffusion", "CSMNumerics", "CSMShards", "CSMFormats", "CSMRandom",
                                                        "CHDF5", "CHDF5Shim", "CGaussianKernels"],
                 swiftSettings: checked),
 

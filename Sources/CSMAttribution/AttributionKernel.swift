@@ -1,4 +1,4 @@
-import CBLAS
+import CSMNumerics
 import Foundation
 
 /// The inverse behind DAS scores, computed once for training features Φ (N × k) and a
@@ -50,27 +50,16 @@ public struct AttributionKernel: Sendable {
         if form == .features {
             // ΦᵀΦ: Φ in float64 at once (k ≤ N keeps the k × k result the larger part).
             let phi = Self.doubles(features, rows: count, dimension: dimension, columns: 0..<dimension)
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, blasint(size), blasint(count), 1, phi, blasint(dimension), 0,
-                        &matrix, blasint(size))
+            BLAS.dsyrkUpper(transpose: true, n: size, k: count, a: phi, lda: dimension, c: &matrix, ldc: size)
         } else {
             // ΦΦᵀ = Σ_b Φ_b Φ_bᵀ over column blocks of Φ converted to float64 one at a time.
             for block in Self.columnBlocks(dimension) {
                 let part = Self.doubles(features, rows: count, dimension: dimension, columns: block)
-                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasint(size), blasint(block.count), 1, part, blasint(block.count), 1,
-                            &matrix, blasint(size))
+                BLAS.dsyrkUpper(transpose: false, n: size, k: block.count, a: part, lda: block.count, beta: 1, c: &matrix, ldc: size)
             }
         }
         for i in 0..<size { matrix[i * size + i] += damping }
-        // Row-major upper = column-major lower.
-        var n = Int32(size), info: Int32 = 0
-        let lower = Int8(UInt8(ascii: "L"))
-        dpotrf_([lower], &n, &matrix, &n, &info)
-        guard info == 0 else { throw NotPositiveDefinite(damping: damping) }
-        dpotri_([lower], &n, &matrix, &n, &info)
-        guard info == 0 else { throw NotPositiveDefinite(damping: damping) }
-        for i in 0..<size {
-            for j in 0..<i { matrix[i * size + j] = matrix[j * size + i] }
-        }
+        guard BLAS.invertPositiveDefinite(&matrix, n: size) else { throw NotPositiveDefinite(damping: damping) }
         self.init(form: form, damping: damping, inverse: matrix, size: size)
     }
 
@@ -95,24 +84,24 @@ public struct AttributionKernel: Sendable {
                          && size == (form == .features ? dimension : count), "AttributionKernel: scores of mismatched features")
         var result = [Double](repeating: 0, count: queryCount * count)
         guard queryCount > 0 else { return result }
-        let (q, n) = (blasint(queryCount), blasint(count))
+        let (q, n) = (queryCount, count)
         switch form {
         case .features:
-            let k = blasint(dimension)
+            let k = dimension
             let queries = Self.doubles(queries, rows: queryCount, dimension: dimension, columns: 0..<dimension)
             let phi = Self.doubles(features, rows: count, dimension: dimension, columns: 0..<dimension)
             var a = [Double](repeating: 0, count: queryCount * dimension)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q, k, k, 1, queries, k, inverse, k, 0, &a, k)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q, n, k, 1, a, k, phi, k, 0, &result, n)
+            BLAS.dgemm(m: q, n: k, k: k, a: queries, lda: k, b: inverse, ldb: k, c: &a, ldc: k)
+            BLAS.dgemm(transposeB: true, m: q, n: n, k: k, a: a, lda: k, b: phi, ldb: k, c: &result, ldc: n)
         case .gram:
             var b = [Double](repeating: 0, count: queryCount * count)
             for block in Self.columnBlocks(dimension) {
-                let w = blasint(block.count)
+                let w = block.count
                 let qb = Self.doubles(queries, rows: queryCount, dimension: dimension, columns: block)
                 let pb = Self.doubles(features, rows: count, dimension: dimension, columns: block)
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q, n, w, 1, qb, w, pb, w, 1, &b, n)
+                BLAS.dgemm(transposeB: true, m: q, n: n, k: w, a: qb, lda: w, b: pb, ldb: w, beta: 1, c: &b, ldc: n)
             }
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q, n, n, 1, b, n, inverse, n, 0, &result, n)
+            BLAS.dgemm(m: q, n: n, k: n, a: b, lda: n, b: inverse, ldb: n, c: &result, ldc: n)
         }
         for r in 0..<queryCount {
             for i in 0..<count { result[r * count + i] *= Double(weights[i]) }

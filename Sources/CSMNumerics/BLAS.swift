@@ -125,3 +125,43 @@ public enum CPUFeatures {
         return "unknown CPU"
     }()
 }
+
+/// Double precision, for the few places that need it (the attribution kernel's Gram matrix
+/// and its inverse); OpenBLAS set up as for `sgemm`.
+extension BLAS {
+    /// Row-major C = alpha·op(A)·op(B) + beta·C, op(A) m×k, op(B) k×n.
+    public static func dgemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Double = 1,
+                             a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int, beta: Double = 0,
+                             c: UnsafeMutablePointer<Double>, ldc: Int) {
+        _ = setUp
+        cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+
+    /// The upper triangle of the row-major n×n C = alpha·op(A)·op(A)ᵀ + beta·C, where op(A) is
+    /// A (n×k) or, with `transpose`, Aᵀ for A of k×n.
+    public static func dsyrkUpper(transpose: Bool, n: Int, k: Int, alpha: Double = 1, a: UnsafePointer<Double>, lda: Int,
+                                  beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int) {
+        _ = setUp
+        cblas_dsyrk(CblasRowMajor, CblasUpper, transpose ? CblasTrans : CblasNoTrans, blasint(n), blasint(k), alpha, a,
+                    blasint(lda), beta, c, blasint(ldc))
+    }
+
+    /// Inverts the symmetric positive-definite row-major n×n `matrix` in place from its upper
+    /// triangle (LAPACK's Cholesky dpotrf, then dpotri), filling both triangles. False, and
+    /// `matrix` undefined, when it is not positive definite.
+    public static func invertPositiveDefinite(_ matrix: inout [Double], n: Int) -> Bool {
+        _ = setUp
+        // Row-major upper = column-major lower.
+        var order = Int32(n), info: Int32 = 0
+        let lower = Int8(UInt8(ascii: "L"))
+        dpotrf_([lower], &order, &matrix, &order, &info)
+        guard info == 0 else { return false }
+        dpotri_([lower], &order, &matrix, &order, &info)
+        guard info == 0 else { return false }
+        for i in 0..<n {
+            for j in 0..<i { matrix[i * n + j] = matrix[j * n + i] }
+        }
+        return true
+    }
+}
