@@ -48,7 +48,44 @@ public struct ClassPair: Hashable, Sendable, Codable, CustomStringConvertible {
         if let names = classNames, let index = names.firstIndex(where: { $0.lowercased() == trimmed.lowercased() }) {
             return index
         }
-        throw PlanError("unknown class '\(trimmed)'")
+        let known = classNames.map { ": " + $0.joined(separator: ", ") } ?? ""
+        throw PlanError("unknown class '\(trimmed)' (give an index 0..<\(classCount)\(known))")
+    }
+
+    /// Parses one pair "A:B" (indices or names).
+    public static func parseOne(_ text: String, classNames: [String]?, classCount: Int) throws -> ClassPair {
+        let pairs = text.lowercased() == "all" ? [] : try parse(text, classNames: classNames, classCount: classCount)
+        guard pairs.count == 1 else { throw PlanError("'\(text)': expected one pair A:B (e.g. 7:9 or Sneaker:Ankle boot)") }
+        return pairs[0]
+    }
+}
+
+/// What the samples of one class-mixing trajectory share and how they differ: one latent
+/// (a Gaussian stream keyed by the trajectory's seed) and class vectors λ·e_a + (1−λ)·e_b at
+/// λ = linspace(0, 1, L). `csm generate` and `csm sample --trajectory` both build their
+/// inputs here.
+public enum TrajectoryInputs {
+    /// λ of sample `i` of a trajectory of `length` samples.
+    public static func lambda(_ i: Int, length: Int) -> Float { Float(Double(i) / Double(length - 1)) }
+
+    /// The class vector λ·e_a + (1−λ)·e_b of `classCount` classes.
+    public static func classVector(_ pair: ClassPair, lambda: Float, classCount: Int) -> [Float] {
+        var vector = [Float](repeating: 0, count: classCount)
+        vector[pair.a] += lambda
+        vector[pair.b] += 1 - lambda
+        return vector
+    }
+
+    /// The latents of `seeds` (each `size` standard normal values of `GaussianStream(seed:)`),
+    /// every one repeated `repeats` times in a row: a batch of trajectories of that length.
+    public static func latents(seeds: [UInt64], size: Int, repeats: Int) -> [Float] {
+        var values: [Float] = []
+        values.reserveCapacity(seeds.count * repeats * size)
+        for seed in seeds {
+            let latent = GaussianStream(seed: seed).values(size)
+            for _ in 0..<repeats { values += latent }
+        }
+        return values
     }
 }
 
@@ -132,14 +169,10 @@ public struct GenerationPlan: Sendable, Equatable {
     public func latentSeed(ofGroup group: Int) -> UInt64 { deriveSeed(seed, UInt64(group)) }
 
     /// λ of sample `i` within a trajectory.
-    public func lambda(_ i: Int) -> Float { Float(Double(i) / Double(lambdas - 1)) }
+    public func lambda(_ i: Int) -> Float { TrajectoryInputs.lambda(i, length: lambdas) }
 
     /// The class vector of sample `i` of a group of `pair`.
     public func classVector(_ pair: ClassPair, sample i: Int, classCount: Int) -> [Float] {
-        var vector = [Float](repeating: 0, count: classCount)
-        let lambda = self.lambda(i)
-        vector[pair.a] += lambda
-        vector[pair.b] += 1 - lambda
-        return vector
+        TrajectoryInputs.classVector(pair, lambda: lambda(i), classCount: classCount)
     }
 }

@@ -113,14 +113,12 @@ public final class ShardGenerator {
         let c = model.channels, h = model.resolution, w = model.resolution, per = c * h * w
         let n = groups.count * l
 
-        var latents = [Float](), classes = [Float](), churnSeeds = [UInt64]()
-        latents.reserveCapacity(n * per)
+        let latents = TrajectoryInputs.latents(seeds: groups.map(plan.latentSeed(ofGroup:)), size: per, repeats: l)
+        var classes = [Float](), churnSeeds = [UInt64]()
         for group in groups {
             let seed = plan.latentSeed(ofGroup: group)
-            let latent = GaussianStream(seed: seed).values(per)
             let pair = plan.pair(ofGroup: group)
             for i in 0..<l {
-                latents += latent
                 classes += plan.classVector(pair, sample: i, classCount: k)
                 churnSeeds.append(deriveSeed(seed, UInt64(i)))
             }

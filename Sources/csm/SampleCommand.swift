@@ -4,6 +4,7 @@ import CSMFormats
 import CSMModels
 import CSMNumerics
 import CSMPictures
+import CSMPipeline
 import CSMRandom
 import Foundation
 
@@ -74,6 +75,8 @@ struct SampleCommand: ParsableCommand {
             try sample()
         } catch let error as FileError {
             throw CLIError(error.description)
+        } catch let error as PlanError {
+            throw CLIError(error.description)
         }
     }
 
@@ -98,18 +101,13 @@ struct SampleCommand: ParsableCommand {
             let seedList = try parseSeeds(seeds ?? "")
             let repeats = trajectory == nil ? 1 : lambdas
             churnSeeds = seedList.flatMap { [UInt64](repeating: $0, count: repeats) }
-            let per = c * h * w
-            var values: [Float] = []
-            values.reserveCapacity(churnSeeds.count * per)
-            for seed in seedList {
-                let latent = GaussianStream(seed: seed).values(per)
-                for _ in 0..<repeats { values += latent }
-            }
-            noise = FeatureMap(nchw: values, count: churnSeeds.count, channels: c, height: h, width: w)
+            noise = FeatureMap(nchw: TrajectoryInputs.latents(seeds: seedList, size: c * h * w, repeats: repeats), count: churnSeeds.count,
+                               channels: c, height: h, width: w)
         }
         let n = noise.count
 
         // Class vectors.
+        let trajectoryPair = try trajectory.map { try ClassPair.parseOne($0, classNames: net.classNames, classCount: k) }
         var classes = [Float](repeating: 0, count: n * k)
         if let labels {
             let file = try SafeTensorsFile(path: labels)
@@ -118,15 +116,10 @@ struct SampleCommand: ParsableCommand {
                 throw CLIError("\(labels): tensor 'class_labels' has shape \(shape), expected [\(n), \(k)]")
             }
             classes = try file.finiteFloats("class_labels")
-        } else if let trajectory, k > 0 {
-            let parts = trajectory.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            guard parts.count == 2 else { throw ValidationError("--trajectory '\(trajectory)': expected A:B, e.g. 7:9") }
-            let a = try parseClass(parts[0], names: net.classNames, count: k)
-            let b = try parseClass(parts[1], names: net.classNames, count: k)
+        } else if let trajectoryPair, k > 0 {
             for i in 0..<n {
-                let lambda = Float(i % lambdas) / Float(lambdas - 1)
-                classes[i * k + a] += lambda
-                classes[i * k + b] += 1 - lambda
+                let vector = TrajectoryInputs.classVector(trajectoryPair, lambda: TrajectoryInputs.lambda(i % lambdas, length: lambdas), classCount: k)
+                classes.replaceSubrange((i * k)..<((i + 1) * k), with: vector)
             }
         } else if k > 0 {
             var vector = [Float](repeating: 0, count: k)
@@ -135,12 +128,12 @@ struct SampleCommand: ParsableCommand {
                 guard parts.count == 3, let lambda = Float(parts[2]), lambda >= 0, lambda <= 1 else {
                     throw ValidationError("--mix '\(mix)': expected A:B:λ with 0 ≤ λ ≤ 1, e.g. 7:9:0.7")
                 }
-                let a = try parseClass(parts[0], names: net.classNames, count: k)
-                let b = try parseClass(parts[1], names: net.classNames, count: k)
+                let a = try ClassPair.classIndex(parts[0], classNames: net.classNames, classCount: k)
+                let b = try ClassPair.classIndex(parts[1], classNames: net.classNames, classCount: k)
                 vector[a] += lambda
                 vector[b] += 1 - lambda
             } else if let classSpec {
-                vector[try parseClass(classSpec, names: net.classNames, count: k)] = 1
+                vector[try ClassPair.classIndex(classSpec, classNames: net.classNames, classCount: k)] = 1
             } else {
                 throw ValidationError("the model is class-conditional: give --class, --mix or --labels")
             }
@@ -198,8 +191,7 @@ struct SampleCommand: ParsableCommand {
         if let grid {
             if trajectory != nil {
                 let names = net.classNames
-                let parts = (trajectory ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-                let a = try parseClass(parts[0], names: names, count: k), b = try parseClass(parts[1], names: names, count: k)
+                let (a, b) = (trajectoryPair?.a ?? 0, trajectoryPair?.b ?? 0)
                 let nameA = names?[a] ?? "class \(a)", nameB = names?[b] ?? "class \(b)"
                 let seedList = stride(from: 0, to: n, by: lambdas).map { churnSeeds[$0] }
                 try ContactSheet(images: pixels, columns: lambdas,

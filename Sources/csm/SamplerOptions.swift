@@ -82,14 +82,3 @@ func parseSeeds(_ text: String) throws -> [UInt64] {
     guard !seeds.isEmpty else { throw ValidationError("--seeds is empty") }
     return seeds
 }
-
-/// A class given by index or by name (case-insensitive).
-func parseClass(_ text: String, names: [String]?, count: Int) throws -> Int {
-    if let index = Int(text) {
-        guard index >= 0 && index < count else { throw ValidationError("class \(index) is out of range 0..<\(count)") }
-        return index
-    }
-    if let names, let index = names.firstIndex(where: { $0.lowercased() == text.lowercased() }) { return index }
-    let known = names.map { ": " + $0.joined(separator: ", ") } ?? ""
-    throw ValidationError("unknown class '\(text)' (give an index 0..<\(count)\(known))")
-}
