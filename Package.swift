@@ -65,8 +65,8 @@ let package = Package(
         .target(name: "CSMRandom", swiftSettings: checked),
         // Samplers and schedules.
         .target(name: "CSMDiffusion", dependencies: ["CSMModels", "CSMNumerics", "CSMRandom"], swiftSettings: checked),
-        // Calibration metrics, losses, temperature scaling. Depends only on CSMRandom (the bootstrap).
-        .target(name: "CSMCalibration", dependencies: ["CSMRandom"], swiftSettings: checked),
+        // Calibration metrics, losses, temperature scaling, the logits and labels they are measured on.
+        .target(name: "CSMCalibration", dependencies: ["CSMRandom", "CSMFormats"], swiftSettings: checked),
         // PNG writing (libpng), raster drawing, a small bitmap font, plots, reliability diagrams.
         .target(name: "CSMPictures", dependencies: ["CPNG", "CSMFormats", "CSMCalibration"], swiftSettings: checked),
         // The csm-shard/1 HDF5 schema: writer, reader, manifest, the one path resolver.

@@ -1,3 +1,4 @@
+import CSMCalibration
 import CSMFormats
 import CSMLoader
 import CSMModels
@@ -76,16 +77,5 @@ struct ClassifierLogits {
             x.values[i] = (Float(pixels[i]) * input.scale - input.mean[ch]) / input.std[ch]
         }
         return x
-    }
-}
-
-extension EvaluationSet {
-    /// Writes the logits [N, K] and labels [N] (as float32 class ids) to a safetensors file.
-    func save(to path: String) throws {
-        guard case .float(let values) = values else { throw FileError(path, "only float32 logits can be saved") }
-        try SafeTensorsWriter.write([
-            .init(name: "logits", shape: [sampleCount, classCount], values: values),
-            .init(name: "labels", shape: [sampleCount], values: labels.map(Float.init)),
-        ], metadata: ["classifier": logitsPath, "data": labelsPath], to: path)
     }
 }
