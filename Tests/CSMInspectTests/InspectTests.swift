@@ -73,6 +73,22 @@ enum InspectFixture {
 }
 
 final class InspectSummaryTests: XCTestCase {
+    /// The text `csm inspect` prints: the header, the rows, the table of pairs with their groups.
+    func testTheTextReport() throws {
+        let directory = try temporaryDirectory(self)
+        try InspectFixture.write(to: directory)
+        let text = InspectText(summary: try DatasetSummary(collection: try ShardCollection(path: directory))).render()
+        let lines = text.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.first, "\(directory): 12 samples in 2 shards (manifest)")
+        XCTAssertTrue(lines.contains("  images          6×5×1 uint8"), text)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("  classes         4: A, B, C, D") }, text)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("  mixed           12 samples: 2 pairs, 4 groups, 3 λ levels") }, text)
+        // One row per pair: 2 groups × 3 λ each.
+        XCTAssertEqual(lines.filter { $0.hasPrefix("  A / B") || $0.hasPrefix("  C / D") }.count, 2, text)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("  A / B") && $0.contains("     2        6") }, text)
+        XCTAssertEqual(InspectText.bytes(1536), "1.50 KiB")
+    }
+
     func testSummaryNumbers() throws {
         let directory = try temporaryDirectory(self)
         let paths = try InspectFixture.write(to: directory)
