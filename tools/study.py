@@ -28,6 +28,8 @@ Stages, in order (each resumes; see below):
   middle   CE and CSM at the scarce pick, 3 seeds each.
   evaluate every finished model on the 10,000 test images (csm evaluate --classifier,
            temperature fitted on the validation split, 1,000 bootstrap resamples for ECE).
+  diagnose what the scarce CSM runs did with their data (tools/study_diagnostics.py): their fit
+           of the pool, the pool's soft labels against the full CE models, class-wise test ECE.
   report   docs/calibration/fashion-mnist.{md,json} and the figures; runs still missing are
            listed as pending.
 
@@ -398,6 +400,33 @@ class Study:
             tables[regime] = rows
         return tables
 
+    def diagnose(self) -> None:
+        """tools/study_diagnostics.py's measurements of the scarce CSM runs: their fit of the
+        pool, the pool's labels against the full CE models, and class-wise test ECE."""
+        chosen = self.chosen()
+        csm = [model_name("scarce", "csm", s, chosen) for s in SEEDS] if chosen else []
+        csm = [name for name in csm if self.finished(name)]
+        if not csm:
+            print("[diagnose] no scarce CSM model yet: nothing to diagnose", flush=True)
+            return
+        judges = [name for name in (model_name("full", "ce", s) for s in SEEDS) if self.finished(name)]
+        os.makedirs(self.path("pool-logits"), exist_ok=True)
+
+        def on_pool(name: str) -> str:
+            logits = self.path("pool-logits", name + ".safetensors")
+            self.unit("pool-" + name, "diagnose", [self.csm, "evaluate", "--classifier", self.model_path(name), "--data",
+                                                   self.pool(chosen["pool"]), "--save-logits", logits, "--json"], [logits])
+            return logits
+
+        import study_diagnostics
+        test = {method: self.path("logits", name + ".safetensors")
+                for method, name in (("ce", model_name("scarce", "ce", 0)), ("csm", csm[0]))}
+        document = study_diagnostics.diagnose(self.pool(chosen["pool"]), chosen["sharpness"], chosen["consistent_only"],
+                                              {name: on_pool(name) for name in csm}, [on_pool(name) for name in judges],
+                                              {m: p for m, p in test.items() if os.path.exists(p)})
+        self.state["diagnostics"] = document
+        self.save(self.state_path, self.state)
+
     def evaluate(self) -> None:
         os.makedirs(self.path("logits"), exist_ok=True)
         os.makedirs(self.path("diagrams"), exist_ok=True)
@@ -427,7 +456,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a few steps per model, outputs inside --work (a pipeline check)")
     parser.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1),
                         help="trainings run at once, each pinned to one core (default: the cores, at most 8)")
-    order = ["data", "scarce", "targeted", "full", "middle", "evaluate", "report"]
+    order = ["data", "scarce", "targeted", "full", "middle", "evaluate", "diagnose", "report"]
     parser.add_argument("--stage", choices=order, help="run up to and including this stage (default: all)")
     parser.add_argument("--only", choices=order, help="run this stage alone (its inputs must exist)")
     args = parser.parse_args()

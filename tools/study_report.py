@@ -190,6 +190,34 @@ class Report:
                          f"{pct(r['accuracy'])} | {pct(r['ece'])}{ci} | {r['nll']:.4f} |")
         return lines
 
+    def diagnosis(self) -> list[str]:
+        """The diagnose stage's measurements, when it has run."""
+        d = self.study.state.get("diagnostics")
+        if not d:
+            return []
+        lines = ["## Diagnosis (scarce)", "",
+                 f"What the CSM runs did with their pool (`{os.path.basename(d['pool'])}`, sharpness {d['sharpness']:g}"
+                 + (", consistent samples only" if d["consistent_only"] else "") + "), from tools/study_diagnostics.py.", "",
+                 "| model | pool samples | mixed loss (Σ (softmax − label)²) | top class = label's larger class |", "|---|---:|---:|---:|"]
+        for name, fit in d["fit"].items():
+            lines.append(f"| {name} | {fit['samples']:,} | {fit['mixed_loss']:.4f} | {pct(fit['top_class_agreement'])} |")
+        if "labels" in d:
+            labels = d["labels"]
+            worst = sorted(labels["by_pair"].items(), key=lambda item: -item[1])[:5]
+            lines += ["", f"Soft labels against the mean softmax of {labels['judges']} full CE model(s) (the judge's share of "
+                      f"class a within the pair): mean |label − judge| {labels['mean']:.3f}; by λ_gen "
+                      + ", ".join(f"{float(k):.2f}: {v:.3f}" for k, v in labels["by_lambda_gen"].items())
+                      + "; worst pairs " + ", ".join(f"{k} {v:.3f}" for k, v in worst) + "."]
+        classes = d.get("classes", {})
+        methods = [m for m in ("ce", "csm") if m in classes]
+        if methods:
+            lines += ["", "Class-wise calibration error on the test split (each predicted class's own |accuracy − confidence| "
+                      "over the bins, weighted by its share of the samples):", "",
+                      "| class | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+            for k, name in enumerate(classes["names"]):
+                lines.append(f"| {name} | " + " | ".join(pct(classes[m][k]) for m in methods) + " |")
+        return lines + [""]
+
     def convergence_figure(self, regimes: dict, path: str) -> bool:
         """CE's validation accuracy and ECE against epoch, one line per regime and seed."""
         from PIL import Image, ImageDraw, ImageFont
@@ -300,7 +328,7 @@ class Report:
                     "samples": {d: study.count(d) for d in ("real-train", "real-val", "real-fit", "real-scarce", "real-middle",
                                                             "real-test") if os.path.exists(study.path(d, "manifest.json"))},
                     "bins": S.BINS, "bootstrap": S.BOOTSTRAP, "unit_minutes": unit_minutes, "jobs": study.jobs,
-                    "machine": machine(), "csm_version": version}
+                    "machine": machine(), "csm_version": version, "diagnostics": study.state.get("diagnostics")}
         json_path = os.path.join(docs, "fashion-mnist.json")
         with open(json_path + ".tmp", "w") as out:
             json.dump(document, out, indent=1)
@@ -353,6 +381,7 @@ class Report:
                "epoch over the pool's size. The diffusion model that made the mixed images and the classifier that "
                "reannotated them were trained on the whole Fashion-MNIST training split, so in the scarce and middle "
                "regimes the CSM data carries information from images those classifiers never see.", "",
+               *self.diagnosis(),
                "## Recipe", "",
                f"`csm train {' '.join(S.RECIPE)} --epochs E` — SGD with momentum 0.9, weight decay 5e-4 on every parameter, "
                "batch 128 real images, random crop (padding 4) and horizontal flip, cosine schedule from 0.1, gradient "

@@ -1,0 +1,95 @@
+"""What the calibration study's CSM runs did with their data (tools/study.py, stage
+`diagnose`; the report shows it): measurements that say what the next data change should be
+when CSM misses its goal.
+
+- fit: how far each scarce CSM model fits the mixed pool it trained on — the CSM loss's
+  mixed term (squared L2 between softmax and soft label, summed over classes) and how often
+  its top class is the label's larger class, on every pool sample;
+- labels: how good the pool's soft labels are against an independent judge, the mean softmax
+  of the study's "full" CE models: mean |label − judge| on class a, by λ_gen and per pair;
+- classes: which classes carry the test ECE — each predicted class's share of it, for CE and
+  CSM (seed 0 of each, scarce).
+
+Every input is a logits file written by `csm evaluate --save-logits` (safetensors: `logits`
+[N, K], `labels` [N]) and shards read with csm_shards; nothing here trains or samples.
+"""
+import numpy as np
+from safetensors.numpy import load_file
+
+from csm_shards import CSMShards
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z -= z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def load_probabilities(path: str) -> np.ndarray:
+    return softmax(load_file(path)["logits"])
+
+
+def pool_fit(probabilities: np.ndarray, targets: np.ndarray) -> dict:
+    """The CSM loss's mixed term and the top-class agreement on every pool sample."""
+    squared = ((probabilities - targets) ** 2).sum(1)
+    agree = probabilities.argmax(1) == targets.argmax(1)
+    return {"samples": int(len(targets)), "mixed_loss": float(squared.mean()), "top_class_agreement": float(agree.mean())}
+
+
+def label_quality(pool: CSMShards, targets: np.ndarray, judge: np.ndarray) -> dict:
+    """Mean |soft label − judge probability| on class a, by λ_gen level and per pair."""
+    class_a = pool.column("class_a").astype(np.int64)
+    class_b = pool.column("class_b").astype(np.int64)
+    lambda_gen = pool.column("lambda_gen")
+    rows = np.arange(len(class_a))
+    # The judge's share of a within the pair, so that mass on other classes does not count.
+    judged = judge[rows, class_a] / np.maximum(judge[rows, class_a] + judge[rows, class_b], 1e-12)
+    error = np.abs(targets[rows, class_a] - judged)
+    by_level = {f"{level:.3f}": float(error[np.isclose(lambda_gen, level)].mean()) for level in np.unique(lambda_gen)}
+    by_pair = {}
+    for a, b in sorted(set(zip(class_a.tolist(), class_b.tolist()))):
+        members = (class_a == a) & (class_b == b)
+        by_pair[f"{pool.class_names[a]}:{pool.class_names[b]}"] = float(error[members].mean())
+    return {"mean": float(error.mean()), "by_lambda_gen": by_level, "by_pair": by_pair}
+
+
+def class_ece(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> list[float]:
+    """Each predicted class's own calibration error, weighted by its share of the samples:
+    for the samples predicted as k, Σ over equal-width confidence bins of |accuracy −
+    confidence| × (bin's samples of k) / N. The values add up to at least ECE."""
+    confidence = probabilities.max(1)
+    predicted = probabilities.argmax(1)
+    correct = (predicted == labels).astype(np.float64)
+    index = np.clip(np.ceil(confidence * bins).astype(np.int64), 1, bins) - 1
+    n = len(labels)
+    shares = []
+    for k in range(probabilities.shape[1]):
+        total = 0.0
+        for b in range(bins):
+            members = (index == b) & (predicted == k)
+            if members.any():
+                total += abs(correct[members].mean() - confidence[members].mean()) * np.count_nonzero(members) / n
+        shares.append(total)
+    return shares
+
+
+def diagnose(pool_path: str, sharpness: float, consistent_only: bool, csm_logits: dict[str, str], judge_logits: list[str],
+             test_logits: dict[str, str]) -> dict:
+    """Everything above for one study: `csm_logits` maps each CSM model to its logits on the
+    pool, `judge_logits` are the judges' logits on the pool, `test_logits` maps a method to
+    its test logits."""
+    pool = CSMShards(pool_path)
+    targets = pool.soft_labels(sharpness)
+    used = pool.column("consistent") != 0 if consistent_only else np.ones(len(targets), dtype=bool)
+    document = {"pool": pool_path, "sharpness": sharpness, "consistent_only": consistent_only,
+                "fit": {name: pool_fit(load_probabilities(path)[used], targets[used]) for name, path in csm_logits.items()}}
+    if judge_logits:
+        judge = np.mean([load_probabilities(path) for path in judge_logits], axis=0)
+        document["labels"] = label_quality(pool, targets, judge)
+        document["labels"]["judges"] = len(judge_logits)
+    document["classes"] = {"names": list(pool.class_names)}
+    for method, path in test_logits.items():
+        logits = load_file(path)
+        document["classes"][method] = class_ece(softmax(logits["logits"]), logits["labels"].astype(np.int64))
+    return document
