@@ -36,7 +36,7 @@ install: build
 	@echo "installed $(PREFIX)/bin/csm and its default models in $(PREFIX)/share/csm/Datasets"
 
 ## test: every test, optimised build (numeric code is too slow unoptimised), then the
-## Python package's tests, then the Slurm test (about a minute). The csm_shards package
+## Python package's tests, then the Slurm test (a few minutes). The csm_shards package
 ## (python/, with h5py and numpy) and pytest are installed with pip first: the Swift tests
 ## also check that it reads csm's shards as the Swift loader does. PyTorch is optional.
 test: deps python-package
@@ -45,9 +45,10 @@ test: deps python-package
 	python3 -m pytest -q -p no:cacheprovider python/tests
 	$(SUDO) tools/slurm/test_slurm.sh
 
-## test-slurm: the README's Slurm array script on a private single-node Slurm cluster (root;
-## installs slurm-wlm and munge with apt when missing): merged parts equal one csm generate
-## byte for byte, also after a task is cancelled mid-shard and resubmitted. Part of make test.
+## test-slurm: the Slurm array script examples/slurm/generate.sh (shown in docs/guide/scale-out.md,
+## whose copy must equal it) on a private single-node Slurm cluster (root; installs slurm-wlm
+## and munge with apt when missing): merged parts equal one csm generate byte for byte, also
+## after a task is cancelled mid-shard and resubmitted. Part of make test (docs/guide/testing.md).
 test-slurm: build
 	$(SUDO) tools/slurm/test_slurm.sh
 

@@ -38,7 +38,7 @@ struct SamplerOptions: ParsableArguments {
 
     /// `--steps`, or the solver's default: EDM's 18 for Heun and Euler; 12 for DPM-Solver++(2M),
     /// which on the default model places the λ = 0 and λ = 1 samples in their classes at least
-    /// as often as Heun at 18 steps, with a third of its evaluations (README, Sampling).
+    /// as often as Heun at 18 steps, with a third of its evaluations (docs/guide/sampling.md).
     var resolvedSteps: Int { steps ?? (solver == .dpm2m ? 12 : 18) }
 
     /// Tells the user when `--precision bf16` will run on oneDNN's slow reference kernels.

@@ -1,7 +1,8 @@
 #!/bin/bash
-# make test-slurm: the README's Slurm array script, run by a real Slurm on a private
-# single-node cluster, must produce the same bytes as one `csm generate`, also after a task
-# is cancelled mid-shard and resubmitted alone.
+# make test-slurm: the Slurm array script examples/slurm/generate.sh, run by a real Slurm on a
+# private single-node cluster, must produce the same bytes as one `csm generate`, also after a
+# task is cancelled mid-shard and resubmitted alone. The copy of the script shown in
+# docs/guide/scale-out.md must equal the file (checked first).
 #
 # Everything lives under .build/slurm-test/ (slurm.conf, cgroup.conf, spool and state
 # directories, logs and the job's working folders) except munge's key, socket, pid file, log
@@ -19,8 +20,10 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CSM=${CSM:-$ROOT/.build/release/csm}
 WORK=$ROOT/.build/slurm-test
 RUN=$WORK/run                 # pid files, and munge-dir: the path of munge's folder
+SCRIPT=$ROOT/examples/slurm/generate.sh
+GUIDE=$ROOT/docs/guide/scale-out.md
 
-# Small settings for the README script, passed through the environment (sbatch exports it).
+# Small settings for the script, passed through the environment (sbatch exports it).
 export CSM_WORKERS=3 CSM_GROUPS_PER_PAIR=4
 export CSM_OPTIONS="--pairs 7:9,0:1,2:4 --lambdas 8 --shard-size 16 --steps 32 --batch 16"   # a shard takes seconds: room to cancel mid-shard
 ARRAY=0-$((CSM_WORKERS - 1))
@@ -28,6 +31,21 @@ ARRAY=0-$((CSM_WORKERS - 1))
 started=$(date +%s)
 say() { printf 'test-slurm [%3ds] %s\n' $(($(date +%s) - started)) "$*" >&2; }
 fail() { say "FAILED: $*"; exit 1; }
+
+# --- the guide's copy of the script -----------------------------------------------------------
+# The first ```sh block of docs/guide/scale-out.md that has an #SBATCH --array line must be
+# examples/slurm/generate.sh, byte for byte (the trailing x keeps final newlines in $(...)).
+[ -x "$SCRIPT" ] || fail "$SCRIPT is missing or not executable"
+shown=$(awk '/^```/ { if (inblock) { if (script ~ /#SBATCH --array/) { printf "%s", script; exit } inblock = 0; script = "" }
+                     else if ($0 == "```sh") inblock = 1; next }
+             inblock { script = script $0 "\n" }' "$GUIDE"; echo x)
+shown=${shown%x}
+[ -n "$shown" ] || fail "docs/guide/scale-out.md shows no \`\`\`sh block with #SBATCH --array: it must show examples/slurm/generate.sh"
+file=$(cat "$SCRIPT"; echo x)
+if [ "$shown" != "${file%x}" ]; then
+    diff <(printf '%s' "$shown") "$SCRIPT" >&2 || true
+    fail "the script shown in docs/guide/scale-out.md differs from examples/slurm/generate.sh (diff above: < guide, > file); copy the file into the guide's block"
+fi
 
 [ "$(id -u)" = 0 ] || fail "needs root (slurmd, and apt for slurm-wlm/munge)"
 [ -x "$CSM" ] || fail "$CSM not built (make build)"
@@ -155,21 +173,16 @@ done
 [ "$state" = idle ] || fail "node not idle after 60 s (state '$state'; $WORK/log)"
 say "cluster up: $(sinfo -h -o '%P %D node, %c CPUs, %m MB, %T')"
 
-# --- the README's script ----------------------------------------------------------------------
-# The first ```sh block of README.md that starts with #!/bin/bash and has an #SBATCH --array line.
-awk '/^```/ { if (inblock) { if (script ~ /#SBATCH --array/) { printf "%s", script; exit } inblock = 0; script = "" }
-              else if ($0 == "```sh") inblock = 1; next }
-     inblock { script = script $0 "\n" }' "$ROOT/README.md" > "$WORK/generate.sh"
-head -1 "$WORK/generate.sh" | grep -q '^#!/bin/bash' || fail "README.md has no #!/bin/bash block with #SBATCH --array"
-say "README script ($(wc -l < "$WORK/generate.sh") lines): $(grep -m1 '^csm ' "$WORK/generate.sh")"
+# --- the script -------------------------------------------------------------------------------
+say "script examples/slurm/generate.sh ($(wc -l < "$SCRIPT") lines, the same as docs/guide/scale-out.md shows): $(grep -m1 '^csm ' "$SCRIPT")"
 
 export PATH=$(dirname "$CSM"):$PATH             # the script calls `csm` from PATH, as on a cluster
 
-# Submits the README script in $1 with extra sbatch options; prints the job id.
+# Submits examples/slurm/generate.sh in $1 with extra sbatch options; prints the job id.
 submit() {
     local dir=$1; shift
     mkdir -p "$dir"
-    (cd "$dir" && sbatch --parsable --output="$WORK/log/job-%A_%a.out" "$@" "$WORK/generate.sh")
+    (cd "$dir" && sbatch --parsable --output="$WORK/log/job-%A_%a.out" "$@" "$SCRIPT")
 }
 # Waits for job $1 to leave the queue and prints each task's "id state exit".
 wait_job() {
