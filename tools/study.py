@@ -270,10 +270,8 @@ class Study:
         if curves:  # validation accuracy and ECE after every epoch
             command += ["--val-data", self.path("real-val")]
         if loss.startswith("csm"):
-            if self.record(name) is None or not os.path.exists(self.model_path(name)):
-                command += ["--mixed", self.pool(settings["pool"])]
-            else:
-                command += ["--mixed", self.path(settings["pool"])]
+            # A finished training is skipped below: its pool need not be generated.
+            command += ["--mixed", self.path(settings["pool"]) if self.finished(name) else self.pool(settings["pool"])]
             command += ["--sharpness", f"{settings['sharpness']:g}", "--n-aug", str(settings["n_aug"])]
             command += ["--consistent-only"] if settings["consistent_only"] else []
         os.makedirs(self.path("checkpoints"), exist_ok=True)

@@ -81,14 +81,7 @@ public struct PairWeights: Codable, Equatable, Sendable {
         guard probabilities.count == labels.count * k else {
             throw PlanError("\(probabilities.count) probabilities for \(labels.count) samples of \(k) classes")
         }
-        var errors = [Int](repeating: 0, count: k * k), confident = [Double](repeating: 0, count: k * k)
-        for (i, label) in labels.enumerated() {
-            let row = probabilities[(i * k)..<((i + 1) * k)]
-            let predicted = row.indices.max { row[$0] < row[$1] }! - i * k
-            guard predicted != label, (0..<k).contains(label) else { continue }
-            errors[label * k + predicted] += 1
-            confident[label * k + predicted] += row[i * k + predicted]
-        }
+        let (errors, confident) = Self.confusion(probabilities: probabilities, labels: labels, classCount: k)
         var entries: [Entry] = []
         for a in 0..<k {
             for b in (a + 1)..<k {
@@ -105,6 +98,20 @@ public struct PairWeights: Codable, Equatable, Sendable {
         self.floor = floor
         self.source = source
         self.pairs = entries
+    }
+
+    /// The confusion of a classifier's `probabilities` (n × K) on samples of classes `labels`:
+    /// `counts[y·K + ŷ]` samples of class y predicted as ŷ (the first largest probability), and
+    /// `confident[y·K + ŷ]` the probabilities of ŷ summed over those samples.
+    public static func confusion(probabilities: [Double], labels: [Int], classCount k: Int) -> (counts: [Int], confident: [Double]) {
+        var counts = [Int](repeating: 0, count: k * k), confident = [Double](repeating: 0, count: k * k)
+        for (i, label) in labels.enumerated() where (0..<k).contains(label) {
+            let row = probabilities[(i * k)..<((i + 1) * k)]
+            let predicted = row.indices.max { row[$0] < row[$1] }! - i * k
+            counts[label * k + predicted] += 1
+            confident[label * k + predicted] += row[i * k + predicted]
+        }
+        return (counts, confident)
     }
 
     /// Reads and checks a weights file: its schema, every pair's classes (in range, a ≠ b,

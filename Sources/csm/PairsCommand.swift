@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSMCalibration
 import CSMFormats
 import CSMPictures
 import CSMPipeline
@@ -68,16 +69,9 @@ struct PairsCommand: ParsableCommand {
         let set = try network.evaluationSet(data: data)
         guard case .float(let logits) = set.values else { throw CLIError("\(classifierPath): unexpected logits") }
         let k = set.classCount
-        var probabilities = [Double](repeating: 0, count: logits.count)
-        var correct = 0
-        for i in 0..<set.sampleCount {
-            let row = logits[(i * k)..<((i + 1) * k)].map(Double.init)
-            let top = row.max()!
-            let exps = row.map { exp($0 - top) }
-            let sum = exps.reduce(0, +)
-            for j in 0..<k { probabilities[i * k + j] = exps[j] / sum }
-            if row.firstIndex(of: top) == set.labels[i] { correct += 1 }
-        }
+        let probabilities = try Softmax.probabilities(logits: logits.map(Double.init), classCount: k)
+        let counts = PairWeights.confusion(probabilities: probabilities, labels: set.labels, classCount: k).counts
+        let correct = (0..<k).reduce(0) { $0 + counts[$1 * k + $1] }
         let source = PairWeights.Source(classifier: (classifierPath as NSString).lastPathComponent,
                                         classifierSHA256: try FileHash.sha256(ofFile: classifierPath), data: data,
                                         samples: set.sampleCount, accuracy: Double(correct) / Double(set.sampleCount))
@@ -95,11 +89,6 @@ struct PairsCommand: ParsableCommand {
         }
         printError("wrote \(out): \(weights.pairs.count) pairs, floor \(floor)")
         if let picture {
-            var counts = [Int](repeating: 0, count: k * k)
-            for i in 0..<set.sampleCount {
-                let row = probabilities[(i * k)..<((i + 1) * k)]
-                counts[set.labels[i] * k + (row.indices.max { row[$0] < row[$1] }! - i * k)] += 1
-            }
             try ConfusionMatrixPicture.draw(counts: counts, classNames: names,
                                             title: "\(source.classifier) on \(set.sampleCount) samples").writePNG(path: picture)
             printError("wrote \(picture)")
