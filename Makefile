@@ -7,7 +7,7 @@ CSM         = .build/release/csm
 PACKAGES    = libopenblas-dev libdnnl-dev libhdf5-dev libpng-dev libjpeg-dev zlib1g-dev dataset-fashion-mnist
 SUDO        = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build install test test-slurm test-distributed python-package cli-help demo bench study fuzz clean
+.PHONY: all deps build install test test-slurm test-dependency test-distributed python-package cli-help demo bench study fuzz clean
 
 all: build
 
@@ -43,6 +43,7 @@ test: deps python-package
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build
 	python3 -m pytest -q -p no:cacheprovider python/tests
+	tools/packaging/test_dependency.sh $(CSM)
 	$(SUDO) tools/slurm/test_slurm.sh
 
 ## test-slurm: the Slurm array script examples/slurm/generate.sh (shown in docs/guide/scale-out.md,
@@ -52,6 +53,12 @@ test: deps python-package
 test-slurm: build
 	$(SUDO) tools/slurm/test_slurm.sh
 
+## test-dependency: examples/swift-loader, a program of another package that reads shards with
+## CSMLoader, built against this checkout by path and against a tagged git copy by version
+## (SwiftPM refuses unsafeFlags there), on shards csm generate writes. Part of make test.
+test-dependency: build
+	tools/packaging/test_dependency.sh $(CSM)
+
 ## test-distributed: CSMDataset and PairedCSMDataset under torchrun with 2 processes (gloo,
 ## CPU) and DistributedSampler (installs PyTorch with pip when missing).
 test-distributed: python-package
@@ -59,14 +66,14 @@ test-distributed: python-package
 	python3 -m pytest -q -p no:cacheprovider python/tests/test_distributed.py
 
 ## python-package: installs the Python reader (python/, as csm_shards) and pytest with pip;
-## the tests and tools/ scripts import the installed package.
+## the tests, the tools/ scripts and examples/pytorch/train.py import the installed package.
 python-package:
 	python3 -m pip install -q ./python pytest
 
-## cli-help: every command's --help saved as text in docs/cli/ (tools/cli_help.py, 100 columns
+## cli-help: every command's --help saved as text in docs/cli/ (tools/docs/cli_help.py, 100 columns
 ## wide); the CLIHelpTests test fails when they differ from what csm prints.
 cli-help: build
-	python3 tools/cli_help.py --csm $(CSM) --out docs/cli
+	python3 tools/docs/cli_help.py --csm $(CSM) --out docs/cli
 
 ## demo: class-mixed trajectories as a PNG, then a CSM dataset with the defaults (720 images).
 demo: build
@@ -79,14 +86,14 @@ demo: build
 
 ## bench: csm against PyTorch in the same run — sampling, the loader on the demo shards,
 ## training a ResNet-20 on Fashion-MNIST, then the CSM paper's 56 M-parameter network
-## (random weights, made in bench-out/ by tools/make_paper_model.py). Installs PyTorch with pip.
+## (random weights, made in bench-out/ by tools/bench/make_paper_model.py). Installs PyTorch with pip.
 bench: build python-package
 	@python3 -c "import torch, safetensors" 2>/dev/null || python3 -m pip install -q torch safetensors
 	$(CSM) generate --out demo-out/data
 	@[ -e demo-out/real-train/manifest.json ] || $(CSM) import fashion-mnist --split train --out demo-out/real-train
-	python3 tools/bench.py --csm $(CSM)
+	python3 tools/bench/bench.py --csm $(CSM)
 
-## study: the calibration study on Fashion-MNIST (tools/study.py): data, CSM settings chosen
+## study: the calibration study on Fashion-MNIST (tools/study/study.py): data, CSM settings chosen
 ## on the validation split, ResNet-20 trained to convergence with every method in the
 ## "scarce", "full" and "middle" regimes, evaluated on the test split. About 40 core-hours;
 ## rerun to resume (finished runs are recorded in Datasets/fashion-mnist/study/runs.json,
@@ -94,7 +101,7 @@ bench: build python-package
 ## Not part of make test. STUDY_FLAGS=--quick checks the pipeline in minutes.
 study: build python-package
 	@python3 -c "import PIL" 2>/dev/null || python3 -m pip install -q pillow
-	python3 tools/study.py --csm $(CSM) $(STUDY_FLAGS)
+	python3 tools/study/study.py --csm $(CSM) $(STUDY_FLAGS)
 
 ## fuzz: libFuzzer harnesses (safetensors, .npy, IDX, manifest JSON, shards) built with
 ## -sanitize=fuzzer,address in their own package (Fuzz/, never part of build or test), each

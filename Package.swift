@@ -6,6 +6,11 @@ import PackageDescription
 /// files or user input — formats, shards, import, inspect, loader, models, pipeline, CLI —
 /// builds with `-O`, so bounds and overflow checks stay on. On x86-64 the numeric code
 /// targets AVX2 + FMA (Haswell, 2013, and later) so that SIMD16<Float> code uses wide registers.
+///
+/// The libraries other packages use (the products CSMLoader, CSMShards, CSMCalibration,
+/// CSMFormats, CSMImport) and every target they reach carry no `unsafeFlags`, which SwiftPM refuses in
+/// a versioned dependency: they build with the package's own release settings (`-O`,
+/// whole-module), which is what `checked` spells out for the rest.
 #if arch(x86_64)
 let targetCPU = ["-target-cpu", "haswell"]
 #else
@@ -19,19 +24,16 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "csm", targets: ["csm"]),
-        .library(name: "CSMNumerics", targets: ["CSMNumerics"]),
-        .library(name: "CSMFormats", targets: ["CSMFormats"]),
-        .library(name: "CSMModels", targets: ["CSMModels"]),
-        .library(name: "CSMDiffusion", targets: ["CSMDiffusion"]),
-        .library(name: "CSMCalibration", targets: ["CSMCalibration"]),
-        .library(name: "CSMPictures", targets: ["CSMPictures"]),
-        .library(name: "CSMPipeline", targets: ["CSMPipeline"]),
+        // Reading shards in a training loop (datasets, pairing, transforms, batches).
         .library(name: "CSMLoader", targets: ["CSMLoader"]),
+        // Reading and writing csm-shard/1 files and their manifest.
         .library(name: "CSMShards", targets: ["CSMShards"]),
+        // Calibration metrics, losses and temperature scaling for a training loop.
+        .library(name: "CSMCalibration", targets: ["CSMCalibration"]),
+        // safetensors, .npy and the one file error the others report with.
+        .library(name: "CSMFormats", targets: ["CSMFormats"]),
+        // Importing IDX, CIFAR and image folders into real-data shards.
         .library(name: "CSMImport", targets: ["CSMImport"]),
-        .library(name: "CSMInspect", targets: ["CSMInspect"]),
-        .library(name: "CSMTraining", targets: ["CSMTraining"]),
-        .library(name: "CSMAttribution", targets: ["CSMAttribution"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -58,27 +60,31 @@ let package = Package(
         .target(name: "CSMNumerics", dependencies: ["CBLAS", "CDNNL", "CDNNLKernels"], swiftSettings: kernels),
         // File formats and file safety, no numerics: safetensors, .npy, JSON values, the one
         // atomic write, the one file hash, the one file error, the output-directory lock.
-        .target(name: "CSMFormats", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: checked),
+        .target(name: "CSMFormats", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // EDM networks, preconditioners, ResNet classifiers, built from model files.
         .target(name: "CSMModels", dependencies: ["CSMNumerics", "CSMFormats", "CSMRandom"], swiftSettings: checked),
         // Counter-based and splittable random numbers (Philox, Gaussian streams, SplitMix64): every seed's one home.
-        .target(name: "CSMRandom", swiftSettings: checked),
+        .target(name: "CSMRandom"),
         // Samplers and schedules.
         .target(name: "CSMDiffusion", dependencies: ["CSMModels", "CSMNumerics", "CSMRandom"], swiftSettings: checked),
         // Calibration metrics, losses, temperature scaling, the logits and labels they are measured on.
-        .target(name: "CSMCalibration", dependencies: ["CSMRandom", "CSMFormats"], swiftSettings: checked),
+        .target(name: "CSMCalibration", dependencies: ["CSMRandom", "CSMFormats"]),
         // PNG writing (libpng), raster drawing, a small bitmap font, plots, reliability diagrams.
         .target(name: "CSMPictures", dependencies: ["CPNG", "CSMFormats", "CSMCalibration"], swiftSettings: checked),
+        // libhdf5 for csm's HDF5 files (shards, attribution files): the lock, handles,
+        // reproducible files, datasets and attributes, and the probes of damaged files.
+        // The only module that calls the C library.
+        .target(name: "CSMHDF5", dependencies: ["CHDF5", "CHDF5Shim", "CSMFormats"]),
         // The csm-shard/1 HDF5 schema: writer, reader, manifest, the one path resolver.
         // What a training loop links: no image decoders.
-        .target(name: "CSMShards", dependencies: ["CHDF5", "CHDF5Shim", "CSMFormats"], swiftSettings: checked),
+        .target(name: "CSMShards", dependencies: ["CSMHDF5", "CSMFormats"]),
         // Dataset importers (IDX, PNG/JPEG folders, CIFAR binary) → real-data shards.
-        .target(name: "CSMImport", dependencies: ["CSMShards", "CSMFormats", "CZlib", "CPNG", "CJPEGShim"], swiftSettings: checked),
+        .target(name: "CSMImport", dependencies: ["CSMShards", "CSMFormats", "CZlib", "CPNG", "CJPEGShim"]),
         // Summaries, verification, truncation forensics, the queries behind the pictures.
-        .target(name: "CSMInspect", dependencies: ["CSMShards", "CSMFormats", "CHDF5", "CHDF5Shim"], swiftSettings: checked),
+        .target(name: "CSMInspect", dependencies: ["CSMShards", "CSMHDF5", "CSMFormats"], swiftSettings: checked),
 
         // The loader library: datasets over shards, paired sampling, transforms, batching, prefetch.
-        .target(name: "CSMLoader", dependencies: ["CSMShards", "CSMRandom"], swiftSettings: checked),
+        .target(name: "CSMLoader", dependencies: ["CSMShards", "CSMRandom"]),
 
         // Optimisers, schedules, losses as trained, the training loop and its checkpoints.
         .target(name: "CSMTraining", dependencies: ["CSMNumerics", "CSMFormats", "CSMModels", "CSMCalibration", "CSMLoader", "CSMShards"],
@@ -86,8 +92,8 @@ let package = Package(
 
         // DAS attribution: per-sample gradient features, the random projection, the kernel,
         // top-k, and the csm-attribution-features/1 and csm-attributions/1 files.
-        .target(name: "CSMAttribution", dependencies: ["CSMModels", "CSMDiffusion", "CSMNumerics", "CSMShards", "CSMFormats", "CSMRandom",
-                                                       "CHDF5", "CHDF5Shim", "CGaussianKernels"],
+        .target(name: "CSMAttribution", dependencies: ["CSMModels", "CSMDiffusion", "CSMNumerics", "CSMShards", "CSMHDF5", "CSMFormats",
+                                                       "CSMRandom", "CGaussianKernels"],
                 swiftSettings: checked),
 
         // generate = sample → reannotate → write: plans, seeds, reannotation, the run configuration.
@@ -110,7 +116,7 @@ let package = Package(
         .testTarget(name: "CSMPicturesTests", dependencies: ["CSMPictures", "CSMCalibration"]),
         .testTarget(name: "CSMPipelineTests", dependencies: ["CSMPipeline", "CSMDiffusion", "CSMModels", "CSMShards", "CSMImport", "CSMFormats"]),
         .testTarget(name: "CSMCalibrationTests", dependencies: ["CSMCalibration", "CSMFormats"]),
-        .testTarget(name: "CSMShardsTests", dependencies: ["CSMShards", "CSMFormats"]),
+        .testTarget(name: "CSMShardsTests", dependencies: ["CSMShards", "CSMHDF5", "CSMFormats"]),
         .testTarget(name: "CSMImportTests", dependencies: ["CSMImport", "CSMShards", "CSMFormats", "CJPEGShim"]),
         .testTarget(name: "CSMInspectTests", dependencies: ["CSMInspect", "CSMShards", "CSMFormats"]),
         .testTarget(name: "CSMLoaderTests", dependencies: ["CSMLoader", "CSMShards", "CSMFormats"]),

@@ -1,5 +1,5 @@
-import CHDF5
 import CSMFormats
+import CSMHDF5
 import CSMShards
 import Foundation
 
@@ -109,7 +109,7 @@ public struct AttributionFeatures: Sendable {
     }
 
     static func readMetadata(_ root: HDF5Handle, _ path: String) throws -> Metadata {
-        guard H5Aexists(root.id, "schema") > 0 else { throw FileError(path, "not a \(schema) file (no 'schema' attribute)") }
+        guard HDF5.hasAttribute(root, "schema") else { throw FileError(path, "not a \(schema) file (no 'schema' attribute)") }
         let found = try HDF5.readString(root, "schema", path)
         guard found == schema else { throw FileError(path, dataset: "schema", "is '\(found)', expected \(schema)") }
         let sigmasText = try HDF5.readString(root, "sigmas", path)

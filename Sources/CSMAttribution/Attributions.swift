@@ -1,5 +1,5 @@
-import CHDF5
 import CSMFormats
+import CSMHDF5
 import CSMShards
 import Foundation
 
@@ -74,7 +74,7 @@ public struct Attributions: Sendable {
     public init(path: String) throws {
         self = try HDF5.locked {
             let (file, root) = try HDF5.openReadOnly(path)
-            guard H5Aexists(root.id, "schema") > 0 else { throw FileError(path, "not a \(Self.schema) file (no 'schema' attribute)") }
+            guard HDF5.hasAttribute(root, "schema") else { throw FileError(path, "not a \(Self.schema) file (no 'schema' attribute)") }
             let found = try HDF5.readString(root, "schema", path)
             guard found == Self.schema else { throw FileError(path, dataset: "schema", "is '\(found)', expected \(Self.schema)") }
             let top = try HDF5.readInteger(root, "top", path)

@@ -1,5 +1,5 @@
-import CHDF5
 import CSMFormats
+import CSMHDF5
 import CSMShards
 import Foundation
 
@@ -22,7 +22,7 @@ public enum KernelFile {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         return try HDF5.locked {
             let (file, root) = try HDF5.openReadOnly(path)
-            guard H5Aexists(root.id, "schema") > 0, try HDF5.readString(root, "schema", path) == schema else {
+            guard HDF5.hasAttribute(root, "schema"), try HDF5.readString(root, "schema", path) == schema else {
                 throw FileError(path, "not a \(schema) file")
             }
             guard try HDF5.readString(root, "features_sha256", path) == featuresSHA256,

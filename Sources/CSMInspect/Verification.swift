@@ -1,5 +1,3 @@
-import CHDF5
-import CHDF5Shim
 import CSMFormats
 import CSMShards
 import Foundation

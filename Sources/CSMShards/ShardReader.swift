@@ -1,6 +1,5 @@
-import CHDF5
-import CHDF5Shim
 import CSMFormats
+import CSMHDF5
 import Foundation
 
 /// Reads a `csm-shard/1` file (docs/formats/csm-shard.md). Opening validates the schema:
@@ -33,12 +32,8 @@ public final class ShardReader: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw FileError(path, "no such file") }
         guard !isDirectory.boolValue else { throw FileError(path, "is a directory, not a shard") }
         let opened: (HDF5Handle, ShardMetadata, [Int]) = try HDF5.locked {
-            guard H5Fis_hdf5(path) > 0 else {
-                _ = HDF5.takeErrorMessage()
-                throw FileError(path, "not an HDF5 file")
-            }
-            let file = try handle(H5Fopen(path, csm_h5f_acc_rdonly(), HDF5.defaultList), .file, path, "cannot open")
-            let metadata = try Self.readMetadata(file, path)
+            let (file, root) = try HDF5.openReadOnly(path)
+            let metadata = try Self.readMetadata(root, path)
             let imageShape = try Self.validateDatasets(file, path, classes: metadata.numClasses)
             return (file, metadata, imageShape)
         }
@@ -107,59 +102,20 @@ public final class ShardReader: @unchecked Sendable {
     /// Where `dataset`'s stored chunks lie in the file, as byte ranges in storage order
     /// (for verification tools and corruption tests).
     public func storageRanges(of dataset: ShardDataset) throws -> [Range<Int>] {
-        try HDF5.locked {
-            let name = dataset.name
-            let id = try handle(H5Dopen2(file.id, name, HDF5.defaultList), .dataset, path, dataset: name, "cannot open")
-            let space = try handle(H5Dget_space(id.id), .dataspace, path, dataset: name, "cannot read the shape")
-            var chunks: hsize_t = 0
-            guard H5Dget_num_chunks(id.id, space.id, &chunks) >= 0 else {
-                _ = HDF5.takeErrorMessage()
-                return []   // not chunked (an empty dataset)
-            }
-            var ranges: [Range<Int>] = []
-            var offset = [hsize_t](repeating: 0, count: 4)
-            for index in 0..<chunks {
-                var mask: UInt32 = 0, address: haddr_t = 0, size: hsize_t = 0
-                try check(H5Dget_chunk_info(id.id, space.id, index, &offset, &mask, &address, &size), path, dataset: name,
-                          "cannot locate chunk \(index)")
-                ranges.append(Int(address)..<(Int(address) + Int(size)))
-            }
-            return ranges
-        }
+        try HDF5.locked { try HDF5.storageRanges(file, dataset.name, path) }
     }
 
     private func read<T>(_ dataset: ShardDataset, rows: Range<Int>?, _ type: T.Type) throws -> [T] {
-        let rows = rows ?? 0..<count
-        let name = dataset.name
-        guard rows.lowerBound >= 0, rows.upperBound <= count else {
-            throw FileError(path, dataset: name, "rows \(rows.lowerBound)..<\(rows.upperBound) lie outside 0..<\(count)")
-        }
-        precondition(MemoryLayout<T>.size == dataset.elementType.size, "ShardReader: \(T.self) does not match \(name)")
-        let rowShape = dataset.rowShape(height: height, width: width, channels: channels, classes: numClasses)
-        let total = rows.count * rowShape.reduce(1, *)
-        guard total > 0 else { return [] }
+        let shape = [count] + dataset.rowShape(height: height, width: width, channels: channels, classes: numClasses)
         return try HDF5.locked {
-            let id = try handle(H5Dopen2(file.id, name, HDF5.defaultList), .dataset, path, dataset: name, "cannot open")
-            let fileSpace = try handle(H5Dget_space(id.id), .dataspace, path, dataset: name, "cannot read the shape")
-            let start = ([rows.lowerBound] + rowShape.map { _ in 0 }).map { hsize_t($0) }
-            let extent = ([rows.count] + rowShape).map { hsize_t($0) }
-            try check(H5Sselect_hyperslab(fileSpace.id, H5S_SELECT_SET, start, nil, extent, nil), path, dataset: name,
-                      "cannot select rows")
-            let memorySpace = try handle(H5Screate_simple(Int32(extent.count), extent, nil), .dataspace, path, dataset: name,
-                                         "cannot create dataspace")
-            return try [T](unsafeUninitializedCapacity: total) { buffer, initialized in
-                try check(H5Dread(id.id, dataset.elementType.memoryType, memorySpace.id, fileSpace.id, HDF5.defaultList,
-                                  buffer.baseAddress), path, dataset: name, "cannot read")
-                initialized = total
-            }
+            try HDF5.readRows(file, dataset.name, shape: shape, rows: rows ?? 0..<count, type: dataset.elementType, path)
         }
     }
 
     // MARK: Validation
 
-    private static func readMetadata(_ file: HDF5Handle, _ path: String) throws -> ShardMetadata {
-        let root = try handle(H5Gopen2(file.id, "/", HDF5.defaultList), .group, path, "cannot open the root group")
-        guard H5Aexists(root.id, "schema") > 0 else { throw FileError(path, "not a csm-shard/1 file (no 'schema' attribute)") }
+    private static func readMetadata(_ root: HDF5Handle, _ path: String) throws -> ShardMetadata {
+        guard HDF5.hasAttribute(root, "schema") else { throw FileError(path, "not a csm-shard/1 file (no 'schema' attribute)") }
         let schema = try HDF5.readString(root, "schema", path)
         guard schema == ShardMetadata.schema else {
             throw FileError(path, dataset: "schema", "is '\(schema)', expected \(ShardMetadata.schema)")
@@ -188,23 +144,9 @@ public final class ShardReader: @unchecked Sendable {
     /// Checks every dataset's type and shape; returns [N, H, W, C].
     private static func validateDatasets(_ file: HDF5Handle, _ path: String, classes: Int) throws -> [Int] {
         var imageShape: [Int] = []
-        let byteLimit = plausibleBytes(fileSize: fileSize(path))
         for dataset in ShardDataset.allCases {
             let name = dataset.name
-            guard H5Lexists(file.id, name, HDF5.defaultList) > 0 else { throw FileError(path, dataset: name, "missing dataset") }
-            let id = try handle(H5Dopen2(file.id, name, HDF5.defaultList), .dataset, path, dataset: name, "cannot open")
-            let type = try handle(H5Dget_type(id.id), .datatype, path, dataset: name, "cannot read the type")
-            let expected = dataset.elementType
-            let actual = HDF5.describe(type.id)
-            guard actual == expected.rawValue else {
-                throw FileError(path, dataset: name, "is \(actual), expected \(expected.rawValue)")
-            }
-            let space = try handle(H5Dget_space(id.id), .dataspace, path, dataset: name, "cannot read the shape")
-            let rank = H5Sget_simple_extent_ndims(space.id)
-            guard rank >= 0, rank <= 8 else { throw FileError(path, dataset: name, "has an unreadable shape") }
-            var dims = [hsize_t](repeating: 0, count: Int(rank))
-            try check(H5Sget_simple_extent_dims(space.id, &dims, nil), path, dataset: name, "cannot read the shape")
-            let shape = try checkedShape(dims, elementSize: expected.size, limit: byteLimit, path, dataset: name)
+            let shape = try HDF5.datasetShape(file, name, type: dataset.elementType, rank: nil, path)
             if dataset == .images {
                 guard shape.count == 4, shape[1] > 0, shape[2] > 0, shape[3] > 0 else {
                     throw FileError(path, dataset: name, "has shape \(shape), expected [N, H, W, C]")
@@ -219,35 +161,5 @@ public final class ShardReader: @unchecked Sendable {
             }
         }
         return imageShape
-    }
-
-    /// Deflate expands data at most 1032-fold, so no dataset of a file of `fileSize` bytes
-    /// holds more than this many bytes (plus slack for tiny files); larger shapes are refused
-    /// before any buffer is made.
-    public static func plausibleBytes(fileSize: Int) -> Int {
-        let (product, overflow) = fileSize.multipliedReportingOverflow(by: 1032)
-        return overflow ? Int.max : product.addingReportingOverflow(1 << 20).overflow ? Int.max : product + (1 << 20)
-    }
-
-    /// `dims` as Ints, checked with overflow-safe arithmetic: every dimension and the
-    /// dataset's byte count fit in an Int and stay within `limit`.
-    static func checkedShape(_ dims: [hsize_t], elementSize: Int, limit: Int, _ path: String, dataset: String) throws -> [Int] {
-        var bytes = elementSize
-        var shape: [Int] = []
-        for dim in dims {
-            guard let value = Int(exactly: dim) else { throw FileError(path, dataset: dataset, "has an absurd dimension \(dim)") }
-            let (product, overflow) = bytes.multipliedReportingOverflow(by: value)
-            guard !overflow else { throw FileError(path, dataset: dataset, "has shape \(dims) whose size overflows") }
-            shape.append(value)
-            bytes = product
-        }
-        guard bytes <= limit else {
-            throw FileError(path, dataset: dataset, "has shape \(shape): \(bytes) bytes, more than the file can hold")
-        }
-        return shape
-    }
-
-    private static func fileSize(_ path: String) -> Int {
-        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
     }
 }

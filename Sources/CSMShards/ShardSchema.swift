@@ -1,6 +1,5 @@
-import CHDF5
-import CHDF5Shim
 import CSMFormats
+import CSMHDF5
 import Foundation
 
 /// The datasets of a `csm-shard/1` file, in the order the writer creates them.
@@ -51,44 +50,8 @@ public enum ShardDataset: String, CaseIterable, Sendable {
     }
 }
 
-/// Element types used by the schema.
-public enum ShardElementType: String, Sendable {
-    case uint8, int32, int64, float32, float64
-
-    /// Bytes per element.
-    public var size: Int {
-        switch self {
-        case .uint8: return 1
-        case .int32, .float32: return 4
-        case .int64, .float64: return 8
-        }
-    }
-
-    var isInteger: Bool { self != .float32 && self != .float64 }
-    var isSigned: Bool { self == .int32 || self == .int64 }
-
-    /// The little-endian type stored in the file.
-    var fileType: hid_t {
-        switch self {
-        case .uint8: return csm_h5t_std_u8le()
-        case .int32: return csm_h5t_std_i32le()
-        case .int64: return csm_h5t_std_i64le()
-        case .float32: return csm_h5t_ieee_f32le()
-        case .float64: return csm_h5t_ieee_f64le()
-        }
-    }
-
-    /// The matching in-memory type.
-    var memoryType: hid_t {
-        switch self {
-        case .uint8: return csm_h5t_native_uint8()
-        case .int32: return csm_h5t_native_int32()
-        case .int64: return csm_h5t_native_int64()
-        case .float32: return csm_h5t_native_float()
-        case .float64: return csm_h5t_native_double()
-        }
-    }
-}
+/// Element types used by the schema: HDF5's little-endian integers and floats.
+public typealias ShardElementType = HDF5ElementType
 
 /// What a shard holds: `mixed` (generated, reannotated) or `real` (an imported dataset).
 public enum ShardKind: String, Sendable, Codable {

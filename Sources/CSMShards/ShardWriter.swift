@@ -1,6 +1,5 @@
-import CHDF5
-import CHDF5Shim
 import CSMFormats
+import CSMHDF5
 import Foundation
 
 /// Writes `csm-shard/1` HDF5 files (docs/formats/csm-shard.md).

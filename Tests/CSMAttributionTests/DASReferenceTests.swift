@@ -4,7 +4,7 @@ import CSMModels
 import XCTest
 
 /// Exact (`--proj-dim 0`) DAS scores and error weights against the PyTorch reference
-/// (tools/make_das_fixture.py: torch.func per-sample gradients on the same inputs and noise).
+/// (tools/fixtures/make_das_fixture.py: torch.func per-sample gradients on the same inputs and noise).
 final class DASReferenceTests: XCTestCase {
     func testExactScoresEqualTheReference() throws {
         let reference = try SafeTensorsFile(path: fixture("attribution/das-exact.safetensors"))

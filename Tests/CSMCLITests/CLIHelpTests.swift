@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 
 /// docs/cli holds every command's `--help` as csm prints it 100 columns wide (written by
-/// tools/cli_help.py, `make cli-help`). These files must match the built csm: one per
+/// tools/docs/cli_help.py, `make cli-help`). These files must match the built csm: one per
 /// command, none for a command csm no longer has.
 final class CLIHelpTests: XCTestCase {
     let folder = packageRoot().appendingPathComponent("docs/cli")
@@ -32,7 +32,7 @@ final class CLIHelpTests: XCTestCase {
     }
 
     /// File name → arguments of every command, from `csm --experimental-dump-help` (the command
-    /// tree as ArgumentParser describes it), named as tools/cli_help.py names them:
+    /// tree as ArgumentParser describes it), named as tools/docs/cli_help.py names them:
     /// csm.txt, csm-generate.txt, csm-attribute-index.txt, …
     func helpFiles() throws -> [String: [String]] {
         let result = try runCSM(["--experimental-dump-help"])

@@ -8,7 +8,7 @@ import XCTest
 /// `csm prototypes`: the one shard resolver (a manifest, its directory or one shard give the
 /// same prototypes), and a classifier whose stage widths are not multiples of 16 (a
 /// `resnet-classifier/1` file with widths [24, 48, 40], made by
-/// tools/make_odd_width_fixtures.py) gives PyTorch's prototypes.
+/// tools/fixtures/make_odd_width_fixtures.py) gives PyTorch's prototypes.
 final class PrototypesCommandTests: XCTestCase {
     let fixtures = packageRoot().appendingPathComponent("Tests/Fixtures/odd")
 

@@ -208,7 +208,7 @@ final class TrainCommandTests: XCTestCase {
 
     /// `--init FILE --no-augment --val-fraction 0 --max-steps 1 --batch N` on a shard of N
     /// images writes the weights after one SGD step on all of them: PyTorch's, from the
-    /// fixture of tools/make_sgd_step_fixture.py, within 1e-4 relative, for four losses.
+    /// fixture of tools/fixtures/make_sgd_step_fixture.py, within 1e-4 relative, for four losses.
     func testOneFullBatchStepFromTheCommandLineMatchesPyTorch() throws {
         let fixtures = packageRoot().appendingPathComponent("Tests/Fixtures/training")
         let fixture = try SafeTensorsFile(path: fixtures.appendingPathComponent("step.safetensors").path)

@@ -56,8 +56,8 @@ final class SamplerFixtureTests: XCTestCase {
         }
     }
 
-    /// DPM-Solver++(2M) at 12 steps against tools/make_dpm2m_fixture.py (PyTorch, the same
-    /// latents and labels through tools/edm_torch.py).
+    /// DPM-Solver++(2M) at 12 steps against tools/fixtures/make_dpm2m_fixture.py (PyTorch, the same
+    /// latents and labels through tools/reference/edm_torch.py).
     func testDPMSolver2MMatchesPyTorch() throws {
         let reference = try SafeTensorsFile(path: fixture("edm/fashion-mnist-edm-vp32.dpm2m.safetensors"))
         var settings = SamplerSettings()

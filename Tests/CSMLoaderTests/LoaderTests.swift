@@ -355,7 +355,7 @@ final class LoaderTests: XCTestCase {
         let plain = try all(try PairedLoader(real: real, mixed: mixed, augmentations: 1, options: options).epoch(0))
         XCTAssertEqual(full.map(\.mixed.images), plain.map(\.mixed.images))
         XCTAssertEqual(full.map(\.mixed.count), full.map { $0.real.count * 2 })
-        // The positions of epoch 1 that keep their group at seed 2, P = 0.5, as tools/train_torch.py
+        // The positions of epoch 1 that keep their group at seed 2, P = 0.5, as examples/pytorch/train.py
         // draws them (LoaderRandom(seed, epoch, position, 0x5348415245), top 53 bits < P).
         let kept = (0..<24).filter { !half.group(forReal: real.indices(kind: .real)[0], position: $0, epoch: 1).isEmpty }
         XCTAssertEqual(kept, [0, 4, 5, 10, 11, 16, 17, 18, 20, 21, 22, 23])

@@ -5,7 +5,7 @@ import Foundation
 import XCTest
 
 /// Networks whose channel counts are not multiples of 16 (the SIMD width of csm's kernels)
-/// against PyTorch, from the fixtures of tools/make_odd_width_fixtures.py: ResNet classifiers
+/// against PyTorch, from the fixtures of tools/fixtures/make_odd_width_fixtures.py: ResNet classifiers
 /// with every block and stem, 1- and 3-channel input, and EDM's SongUNet (DDPM++, NCSN++) and
 /// DhariwalUNet with 24-, 40-, 48-, 72- and 80-channel layers.
 final class OddWidthTests: XCTestCase {
@@ -116,7 +116,7 @@ final class OddWidthTests: XCTestCase {
         }
     }
 
-    /// The generator agrees with tools/make_odd_width_fixtures.py (values printed by its `draws`).
+    /// The generator agrees with tools/fixtures/make_odd_width_fixtures.py (values printed by its `draws`).
     func testGeneratedWeightsMatchThePythonGenerator() {
         XCTAssertEqual(GeneratedWeights.fnv1a64("model.map_layer0.weight"), 0x96BC_79CB_F687_E79A)
         XCTAssertEqual(GeneratedWeights.values(name: "a", count: 3, exponent: 0, offset: 0, absolute: false),
@@ -124,7 +124,7 @@ final class OddWidthTests: XCTestCase {
     }
 }
 
-/// The test weights of tools/make_odd_width_fixtures.py, a pure function of the tensor name:
+/// The test weights of tools/fixtures/make_odd_width_fixtures.py, a pure function of the tensor name:
 /// value = offset + (|u| if absolute, else u)·2^exponent, u the draws of a 64-bit LCG seeded
 /// with FNV-1a(name), each the top 24 bits of the state as a signed integer over 2^23 (exact
 /// in float32, so both sides agree bit for bit).

@@ -9,7 +9,7 @@ private func trainFixture(_ name: String) -> String {
         .appendingPathComponent("Fixtures/train/\(name)").path
 }
 
-/// TrainableResNet against PyTorch (fixtures from tools/make_train_fixture.py): one
+/// TrainableResNet against PyTorch (fixtures from tools/fixtures/make_train_fixture.py): one
 /// training-mode forward/backward of a mean cross-entropy loss.
 final class TrainableResNetTests: XCTestCase {
     static let cases = ["basic-cifar", "basic-winograd", "bottleneck-imagenet"]

@@ -1,4 +1,5 @@
 import CSMFormats
+import CSMHDF5
 import CSMShards
 import Foundation
 import XCTest
@@ -104,7 +105,7 @@ final class ShardValueTests: XCTestCase {
     }
 
     func testPlausibleSizeArithmeticDoesNotOverflow() {
-        XCTAssertEqual(ShardReader.plausibleBytes(fileSize: Int.max / 2), Int.max)
-        XCTAssertEqual(ShardReader.plausibleBytes(fileSize: 1000), 1_032_000 + (1 << 20))
+        XCTAssertEqual(HDF5.plausibleBytes(fileSize: Int.max / 2), Int.max)
+        XCTAssertEqual(HDF5.plausibleBytes(fileSize: 1000), 1_032_000 + (1 << 20))
     }
 }

@@ -90,8 +90,8 @@ final class OptimizerTests: XCTestCase {
     }
 }
 
-/// tools/train_torch.py draws the split, the order, the crops and the mixed partners with a
-/// port of LoaderRandom; these values are pinned on both sides (tools/tests/test_train_torch.py).
+/// examples/pytorch/train.py draws the split, the order, the crops and the mixed partners with a
+/// port of LoaderRandom; these values are pinned on both sides (python/tests/test_train_torch.py).
 final class LoaderRandomPinTests: XCTestCase {
     func testValuesThePythonTwinReproduces() {
         var random = LoaderRandom(7, 3, 11)

@@ -6,7 +6,7 @@ import Foundation
 import XCTest
 
 /// One SGD step of a small ResNet (batch 64, no augmentation, momentum 0.9, weight decay
-/// 5e-4, lr 0.1) against PyTorch's (Tests/Fixtures/training, tools/make_sgd_step_fixture.py):
+/// 5e-4, lr 0.1) against PyTorch's (Tests/Fixtures/training, tools/fixtures/make_sgd_step_fixture.py):
 /// weights and batch-norm running statistics within 1e-4 relative, for ce, ls, focal, bsce-gra.
 final class SGDStepFixtureTests: XCTestCase {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -20,7 +20,7 @@ class TrajectoryPairing:
     draw is a pure function of (seed, epoch, real index): independent of batching, of
     DataLoader workers and of the order samples are asked for. It is numpy's generator and
     this class's rule, not `csm train`'s draws (docs/formats/loader-random-streams.md;
-    tools/train_torch.py reproduces those).
+    examples/pytorch/train.py reproduces those).
 
     Only trajectories with their class-c endpoint and at least `n_aug` interior members
     (after the mixed data's filters, e.g. `consistent_only`) are drawn. Real samples of a

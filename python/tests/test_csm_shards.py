@@ -582,8 +582,10 @@ def test_torch_datasets(mixed_run, real_run):
 
 def test_train_example_runs(mixed_run, real_run, tmp_path):
     pytest.importorskip("torch")
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train_example.py"), "--real", real_run[0],
-                             "--mixed", mixed_run[0], "--max-steps", "3", "--batch-size", "4"],
+    # examples/pytorch/train.py with csm_shards' PairedCSMDataset in a DataLoader, evaluated on --test
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "pytorch", "train.py"), "--loader", "dataloader",
+                             "--real", real_run[0], "--mixed", mixed_run[0], "--test", real_run[0], "--max-steps", "3",
+                             "--batch-size", "4", "--threads", "1"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "ECE" in result.stdout and "loss" in result.stdout

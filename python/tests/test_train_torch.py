@@ -1,4 +1,5 @@
-"""tools/train_torch.py: csm's draws reproduced, and a short run end to end (needs PyTorch)."""
+"""examples/pytorch/train.py (the PyTorch twin of csm train): csm's draws reproduced, and a short
+run end to end (needs PyTorch)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,19 @@ import pytest
 
 from conftest import ROOT, mixed_columns, real_columns, write_shard
 
-TOOLS = os.path.join(ROOT, "tools")
-sys.path.insert(0, TOOLS)
+EXAMPLE = os.path.join(ROOT, "examples", "pytorch")
+sys.path.insert(0, EXAMPLE)
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
-import train_torch  # noqa: E402
+import train  # noqa: E402
 
 
 def test_loader_random_matches_csm():
     # The same values are pinned in Tests/CSMTrainingTests (LoaderRandomPinTests).
-    random = train_torch.LoaderRandom(7, 3, 11)
+    random = train.LoaderRandom(7, 3, 11)
     assert [random.next() for _ in range(3)] == [0xAEAA7F27241D9E13, 0x83881DCAA83A352B, 0xF70C1FF719F41974]
-    assert train_torch.LoaderRandom(0, 0x56414C4944415445).permutation(10) == [0, 8, 4, 1, 5, 6, 3, 2, 9, 7]
-    assert train_torch.LoaderRandom(5, 2, 0x53485546).permutation(12) == [2, 3, 4, 7, 11, 10, 9, 0, 5, 8, 6, 1]
+    assert train.LoaderRandom(0, 0x56414C4944415445).permutation(10) == [0, 8, 4, 1, 5, 6, 3, 2, 9, 7]
+    assert train.LoaderRandom(5, 2, 0x53485546).permutation(12) == [2, 3, 4, 7, 11, 10, 9, 0, 5, 8, 6, 1]
 
 
 def test_transform_is_csms_crop_flip_and_normalisation():
@@ -32,8 +33,8 @@ def test_transform_is_csms_crop_flip_and_normalisation():
     mean, std = np.array([0.3, 0.5], np.float32), np.array([0.2, 0.4], np.float32)
     for trial in range(50):
         image = rng.integers(0, 256, (6, 7, 2), dtype=np.uint8)
-        got = train_torch.transform(image, mean, std, 4, True, train_torch.LoaderRandom(1, 2, trial))
-        random = train_torch.LoaderRandom(1, 2, trial)
+        got = train.transform(image, mean, std, 4, True, train.LoaderRandom(1, 2, trial))
+        random = train.LoaderRandom(1, 2, trial)
         dy, dx, flip = random.below(9) - 4, random.below(9) - 4, random.next() & 1 == 1
         expected = np.empty((2, 6, 7), np.float32)
         for c in range(2):
@@ -51,7 +52,7 @@ def test_short_csm_run_writes_a_classifier(tmp_path):
     mixed = write_shard(str(tmp_path / "mixed.h5"), mixed_columns([(0, 1), (1, 2)], num_classes=3, image_shape=(8, 8, 1)),
                         class_names=["a", "b", "c"])
     out = str(tmp_path / "model.safetensors")
-    done = subprocess.run([sys.executable, os.path.join(TOOLS, "train_torch.py"), "--real", real, "--mixed", mixed,
+    done = subprocess.run([sys.executable, os.path.join(EXAMPLE, "train.py"), "--real", real, "--mixed", mixed,
                            "--loss", "csm-bsce-gra", "--epochs", "2", "--batch", "8", "--clip", "2", "--threads", "1",
                            "--val-fraction", "0.25", "--json", "--out", out], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -76,7 +77,7 @@ def test_consistent_only_and_mixed_share_draw_as_csm(tmp_path):
     mixed = write_shard(str(tmp_path / "mixed.h5"), columns, class_names=["a", "b", "c"])
     args = Namespace(real=real, mixed=mixed, seed=2, val_fraction=0.25, sharpness=None, skip_unpaired=False, n_aug=2,
                      consistent_only=True, mixed_share=0.5, batch=8, no_augment=True)
-    data = train_torch.Data(args)
+    data = train.Data(args)
     kept = [p for p in range(24) if data.group(data.train[0], p, 1)]
     assert kept == [0, 4, 5, 10, 11, 16, 17, 18, 20, 21, 22, 23]
     for p in range(200):

@@ -1,6 +1,6 @@
 """The loader benchmark's PyTorch peer: a DataLoader with 2 workers over csm shards.
 
-    python3 tools/bench_loader_torch.py DATA [--batch-size 128] [--epochs 5] [--workers 2]
+    python3 tools/bench/bench_loader_torch.py DATA [--batch-size 128] [--epochs 5] [--workers 2]
 
 Reads the shards through the csm_shards package (CSMDataset; `pip install ./python`), applies the same augmentation
 as `csm bench-loader` — random crop with 2 pixels of zero padding, random horizontal flip,

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Recomputes the calibration study's test accuracy and ECE with PyTorch: every classifier
-listed in docs/calibration/fashion-mnist.json (pending runs skipped) is loaded into tools/train_torch.py's ResNet
-(torchvision parameter names), run on the test shards, and compared with the table.
+listed in docs/calibration/fashion-mnist.json (pending runs skipped) is loaded into the ResNet
+of examples/pytorch/train.py (torchvision parameter names), run on the test shards, and
+compared with the table.
 
-    python3 tools/check_study_torch.py --test study-out/real-test [--tolerance 0.0001]
+    python3 tools/study/check_study_torch.py --test study-out/real-test [--tolerance 0.0001]
 
 Exit status 1 when any accuracy or ECE differs from the committed table by more than the
 tolerance (0.01 pt by default).
@@ -18,11 +19,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_torch import ResNet, all_images  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples", "pytorch"))
+from train import ResNet, all_images  # noqa: E402
 from csm_shards import CSMShards  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int) -> float:

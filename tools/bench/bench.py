@@ -1,22 +1,22 @@
 """`make bench`: csm against PyTorch on the same sampling job, in the same run.
 
-    python3 tools/bench.py [--csm .build/release/csm] [--batch 64] [--steps 18] [--repeats 3]
+    python3 tools/bench/bench.py [--csm .build/release/csm] [--batch 64] [--steps 18] [--repeats 3]
 
 Runs, one after the other on this machine:
   1. `csm bench-kernels`: csm's kernels at the default model's shapes (one core);
   2. `csm sample` on the default model: --batch images, --steps Heun steps, mixed labels,
      --repeats times (median reported), with csm's per-kernel profile of the last run;
-  3. tools/bench_torch.py: the same job in PyTorch on the CPU, 2 threads, with the PyTorch
-     port of the network in tools/edm_torch.py;
+  3. tools/bench/bench_torch.py: the same job in PyTorch on the CPU, 2 threads, with the PyTorch
+     port of the network in tools/reference/edm_torch.py;
 and prints the machine, both images/s, GFLOP/s, peak memory and the ratio. Then the loader
-against a PyTorch DataLoader, `csm train` against tools/train_torch.py (ResNet-20,
+against a PyTorch DataLoader, `csm train` against examples/pytorch/train.py (ResNet-20,
 batch 128, without and with mixed samples, the two in turn --repeats times: median images/s
 and peak memory), and the CSM paper's
-network (EDM's 56 M-parameter DDPM++, random weights from tools/make_paper_model.py) at
+network (EDM's 56 M-parameter DDPM++, random weights from tools/bench/make_paper_model.py) at
 batch 16 and 64: csm fp32, csm bf16 and PyTorch in turn --repeats times, median
 image-evaluations/s, GFLOP/s and peak memory; last, attribution's
 per-sample gradients on the default model (`csm attribute index` against torch.func in
-tools/bench_das_torch.py): images x noise levels per second.
+tools/bench/bench_das_torch.py): images x noise levels per second.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL = os.path.join(ROOT, "Datasets", "fashion-mnist", "fashion-mnist-edm-vp32.safetensors")
 
 
@@ -87,12 +87,12 @@ def main() -> int:
                         help="real shards for the training benchmark (make bench imports Fashion-MNIST train)")
     parser.add_argument("--train-steps", type=int, default=40, help="optimiser steps per training run")
     parser.add_argument("--paper-model", default=os.path.join(ROOT, "bench-out", "edm-cifar10-32x32-cond-vp.random.safetensors"),
-                        help="the paper-scale network (made by tools/make_paper_model.py when missing)")
+                        help="the paper-scale network (made by tools/bench/make_paper_model.py when missing)")
     parser.add_argument("--paper-batches", type=lambda text: [int(b) for b in text.split(",")], default=[16, 64],
                         help="batch sizes for the paper network, comma-separated (default 16,64: csm's default batch)")
     parser.add_argument("--das-images", type=int, default=16, help="training images for the attribution benchmark")
     parser.add_argument("--only", choices=["sampling", "loader", "training", "paper", "attribution"],
-                        help="run one part alone (e.g. --only training: csm train against tools/train_torch.py)")
+                        help="run one part alone (e.g. --only training: csm train against examples/pytorch/train.py)")
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -113,7 +113,7 @@ def main() -> int:
 
 
 def bench_sampling(args) -> None:
-    """csm sample against tools/bench_torch.py on the default model, with csm's kernel table."""
+    """csm sample against tools/bench/bench_torch.py on the default model, with csm's kernel table."""
     print(f"job: default Fashion-MNIST model (VP SongUNet, 1.75 M parameters), batch {args.batch}, "
           f"{args.steps} Heun steps ({2 * args.steps - 1} evaluations per image)\n")
 
@@ -127,7 +127,7 @@ def bench_sampling(args) -> None:
     print("csm per-kernel profile (CPU-seconds summed over threads, last run):")
     print("\n".join(profile) + "\n")
 
-    torch_command = [sys.executable, os.path.join(ROOT, "tools", "bench_torch.py"), "--model", MODEL,
+    torch_command = [sys.executable, os.path.join(ROOT, "tools", "bench", "bench_torch.py"), "--model", MODEL,
                      "--batch", str(args.batch), "--steps", str(args.steps), "--threads", "2",
                      "--repeats", str(args.repeats)]
     done = subprocess.run(torch_command, capture_output=True, text=True)
@@ -153,7 +153,7 @@ def bench_loader(args) -> None:
     """The csm loader against a PyTorch DataLoader on the demo shards."""
     print(f"\nloader: {args.loader_data}, batch 128, random crop (pad 2) + flip + normalise, warm cache")
     swift = subprocess.run([args.csm, "bench-loader", args.loader_data, "--json", "--epochs", "20"], capture_output=True, text=True)
-    torch_loader = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_loader_torch.py"), args.loader_data,
+    torch_loader = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench", "bench_loader_torch.py"), args.loader_data,
                                    "--epochs", "5", "--workers", "2"], capture_output=True, text=True)
     if swift.returncode != 0 or torch_loader.returncode != 0:
         sys.exit(f"bench: loader benchmark failed: {swift.stderr.strip()} {torch_loader.stderr.strip()}")
@@ -165,7 +165,7 @@ def bench_loader(args) -> None:
 
 
 def bench_training(args) -> None:
-    """csm train against tools/train_torch.py: ResNet-20, batch 128, the same shards and
+    """csm train against examples/pytorch/train.py: ResNet-20, batch 128, the same shards and
     recipe (crop + flip, SGD), without and with mixed samples (--loss csm, 1 + 1 per real).
     The two run one after the other, --repeats times in turn (so a neighbour's load on a shared
     machine falls on both alike); the medians are compared."""
@@ -187,7 +187,7 @@ def bench_training(args) -> None:
                 if os.path.exists(leftover):
                     os.remove(leftover)
             swift = subprocess.run([args.csm, "train", *common, "--keep", "last", "--out", model], capture_output=True, text=True)
-            torch_run = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train_torch.py"), *common, "--threads", "2",
+            torch_run = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "pytorch", "train.py"), *common, "--threads", "2",
                                         "--no-validation"], capture_output=True, text=True)
             if swift.returncode != 0 or torch_run.returncode != 0:
                 sys.exit(f"bench: training benchmark failed: {swift.stderr.strip()[-400:]} {torch_run.stderr.strip()[-400:]}")
@@ -207,7 +207,7 @@ def bench_attribution(args) -> None:
     """Per-sample gradients of the default model, the cost of DAS indexing: csm attribute index
     with exact gradients (--proj-dim 0, --weight none: gradients, their norms and the average;
     its gradient stage from --profile, and the whole run with loading and writing) against
-    tools/bench_das_torch.py (torch.func vmap(grad), the same quantities, warm), images x noise
+    tools/bench/bench_das_torch.py (torch.func vmap(grad), the same quantities, warm), images x noise
     levels per second."""
     levels, count = 10, args.das_images
     out = os.path.join(ROOT, "bench-out")
@@ -239,10 +239,10 @@ def bench_attribution(args) -> None:
     if not stage:
         sys.exit("bench: csm attribute index --profile printed no gradient stage")
     gradient_seconds = float(stage[0][2])
-    torch_run = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_das_torch.py"), "--images", str(count),
+    torch_run = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench", "bench_das_torch.py"), "--images", str(count),
                                 "--levels", str(levels), "--batch", "8", "--threads", "2"], capture_output=True, text=True)
     if torch_run.returncode != 0:
-        sys.exit(f"bench: tools/bench_das_torch.py failed: {torch_run.stderr.strip()[-400:]}")
+        sys.exit(f"bench: tools/bench/bench_das_torch.py failed: {torch_run.stderr.strip()[-400:]}")
     t = json.loads(torch_run.stdout.strip().splitlines()[-1])
     csm_rate = count * levels / gradient_seconds
     print(f"{'':<40}{'grads/s':>10}{'peak MiB':>10}")
@@ -255,15 +255,15 @@ def bench_attribution(args) -> None:
 
 def bench_paper(args) -> None:
     """The CSM paper's network (EDM's edm-cifar10-32x32-cond-vp architecture, random weights):
-    csm sample at fp32 and at bf16 against tools/bench_torch.py (fp32) at each of
+    csm sample at fp32 and at bf16 against tools/bench/bench_torch.py (fp32) at each of
     --paper-batches (16 and csm's default 64), 2 Heun steps (3 evaluations per image), sampling
     time only. The three run in turn --repeats times (a neighbour's load then falls on all of
     them) and the medians are compared; csm's kernel tables are from its last runs."""
     if not os.path.exists(args.paper_model):
-        made = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_paper_model.py"), "--out", args.paper_model],
+        made = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench", "make_paper_model.py"), "--out", args.paper_model],
                               capture_output=True, text=True)
         if made.returncode != 0:
-            sys.exit(f"bench: tools/make_paper_model.py failed: {made.stderr.strip()[-400:]}")
+            sys.exit(f"bench: tools/bench/make_paper_model.py failed: {made.stderr.strip()[-400:]}")
     for batch in args.paper_batches:
         bench_paper_batch(args, batch, profile=(batch == args.paper_batches[0]))
 
@@ -286,7 +286,7 @@ def bench_paper_batch(args, batch: int, profile: bool) -> None:
         return result
 
     def run_torch() -> dict:
-        done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_torch.py"), "--model", args.paper_model,
+        done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench", "bench_torch.py"), "--model", args.paper_model,
                                "--batch", str(batch), "--steps", str(steps), "--threads", "2", "--repeats", "1", "--evals", "3"],
                               capture_output=True, text=True)
         if done.returncode != 0:

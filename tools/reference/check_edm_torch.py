@@ -1,6 +1,6 @@
-"""Check tools/edm_torch.py against the EDM reference outputs stored in csm's test fixtures.
+"""Check tools/reference/edm_torch.py against the EDM reference outputs stored in csm's test fixtures.
 
-    python3 tools/check_edm_torch.py [--fixtures Tests/Fixtures/edm]
+    python3 tools/reference/check_edm_torch.py [--fixtures Tests/Fixtures/edm]
                                      [--model Datasets/fashion-mnist/fashion-mnist-edm-vp32.safetensors]
                                      [--threads 2]
 
@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import edm_torch  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_FIXTURES = os.path.join(REPO, "Tests", "Fixtures", "edm")
 DEFAULT_MODEL = os.path.join(REPO, "Datasets", "fashion-mnist", "fashion-mnist-edm-vp32.safetensors")
 SAMPLE_FIXTURE = "fashion-mnist-edm-vp32.sample.safetensors"

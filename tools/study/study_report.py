@@ -1,4 +1,4 @@
-"""The calibration study's report (tools/study.py, stage `report`): docs/calibration/
+"""The calibration study's report (tools/study/study.py, stage `report`): docs/calibration/
 fashion-mnist.json (machine-readable), fashion-mnist.md (outcome, tables, convergence,
 settings, data, wall times, machine), fashion-mnist-reliability.png (reliability diagrams)
 and fashion-mnist-convergence.png (CE's validation accuracy and ECE against epoch).
@@ -197,7 +197,7 @@ class Report:
             return []
         lines = ["## Diagnosis (scarce)", "",
                  f"What the CSM runs did with their pool (`{os.path.basename(d['pool'])}`, sharpness {d['sharpness']:g}"
-                 + (", consistent samples only" if d["consistent_only"] else "") + "), from tools/study_diagnostics.py.", "",
+                 + (", consistent samples only" if d["consistent_only"] else "") + "), from tools/study/study_diagnostics.py.", "",
                  "| model | pool samples | mixed loss (Σ (softmax − label)²) | top class = label's larger class |", "|---|---:|---:|---:|"]
         for name, fit in d["fit"].items():
             lines.append(f"| {name} | {fit['samples']:,} | {fit['mixed_loss']:.4f} | {pct(fit['top_class_agreement'])} |")
@@ -342,7 +342,7 @@ class Report:
         trainings = len(study.runs)
         chosen = self.chosen
         md = ["# Calibration study: Fashion-MNIST", "",
-              "Made by `make study` (tools/study.py) with csm's own commands: `csm import`, `csm split`, `csm generate`, "
+              "Made by `make study` (tools/study/study.py) with csm's own commands: `csm import`, `csm split`, `csm generate`, "
               "`csm train`, `csm evaluate`. ResNet-20 is trained to convergence in three regimes that differ in how many "
               "labelled images it gets; every figure below is on the 10,000 test images, read once after every setting "
               "was fixed on the validation split.", "",
@@ -407,7 +407,7 @@ class Report:
                + ", ".join(f"{p['groups_per_pair']} trajectories per pair = {p['samples']:,} images" for p in pools.values())
                + ". λ̂ is stored and `csm train --sharpness` re-derives the soft labels.", "",
                "## Wall time (this machine)", "",
-               f"Trainings ran {study.jobs} at a time, each pinned to one core (`tools/study.py --jobs`); the minutes add up "
+               f"Trainings ran {study.jobs} at a time, each pinned to one core (`tools/study/study.py --jobs`); the minutes add up "
                "each command's wall time.", "",
                "| stage | minutes |", "|---|---:|", *[f"| {k} | {unit_minutes[k]} |" for k in stages],
                f"| total | {round(sum(unit_minutes.values()), 1)} |", "",
@@ -415,7 +415,7 @@ class Report:
                "## Check it", "",
                "The classifiers are committed under `Datasets/fashion-mnist/study/` (records in `runs.json` there). "
                "`csm evaluate --classifier Datasets/fashion-mnist/study/scarce-ce-seed0.safetensors --data <csm import "
-               "fashion-mnist --split test>` gives the table's accuracy and ECE, and `python3 tools/check_study_torch.py "
+               "fashion-mnist --split test>` gives the table's accuracy and ECE, and `python3 tools/study/check_study_torch.py "
                "--test study-out/real-test` recomputes both with PyTorch for every finished model.", ""]
         md_path = os.path.join(docs, "fashion-mnist.md")
         with open(md_path + ".tmp", "w") as out:
@@ -426,6 +426,6 @@ class Report:
 
 
 def write(study, settings) -> None:
-    """Writes the report of `study` (a tools/study.py Study); `settings` is the study module,
+    """Writes the report of `study` (a tools/study/study.py Study); `settings` is the study module,
     whose constants (regimes, recipe, pools) the report describes."""
     Report(study, settings).write()

@@ -1,10 +1,10 @@
 """PyTorch benchmark peer for csm's attribution: per-sample gradients of an EDM network.
 
-    python3 tools/bench_das_torch.py --model Datasets/fashion-mnist/fashion-mnist-edm-vp32.safetensors \
+    python3 tools/bench/bench_das_torch.py --model Datasets/fashion-mnist/fashion-mnist-edm-vp32.safetensors \
         --images 16 --levels 10 --batch 8 --threads 2
 
 What `csm attribute index` spends its time on, computed as the DAS reference does it (and as
-tools/make_das_fixture.py does): for each image x0 with a one-hot class and each of `--levels`
+tools/fixtures/make_das_fixture.py does): for each image x0 with a one-hot class and each of `--levels`
 noise levels sigma_t (EDM's schedule, 80 ... 0.002, rho 7) with seeded noise,
 g_t = grad_theta mean(D(x0 + sigma_t eps_t; sigma_t, c)) over every parameter, by torch.func's
 functional_call + vmap(grad) over `--batch` images at a time, each g_t flattened and divided
@@ -26,10 +26,10 @@ import time
 import torch
 from torch.func import functional_call, grad, vmap
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reference"))
 import edm_torch  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def noise_levels(count: int, sigma_min=0.002, sigma_max=80.0, rho=7.0) -> torch.Tensor:

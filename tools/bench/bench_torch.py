@@ -1,9 +1,9 @@
 """PyTorch benchmark peer for csm's sampler: how fast does PyTorch run the same EDM network?
 
-    python3 tools/bench_torch.py --model Datasets/fashion-mnist/fashion-mnist-edm-vp32.safetensors \
+    python3 tools/bench/bench_torch.py --model Datasets/fashion-mnist/fashion-mnist-edm-vp32.safetensors \
         --batch 64 --steps 18 --threads 2 [--repeats 3] [--evals 20] [--seed 0]
 
-Loads the model with tools/edm_torch.py, sets PyTorch's intra- and inter-op thread counts
+Loads the model with tools/reference/edm_torch.py, sets PyTorch's intra- and inter-op thread counts
 before any work, runs one warm-up batch, then under torch.inference_mode() times
   * `--repeats` full Heun runs (2 * steps - 1 network evaluations each) of `--batch` random
     latents with mixed class labels (c = lam e_a + (1 - lam) e_b, random pairs and lam), and
@@ -66,7 +66,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(args.threads)
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reference"))
     import edm_torch
 
     try:

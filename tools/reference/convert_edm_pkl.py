@@ -2,11 +2,11 @@
 
 Usage:
 
-    python3 tools/convert_edm_pkl.py --edm-repo PATH/TO/edm \
+    python3 tools/reference/convert_edm_pkl.py --edm-repo PATH/TO/edm \
         [--class-names '["airplane", "automobile", ...]'] [--provenance TEXT] [--dtype f32|f16] [--no-verify] \
         edm-cifar10-32x32-cond-vp.pkl edm-cifar10-32x32-cond-vp.safetensors
 
-    python3 tools/convert_edm_pkl.py --self-test
+    python3 tools/reference/convert_edm_pkl.py --self-test
 
 EDM's pickles store the network classes' source code but import `torch_utils` and `dnnlib`
 from EDM's repository while loading, so `--edm-repo` must point at a checkout of
@@ -26,12 +26,12 @@ writes
     names the source pickle).
 The output is written to a temporary file beside the target and renamed into place, so an
 interrupted conversion never leaves a partial file. Afterwards the file is read back with
-tools/edm_torch.py and D(x; sigma) is compared with the pickled network on random inputs
+tools/reference/edm_torch.py and D(x; sigma) is compared with the pickled network on random inputs
 (per sample max|error| <= 1e-4 (1 + max|ref|)); `--no-verify` skips that, and a failed
 comparison exits with status 1.
 
 `--self-test` needs no EDM checkout: it pickles stand-in preconditioners built from
-tools/edm_torch.py (with random weights and an `init_kwargs` attribute, including values
+tools/reference/edm_torch.py (with random weights and an `init_kwargs` attribute, including values
 JSON cannot hold), converts them in f32 and f16, reloads each file with edm_torch.load_edm
 and compares D(x; sigma) with the original network.
 """
@@ -195,13 +195,13 @@ def convert(pkl_path: str, out_path: str, dtype: str = "f32", class_names: list[
     if class_names is not None:
         metadata["class_names"] = json.dumps(class_names)
     metadata["provenance"] = provenance if provenance is not None else (
-        f"converted by tools/convert_edm_pkl.py from {os.path.basename(pkl_path)} ['ema'], tensors {dtype}")
+        f"converted by tools/reference/convert_edm_pkl.py from {os.path.basename(pkl_path)} ['ema'], tensors {dtype}")
     write_safetensors_atomic(out_path, export_tensors(net, dtype), metadata)
     return net, metadata
 
 
 def verify(net: torch.nn.Module, out_path: str, dtype: str, seed: int = 0) -> tuple[bool, float, float]:
-    """Compare D(x; sigma) of the original network with tools/edm_torch.py on the converted file.
+    """Compare D(x; sigma) of the original network with tools/reference/edm_torch.py on the converted file.
 
     For f16 files the original's weights are rounded to half precision first (on a copy),
     so both sides compute with the same numbers. Returns (ok, max|err|, bound) with the
@@ -381,7 +381,7 @@ def main() -> int:
     if args.no_verify:
         return 0
     ok, err, bound = verify(net, args.output, args.dtype)
-    print(f"{'verified' if ok else 'VERIFICATION FAILED'}: D(x; sigma) of the pickled network vs tools/edm_torch.py "
+    print(f"{'verified' if ok else 'VERIFICATION FAILED'}: D(x; sigma) of the pickled network vs tools/reference/edm_torch.py "
           f"on {args.output}: max|err| {err:.3g} (bound {bound:.3g})")
     return 0 if ok else 1
 

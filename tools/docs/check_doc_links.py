@@ -4,10 +4,10 @@ docs/**/*.md exists, and that an anchor (#...) names a heading of the target fil
 slug of it). Links inside fenced code blocks and to URLs are skipped. Prints each broken
 link and exits 1 when there is one.
 
-    python3 tools/check_doc_links.py [REPOSITORY_ROOT]
+    python3 tools/docs/check_doc_links.py [REPOSITORY_ROOT]
 """
 import glob, os, re, sys
-root = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+root = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.chdir(root)
 files = ['README.md', 'CHANGELOG.md'] + sorted(glob.glob('docs/**/*.md', recursive=True))
 link = re.compile(r'!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+"[^"]*")?\)')

@@ -5,14 +5,14 @@ csm reads diffusion models in its `edm-diffusion/1` safetensors format (docs/for
 SongUNet or a DhariwalUNet) under EDM's own tensor names, plus a metadata entry `edm`
 holding `{"class_name": ..., "init_kwargs": {...}}`. This module rebuilds such a network
 in PyTorch so that csm's Swift implementation has an independent peer to be checked and
-benchmarked against (tools/check_edm_torch.py, tools/bench_torch.py), and so that
-checkpoint conversion (tools/convert_edm_pkl.py) can be verified.
+benchmarked against (tools/reference/check_edm_torch.py, tools/bench/bench_torch.py), and so that
+checkpoint conversion (tools/reference/convert_edm_pkl.py) can be verified.
 
 It is inference-only: dropout, label dropout and augmentation labels are accepted as
 constructor arguments (so every file loads) but do nothing at sampling time. Everything
 runs in float32; the sampler keeps its state in float64 like EDM's.
 
-Typical use:
+Typical use (with tools/reference/ on sys.path):
 
     import edm_torch
     net = edm_torch.load_edm("Datasets/fashion-mnist/fashion-mnist-edm-vp32.safetensors")

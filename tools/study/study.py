@@ -2,7 +2,7 @@
 """The calibration study on Fashion-MNIST (make study): what CSM data does to a classifier's
 calibration once training has converged, measured with csm's own commands.
 
-    python3 tools/study.py --csm .build/release/csm [--work study-out] [--stage STAGE] [--jobs N] [--quick]
+    python3 tools/study/study.py --csm .build/release/csm [--work study-out] [--stage STAGE] [--jobs N] [--quick]
 
 Regimes by labelled fraction of the fit split, each trained to convergence with one recipe
 (ResNet-20, SGD, cosine schedule): "scarce" (a class-balanced 10%, 50 epochs), "full" (all
@@ -28,7 +28,7 @@ Stages, in order (each resumes; see below):
   middle   CE and CSM at the scarce pick, 3 seeds each.
   evaluate every finished model on the 10,000 test images (csm evaluate --classifier,
            temperature fitted on the validation split, 1,000 bootstrap resamples for ECE).
-  diagnose what the scarce CSM runs did with their data (tools/study_diagnostics.py): their fit
+  diagnose what the scarce CSM runs did with their data (tools/study/study_diagnostics.py): their fit
            of the pool, the pool's soft labels against the full CE models, class-wise test ECE.
   report   docs/calibration/fashion-mnist.{md,json} and the figures; runs still missing are
            listed as pending.
@@ -56,7 +56,7 @@ import sys
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS = os.path.join("Datasets", "fashion-mnist", "study")
 DOCS = os.path.join("docs", "calibration")
 
@@ -399,7 +399,7 @@ class Study:
         return tables
 
     def diagnose(self) -> None:
-        """tools/study_diagnostics.py's measurements of the scarce CSM runs: their fit of the
+        """tools/study/study_diagnostics.py's measurements of the scarce CSM runs: their fit of the
         pool, the pool's labels against the full CE models, and class-wise test ECE."""
         chosen = self.chosen()
         csm = [model_name("scarce", "csm", s, chosen) for s in SEEDS] if chosen else []

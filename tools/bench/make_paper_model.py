@@ -1,13 +1,13 @@
 """Write a randomly initialised copy of the network the CSM paper sampled from, for benchmarks.
 
-    python3 tools/make_paper_model.py [--out bench-out/edm-cifar10-32x32-cond-vp.random.safetensors] [--seed 0]
+    python3 tools/bench/make_paper_model.py [--out bench-out/edm-cifar10-32x32-cond-vp.random.safetensors] [--seed 0]
 
 The architecture is EDM's `edm-cifar10-32x32-cond-vp` (train.py --arch=ddpmpp --precond=vp
 --cond=1 --augment=0.12): VPPrecond around a DDPM++ SongUNet, 32x32x3, 10 classes,
 128 channels x [2, 2, 2], 4 blocks per resolution, attention at 16x16, augment_dim 9,
 about 56 M parameters. Weights are random (PyTorch's initialisation, perturbed so that
 every tensor affects the output): the file measures speed, not images. It is an
-`edm-diffusion/1` file like the converted ones (tools/convert_edm_pkl.py), about 224 MB;
+`edm-diffusion/1` file like the converted ones (tools/reference/convert_edm_pkl.py), about 224 MB;
 keep it out of git (bench-out/ is ignored).
 """
 
@@ -20,11 +20,11 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reference"))
 import convert_edm_pkl  # noqa: E402
 import edm_torch  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_OUT = os.path.join(REPO, "bench-out", "edm-cifar10-32x32-cond-vp.random.safetensors")
 
 # EDM's training/networks.py VPPrecond keywords as train.py sets them for this network.
@@ -52,7 +52,7 @@ def main() -> int:
     parameters = sum(p.numel() for p in net.parameters())
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     metadata = {"format": edm_torch.FORMAT, "edm": json.dumps(CONFIG), "class_names": json.dumps(CLASS_NAMES),
-                "provenance": f"tools/make_paper_model.py --seed {args.seed}: random weights, EDM's "
+                "provenance": f"tools/bench/make_paper_model.py --seed {args.seed}: random weights, EDM's "
                               "edm-cifar10-32x32-cond-vp architecture (for benchmarks only)"}
     convert_edm_pkl.write_safetensors_atomic(args.out, convert_edm_pkl.export_tensors(net, "f32"), metadata)
     print(f"wrote {args.out}: {parameters / 1e6:.1f} M parameters")

@@ -1,22 +1,35 @@
-"""The PyTorch twin of `csm train`: the same recipe on the same shards, through the Python reader.
+"""Training a classifier in PyTorch on csm shards: the PyTorch twin of `csm train`, and the
+example of training with the csm_shards package (pip install "./python[torch]").
 
-    python3 tools/train_torch.py --real data/real-train [--mixed data/mixed] --loss csm \
-        --arch resnet20 --epochs 30 --batch 128 --lr 0.1 --clip 2 --out torch.safetensors
+    csm import fashion-mnist --split train --out data/real-train     # real shards
+    csm import fashion-mnist --split test --out data/real-test
+    csm generate --out data/mixed                                   # class-mixed shards, soft labels
+    python3 examples/pytorch/train.py --real data/real-train --mixed data/mixed --test data/real-test --epochs 1
+    python3 examples/pytorch/train.py --real data/real-train [--mixed data/mixed] --loss csm \
+        --arch resnet20 --epochs 30 --batch 128 --lr 0.1 --clip 2 --json --out torch.safetensors
 
-Same as csm train: the validation split, the epoch order, the random crops (zero padding 4)
-and flips, and the mixed partners of every real sample (a trajectory of its class: the
-endpoint most like that class + --n-aug interior members) are drawn with csm's counter-based
-generator (SplitMix64 keyed by seed, epoch and position), so both see the same batches; the
-inputs are normalised by the training split's per-channel mean and standard deviation; the
-network is a resnet-classifier/1 ResNet with torchvision's initialisation; SGD as
-torch.optim.SGD with weight decay on every parameter; clip_grad_norm_ over all parameters;
+The default loader (--loader csm) is csm train's: the validation split, the epoch order, the
+random crops (zero padding 4) and flips, and the mixed partners of every real sample (a
+trajectory of its class: the endpoint most like that class + --n-aug interior members) are
+drawn with csm's counter-based generator (SplitMix64 keyed by seed, epoch and position), so
+both see the same batches; the inputs are normalised by the training split's per-channel
+mean and standard deviation. --loader dataloader instead feeds csm_shards' PyTorch datasets
+(PairedCSMDataset with --mixed, CSMDataset without) to a torch DataLoader with --workers
+processes: the paper's pairing drawn by csm_shards, images in [0, 1], no crops or flips, all
+of --real trained on (no validation split) — the pattern to copy into another training loop.
+
+Either way the network is a resnet-classifier/1 ResNet with torchvision's initialisation; SGD
+as torch.optim.SGD with weight decay on every parameter; clip_grad_norm_ over all parameters;
 multistep (per epoch) or cosine (per optimiser step) schedule with linear warm-up; losses ce,
-ls, focal, bsce-gra, csm, csm-bsce-gra, each the mean over the batch. The real and mixed
-images of a step go through the network as one batch.
+ls, focal, bsce-gra, csm, csm-bsce-gra (default: csm with --mixed, else ce), each the mean over
+the batch. The real and mixed images of a step go through the network as one batch; the CSM
+loss is cross entropy on the real images + squared L2 between softmax and the soft target on
+the mixed ones.
 
-With --json, one JSON line per epoch (train loss, validation accuracy/NLL/ECE, images/s,
-peak memory); the output file is a resnet-classifier/1 file `csm evaluate --classifier` reads.
-With --max-steps and --no-validation it is a throughput benchmark (tools/bench.py).
+One line per epoch (train loss, validation accuracy/NLL/ECE, images/s, peak memory; JSON with
+--json); --test SHARDS adds the accuracy, NLL and ECE (15 bins) on those real shards at the end.
+The --out file is a resnet-classifier/1 file `csm evaluate --classifier` reads. With
+--max-steps and --no-validation it is a throughput benchmark (tools/bench/bench.py).
 """
 
 from __future__ import annotations
@@ -194,6 +207,43 @@ class Data:
             yield torch.from_numpy(x), torch.from_numpy(self.classes[chosen])
 
 
+class PairedData:
+    """--loader dataloader: csm_shards' PyTorch datasets in a torch DataLoader. With --mixed,
+    PairedCSMDataset (a real image, its class, and its trajectory's class endpoint + --n-aug
+    interior members with their soft targets, drawn per epoch by csm_shards); without,
+    CSMDataset. Images in [0, 1] (mean 0, std 1), no crops or flips, no validation split."""
+
+    def __init__(self, args) -> None:
+        from csm_shards import CSMDataset, PairedCSMDataset
+        if args.mixed:
+            self.dataset = PairedCSMDataset(args.real, args.mixed, n_aug=args.n_aug, seed=args.seed,
+                                            sharpness=args.sharpness, consistent_only=args.consistent_only,
+                                            skip_unpaired_classes=args.skip_unpaired)
+            self.real = self.dataset.real
+        else:
+            self.dataset = CSMDataset(args.real, kind="real")
+            self.real = self.dataset.shards
+        channels = self.real.image_shape[2]
+        self.mean, self.std = np.zeros(channels, np.float32), np.ones(channels, np.float32)
+        self.val: list[int] = []
+        self.args = args
+
+    def steps_per_epoch(self) -> int:
+        return (len(self.dataset) + self.args.batch - 1) // self.args.batch
+
+    def batches(self, epoch: int):
+        from torch.utils.data import DataLoader
+        if self.args.mixed:
+            self.dataset.set_epoch(epoch)                    # the draws of this epoch reach the workers
+        for batch in DataLoader(self.dataset, self.args.batch, shuffle=True, num_workers=self.args.workers):
+            if self.args.mixed:
+                real, labels, mixed, targets = batch         # mixed [B, n_aug + 1, C, H, W], targets [B, n_aug + 1, K]
+                yield torch.cat([real, mixed.flatten(0, 1)]), labels, targets.flatten(0, 1)
+            else:
+                images, soft = batch
+                yield images, soft.argmax(1), None
+
+
 # ---------------------------------------------------------------------------------------
 # resnet-classifier/1 networks
 
@@ -337,10 +387,11 @@ def learning_rate(args, step: int, per_epoch: int, total: int) -> float:
     return rate * (step + 1) / warmup if step < warmup else rate
 
 
-def validate(model, data: Data) -> dict[str, float]:
+def metrics(model, batches, prefix: str) -> dict[str, float]:
+    """Accuracy, NLL and ECE (15 equal-width bins (lo, hi], as csm evaluate) over `batches`."""
     model.eval()
     with torch.no_grad():
-        pairs = [(model(x), y) for x, y in data.validation()]
+        pairs = [(model(x), y) for x, y in batches]
     model.train()
     logits, labels = torch.cat([p for p, _ in pairs]).double(), torch.cat([y for _, y in pairs])
     probs = logits.softmax(1)
@@ -349,18 +400,39 @@ def validate(model, data: Data) -> dict[str, float]:
     bins = (confidence * 15).ceil().long().clamp(1, 15) - 1
     ece = sum(float((correct[bins == b].mean() - confidence[bins == b].mean()).abs() * (bins == b).double().mean())
               for b in range(15) if (bins == b).any())
-    return {"val_accuracy": float(correct.mean()), "val_nll": float(F.cross_entropy(logits, labels)), "val_ece": ece}
+    return {f"{prefix}_accuracy": float(correct.mean()), f"{prefix}_nll": float(F.cross_entropy(logits, labels)),
+            f"{prefix}_ece": ece}
+
+
+def validate(model, data: Data) -> dict[str, float]:
+    return metrics(model, data.validation(), "val")
+
+
+def real_batches(shards: CSMShards, data):
+    """Every image of `shards` with its class, normalised as the training inputs, without crops or flips."""
+    if shards.image_shape != data.real.image_shape or shards.num_classes != data.real.num_classes:
+        sys.exit(f"train: --test: images {shards.image_shape}, {shards.num_classes} classes; "
+                 f"the training shards have {data.real.image_shape}, {data.real.num_classes}")
+    images, classes = all_images(shards), shards.column("class_a").astype(np.int64)
+    for start in range(0, len(images), 256):
+        x = (images[start:start + 256].astype(np.float32) * np.float32(1 / 255) - data.mean) / data.std
+        yield torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(classes[start:start + 256])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--real", required=True)
-    parser.add_argument("--mixed")
-    parser.add_argument("--loss", default="ce", choices=["ce", "ls", "focal", "bsce-gra", "csm", "csm-bsce-gra"])
+    parser.add_argument("--real", required=True, help="real shards (manifest, folder or .h5)")
+    parser.add_argument("--mixed", help="mixed shards from csm generate (with --loss csm / csm-bsce-gra)")
+    parser.add_argument("--test", help="real shards to report accuracy, NLL and ECE on after training")
+    parser.add_argument("--loader", default="csm", choices=["csm", "dataloader"],
+                        help="csm: csm train's split and draws (default); dataloader: csm_shards' datasets in a DataLoader")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (--loader dataloader)")
+    parser.add_argument("--loss", choices=["ce", "ls", "focal", "bsce-gra", "csm", "csm-bsce-gra"],
+                        help="default: csm with --mixed, else ce")
     parser.add_argument("--arch", default="resnet20", choices=sorted(PRESETS))
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--max-steps", type=int)
-    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--batch", "--batch-size", type=int, default=128, help="real images per step")
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--weight-decay", type=float, default=5e-4)
@@ -376,8 +448,8 @@ def main() -> int:
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-augment", action="store_true")
-    parser.add_argument("--n-aug", type=int, default=1)
-    parser.add_argument("--sharpness", type=float)
+    parser.add_argument("--n-aug", type=int, default=1, help="interior trajectory members per real sample")
+    parser.add_argument("--sharpness", type=float, help="re-derive the mixed soft labels with this sharpness")
     parser.add_argument("--skip-unpaired", action="store_true")
     parser.add_argument("--consistent-only", action="store_true", help="trajectories from consistent mixed samples only")
     parser.add_argument("--mixed-share", type=float, default=1.0, help="probability that a real sample brings its mixed group")
@@ -386,16 +458,19 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--out")
     args = parser.parse_args()
+    args.loss = args.loss or ("csm" if args.mixed else "ce")
+    if args.loader == "dataloader" and args.mixed_share < 1:
+        sys.exit("train: --mixed-share needs --loader csm")
     if args.gamma is None:
         args.gamma = 3.0 if args.loss == "focal" else 2.0
     if args.loss.startswith("csm") != bool(args.mixed):
-        sys.exit("train_torch: --mixed goes with --loss csm / csm-bsce-gra, and they need it")
+        sys.exit("train: --mixed goes with --loss csm / csm-bsce-gra, and they need it")
     args.milestones = ([int(m) for m in args.milestones.split(",")] if args.milestones
                        else [m for m in (int(args.epochs * 0.4), int(args.epochs * 0.6)) if m > 0])
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    data = Data(args)
+    data = Data(args) if args.loader == "csm" else PairedData(args)
     block, layers, widths = PRESETS[args.arch]
     h, w, c = data.real.image_shape
     model = ResNet(block, layers, widths, "cifar" if max(h, w) <= 64 else "imagenet", c, data.real.num_classes)
@@ -417,7 +492,7 @@ def main() -> int:
                 group["lr"] = rate
             loss = loss_of(args, model(x), labels, targets)
             if not torch.isfinite(loss):
-                sys.exit(f"train_torch: the loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+                sys.exit(f"train: the loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
             optimizer.zero_grad()
             loss.backward()
             if args.clip > 0:
@@ -434,8 +509,15 @@ def main() -> int:
             record.update(validate(model, data))
         print(json.dumps(record) if args.json else
               " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()), flush=True)
+    if args.test:
+        shards = CSMShards(args.test, kind="real")
+        record = {"test_samples": len(shards), **metrics(model, real_batches(shards, data), "test")}
+        print(json.dumps(record) if args.json else
+              f"test: {record['test_samples']} real samples, accuracy {record['test_accuracy']:.4f}, "
+              f"NLL {record['test_nll']:.4f}, ECE {record['test_ece']:.4f}", flush=True)
     if args.out:
-        save(model, args.out, data, {"provenance": f"tools/train_torch.py: {args.arch}, loss {args.loss}, {step} SGD steps"})
+        save(model, args.out, data, {"provenance": f"examples/pytorch/train.py: {args.arch}, loss {args.loss}, "
+                                                   f"{args.loader} loader, {step} SGD steps"})
     return 0
 
 

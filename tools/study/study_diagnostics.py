@@ -1,4 +1,4 @@
-"""What the calibration study's CSM runs did with their data (tools/study.py, stage
+"""What the calibration study's CSM runs did with their data (tools/study/study.py, stage
 `diagnose`; the report shows it): measurements that say what the next data change should be
 when CSM misses its goal.
 

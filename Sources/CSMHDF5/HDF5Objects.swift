@@ -4,7 +4,8 @@ import CSMFormats
 import Foundation
 
 /// Creating, writing and reading the pieces of csm's HDF5 files (shards, attribution
-/// features, attributions): reproducible files, scalar root attributes, whole datasets.
+/// features, attributions; docs/formats/): reproducible files, scalar root attributes,
+/// whole datasets and rows of them.
 /// Callers hold the HDF5 lock (`HDF5.locked`).
 extension HDF5 {
     // MARK: Files
@@ -42,7 +43,7 @@ extension HDF5 {
     /// Writes `values` as dataset `name` of shape `dims`. With `chunkRows` > 0 (and rows to
     /// chunk) the dataset is chunked along its first axis with Fletcher-32, and with shuffle
     /// and deflate at `deflateLevel` when that is above 0; otherwise it is contiguous.
-    package static func writeDataset<T>(_ file: HDF5Handle, _ name: String, _ values: [T], dims: [Int], type: ShardElementType,
+    package static func writeDataset<T>(_ file: HDF5Handle, _ name: String, _ values: [T], dims: [Int], type: HDF5ElementType,
                                         chunkRows: Int, deflateLevel: Int, _ path: String) throws {
         precondition(MemoryLayout<T>.size == type.size && values.count == dims.reduce(1, *), "HDF5.writeDataset: \(name) does not match its shape")
         let extent = dims.map { hsize_t($0) }
@@ -70,26 +71,73 @@ extension HDF5 {
         guard id.close() else { throw FileError(path, dataset: name, "cannot close: \(HDF5.takeErrorMessage())") }
     }
 
-    /// The shape of dataset `name`, checked to be of element type `type`, of rank
-    /// `rank`, and no larger than the file can hold.
-    package static func datasetShape(_ file: HDF5Handle, _ name: String, type: ShardElementType, rank: Int, _ path: String) throws -> [Int] {
-        guard H5Lexists(file.id, name, HDF5.defaultList) > 0 else { throw FileError(path, dataset: name, "missing dataset") }
+    /// Whether `file` has a link (a dataset or group) called `name`.
+    package static func hasLink(_ file: HDF5Handle, _ name: String) -> Bool {
+        let exists = H5Lexists(file.id, name, HDF5.defaultList)
+        if exists < 0 { _ = HDF5.takeErrorMessage() }
+        return exists > 0
+    }
+
+    /// The shape of dataset `name`, checked to be of element type `type`, of rank `rank`
+    /// (any rank up to 8 when nil), and no larger than the file can hold.
+    package static func datasetShape(_ file: HDF5Handle, _ name: String, type: HDF5ElementType, rank: Int?, _ path: String) throws -> [Int] {
+        guard hasLink(file, name) else { throw FileError(path, dataset: name, "missing dataset") }
         let id = try handle(H5Dopen2(file.id, name, HDF5.defaultList), .dataset, path, dataset: name, "cannot open")
         let fileType = try handle(H5Dget_type(id.id), .datatype, path, dataset: name, "cannot read the type")
         let actual = describe(fileType.id)
         guard actual == type.rawValue else { throw FileError(path, dataset: name, "is \(actual), expected \(type.rawValue)") }
         let space = try handle(H5Dget_space(id.id), .dataspace, path, dataset: name, "cannot read the shape")
-        let actualRank = H5Sget_simple_extent_ndims(space.id)
-        guard actualRank == rank else { throw FileError(path, dataset: name, "has rank \(actualRank), expected \(rank)") }
-        var dims = [hsize_t](repeating: 0, count: rank)
+        let actualRank = Int(H5Sget_simple_extent_ndims(space.id))
+        if let rank {
+            guard actualRank == rank else { throw FileError(path, dataset: name, "has rank \(actualRank), expected \(rank)") }
+        } else {
+            guard (0...8).contains(actualRank) else { throw FileError(path, dataset: name, "has an unreadable shape") }
+        }
+        var dims = [hsize_t](repeating: 0, count: actualRank)
         try check(H5Sget_simple_extent_dims(space.id, &dims, nil), path, dataset: name, "cannot read the shape")
         let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
-        return try ShardReader.checkedShape(dims, elementSize: type.size, limit: ShardReader.plausibleBytes(fileSize: size), path,
-                                            dataset: name)
+        return try checkedShape(dims, elementSize: type.size, limit: plausibleBytes(fileSize: size), path, dataset: name)
+    }
+
+    /// Deflate expands data at most 1032-fold, so no dataset of a file of `fileSize` bytes
+    /// holds more than this many bytes (plus slack for tiny files); larger shapes are refused
+    /// before any buffer is made.
+    package static func plausibleBytes(fileSize: Int) -> Int {
+        let (product, overflow) = fileSize.multipliedReportingOverflow(by: 1032)
+        return overflow ? Int.max : product.addingReportingOverflow(1 << 20).overflow ? Int.max : product + (1 << 20)
+    }
+
+    /// `dims` as Ints, checked with overflow-safe arithmetic: every dimension and the
+    /// dataset's byte count fit in an Int and stay within `limit`.
+    static func checkedShape(_ dims: [hsize_t], elementSize: Int, limit: Int, _ path: String, dataset: String) throws -> [Int] {
+        var bytes = elementSize
+        var shape: [Int] = []
+        for dim in dims {
+            guard let value = Int(exactly: dim) else { throw FileError(path, dataset: dataset, "has an absurd dimension \(dim)") }
+            let (product, overflow) = bytes.multipliedReportingOverflow(by: value)
+            guard !overflow else { throw FileError(path, dataset: dataset, "has shape \(dims) whose size overflows") }
+            shape.append(value)
+            bytes = product
+        }
+        guard bytes <= limit else {
+            throw FileError(path, dataset: dataset, "has shape \(shape): \(bytes) bytes, more than the file can hold")
+        }
+        return shape
+    }
+
+    /// Where dataset `name`'s stored chunks lie in the file, as byte ranges in storage
+    /// order; empty for a dataset that is not chunked (csm writes empty datasets contiguous).
+    package static func storageRanges(_ file: HDF5Handle, _ name: String, _ path: String) throws -> [Range<Int>] {
+        let id = try handle(H5Dopen2(file.id, name, HDF5.defaultList), .dataset, path, dataset: name, "cannot open")
+        switch chunkLayout(id) {
+        case .shapeUnreadable: throw FileError(path, dataset: name, "cannot read the shape: \(HDF5.takeErrorMessage())")
+        case .empty, .indexUnreadable: return []
+        case .chunks(let ranges): return ranges
+        }
     }
 
     /// Rows `rows` of dataset `name` (first axis; `shape` from `datasetShape`), in row-major order.
-    package static func readRows<T>(_ file: HDF5Handle, _ name: String, shape: [Int], rows: Range<Int>, type: ShardElementType,
+    package static func readRows<T>(_ file: HDF5Handle, _ name: String, shape: [Int], rows: Range<Int>, type: HDF5ElementType,
                                     _ path: String) throws -> [T] {
         precondition(MemoryLayout<T>.size == type.size, "HDF5.readRows: \(T.self) does not match \(name)")
         guard rows.lowerBound >= 0, rows.upperBound <= shape[0] else {
@@ -125,7 +173,7 @@ extension HDF5 {
     /// A scalar 64-bit integer attribute.
     package static func writeInteger(_ object: HDF5Handle, _ name: String, _ value: Int64, _ path: String) throws {
         var value = value
-        try writeAttribute(object, name, &value, fileType: ShardElementType.int64.fileType, memoryType: ShardElementType.int64.memoryType, path)
+        try writeAttribute(object, name, &value, fileType: HDF5ElementType.int64.fileType, memoryType: HDF5ElementType.int64.memoryType, path)
     }
 
     /// A scalar float64 attribute.
@@ -149,8 +197,15 @@ extension HDF5 {
         return H5Tget_class(type) == H5T_STRING ? "a string" : "of an unsupported HDF5 type"
     }
 
+    /// Whether `object` carries an attribute called `name`.
+    package static func hasAttribute(_ object: HDF5Handle, _ name: String) -> Bool {
+        let exists = H5Aexists(object.id, name)
+        if exists < 0 { _ = HDF5.takeErrorMessage() }
+        return exists > 0
+    }
+
     package static func openAttribute(_ root: HDF5Handle, _ name: String, _ path: String) throws -> HDF5Handle {
-        guard H5Aexists(root.id, name) > 0 else { throw FileError(path, dataset: name, "missing attribute") }
+        guard hasAttribute(root, name) else { throw FileError(path, dataset: name, "missing attribute") }
         let attribute = try handle(H5Aopen(root.id, name, HDF5.defaultList), .attribute, path, dataset: name, "cannot open attribute")
         let space = try handle(H5Aget_space(attribute.id), .dataspace, path, dataset: name, "cannot read the attribute's shape")
         guard H5Sget_simple_extent_npoints(space.id) == 1 else { throw FileError(path, dataset: name, "is not a single value") }

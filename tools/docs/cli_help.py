@@ -1,6 +1,6 @@
 """`make cli-help`: every csm command's --help, saved as text in docs/cli/.
 
-    python3 tools/cli_help.py [--csm .build/release/csm] [--out docs/cli] [--check]
+    python3 tools/docs/cli_help.py [--csm .build/release/csm] [--out docs/cli] [--check]
 
 Finds the commands in `csm --experimental-dump-help` (ArgumentParser's description of the
 command tree) and writes `csm <command> --help` for each as OUT/csm-<command>.txt, with the
