@@ -81,7 +81,7 @@ let package = Package(
         // Dataset importers (IDX, PNG/JPEG folders, CIFAR binary) → real-data shards.
         .target(name: "CSMImport", dependencies: ["CSMShards", "CSMFormats", "CZlib", "CPNG", "CJPEGShim"]),
         // Summaries, verification, truncation forensics, the queries behind the pictures.
-        .target(name: "CSMInspect", dependencies: ["CSMShards", "CSMHDF5", "CSMFormats"], swiftSettings: checked),
+        .target(name: "CSMInspect", dependencies: ["CSMShards", "CSMHDF5", "CSMFormats", "CSMRandom"], swiftSettings: checked),
 
         // The loader library: datasets over shards, paired sampling, transforms, batching, prefetch.
         .target(name: "CSMLoader", dependencies: ["CSMShards", "CSMRandom"]),

@@ -25,6 +25,21 @@ public struct PairProjections: Sendable {
     public internal(set) var lambdaGen: [Float] = []
     public internal(set) var lambdaProj: [Float] = []
     public internal(set) var consistent: [Bool] = []
+
+    init(classA: Int, classB: Int) {
+        self.classA = classA
+        self.classB = classB
+    }
+
+    /// The samples of pair (`classA`, `classB`), one entry each in the three lists.
+    public init(classA: Int, classB: Int, lambdaGen: [Float], lambdaProj: [Float], consistent: [Bool]) {
+        precondition(lambdaGen.count == lambdaProj.count && lambdaGen.count == consistent.count, "PairProjections: lists differ in length")
+        self.classA = classA
+        self.classB = classB
+        self.lambdaGen = lambdaGen
+        self.lambdaProj = lambdaProj
+        self.consistent = consistent
+    }
 }
 
 /// The first real samples of one class.

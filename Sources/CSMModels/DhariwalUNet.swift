@@ -6,16 +6,17 @@ struct DhariwalUNet: Sendable {
     let mapLabel: LinearWeights?
     let mapLayer0: LinearWeights
     let mapLayer1: LinearWeights
-    let encoder: [(conv: EDMConv2d?, block: EDMUNetBlock?)]
-    let decoder: [EDMUNetBlock]
+    /// Convolutions and blocks only: ADM has no aux encoder steps.
+    let encoder: [SongUNet.EncoderStep]
+    let decoder: [SamplingUNetBlock]
     let outNorm: GroupNormWeights
-    let outConv: EDMConv2d
+    let outConv: SamplingConv2d
 
     init(_ c: EDMConfiguration, _ r: WeightReader) throws {
         modelChannels = c.modelChannels
         let embeddingChannels = c.modelChannels * c.embeddingMultiplier
         let filter = ResampleFilter([1, 1])
-        let options = EDMUNetBlock.Options(
+        let options = SamplingUNetBlock.Options(
             embeddingChannels: embeddingChannels, epsilon: 1e-5, skipScale: 1, adaptiveScale: true,
             resampleProjection: false, filter: filter, heads: nil, channelsPerHead: 64)
         if c.augmentDimension > 0 { _ = try r.tensor("model.map_augment.weight", [c.modelChannels, c.augmentDimension]) }
@@ -25,25 +26,23 @@ struct DhariwalUNet: Sendable {
             ? try r.linear("model.map_label", inputs: c.labelDimension, outputs: embeddingChannels, bias: false) : nil
 
         let layout = EDMLayout(c)
+        func conv(_ spec: EDMLayout.Conv) throws -> SamplingConv2d { try r.conv(spec, filter: filter) }
+        func block(_ spec: EDMLayout.Block) throws -> SamplingUNetBlock { try SamplingUNetBlock(r, spec, options) }
         encoder = try layout.encoder.map { step in
             switch step {
-            case .conv(let name, let inputs, let outputs):
-                (try r.conv(name, inputs: inputs, outputs: outputs, kernel: 3, filter: filter), nil)
-            case .block(let block):
-                (nil, try EDMUNetBlock(r, block, options))
-            case .auxDown, .auxSkip, .auxResidual:
-                preconditionFailure("DhariwalUNet: EDMLayout gave a SongUNet encoder step")
+            case .conv, .block: try step.map(conv: conv, block: block)
+            case .auxDown, .auxSkip, .auxResidual: preconditionFailure("DhariwalUNet: EDMLayout gave a SongUNet encoder step")
             }
         }
         // The layout ends ADM's decoder with out_norm and out_conv.
-        var decoder: [EDMUNetBlock] = []
+        var decoder: [SamplingUNetBlock] = []
         var outNorm: GroupNormWeights?
-        var outConv: EDMConv2d?
+        var outConv: SamplingConv2d?
         for step in layout.decoder {
             switch step {
-            case .block(let block): decoder.append(try EDMUNetBlock(r, block, options))
-            case .auxNorm(let name, let channels): outNorm = try r.groupNorm(name, channels: channels, epsilon: 1e-5)
-            case .auxConv(let name, let inputs, let outputs): outConv = try r.conv(name, inputs: inputs, outputs: outputs, kernel: 3, filter: filter)
+            case .block(let spec): decoder.append(try block(spec))
+            case .auxNorm(let spec): outNorm = try r.groupNorm(spec.name, channels: spec.channels, epsilon: 1e-5)
+            case .auxConv(let spec): outConv = try conv(spec)
             case .auxUp: preconditionFailure("DhariwalUNet: EDMLayout gave a SongUNet decoder step")
             }
         }
@@ -66,7 +65,7 @@ struct DhariwalUNet: Sendable {
         var x = input
         var skips: [FeatureMap] = []
         for step in encoder {
-            if let conv = step.conv { x = conv(x) } else if let block = step.block { x = block(x, emb) }
+            if case .conv(let conv) = step { x = conv(x) } else if case .block(let block) = step { x = block(x, emb) }
             skips.append(x)
         }
         for block in decoder {

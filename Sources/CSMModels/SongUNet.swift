@@ -3,13 +3,10 @@ import Foundation
 
 /// DDPM++ / NCSN++ (EDM's SongUNet), built from its configuration and weights.
 struct SongUNet: Sendable {
-    enum EncoderStep: Sendable {
-        case conv(EDMConv2d), block(EDMUNetBlock)
-        case auxDown(EDMConv2d), auxSkip(EDMConv2d), auxResidual(EDMConv2d)
-    }
-    enum DecoderStep: Sendable {
-        case block(EDMUNetBlock), auxUp(EDMConv2d), auxNorm(GroupNormWeights), auxConv(EDMConv2d)
-    }
+    /// The sampling layers of EDM's steps (see `EDMEncoderStep`, `EDMDecoderStep`); `DhariwalUNet`
+    /// uses them too.
+    typealias EncoderStep = EDMEncoderStep<SamplingConv2d, SamplingUNetBlock>
+    typealias DecoderStep = EDMDecoderStep<SamplingConv2d, SamplingUNetBlock, GroupNormWeights>
 
     let fourierFrequencies: [Float]?
     let noiseChannels: Int
@@ -25,7 +22,7 @@ struct SongUNet: Sendable {
         noiseChannels = c.modelChannels * c.noiseMultiplier
         labelDimension = c.labelDimension
         let filter = ResampleFilter(c.resampleFilter)
-        let options = EDMUNetBlock.Options(
+        let options = SamplingUNetBlock.Options(
             embeddingChannels: embeddingChannels, epsilon: 1e-6, skipScale: Float(0.5.squareRoot()), adaptiveScale: false,
             resampleProjection: true, filter: filter, heads: 1, channelsPerHead: 64)
 
@@ -40,32 +37,13 @@ struct SongUNet: Sendable {
         mapLayer1 = try r.linear("model.map_layer1", inputs: embeddingChannels, outputs: embeddingChannels)
 
         let layout = EDMLayout(c)
-        encoder = try layout.encoder.map { step -> EncoderStep in
-            switch step {
-            case .conv(let name, let inputs, let outputs):
-                .conv(try r.conv(name, inputs: inputs, outputs: outputs, kernel: 3, filter: filter))
-            case .block(let block):
-                .block(try EDMUNetBlock(r, block, options))
-            case .auxDown(let name, let channels):
-                .auxDown(try r.conv(name, inputs: channels, outputs: channels, kernel: 0, down: true, filter: filter))
-            case .auxSkip(let name, let inputs, let outputs):
-                .auxSkip(try r.conv(name, inputs: inputs, outputs: outputs, kernel: 1, filter: filter))
-            case .auxResidual(let name, let inputs, let outputs):
-                .auxResidual(try r.conv(name, inputs: inputs, outputs: outputs, kernel: 3, down: true, filter: filter, fused: true))
-            }
+        func conv(_ spec: EDMLayout.Conv) throws -> SamplingConv2d { try r.conv(spec, filter: filter) }
+        func block(_ spec: EDMLayout.Block) throws -> SamplingUNetBlock { try SamplingUNetBlock(r, spec, options) }
+        func norm(_ spec: EDMLayout.Norm) throws -> GroupNormWeights {
+            try r.groupNorm(spec.name, channels: spec.channels, epsilon: 1e-6)
         }
-        decoder = try layout.decoder.map { step -> DecoderStep in
-            switch step {
-            case .block(let block):
-                .block(try EDMUNetBlock(r, block, options))
-            case .auxUp(let name, let channels):
-                .auxUp(try r.conv(name, inputs: channels, outputs: channels, kernel: 0, up: true, filter: filter))
-            case .auxNorm(let name, let channels):
-                .auxNorm(try r.groupNorm(name, channels: channels, epsilon: 1e-6))
-            case .auxConv(let name, let inputs, let outputs):
-                .auxConv(try r.conv(name, inputs: inputs, outputs: outputs, kernel: 3, filter: filter))
-            }
-        }
+        encoder = try layout.encoder.map { step in try step.map(conv: conv, block: block) }
+        decoder = try layout.decoder.map { step in try step.map(conv: conv, block: block, norm: norm) }
     }
 
     /// SongUNet's noise embedding of each label: NCSN++'s Fourier features when the file

@@ -8,7 +8,7 @@ import Foundation
 /// `SongUNet` / `DhariwalUNet` / `EDMModel.denoise`, and the gradient of mean(D) over one
 /// image's pixels with respect to every parameter (diffusion data attribution's g at one σ).
 ///
-/// Layers are `EDMConvolution`, `EDMResidualBlock`, `LinearWeights` and `GroupNormWeights`.
+/// Layers are `TrainableConv2d`, `TrainableUNetBlock`, `LinearWeights` and `GroupNormWeights`.
 /// Supported: every configuration `SongUNet` and `DhariwalUNet` build (SongUNet: positional
 /// or Fourier noise embedding, standard / skip / residual encoder, standard / skip decoder;
 /// both: map_label, and map_augment — which the denoiser never uses, so its gradient is zero).
@@ -33,13 +33,16 @@ public struct TrainableUNet: Sendable {
     /// Every tensor read (parameters and the Fourier frequencies), by name, as stored.
     let tensors: [String: [Float]]
 
-    enum EncoderStep: Sendable {
-        case conv(String, EDMConvolution), block(String, EDMResidualBlock)
-        case auxDown(EDMConvolution), auxSkip(String, EDMConvolution), auxResidual(String, EDMConvolution)
+    /// A layer with the EDM name its parameters are stored under, by which the backward pass
+    /// hands their gradients over.
+    struct Named<Layer: Sendable>: Sendable {
+        let name: String
+        let layer: Layer
     }
-    enum DecoderStep: Sendable {
-        case block(String, EDMResidualBlock), auxUp(EDMConvolution), auxNorm(String, GroupNormWeights), auxConv(String, EDMConvolution)
-    }
+
+    /// EDM's steps (see `EDMEncoderStep`, `EDMDecoderStep`) with differentiable layers, each named.
+    typealias EncoderStep = EDMEncoderStep<Named<TrainableConv2d>, Named<TrainableUNetBlock>>
+    typealias DecoderStep = EDMDecoderStep<Named<TrainableConv2d>, Named<TrainableUNetBlock>, Named<GroupNormWeights>>
 
     let fourierFrequencies: [Float]?
     let noiseChannels: Int
@@ -128,31 +131,31 @@ public struct TrainableUNet: Sendable {
         }
         let filter = ResampleFilter(adm ? [1, 1] : c.resampleFilter)
         func conv(_ name: String, inputs: Int, outputs: Int, kernel: Int, up: Bool = false, down: Bool = false,
-                  fused: Bool = false) throws -> EDMConvolution {
+                  fused: Bool = false) throws -> TrainableConv2d {
             if kernel == 0 {
-                return EDMConvolution(weight: [], bias: nil, inputChannels: inputs, outputChannels: outputs, kernel: 0, up: up,
-                                      down: down, filter: filter, fused: fused)
+                return TrainableConv2d(weight: [], bias: nil, inputChannels: inputs, outputChannels: outputs, kernel: 0, up: up,
+                                       down: down, filter: filter, fused: fused)
             }
-            return EDMConvolution(weight: try tensor("\(name).weight", [outputs, inputs, kernel, kernel]),
-                                  bias: try tensor("\(name).bias", [outputs]), inputChannels: inputs, outputChannels: outputs,
-                                  kernel: kernel, up: up, down: down, filter: filter, fused: fused)
+            return TrainableConv2d(weight: try tensor("\(name).weight", [outputs, inputs, kernel, kernel]),
+                                   bias: try tensor("\(name).bias", [outputs]), inputChannels: inputs, outputChannels: outputs,
+                                   kernel: kernel, up: up, down: down, filter: filter, fused: fused)
         }
         let embeddingChannels = c.modelChannels * c.embeddingMultiplier
         let skipScale = adm ? Float(1) : Float(0.5.squareRoot())
-        func block(_ b: EDMLayout.Block) throws -> EDMResidualBlock {
+        func block(_ b: EDMLayout.Block) throws -> TrainableUNetBlock {
             let (name, inputs, outputs, up, down) = (b.name, b.inputs, b.outputs, b.up, b.down)
             let norm0 = try groupNorm("\(name).norm0", channels: inputs)
             let conv0 = try conv("\(name).conv0", inputs: inputs, outputs: outputs, kernel: 3, up: up, down: down)
             let affine = try linear("\(name).affine", inputs: embeddingChannels, outputs: outputs * (adm ? 2 : 1))
             let norm1 = try groupNorm("\(name).norm1", channels: outputs)
             let conv1 = try conv("\(name).conv1", inputs: outputs, outputs: outputs, kernel: 3)
-            var skip: EDMConvolution?
+            var skip: TrainableConv2d?
             if outputs != inputs || up || down {
                 // SongUNet (resample_proj): always a 1×1 weight; ADM: only when the channels change.
                 let kernel = !adm || outputs != inputs ? 1 : 0
                 skip = try conv("\(name).skip", inputs: inputs, outputs: outputs, kernel: kernel, up: up, down: down)
             }
-            var blockAttention: EDMBlockAttention?
+            var blockAttention: TrainableUNetBlock.SelfAttention?
             // As in EDM: fewer channels than one head needs means no attention at all.
             let heads = b.attention ? (adm ? outputs / 64 : 1) : 0
             if heads > 0 {
@@ -162,13 +165,13 @@ public struct TrainableUNet: Sendable {
                 let norm2 = try groupNorm("\(name).norm2", channels: outputs)
                 let w = try tensor("\(name).qkv.weight", [outputs * 3, outputs, 1, 1])
                 let b = try tensor("\(name).qkv.bias", [outputs * 3])
-                let (wq, bq) = EDMUNetBlock.regroupQKV(w, b, channels: outputs)
-                let qkv = EDMConvolution(weight: wq, bias: bq, inputChannels: outputs, outputChannels: outputs * 3, kernel: 1)
+                let (wq, bq) = QKVOrder.regroup(w, b, channels: outputs)
+                let qkv = TrainableConv2d(weight: wq, bias: bq, inputChannels: outputs, outputChannels: outputs * 3, kernel: 1)
                 let proj = try conv("\(name).proj", inputs: outputs, outputs: outputs, kernel: 1)
-                blockAttention = EDMBlockAttention(norm: norm2, qkv: qkv, proj: proj, heads: heads)
+                blockAttention = TrainableUNetBlock.SelfAttention(norm: norm2, qkv: qkv, proj: proj, heads: heads)
             }
-            return EDMResidualBlock(norm0: norm0, conv0: conv0, affine: affine, norm1: norm1, conv1: conv1, skip: skip,
-                                    adaptiveScale: adm, skipScale: skipScale, attention: blockAttention)
+            return TrainableUNetBlock(norm0: norm0, conv0: conv0, affine: affine, norm1: norm1, conv1: conv1, skip: skip,
+                                      adaptiveScale: adm, skipScale: skipScale, attention: blockAttention)
         }
         if adm {
             noiseChannels = c.modelChannels
@@ -187,24 +190,16 @@ public struct TrainableUNet: Sendable {
             mapLayer1 = try linear("model.map_layer1", inputs: embeddingChannels, outputs: embeddingChannels)
         }
         let layout = EDMLayout(c)
-        encoder = try layout.encoder.map { step -> EncoderStep in
-            switch step {
-            case .conv(let name, let inputs, let outputs): .conv(name, try conv(name, inputs: inputs, outputs: outputs, kernel: 3))
-            case .block(let b): .block(b.name, try block(b))
-            case .auxDown(let name, let channels): .auxDown(try conv(name, inputs: channels, outputs: channels, kernel: 0, down: true))
-            case .auxSkip(let name, let inputs, let outputs): .auxSkip(name, try conv(name, inputs: inputs, outputs: outputs, kernel: 1))
-            case .auxResidual(let name, let inputs, let outputs):
-                .auxResidual(name, try conv(name, inputs: inputs, outputs: outputs, kernel: 3, down: true, fused: true))
-            }
+        func namedConv(_ spec: EDMLayout.Conv) throws -> Named<TrainableConv2d> {
+            Named(name: spec.name, layer: try conv(spec.name, inputs: spec.inputs, outputs: spec.outputs, kernel: spec.kernel,
+                                                   up: spec.up, down: spec.down, fused: spec.fused))
         }
-        decoder = try layout.decoder.map { step -> DecoderStep in
-            switch step {
-            case .block(let b): .block(b.name, try block(b))
-            case .auxUp(let name, let channels): .auxUp(try conv(name, inputs: channels, outputs: channels, kernel: 0, up: true))
-            case .auxNorm(let name, let channels): .auxNorm(name, try groupNorm(name, channels: channels))
-            case .auxConv(let name, let inputs, let outputs): .auxConv(name, try conv(name, inputs: inputs, outputs: outputs, kernel: 3))
-            }
+        func namedBlock(_ spec: EDMLayout.Block) throws -> Named<TrainableUNetBlock> { Named(name: spec.name, layer: try block(spec)) }
+        func namedNorm(_ spec: EDMLayout.Norm) throws -> Named<GroupNormWeights> {
+            Named(name: spec.name, layer: try groupNorm(spec.name, channels: spec.channels))
         }
+        encoder = try layout.encoder.map { step in try step.map(conv: namedConv, block: namedBlock) }
+        decoder = try layout.decoder.map { step in try step.map(conv: namedConv, block: namedBlock, norm: namedNorm) }
         self.tensors = tensors
         let names = tensors.keys.filter { $0 != "model.map_noise.freqs" }.sorted()
         parameterNames = names
@@ -265,8 +260,8 @@ public struct TrainableUNet: Sendable {
     struct Tape {
         var embedding: EmbeddingActivations
         var encoderInputs: [FeatureMap] = []
-        var encoderBlocks: [Int: EDMResidualBlock.Activations] = [:]
-        var decoderBlocks: [Int: EDMResidualBlock.Activations] = [:]
+        var encoderBlocks: [Int: TrainableUNetBlock.Activations] = [:]
+        var decoderBlocks: [Int: TrainableUNetBlock.Activations] = [:]
         /// Per decoder step: its input (a block's after the concatenation; nil for an auxUp without output).
         var decoderInputs: [FeatureMap?] = []
         /// Per decoder step: whether a block concatenated a skip, or an auxConv added a previous output.
@@ -291,28 +286,28 @@ public struct TrainableUNet: Sendable {
             switch step {
             case .auxDown(let conv):
                 if record { tape.encoderInputs.append(aux) }
-                aux = conv.forward(aux)
-            case .auxSkip(_, let conv):
+                aux = conv.layer.forward(aux)
+            case .auxSkip(let conv):
                 if record { tape.encoderInputs.append(aux) }
-                x.addScaled(conv.forward(aux), scale: 1)
+                x.addScaled(conv.layer.forward(aux), scale: 1)
                 skips[skips.count - 1] = x
-            case .auxResidual(_, let conv):
+            case .auxResidual(let conv):
                 if record { tape.encoderInputs.append(aux) }
-                x.addScaled(conv.forward(aux), scale: Float(0.5.squareRoot()))
+                x.addScaled(conv.layer.forward(aux), scale: Float(0.5.squareRoot()))
                 skips[skips.count - 1] = x
                 aux = x
-            case .conv(_, let conv):
+            case .conv(let conv):
                 if record { tape.encoderInputs.append(x) }
-                x = conv.forward(x)
+                x = conv.layer.forward(x)
                 skips.append(x)
-            case .block(_, let block):
+            case .block(let block):
                 if record {
                     tape.encoderInputs.append(x)
-                    let activations = block.activations(x, emb.emb)
+                    let activations = block.layer.activations(x, emb.emb)
                     tape.encoderBlocks[index] = activations
                     x = activations.output
                 } else {
-                    x = block.forward(x, emb.emb)
+                    x = block.layer.forward(x, emb.emb)
                 }
                 skips.append(x)
             }
@@ -324,27 +319,27 @@ public struct TrainableUNet: Sendable {
             switch step {
             case .auxUp(let conv):
                 if record { tape.decoderInputs.append(output); tape.decoderFlags.append(false) }
-                if let current = output { output = conv.forward(current) }
-            case .auxNorm(_, let norm):
+                if let current = output { output = conv.layer.forward(current) }
+            case .auxNorm(let norm):
                 if record { tape.decoderInputs.append(x); tape.decoderFlags.append(false) }
-                tmp = GroupNorm.apply(x, norm, silu: true)
-            case .auxConv(_, let conv):
+                tmp = GroupNorm.apply(x, norm.layer, silu: true)
+            case .auxConv(let conv):
                 let normed = tmp!
                 if record { tape.decoderInputs.append(normed); tape.decoderFlags.append(output != nil) }
-                var result = conv.forward(normed)
+                var result = conv.layer.forward(normed)
                 if let previous = output { result.addScaled(previous, scale: 1) }
                 output = result
-            case .block(_, let block):
-                let concatenate = x.channels != block.inputChannels
+            case .block(let block):
+                let concatenate = x.channels != block.layer.inputChannels
                 if concatenate { x = x.concatenatingChannels(skips.removeLast()) }
                 if record {
                     tape.decoderInputs.append(x)
                     tape.decoderFlags.append(concatenate)
-                    let activations = block.activations(x, emb.emb)
+                    let activations = block.layer.activations(x, emb.emb)
                     tape.decoderBlocks[index] = activations
                     x = activations.output
                 } else {
-                    x = block.forward(x, emb.emb)
+                    x = block.layer.forward(x, emb.emb)
                 }
             }
         }
@@ -381,13 +376,18 @@ public struct TrainableUNet: Sendable {
             tape = recorded
             return recorded.output
         }
-        // D = c_skip·x + c_out·F: dmean(D)/dF = c_out / (H·W·C) everywhere.
+        var gradient = [Float](repeating: 0, count: parameterCount)
+        backward(meanDenoiserOutputGradient(x, sigma: sigma), tape: tape!, into: &gradient)
+        return (gradient, denoised)
+    }
+
+    /// The preconditioning's part of the gradient: D = c_skip·x + c_out·F, so dmean(D)/dF =
+    /// c_out / (H·W·C) everywhere (a map shaped as x).
+    private func meanDenoiserOutputGradient(_ x: FeatureMap, sigma: Float) -> FeatureMap {
         var dF = x
         let g = Float(configuration.preconditioner.coefficients(sigma: Double(sigma)).out) / Float(x.values.count)
         for j in dF.values.indices { dF.values[j] = g }
-        var gradient = [Float](repeating: 0, count: parameterCount)
-        backward(dF, tape: tape!, into: &gradient)
-        return (gradient, denoised)
+        return dF
     }
 
     /// The parameter gradients, by name (file layout), of a loss L given dF = dL/dF for
@@ -426,62 +426,31 @@ public struct TrainableUNet: Sendable {
         }
     }
 
+    /// Takes each parameter's gradient by EDM name, from the backward pass.
+    typealias Collect = (String, [Float]) -> Void
+
     /// The backward pass proper: hands each parameter's gradient to `collect` by name (a
-    /// tensor used twice is handed over twice).
-    private func backward(_ dF: FeatureMap, tape: Tape, collect: (String, [Float]) -> Void) {
+    /// tensor used twice is handed over twice). The decoder runs first, leaving dL/dx for the
+    /// encoder's last map and the skips' gradients; then the encoder; then the mapping layers,
+    /// from dL/demb that every block added to.
+    private func backward(_ dF: FeatureMap, tape: Tape, collect: Collect) {
         let n = tape.output.count
         kernelPrecondition(dF.count == n && dF.height == tape.output.height && dF.width == tape.output.width
                                && dF.channels == tape.output.channels, "TrainableUNet gradient: dF does not match the output")
-        let emb = tape.embedding.emb
-        var dEmb = [Float](repeating: 0, count: emb.count)
-        func add(_ name: String, _ g: [Float]?) {
-            guard let g else { return }
-            collect(name, g)
-        }
-        func addConv(_ name: String, _ r: (dx: FeatureMap, dWeight: [Float]?, dBias: [Float]?)) {
-            add("\(name).weight", r.dWeight)
-            add("\(name).bias", r.dBias)
-        }
-        func addBlock(_ name: String, _ block: EDMResidualBlock, _ p: EDMResidualBlockGradients) {
-            add("\(name).norm0.weight", p.norm0Gamma); add("\(name).norm0.bias", p.norm0Beta)
-            add("\(name).conv0.weight", p.conv0Weight); add("\(name).conv0.bias", p.conv0Bias)
-            add("\(name).affine.weight", p.affineWeight); add("\(name).affine.bias", p.affineBias)
-            add("\(name).norm1.weight", p.norm1Gamma); add("\(name).norm1.bias", p.norm1Beta)
-            add("\(name).conv1.weight", p.conv1Weight); add("\(name).conv1.bias", p.conv1Bias)
-            add("\(name).skip.weight", p.skipWeight); add("\(name).skip.bias", p.skipBias)
-            add("\(name).norm2.weight", p.norm2Gamma); add("\(name).norm2.bias", p.norm2Beta)
-            if let w = p.qkvWeight, let b = p.qkvBias {
-                let (we, be) = EDMUNetBlock.ungroupQKV(w, b, channels: block.outputChannels)
-                add("\(name).qkv.weight", we); add("\(name).qkv.bias", be)
-            }
-            add("\(name).proj.weight", p.projWeight); add("\(name).proj.bias", p.projBias)
-        }
-        func accumulate(_ a: inout FeatureMap?, _ b: FeatureMap) {
-            if a == nil { a = b } else { a!.addScaled(b, scale: 1) }
-        }
-        /// The first `channels` channels of m, and the rest.
-        func split(_ m: FeatureMap, _ channels: Int) -> (FeatureMap, FeatureMap) {
-            let c = m.channels, c2 = c - channels, rows = m.count * m.pixels
-            var a = FeatureMap(count: m.count, height: m.height, width: m.width, channels: channels)
-            var b = FeatureMap(count: m.count, height: m.height, width: m.width, channels: c2)
-            for r in 0..<rows {
-                for j in 0..<channels { a.values[r * channels + j] = m.values[r * c + j] }
-                for j in 0..<c2 { b.values[r * c2 + j] = m.values[r * c + channels + j] }
-            }
-            return (a, b)
-        }
-
-        // The number of skips the encoder leaves, to index them in reverse.
-        var skipCount = 0
-        for step in encoder {
-            switch step {
-            case .conv, .block: skipCount += 1
-            default: break
-            }
-        }
+        var dEmb = [Float](repeating: 0, count: tape.embedding.emb.count)
         var dSkips = [FeatureMap?](repeating: nil, count: skipCount)
+        let dx = decoderBackward(dF, tape: tape, dSkips: &dSkips, dEmb: &dEmb, collect: collect)
+        encoderBackward(dx, tape: tape, dSkips: &dSkips, dEmb: &dEmb, collect: collect)
+        embeddingBackward(dEmb, tape.embedding, rows: n, collect: collect)
+    }
 
-        // Decoder, in reverse.
+    /// The decoder in reverse, from dF: returns dL/dx for the encoder's last map; adds each
+    /// concatenated skip's share to `dSkips` (by skip index, in the encoder's order) and each
+    /// block's dL/demb to `dEmb`. With aux convolutions (SongUNet's output path, ADM's
+    /// out_conv) dF is the running output's gradient, else the map's.
+    private func decoderBackward(_ dF: FeatureMap, tape: Tape, dSkips: inout [FeatureMap?], dEmb: inout [Float],
+                                 collect: Collect) -> FeatureMap? {
+        let emb = tape.embedding.emb
         var dOutput: FeatureMap?
         var dx: FeatureMap?
         var dTmp: FeatureMap?
@@ -501,106 +470,171 @@ public struct TrainableUNet: Sendable {
         }
         for i in decoder.indices.reversed() {
             switch decoder[i] {
-            case .auxConv(let name, let conv):
-                let r = conv.backward(dOutput!, input: tape.decoderInputs[i]!)
-                addConv(name, r)
+            case .auxConv(let conv):
+                let r = conv.layer.backward(dOutput!, input: tape.decoderInputs[i]!)
+                Self.collectConv(conv.name, r, collect)
                 dTmp = r.dx
                 if !tape.decoderFlags[i] { dOutput = nil }
-            case .auxNorm(let name, let norm):
+            case .auxNorm(let norm):
                 let input = tape.decoderInputs[i]!
-                let r = GroupNorm.backward(dTmp!, input: input, norm, silu: true)
-                add("\(name).weight", r.dGamma)
-                add("\(name).bias", r.dBeta)
-                accumulate(&dx, r.dx)
+                let r = GroupNorm.backward(dTmp!, input: input, norm.layer, silu: true)
+                collect("\(norm.name).weight", r.dGamma)
+                collect("\(norm.name).bias", r.dBeta)
+                Self.accumulate(&dx, r.dx)
                 dTmp = nil
             case .auxUp(let conv):
                 if let input = tape.decoderInputs[i], let d = dOutput {
-                    dOutput = conv.backward(d, input: input).dx
+                    dOutput = conv.layer.backward(d, input: input).dx
                 }
-            case .block(let name, let block):
+            case .block(let block):
                 let input = tape.decoderInputs[i]!
-                let r = block.backward(dx!, input: input, emb: emb, activations: tape.decoderBlocks[i]!)
-                addBlock(name, block, r.parameters)
+                let r = block.layer.backward(dx!, input: input, emb: emb, activations: tape.decoderBlocks[i]!)
+                Self.collectBlock(block.name, block.layer, r.parameters, collect)
                 for j in dEmb.indices { dEmb[j] += r.dEmb[j] }
                 if let s = blockSkip[i] {
-                    let (a, b) = split(r.dx, input.channels - dSkipChannels(s))
+                    let (a, b) = Self.splitChannels(r.dx, input.channels - skipChannels(s))
                     dx = a
-                    accumulate(&dSkips[s], b)
+                    Self.accumulate(&dSkips[s], b)
                 } else {
                     dx = r.dx
                 }
             }
         }
+        return dx
+    }
 
-        // Encoder, in reverse: a skip's gradient joins x's where the skip was last assigned.
+    /// The encoder in reverse, from dL/dx for its last map (`dLast`): a skip's gradient joins
+    /// x's where the skip was last assigned, the aux steps' run back along the auxiliary image,
+    /// and each block's dL/demb is added to `dEmb`.
+    private func encoderBackward(_ dLast: FeatureMap?, tape: Tape, dSkips: inout [FeatureMap?], dEmb: inout [Float],
+                                 collect: Collect) {
+        let emb = tape.embedding.emb
+        var dx = dLast
         var dAux: FeatureMap?
         var slot = skipCount
         for i in encoder.indices.reversed() {
             let input = tape.encoderInputs[i]
             switch encoder[i] {
             case .auxDown(let conv):
-                if let d = dAux { dAux = conv.backward(d, input: input).dx }
-            case .auxSkip(let name, let conv):
-                if let d = dSkips[slot - 1] { accumulate(&dx, d); dSkips[slot - 1] = nil }
-                let r = conv.backward(dx!, input: input)
-                addConv(name, r)
-                accumulate(&dAux, r.dx)
-            case .auxResidual(let name, let conv):
-                if let d = dSkips[slot - 1] { accumulate(&dx, d); dSkips[slot - 1] = nil }
-                if let d = dAux { accumulate(&dx, d) }
+                if let d = dAux { dAux = conv.layer.backward(d, input: input).dx }
+            case .auxSkip(let conv):
+                if let d = dSkips[slot - 1] { Self.accumulate(&dx, d); dSkips[slot - 1] = nil }
+                let r = conv.layer.backward(dx!, input: input)
+                Self.collectConv(conv.name, r, collect)
+                Self.accumulate(&dAux, r.dx)
+            case .auxResidual(let conv):
+                if let d = dSkips[slot - 1] { Self.accumulate(&dx, d); dSkips[slot - 1] = nil }
+                if let d = dAux { Self.accumulate(&dx, d) }
                 var scaledDx = dx!
                 for j in scaledDx.values.indices { scaledDx.values[j] *= Float(0.5.squareRoot()) }
                 // x' = (x + conv(aux))·s: both inputs get s·dx'.
-                let r = conv.backward(scaledDx, input: input)
-                addConv(name, r)
+                let r = conv.layer.backward(scaledDx, input: input)
+                Self.collectConv(conv.name, r, collect)
                 dAux = r.dx
                 dx = scaledDx
-            case .conv(let name, let conv):
+            case .conv(let conv):
                 slot -= 1
-                if let d = dSkips[slot] { accumulate(&dx, d); dSkips[slot] = nil }
-                addConv(name, conv.backward(dx!, input: input))
+                if let d = dSkips[slot] { Self.accumulate(&dx, d); dSkips[slot] = nil }
+                Self.collectConv(conv.name, conv.layer.backward(dx!, input: input), collect)
                 dx = nil
-            case .block(let name, let block):
+            case .block(let block):
                 slot -= 1
-                if let d = dSkips[slot] { accumulate(&dx, d); dSkips[slot] = nil }
-                let r = block.backward(dx!, input: input, emb: emb, activations: tape.encoderBlocks[i]!)
-                addBlock(name, block, r.parameters)
+                if let d = dSkips[slot] { Self.accumulate(&dx, d); dSkips[slot] = nil }
+                let r = block.layer.backward(dx!, input: input, emb: emb, activations: tape.encoderBlocks[i]!)
+                Self.collectBlock(block.name, block.layer, r.parameters, collect)
                 for j in dEmb.indices { dEmb[j] += r.dEmb[j] }
                 dx = r.dx
             }
         }
+    }
 
-        // Embedding: emb = SiLU(z1), z1 = map_layer1(h0), h0 = SiLU(z0), z0 = map_layer0(e0).
-        let a = tape.embedding
+    /// The mapping layers in reverse, from dL/demb for `rows` images: emb = SiLU(z1),
+    /// z1 = map_layer1(h0), h0 = SiLU(z0), z0 = map_layer0(e0); the label's projection joins
+    /// z1 (ADM) or e0 (SongUNet).
+    private func embeddingBackward(_ dEmb: [Float], _ a: EmbeddingActivations, rows n: Int, collect: Collect) {
         func siluBackward(_ d: [Float], _ z: [Float]) -> [Float] {
             SiLU.backward(FeatureMap(count: 1, height: 1, width: 1, channels: d.count, values: d),
                           input: FeatureMap(count: 1, height: 1, width: 1, channels: z.count, values: z)).values
         }
         let dz1 = siluBackward(dEmb, a.z1)
         let l1 = mapLayer1, l0 = mapLayer0
-        add("model.map_layer1.weight", LinearGradient.weight(a.h0, dz1, rows: n, inputs: l1.inputs, outputs: l1.outputs))
-        add("model.map_layer1.bias", LinearGradient.bias(dz1, rows: n, outputs: l1.outputs))
+        collect("model.map_layer1.weight", LinearGradient.weight(a.h0, dz1, rows: n, inputs: l1.inputs, outputs: l1.outputs))
+        collect("model.map_layer1.bias", LinearGradient.bias(dz1, rows: n, outputs: l1.outputs))
         let dz0 = siluBackward(LinearGradient.input(dz1, weight: l1.weight, rows: n, inputs: l1.inputs, outputs: l1.outputs), a.z0)
-        add("model.map_layer0.weight", LinearGradient.weight(a.e0, dz0, rows: n, inputs: l0.inputs, outputs: l0.outputs))
-        add("model.map_layer0.bias", LinearGradient.bias(dz0, rows: n, outputs: l0.outputs))
+        collect("model.map_layer0.weight", LinearGradient.weight(a.e0, dz0, rows: n, inputs: l0.inputs, outputs: l0.outputs))
+        collect("model.map_layer0.bias", LinearGradient.bias(dz0, rows: n, outputs: l0.outputs))
         if let mapLabel {
-            // The label's projection joins z1 (ADM) or e0 (SongUNet).
             let d = labelAfterLayers ? dz1 : LinearGradient.input(dz0, weight: l0.weight, rows: n, inputs: l0.inputs, outputs: l0.outputs)
-            add("model.map_label.weight", LinearGradient.weight(a.labels, d, rows: n, inputs: mapLabel.inputs, outputs: mapLabel.outputs))
-            if mapLabel.bias != nil { add("model.map_label.bias", LinearGradient.bias(d, rows: n, outputs: mapLabel.outputs)) }
+            collect("model.map_label.weight", LinearGradient.weight(a.labels, d, rows: n, inputs: mapLabel.inputs, outputs: mapLabel.outputs))
+            if mapLabel.bias != nil { collect("model.map_label.bias", LinearGradient.bias(d, rows: n, outputs: mapLabel.outputs)) }
+        }
+    }
+
+    /// A convolution's weight and bias gradients, to `collect` under `name` (those it has).
+    private static func collectConv(_ name: String, _ r: (dx: FeatureMap, dWeight: [Float]?, dBias: [Float]?), _ collect: Collect) {
+        if let g = r.dWeight { collect("\(name).weight", g) }
+        if let g = r.dBias { collect("\(name).bias", g) }
+    }
+
+    /// A block's parameter gradients, to `collect` under its EDM names (those it has), qkv's
+    /// rows back in EDM's order.
+    private static func collectBlock(_ name: String, _ block: TrainableUNetBlock, _ p: TrainableUNetBlock.Gradients,
+                                     _ collect: Collect) {
+        func add(_ key: String, _ g: [Float]?) {
+            guard let g else { return }
+            collect(key, g)
+        }
+        add("\(name).norm0.weight", p.norm0Gamma); add("\(name).norm0.bias", p.norm0Beta)
+        add("\(name).conv0.weight", p.conv0Weight); add("\(name).conv0.bias", p.conv0Bias)
+        add("\(name).affine.weight", p.affineWeight); add("\(name).affine.bias", p.affineBias)
+        add("\(name).norm1.weight", p.norm1Gamma); add("\(name).norm1.bias", p.norm1Beta)
+        add("\(name).conv1.weight", p.conv1Weight); add("\(name).conv1.bias", p.conv1Bias)
+        add("\(name).skip.weight", p.skipWeight); add("\(name).skip.bias", p.skipBias)
+        add("\(name).norm2.weight", p.norm2Gamma); add("\(name).norm2.bias", p.norm2Beta)
+        if let w = p.qkvWeight, let b = p.qkvBias {
+            let (we, be) = QKVOrder.ungroup(w, b, channels: block.outputChannels)
+            add("\(name).qkv.weight", we); add("\(name).qkv.bias", be)
+        }
+        add("\(name).proj.weight", p.projWeight); add("\(name).proj.bias", p.projBias)
+    }
+
+    /// a += b, or a = b where a is nil.
+    private static func accumulate(_ a: inout FeatureMap?, _ b: FeatureMap) {
+        if a == nil { a = b } else { a!.addScaled(b, scale: 1) }
+    }
+
+    /// The first `channels` channels of m, and the rest.
+    private static func splitChannels(_ m: FeatureMap, _ channels: Int) -> (FeatureMap, FeatureMap) {
+        let c = m.channels, c2 = c - channels, rows = m.count * m.pixels
+        var a = FeatureMap(count: m.count, height: m.height, width: m.width, channels: channels)
+        var b = FeatureMap(count: m.count, height: m.height, width: m.width, channels: c2)
+        for r in 0..<rows {
+            for j in 0..<channels { a.values[r * channels + j] = m.values[r * c + j] }
+            for j in 0..<c2 { b.values[r * c2 + j] = m.values[r * c + channels + j] }
+        }
+        return (a, b)
+    }
+
+    /// The number of skips the encoder leaves (one per convolution and block), to index them in reverse.
+    private var skipCount: Int {
+        encoder.reduce(0) { count, step in
+            switch step {
+            case .conv, .block: count + 1
+            default: count
+            }
         }
     }
 
     /// The channels of the encoder's skip `index`.
-    private func dSkipChannels(_ index: Int) -> Int {
+    private func skipChannels(_ index: Int) -> Int {
         var i = 0
         for step in encoder {
             switch step {
-            case .conv(_, let conv):
-                if i == index { return conv.outputChannels }
+            case .conv(let conv):
+                if i == index { return conv.layer.outputChannels }
                 i += 1
-            case .block(_, let block):
-                if i == index { return block.outputChannels }
+            case .block(let block):
+                if i == index { return block.layer.outputChannels }
                 i += 1
             default: break
             }

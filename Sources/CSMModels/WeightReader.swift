@@ -63,7 +63,7 @@ final class WeightReader {
 
     /// A Conv2d of EDM's: optional weights (kernel 0 means resample only) and up/down.
     func conv(_ name: String, inputs: Int, outputs: Int, kernel: Int, bias: Bool = true, up: Bool = false,
-              down: Bool = false, filter: ResampleFilter, fused: Bool = false) throws -> EDMConv2d {
+              down: Bool = false, filter: ResampleFilter, fused: Bool = false) throws -> SamplingConv2d {
         var weights: ConvolutionWeights?
         var winograd: WinogradWeights?
         if kernel > 0 {
@@ -83,7 +83,13 @@ final class WeightReader {
         if up || down {
             try checkResampleFilter("\(name).resample_filter", filter)
         }
-        return EDMConv2d(weights: weights, winograd: winograd, up: up, down: down, filter: filter, fused: fused)
+        return SamplingConv2d(weights: weights, winograd: winograd, up: up, down: down, filter: filter, fused: fused)
+    }
+
+    /// The `SamplingConv2d` of one convolution in `EDMLayout`, resampling with `filter`.
+    func conv(_ spec: EDMLayout.Conv, filter: ResampleFilter) throws -> SamplingConv2d {
+        try conv(spec.name, inputs: spec.inputs, outputs: spec.outputs, kernel: spec.kernel, up: spec.up, down: spec.down,
+                 filter: filter, fused: spec.fused)
     }
 
     /// A stored resample filter must equal the one the metadata implies.

@@ -10,7 +10,16 @@ import Foundation
 struct BenchKernelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-kernels",
-        abstract: "Time the numeric kernels at the default model's shapes (one core).")
+        abstract: "Time the numeric kernels at the default model's shapes (one core).",
+        discussion: """
+            Prints, for each 3×3 convolution shape of the shipped Fashion-MNIST model, the best \
+            milliseconds per call and GFLOP/s of im2col + GEMM and of Winograd F(2,3) and F(4,3), \
+            and the group norm + SiLU time (docs/performance.md).
+
+            Examples:
+              csm bench-kernels
+              csm bench-kernels --batch 8 --repeats 3
+            """)
 
     @Option(help: "Images per call.")
     var batch: Int = 32
@@ -53,7 +62,16 @@ struct BenchKernelsCommand: ParsableCommand {
 struct BenchLoaderCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-loader",
-        abstract: "Time the loader: batches of crop + flip + normalise from shards already in memory.")
+        abstract: "Time the loader: batches of crop + flip + normalise from shards already in memory.",
+        discussion: """
+            Reads the shards into memory and loads one warm-up epoch, then times --epochs epochs \
+            of shuffled batches (random crop with padding 2, horizontal flip, normalisation) and \
+            prints images per second.
+
+            Examples:
+              csm import fashion-mnist --split train --out data/real-train
+              csm bench-loader data/real-train --epochs 2 --threads 2
+            """)
 
     @Argument(help: "Shards: a manifest, a directory with one, or a .h5 file.")
     var data: String
@@ -89,8 +107,11 @@ struct BenchLoaderCommand: ParsableCommand {
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         if json {
-            print(String(format: "{\"images_per_s\": %.1f, \"images\": %d, \"seconds\": %.4f, \"batch\": %d, \"threads\": %d}",
-                         Double(images) / seconds, images, seconds, batchSize, threads))
+            let record: JSONValue = .object([
+                "images_per_s": .double(Double(images) / seconds), "images": .int(Int64(images)), "seconds": .double(seconds),
+                "batch": .int(Int64(batchSize)), "threads": .int(Int64(threads)),
+            ])
+            print(record.jsonText)
         } else {
             print(String(format: "%d images in %.3f s: %.0f images/s (batch %d, %d threads, crop + flip + normalise)",
                          images, seconds, Double(images) / seconds, batchSize, threads))

@@ -3,9 +3,13 @@ import CSMFormats
 
 /// `csm`: calibration-aware semantic mixing — sample class-mixed images from a diffusion
 /// model, reannotate their soft labels, write and inspect HDF5 shards, measure calibration.
+/// Public so that the tests can parse command lines (the examples in every command's help)
+/// as the binary does.
 @main
-struct CSM: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct CSM: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "csm",
         abstract: "Calibration-aware semantic mixing: class-mixed diffusion samples with soft labels.",
         discussion: """

@@ -3,7 +3,6 @@ import CSMFormats
 import CSMInspect
 import CSMPictures
 import CSMPipeline
-import CSMRandom
 import CSMShards
 import Foundation
 
@@ -262,11 +261,12 @@ struct InspectCommand: ParsableCommand {
             throw CLIError("\(path ?? ""): no mixed samples with a λ̂\(pairs == nil ? "" : " of the pairs \(pair ?? "")") to plot")
         }
         let drawn = Array(all.prefix(Self.maximumPlotPairs))
-        let data = PlotData(drawn)
+        let data = ProjectionPlotData(drawn)
+        func scatter(_ points: [ProjectionPlotData.Point]) -> [ScatterPlot.Point] { points.map { ScatterPlot.Point(x: $0.x, y: $0.y) } }
         let series = drawn.enumerated().map { index, projections in
             ScatterPlot.Series(name: "\(name(projections.classA)) / \(name(projections.classB))",
                                color: ScatterPlot.palette[index % ScatterPlot.palette.count],
-                               points: data.points(index), line: data.means(index))
+                               points: scatter(data.points(index)), line: scatter(data.means(index)))
         }
         let samples = drawn.reduce(0) { $0 + $1.lambdaGen.count }
         // Few points: large and opaque; many: small and faint, so that dense clouds stay readable.
@@ -281,54 +281,5 @@ struct InspectCommand: ParsableCommand {
             pointRadius: perPair <= 200 ? 3.2 : 2.4, pointAlpha: UInt8(min(190, max(45, 1200 / perPair.squareRoot()))))
         try plot.writePNG(path: file)
         printError("wrote \(file): \(samples) samples of \(pairsText)" + (all.count > drawn.count ? " (choose others with --pair)" : ""))
-    }
-}
-
-/// Points with jitter along x, means per λ level and a y range for the plot.
-private struct PlotData {
-    let pairs: [PairProjections]
-    /// Horizontal jitter: a fraction of the spacing between λ levels.
-    let jitter: Double
-    /// Points drawn per pair at most (evenly spread over its samples).
-    let maximumPoints = 2000
-
-    init(_ pairs: [PairProjections]) {
-        self.pairs = pairs
-        let levels = Set(pairs.flatMap(\.lambdaGen)).sorted()
-        let spacing = zip(levels, levels.dropFirst()).map { Double($1 - $0) }.min() ?? 0.1
-        jitter = min(0.05, 0.3 * spacing)
-    }
-
-    func points(_ index: Int) -> [ScatterPlot.Point] {
-        let pair = pairs[index]
-        let stride = max(1, (pair.lambdaGen.count + maximumPoints - 1) / maximumPoints)
-        return Swift.stride(from: 0, to: pair.lambdaGen.count, by: stride).map { i in
-            ScatterPlot.Point(x: Double(pair.lambdaGen[i]) + jitter * (2 * Self.uniform(index, i) - 1), y: Double(pair.lambdaProj[i]))
-        }
-    }
-
-    func means(_ index: Int) -> [ScatterPlot.Point] {
-        let pair = pairs[index]
-        var sums: [Float: (Double, Int)] = [:]
-        for (gen, proj) in zip(pair.lambdaGen, pair.lambdaProj) {
-            let old = sums[gen] ?? (0, 0)
-            sums[gen] = (old.0 + Double(proj), old.1 + 1)
-        }
-        return sums.keys.sorted().map { ScatterPlot.Point(x: Double($0), y: sums[$0].map { $0.0 / Double($0.1) } ?? 0) }
-    }
-
-    /// y from at least [−0.25, 1.25] out to the data, in steps of 0.25, no wider than [−1.5, 2.5].
-    var yRange: ClosedRange<Double> {
-        let values = pairs.flatMap(\.lambdaProj).map(Double.init)
-        let low = max(-1.5, ((min(-0.2, values.min() ?? 0) - 0.05) * 4).rounded(.down) / 4)
-        let high = min(2.5, ((max(1.2, values.max() ?? 1) + 0.05) * 4).rounded(.up) / 4)
-        return low...high
-    }
-
-    /// A fixed pseudo-random number in [0, 1) for sample `i` of pair `pair` (splitmix64), so
-    /// that the same data give the same picture.
-    static func uniform(_ pair: Int, _ i: Int) -> Double {
-        SplitMix64.unit(SplitMix64.mix(UInt64(truncatingIfNeeded: pair) &* SplitMix64.increment
-                                       &+ UInt64(truncatingIfNeeded: i) &+ 0x632B_E59B_D9B4_E019))
     }
 }

@@ -210,8 +210,13 @@ struct SampleCommand: ParsableCommand {
                           n, seconds, rate, evaluations, gflop, peakMemoryMiB()))
         if profile { printProfile() }
         if json {
-            print(String(format: "{\"images\": %d, \"seconds\": %.4f, \"images_per_s\": %.4f, \"evaluations_per_image\": %d, \"gflop_per_s\": %.2f, \"peak_rss_mib\": %.1f, \"threads\": %d, \"blas_core\": \"%@\"}",
-                         n, seconds, rate, evaluations, gflop, peakMemoryMiB(), Parallel.workerCount, BLAS.coreName as NSString))
+            let record: JSONValue = .object([
+                "images": .int(Int64(n)), "seconds": .double(seconds), "images_per_s": .double(rate),
+                "evaluations_per_image": .int(Int64(evaluations)), "gflop_per_s": .double(gflop),
+                "peak_rss_mib": .double(peakMemoryMiB()), "threads": .int(Int64(Parallel.workerCount)),
+                "blas_core": .string(BLAS.coreName),
+            ])
+            print(record.jsonText)
         }
     }
 

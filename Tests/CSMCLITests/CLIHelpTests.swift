@@ -30,23 +30,23 @@ final class CLIHelpTests: XCTestCase {
                           "docs/cli/\(name) differs from `COLUMNS=100 \(command)`: \(regenerate)")
         }
     }
+}
 
-    /// File name → arguments of every command, from `csm --experimental-dump-help` (the command
-    /// tree as ArgumentParser describes it), named as tools/docs/cli_help.py names them:
-    /// csm.txt, csm-generate.txt, csm-attribute-index.txt, …
-    func helpFiles() throws -> [String: [String]] {
-        let result = try runCSM(["--experimental-dump-help"])
-        XCTAssertEqual(result.status, 0, result.err)
-        let tree = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any])
-        var files: [String: [String]] = [:]
-        func walk(_ command: [String: Any], _ arguments: [String]) {
-            files[(["csm"] + arguments).joined(separator: "-") + ".txt"] = arguments
-            for sub in command["subcommands"] as? [[String: Any]] ?? [] {
-                guard let name = sub["commandName"] as? String, name != "help" else { continue }
-                walk(sub, arguments + [name])
-            }
+/// File name → arguments of every command, from `csm --experimental-dump-help` (the command
+/// tree as ArgumentParser describes it), named as tools/docs/cli_help.py names them:
+/// csm.txt, csm-generate.txt, csm-attribute-index.txt, …
+func helpFiles() throws -> [String: [String]] {
+    let result = try runCSM(["--experimental-dump-help"])
+    XCTAssertEqual(result.status, 0, result.err)
+    let tree = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any])
+    var files: [String: [String]] = [:]
+    func walk(_ command: [String: Any], _ arguments: [String]) {
+        files[(["csm"] + arguments).joined(separator: "-") + ".txt"] = arguments
+        for sub in command["subcommands"] as? [[String: Any]] ?? [] {
+            guard let name = sub["commandName"] as? String, name != "help" else { continue }
+            walk(sub, arguments + [name])
         }
-        walk(try XCTUnwrap(tree["command"] as? [String: Any]), [])
-        return files
     }
+    walk(try XCTUnwrap(tree["command"] as? [String: Any]), [])
+    return files
 }

@@ -11,8 +11,10 @@ func csmExecutable() -> URL {
     return FileManager.default.fileExists(atPath: executable.path) ? executable : Bundle.main.bundleURL.appendingPathComponent("csm")
 }
 
-/// Runs the built csm with `arguments`; `environment` adds to (or, with "", clears) variables.
-func runCSM(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+/// Runs the built csm with `arguments` in `directory` (the package root by default);
+/// `environment` adds to (or, with "", clears) variables.
+func runCSM(_ arguments: [String], environment: [String: String] = [:],
+            directory: String? = nil) throws -> (status: Int32, out: String, err: String) {
     let process = Process()
     process.executableURL = csmExecutable()
     process.arguments = arguments
@@ -21,7 +23,7 @@ func runCSM(_ arguments: [String], environment: [String: String] = [:]) throws -
         for (name, value) in environment { merged[name] = value.isEmpty ? nil : value }
         process.environment = merged
     }
-    process.currentDirectoryURL = packageRoot()
+    process.currentDirectoryURL = directory.map { URL(fileURLWithPath: $0) } ?? packageRoot()
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
@@ -93,7 +95,8 @@ final class SampleCommandTests: XCTestCase {
     func testDPMSolverDefaultsToTwelveEvaluations() throws {
         let result = try runCSM(["sample", "--seeds", "0-1", "--class", "1", "--solver", "dpm2m", "--json"])
         XCTAssertEqual(result.status, 0, result.err)
-        XCTAssertTrue(result.out.contains("\"evaluations_per_image\": 12"), result.out)
+        let summary = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any], result.out)
+        XCTAssertEqual(summary["evaluations_per_image"] as? Int, 12, result.out)
     }
 
     func testTrajectoryGrid() throws {

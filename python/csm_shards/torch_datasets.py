@@ -39,7 +39,23 @@ def _image_tensor(image: np.ndarray, transform: Any) -> Any:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
 
 
-class CSMDataset:
+class _TorchDataset:
+    """Pickles without the torch module it holds (`self.torch`), which a DataLoader worker
+    imports again when it unpickles the dataset."""
+
+    torch: ModuleType
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["torch"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.torch = _torch()
+
+
+class CSMDataset(_TorchDataset):
     """A map-style PyTorch dataset (the `torch.utils.data.Dataset` protocol) over csm shards.
 
     Item i is (image, soft label): the image as a float32 tensor [C, H, W] in [0, 1], or
@@ -67,17 +83,8 @@ class CSMDataset:
         sample = self.shards[index]
         return _image_tensor(sample["image"], self.transform), self.torch.from_numpy(sample["label"])
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["torch"]
-        return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.torch = _torch()
-
-
-class PairedCSMDataset:
+class PairedCSMDataset(_TorchDataset):
     """Real samples paired with mixed trajectories, as the CSM paper trains.
 
     Item i is (real image [C, H, W], hard label (int64 scalar), mixed images
@@ -151,12 +158,3 @@ class PairedCSMDataset:
         targets = torch.from_numpy(np.stack([m["label"] for m in mixed]))
         return (_image_tensor(real["image"], self.transform), torch.tensor(int(real["class_a"]), dtype=torch.int64),
                 images, targets)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["torch"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.torch = _torch()

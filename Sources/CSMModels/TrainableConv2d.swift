@@ -1,9 +1,9 @@
 import CSMNumerics
 
 /// EDM's Conv2d (`training/networks.py`) with its raw, PyTorch-layout parameters, for
-/// training and gradients: the same forward as `EDMConv2d` and its backward pass.
+/// training and gradients: the same forward as `SamplingConv2d` and its backward pass.
 ///
-/// `EDMConv2d` keeps only inference weights (packed for im2col or Winograd-transformed);
+/// `SamplingConv2d` keeps only inference weights (packed for im2col or Winograd-transformed);
 /// gradients need the weight as it is stored, [Cout, Cin, k, k], and run on oneDNN's direct
 /// kernels (`DirectConvolution`), as training does. The layer is an optional
 /// 2× FIR resampling around an optional convolution, in EDM's order:
@@ -17,7 +17,7 @@ import CSMNumerics
 ///
 /// where fPad = `filter.padding`. Kernel 0 means resampling only: no weight, no bias, as many
 /// output channels as input channels.
-public struct EDMConvolution: Sendable {
+public struct TrainableConv2d: Sendable {
     /// The convolution weight in PyTorch's layout [Cout, Cin, k, k]; empty when k = 0.
     public let weight: [Float]
     /// The convolution bias [Cout], if any (always nil when k = 0).
@@ -68,7 +68,7 @@ public struct EDMConvolution: Sendable {
     /// The convolution's own padding, k / 2.
     var weightPadding: Int { kernel / 2 }
 
-    /// x: [n, H, W, Cin] → [n, H', W', Cout], as `EDMConv2d` computes it.
+    /// x: [n, H, W, Cin] → [n, H', W', Cout], as `SamplingConv2d` computes it.
     public func forward(_ x: FeatureMap) -> FeatureMap {
         checkInput(x)
         let fPad = filter.padding

@@ -2,14 +2,14 @@ import CSMModels
 import CSMNumerics
 import XCTest
 
-/// `EDMResidualBlock` (EDM's UNetBlock with raw parameters) against a float64 reference of the
-/// block written here from its definition, built on `EDMConvolutionGradientTests`' float64
+/// `TrainableUNetBlock` (EDM's UNetBlock with raw parameters) against a float64 reference of the
+/// block written here from its definition, built on `TrainableConv2dTests`' float64
 /// convolution reference: the Float forward against the reference, and dL/dx, dL/demb and
 /// every parameter gradient against float64 central finite differences of the reference for
 /// L = Σ r·y (large tensors on an evenly spread subset of their entries).
-final class EDMBlockGradientTests: XCTestCase {
-    typealias Conv = EDMConvolutionGradientTests
-    typealias Map = EDMConvolutionGradientTests.Map
+final class TrainableUNetBlockTests: XCTestCase {
+    typealias Conv = TrainableConv2dTests
+    typealias Map = TrainableConv2dTests.Map
 
     /// One block configuration.
     struct Case {
@@ -165,21 +165,21 @@ final class EDMBlockGradientTests: XCTestCase {
         return result
     }
 
-    static func makeBlock(_ c: Case, _ t: [String: [Float]]) -> EDMResidualBlock {
+    static func makeBlock(_ c: Case, _ t: [String: [Float]]) -> TrainableUNetBlock {
         let ci = c.inputChannels, co = c.outputChannels, filter = ResampleFilter(c.taps)
         func norm(_ name: String) -> GroupNormWeights {
             let gamma = t["\(name).gamma"]!
             return GroupNormWeights(gamma: gamma, beta: t["\(name).beta"]!, groups: min(32, gamma.count / 4), epsilon: c.epsilon)
         }
-        func conv(_ name: String, inputs: Int, outputs: Int, kernel: Int, resample: Bool = false) -> EDMConvolution {
-            EDMConvolution(weight: t["\(name).weight"] ?? [], bias: t["\(name).bias"], inputChannels: inputs, outputChannels: outputs,
-                           kernel: kernel, down: resample && c.down, filter: filter)
+        func conv(_ name: String, inputs: Int, outputs: Int, kernel: Int, resample: Bool = false) -> TrainableConv2d {
+            TrainableConv2d(weight: t["\(name).weight"] ?? [], bias: t["\(name).bias"], inputChannels: inputs, outputChannels: outputs,
+                            kernel: kernel, down: resample && c.down, filter: filter)
         }
         let attention = c.heads > 0
-            ? EDMBlockAttention(norm: norm("norm2"), qkv: conv("qkv", inputs: co, outputs: 3 * co, kernel: 1),
-                                proj: conv("proj", inputs: co, outputs: co, kernel: 1), heads: c.heads)
+            ? TrainableUNetBlock.SelfAttention(norm: norm("norm2"), qkv: conv("qkv", inputs: co, outputs: 3 * co, kernel: 1),
+                                               proj: conv("proj", inputs: co, outputs: co, kernel: 1), heads: c.heads)
             : nil
-        return EDMResidualBlock(
+        return TrainableUNetBlock(
             norm0: norm("norm0"), conv0: conv("conv0", inputs: ci, outputs: co, kernel: 3, resample: true),
             affine: LinearWeights(weight: t["affine.weight"]!, bias: t["affine.bias"]!, inputs: c.embedding,
                                   outputs: co * (c.adaptiveScale ? 2 : 1)),
@@ -271,7 +271,7 @@ final class EDMBlockGradientTests: XCTestCase {
             }
         }
         let report = errors.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.1e", $0.value))" }
-        print("EDMResidualBlock \(c.name): max \(String(format: "%.1e", errors.values.max() ?? 0)); \(report.joined(separator: ", "))")
+        print("TrainableUNetBlock \(c.name): max \(String(format: "%.1e", errors.values.max() ?? 0)); \(report.joined(separator: ", "))")
         return errors
     }
 

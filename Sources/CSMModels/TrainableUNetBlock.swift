@@ -1,60 +1,7 @@
 import CSMNumerics
 
-/// The self-attention part of an `EDMResidualBlock`, with raw parameters.
-public struct EDMBlockAttention: Sendable {
-    /// norm2: group norm of the block's residual output, without SiLU.
-    public let norm: GroupNormWeights
-    /// The 1×1 qkv convolution, C → 3C, with its output channels in csm's layout [q | k | v]
-    /// (each C channels split into `heads` contiguous blocks), not EDM's (head, channel, {q, k, v}):
-    /// EDM's row i·3 + j is row j·C + i here, as `EDMUNetBlock`'s initializer regroups it.
-    public let qkv: EDMConvolution
-    /// The 1×1 output projection, C → C.
-    public let proj: EDMConvolution
-    public let heads: Int
-
-    public init(norm: GroupNormWeights, qkv: EDMConvolution, proj: EDMConvolution, heads: Int) {
-        let c = proj.outputChannels
-        kernelPrecondition(heads > 0 && c % heads == 0, "EDM block attention: \(c) channels cannot be split into \(heads) heads")
-        kernelPrecondition(norm.channels == c && qkv.kernel == 1 && qkv.inputChannels == c && qkv.outputChannels == 3 * c
-                               && !qkv.up && !qkv.down,
-                           "EDM block attention: qkv must be a 1×1 convolution \(c) → \(3 * c)")
-        kernelPrecondition(proj.kernel == 1 && proj.inputChannels == c && !proj.up && !proj.down,
-                           "EDM block attention: proj must be a 1×1 convolution \(c) → \(c)")
-        self.norm = norm
-        self.qkv = qkv
-        self.proj = proj
-        self.heads = heads
-    }
-}
-
-/// dL/d of every parameter of an `EDMResidualBlock`, summed over the images of the batch.
-/// Weights are in the layouts the block holds them (PyTorch's [out, in, k, k] and [out, in];
-/// qkv rows in [q | k | v] order). A gradient is nil where the block has no such parameter.
-public struct EDMResidualBlockGradients: Sendable {
-    public var norm0Gamma: [Float]
-    public var norm0Beta: [Float]
-    public var conv0Weight: [Float]
-    public var conv0Bias: [Float]?
-    public var affineWeight: [Float]
-    public var affineBias: [Float]?
-    public var norm1Gamma: [Float]
-    public var norm1Beta: [Float]
-    public var conv1Weight: [Float]
-    public var conv1Bias: [Float]?
-    /// nil without a skip convolution, or when the skip only resamples (kernel 0).
-    public var skipWeight: [Float]?
-    public var skipBias: [Float]?
-    /// The attention gradients are nil without attention.
-    public var norm2Gamma: [Float]?
-    public var norm2Beta: [Float]?
-    public var qkvWeight: [Float]?
-    public var qkvBias: [Float]?
-    public var projWeight: [Float]?
-    public var projBias: [Float]?
-}
-
 /// EDM's UNetBlock (`training/networks.py`) with raw parameters, for gradients: the forward
-/// `EDMUNetBlock` computes and its backward pass.
+/// `SamplingUNetBlock` computes and its backward pass.
 ///
 /// With C the output channels and s = `skipScale`:
 ///
@@ -64,26 +11,26 @@ public struct EDMResidualBlockGradients: Sendable {
 ///     h = SiLU(GN(h + params; norm1))                              (otherwise)
 ///     h = (conv1(h) + skip(x)) · s                           (x itself without a skip)
 ///     h = (proj(Attention(qkv(GN(h; norm2)), heads)) + h) · s     (with attention)
-public struct EDMResidualBlock: Sendable {
+public struct TrainableUNetBlock: Sendable {
     public let inputChannels: Int
     public let outputChannels: Int
     public let norm0: GroupNormWeights
     /// 3×3, with the block's up or down resampling.
-    public let conv0: EDMConvolution
+    public let conv0: TrainableConv2d
     /// emb [E] → [C], or [2C] (scale then shift) with adaptive scale.
     public let affine: LinearWeights
     public let norm1: GroupNormWeights
     /// 3×3, C → C.
-    public let conv1: EDMConvolution
+    public let conv1: TrainableConv2d
     /// The skip path (1×1 or resampling only), nil for the identity.
-    public let skip: EDMConvolution?
+    public let skip: TrainableConv2d?
     public let adaptiveScale: Bool
     public let skipScale: Float
-    public let attention: EDMBlockAttention?
+    public let attention: SelfAttention?
 
-    public init(norm0: GroupNormWeights, conv0: EDMConvolution, affine: LinearWeights, norm1: GroupNormWeights,
-                conv1: EDMConvolution, skip: EDMConvolution?, adaptiveScale: Bool, skipScale: Float,
-                attention: EDMBlockAttention? = nil) {
+    public init(norm0: GroupNormWeights, conv0: TrainableConv2d, affine: LinearWeights, norm1: GroupNormWeights,
+                conv1: TrainableConv2d, skip: TrainableConv2d?, adaptiveScale: Bool, skipScale: Float,
+                attention: SelfAttention? = nil) {
         let cin = conv0.inputChannels, c = conv0.outputChannels
         kernelPrecondition(conv0.kernel > 0 && conv1.kernel > 0, "EDM block: conv0 and conv1 need a kernel")
         kernelPrecondition(norm0.channels == cin && norm1.channels == c, "EDM block: group norms do not match \(cin) → \(c) channels")
@@ -133,7 +80,7 @@ public struct EDMResidualBlock: Sendable {
         var output: FeatureMap
     }
 
-    /// x: [n, H, W, Cin], emb: [n·E] → [n, H', W', C], as `EDMUNetBlock` computes it.
+    /// x: [n, H, W, Cin], emb: [n·E] → [n, H', W', C], as `SamplingUNetBlock` computes it.
     public func forward(_ x: FeatureMap, _ emb: [Float]) -> FeatureMap {
         activations(x, emb).output
     }
@@ -184,13 +131,13 @@ public struct EDMResidualBlock: Sendable {
     /// [n, H, W, Cin], dL/demb [n·E] and every parameter's gradient, summed over the images.
     /// The intermediate maps are recomputed from x and emb.
     public func backward(_ dy: FeatureMap, input x: FeatureMap, emb: [Float])
-        -> (dx: FeatureMap, dEmb: [Float], parameters: EDMResidualBlockGradients) {
+        -> (dx: FeatureMap, dEmb: [Float], parameters: Gradients) {
         backward(dy, input: x, emb: emb, activations: activations(x, emb))
     }
 
     /// The same, with the intermediate maps the forward kept (`activations(x, emb)`).
     func backward(_ dy: FeatureMap, input x: FeatureMap, emb: [Float], activations act: Activations)
-        -> (dx: FeatureMap, dEmb: [Float], parameters: EDMResidualBlockGradients) {
+        -> (dx: FeatureMap, dEmb: [Float], parameters: Gradients) {
         let n = x.count, c = outputChannels
         kernelPrecondition(dy.hasConsistentShape && dy.count == n && dy.height == act.output.height
                                && dy.width == act.output.width && dy.channels == c,
@@ -250,7 +197,7 @@ public struct EDMResidualBlock: Sendable {
         let dAffineWeight = LinearGradient.weight(emb, dParams, rows: n, inputs: e, outputs: outputs)
         let dAffineBias = affine.bias == nil ? nil : LinearGradient.bias(dParams, rows: n, outputs: outputs)
 
-        let parameters = EDMResidualBlockGradients(
+        let parameters = Gradients(
             norm0Gamma: norm0Gradients.dGamma, norm0Beta: norm0Gradients.dBeta,
             conv0Weight: conv0Gradients.dWeight!, conv0Bias: conv0Gradients.dBias,
             affineWeight: dAffineWeight, affineBias: dAffineBias,
@@ -270,5 +217,60 @@ public struct EDMResidualBlock: Sendable {
             for i in result.values.indices { result.values[i] *= s }
         }
         return result
+    }
+}
+
+extension TrainableUNetBlock {
+    /// The self-attention part of a `TrainableUNetBlock`, with raw parameters.
+    public struct SelfAttention: Sendable {
+        /// norm2: group norm of the block's residual output, without SiLU.
+        public let norm: GroupNormWeights
+        /// The 1×1 qkv convolution, C → 3C, with its output channels in csm's layout [q | k | v]
+        /// (each C channels split into `heads` contiguous blocks), not EDM's (head, channel, {q, k, v}):
+        /// EDM's row i·3 + j is row j·C + i here, as `QKVOrder.regroup` orders it.
+        public let qkv: TrainableConv2d
+        /// The 1×1 output projection, C → C.
+        public let proj: TrainableConv2d
+        public let heads: Int
+
+        public init(norm: GroupNormWeights, qkv: TrainableConv2d, proj: TrainableConv2d, heads: Int) {
+            let c = proj.outputChannels
+            kernelPrecondition(heads > 0 && c % heads == 0, "EDM block attention: \(c) channels cannot be split into \(heads) heads")
+            kernelPrecondition(norm.channels == c && qkv.kernel == 1 && qkv.inputChannels == c && qkv.outputChannels == 3 * c
+                                   && !qkv.up && !qkv.down,
+                               "EDM block attention: qkv must be a 1×1 convolution \(c) → \(3 * c)")
+            kernelPrecondition(proj.kernel == 1 && proj.inputChannels == c && !proj.up && !proj.down,
+                               "EDM block attention: proj must be a 1×1 convolution \(c) → \(c)")
+            self.norm = norm
+            self.qkv = qkv
+            self.proj = proj
+            self.heads = heads
+        }
+    }
+
+    /// dL/d of every parameter of a `TrainableUNetBlock`, summed over the images of the batch.
+    /// Weights are in the layouts the block holds them (PyTorch's [out, in, k, k] and [out, in];
+    /// qkv rows in [q | k | v] order). A gradient is nil where the block has no such parameter.
+    public struct Gradients: Sendable {
+        public var norm0Gamma: [Float]
+        public var norm0Beta: [Float]
+        public var conv0Weight: [Float]
+        public var conv0Bias: [Float]?
+        public var affineWeight: [Float]
+        public var affineBias: [Float]?
+        public var norm1Gamma: [Float]
+        public var norm1Beta: [Float]
+        public var conv1Weight: [Float]
+        public var conv1Bias: [Float]?
+        /// nil without a skip convolution, or when the skip only resamples (kernel 0).
+        public var skipWeight: [Float]?
+        public var skipBias: [Float]?
+        /// The attention gradients are nil without attention.
+        public var norm2Gamma: [Float]?
+        public var norm2Beta: [Float]?
+        public var qkvWeight: [Float]?
+        public var qkvBias: [Float]?
+        public var projWeight: [Float]?
+        public var projBias: [Float]?
     }
 }

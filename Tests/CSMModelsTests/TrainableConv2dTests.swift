@@ -2,12 +2,12 @@ import CSMModels
 import CSMNumerics
 import XCTest
 
-/// `EDMConvolution` (EDM's Conv2d with raw weights) against a float64 reference of the whole
+/// `TrainableConv2d` (EDM's Conv2d with raw weights) against a float64 reference of the whole
 /// layer written here from the definitions (Resample.swift's doc comments, a direct
 /// convolution, EDM's order of resampling and convolution): the Float forward against the
 /// reference, and dL/dx, dL/dweight, dL/dbias against float64 central finite differences of
 /// the reference for L = Σ r·y.
-final class EDMConvolutionGradientTests: XCTestCase {
+final class TrainableConv2dTests: XCTestCase {
     /// One layer configuration and the input size it runs on.
     struct Case {
         var name: String
@@ -180,8 +180,8 @@ final class EDMConvolutionGradientTests: XCTestCase {
                            values: Self.random(n * c.size * c.size * c.inputChannels, seed: seed))
         let weight = Self.random(c.outputChannels * c.inputChannels * k * k, seed: seed &+ 1)
         let bias = c.bias && k > 0 ? Self.random(c.outputChannels, seed: seed &+ 2) : nil
-        let layer = EDMConvolution(weight: weight, bias: bias, inputChannels: c.inputChannels, outputChannels: c.outputChannels,
-                                   kernel: k, up: c.up, down: c.down, filter: ResampleFilter(c.taps), fused: c.fused)
+        let layer = TrainableConv2d(weight: weight, bias: bias, inputChannels: c.inputChannels, outputChannels: c.outputChannels,
+                                    kernel: k, up: c.up, down: c.down, filter: ResampleFilter(c.taps), fused: c.fused)
 
         let xd = Map(n: n, h: c.size, w: c.size, c: c.inputChannels, v: x.values.map(Double.init))
         let wd = weight.map(Double.init), bd = bias?.map(Double.init)
@@ -227,7 +227,7 @@ final class EDMConvolutionGradientTests: XCTestCase {
         } else {
             XCTAssertNil(dBias, "\(c.name): dBias without a bias", file: file, line: line)
         }
-        print("EDMConvolution \(c.name): \(report)")
+        print("TrainableConv2d \(c.name): \(report)")
     }
 
     static let tapSets: [[Float]] = [[1, 1], [1, 3, 3, 1]]
@@ -264,7 +264,7 @@ final class EDMConvolutionGradientTests: XCTestCase {
         }
     }
 
-    /// Fused with kernel 0 is plain resampling, as in EDMConv2d (its fused branches need weights).
+    /// Fused with kernel 0 is plain resampling, as in SamplingConv2d (its fused branches need weights).
     func testFusedWithoutKernelResamples() {
         check(Case(name: "kernel 0 fused down [1, 3, 3, 1]", kernel: 0, down: true, fused: true, taps: [1, 3, 3, 1], size: 6,
                    outputChannels: 3))

@@ -1,65 +1,18 @@
 import CSMFormats
 import CSMNumerics
 
-/// EDM's Conv2d: optional up/down resampling with a FIR filter around an optional
-/// convolution (kernel 0 = resample only), plain or fused as EDM orders them.
-struct EDMConv2d: Sendable {
-    /// The weights for im2col + GEMM (nil without a convolution, or when Winograd runs it).
-    let weights: ConvolutionWeights?
-    /// The 3×3 weights for Winograd's minimal filtering, when the layer is wide enough to gain.
-    let winograd: WinogradWeights?
-    let up: Bool
-    let down: Bool
-    let filter: ResampleFilter
-    let fused: Bool
-
-    var inputChannels: Int? { weights?.inputChannels ?? winograd?.inputChannels }
-
-    func callAsFunction(_ input: FeatureMap) -> FeatureMap {
-        var x = input
-        let wPad = (weights?.kernel ?? 0) / 2
-        let fPad = filter.padding
-        if fused, let w = weights, up {
-            x = filter.up(x, padding: wPad + fPad)
-            return Convolution.apply(x, w, padding: 0)
-        }
-        if fused, let w = weights, down {
-            x = Convolution.apply(x, w, padding: wPad + fPad)
-            return filter.down(x, padding: 0)
-        }
-        if up { x = filter.up(x, padding: fPad) }
-        if down { x = filter.down(x, padding: fPad) }
-        if let w = winograd {
-            x = Winograd.apply(x, w)
-        } else if let w = weights {
-            x = Convolution.apply(x, w, padding: wPad)
-        }
-        return x
-    }
-
-    /// (self(input) + residual)·scale: in the Winograd output transform where Winograd runs
-    /// the layer, else as a pass after the convolution (the same floats either way).
-    func callAsFunction(_ input: FeatureMap, adding residual: FeatureMap, scale: Float) -> FeatureMap {
-        if let w = winograd, !up, !down {
-            return Winograd.apply(input, w, residual: residual, scale: scale)
-        }
-        var y = self(input)
-        y.addScaled(residual, scale: scale)
-        return y
-    }
-}
-
-/// EDM's UNetBlock: the union of the DDPM++, NCSN++ and ADM residual blocks, with optional
-/// up/down sampling and self-attention.
-struct EDMUNetBlock: Sendable {
+/// EDM's UNetBlock for sampling: the union of the DDPM++, NCSN++ and ADM residual blocks, with
+/// optional up/down sampling and self-attention. It keeps only inference weights;
+/// `TrainableUNetBlock` is the same block with raw parameters and gradients.
+struct SamplingUNetBlock: Sendable {
     let inputChannels: Int
     let outputChannels: Int
     let norm0: GroupNormWeights
-    let conv0: EDMConv2d
+    let conv0: SamplingConv2d
     let affine: LinearWeights
     let norm1: GroupNormWeights
-    let conv1: EDMConv2d
-    let skip: EDMConv2d?
+    let conv1: SamplingConv2d
+    let skip: SamplingConv2d?
     let adaptiveScale: Bool
     let skipScale: Float
     /// Attention, if any: norm2, qkv (rows reordered to [q | k | v]), proj, head count.
@@ -104,7 +57,7 @@ struct EDMUNetBlock: Sendable {
             let w = try r.tensor("\(name).qkv.weight", [outputs * 3, outputs, 1, 1])
             let b = try r.tensor("\(name).qkv.bias", [outputs * 3])
             // EDM splits qkv channels as (head, channel, {q,k,v}); regroup to [q | k | v].
-            let (wq, bq) = Self.regroupQKV(w, b, channels: outputs)
+            let (wq, bq) = QKVOrder.regroup(w, b, channels: outputs)
             let qkv = ConvolutionWeights(pytorch: wq, bias: bq, outputChannels: outputs * 3, inputChannels: outputs, kernel: 1,
                                          precision: r.precision)
             let projW = try r.tensor("\(name).proj.weight", [outputs, outputs, 1, 1])
@@ -115,31 +68,6 @@ struct EDMUNetBlock: Sendable {
         } else {
             self.attention = nil
         }
-    }
-
-    /// EDM's qkv rows, ordered (head, channel, {q,k,v}) — row 3·i + j for channel i = head·(C/heads) + c —
-    /// to csm's [q | k | v]: row j·C + i. The same for any head count.
-    static func regroupQKV(_ w: [Float], _ b: [Float], channels c: Int) -> ([Float], [Float]) {
-        var wq = [Float](repeating: 0, count: w.count), bq = [Float](repeating: 0, count: b.count)
-        for i in 0..<c {
-            for j in 0..<3 {
-                bq[j * c + i] = b[i * 3 + j]
-                for ci in 0..<c { wq[(j * c + i) * c + ci] = w[(i * 3 + j) * c + ci] }
-            }
-        }
-        return (wq, bq)
-    }
-
-    /// The inverse of `regroupQKV`: csm's [q | k | v] rows → EDM's (head, channel, {q,k,v}).
-    static func ungroupQKV(_ wq: [Float], _ bq: [Float], channels c: Int) -> ([Float], [Float]) {
-        var w = [Float](repeating: 0, count: wq.count), b = [Float](repeating: 0, count: bq.count)
-        for i in 0..<c {
-            for j in 0..<3 {
-                b[i * 3 + j] = bq[j * c + i]
-                for ci in 0..<c { w[(i * 3 + j) * c + ci] = wq[(j * c + i) * c + ci] }
-            }
-        }
-        return (w, b)
     }
 
     /// x: [n, H, W, Cin], emb: [n, E] → [n, H', W', Cout].
