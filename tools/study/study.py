@@ -289,9 +289,18 @@ class Study:
     def scarce(self) -> None:
         regime = "scarce"
         first = [setting(pool, s) for pool in POOLS for s in SHARPNESS]
-        # CE's seeds first (cheap, and the reference of the choice), then the grid.
+        small, large = first[:len(SHARPNESS)], first[len(SHARPNESS):]
+        # CE's seeds first (cheap, and the reference of the choice), then the grid. The large
+        # pool is generated on one core by the first training that needs it, which takes
+        # hours; meanwhile the other core trains what needs neither that pool nor the choice
+        # (scarce BSCE-GRA, middle CE), and only then the rest of the large pool's grid,
+        # which would wait for the pool.
+        fillers = [lambda: self.train(regime, "bsce-gra", 0)]
+        fillers += [lambda seed=seed: self.train("middle", "ce", seed, curves=True) for seed in SEEDS]
         self.parallel([lambda seed=seed: self.train(regime, "ce", seed, curves=True) for seed in SEEDS]
-                      + [lambda s=s: self.train(regime, "csm", 0, s) for s in first])
+                      + [lambda s=s: self.train(regime, "csm", 0, s) for s in small + large[:1]]
+                      + fillers
+                      + [lambda s=s: self.train(regime, "csm", 0, s) for s in large[1:]])
         best = self.pick(first)
         variants = [{**best, "consistent_only": True}, {**best, "n_aug": 2}]
         self.parallel([lambda s=s: self.train(regime, "csm", 0, s) for s in variants])
