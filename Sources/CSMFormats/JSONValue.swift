@@ -59,6 +59,14 @@ extension JSONValue {
         self = try JSONDecoder().decode(JSONValue.self, from: try JSONEncoder().encode(value))
     }
 
+    /// The value as indented JSON text with sorted keys.
+    public var prettyText: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(self) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// The value as compact JSON text with sorted keys.
     public var jsonText: String {
         let encoder = JSONEncoder()

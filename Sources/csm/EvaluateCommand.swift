@@ -115,144 +115,28 @@ struct EvaluateCommand: ParsableCommand {
     func run() throws {
         let reader = EvaluationInputReader(logitsTensor: logitsTensor, labelsTensor: labelsTensor)
         let test: EvaluationSet
+        var validation: EvaluationSet?
         if let classifier, let data {
             let runner = try ClassifierLogits(path: classifier)
             test = try runner.evaluationSet(data: data)
             if let saveLogits { try test.save(to: saveLogits) }
+            validation = try valData.map { try runner.evaluationSet(data: $0) }
         } else {
             test = try reader.read(logits: logits ?? "", labels: labels)
+            validation = try valLogits.map { try reader.read(logits: $0, labels: valLabels) }
         }
-        let raw = try test.metrics(binCount: bins, temperature: 1)
-
-        var fit: TemperatureFit?
-        var validationFile: String?
-        var calibrated: CalibrationMetrics?
-        if let classifier, let valData {
-            let validation = try ClassifierLogits(path: classifier).evaluationSet(data: valData)
-            let fitted = try validation.fitTemperature()
-            fit = fitted
-            validationFile = valData
-            calibrated = try test.metrics(binCount: bins, temperature: fitted.temperature)
-        } else if let valLogits {
-            let validation = try reader.read(logits: valLogits, labels: valLabels)
-            guard validation.classCount == test.classCount else {
-                throw FileError(
-                    valLogits, "\(validation.classCount) classes, but \(test.logitsPath) has \(test.classCount)")
-            }
-            let fitted = try validation.fitTemperature()
-            fit = fitted
-            validationFile = valLogits
-            calibrated = try test.metrics(binCount: bins, temperature: fitted.temperature)
-        }
-
-        let interval = bootstrap > 0 ? try test.eceInterval(binCount: bins, temperature: 1, resamples: bootstrap, seed: bootstrapSeed) : nil
-        let calibratedInterval = try fit.flatMap { fit in
-            bootstrap > 0 ? try test.eceInterval(binCount: bins, temperature: fit.temperature, resamples: bootstrap, seed: bootstrapSeed) : nil
-        }
-        let intervals = Intervals(raw: interval, calibrated: calibratedInterval)
+        var report = try CalibrationReport(test: test, validation: validation, validationSource: valData ?? valLogits ?? "",
+                                           binCount: bins, bootstrap: bootstrap, seed: bootstrapSeed)
+        if let classifier, let data { report.inputs = ["classifier": classifier, "data": data] }
 
         if let diagram {
-            var panels = [ReliabilityDiagram.Panel(title: calibrated == nil ? "Reliability" : "Uncalibrated", metrics: raw)]
-            if let calibrated, let fit {
-                panels.append(.init(title: String(format: "T = %.4g", fit.temperature), metrics: calibrated))
+            var panels = [ReliabilityDiagram.Panel(title: report.calibrated == nil ? "Reliability" : "Uncalibrated", metrics: report.metrics)]
+            if let calibrated = report.calibrated, let fit = report.fit {
+                panels.append(.init(title: String(format: "T = %.4g", fit.temperature.temperature), metrics: calibrated))
             }
             // A failed write throws a FileError, whose message names the file.
             try ReliabilityDiagram(panels: panels).writePNG(path: diagram)
         }
-
-        if json {
-            print(try jsonReport(raw: raw, fit: fit, validationFile: validationFile, calibrated: calibrated, intervals: intervals,
-                                 source: test.logitsPath))
-        } else {
-            print(table(raw: raw, fit: fit, validationFile: validationFile, calibrated: calibrated, intervals: intervals,
-                        source: test.logitsPath))
-        }
-    }
-
-    // MARK: - Output
-
-    /// The bootstrap intervals of ECE before and after temperature scaling, when asked for.
-    struct Intervals {
-        var raw: BootstrapInterval?
-        var calibrated: BootstrapInterval?
-    }
-
-    private func table(
-        raw: CalibrationMetrics, fit: TemperatureFit?, validationFile: String?, calibrated: CalibrationMetrics?,
-        intervals: Intervals, source: String
-    ) -> String {
-        var lines = ["\(source): \(raw.sampleCount) samples × \(raw.classCount) classes, \(raw.binCount) bins"]
-        var header = ["metric", "value"]
-        var columns = [raw]
-        if let fit, let calibrated, let validationFile {
-            let boundary = fit.atBoundary ? " (at the end of the search range)" : ""
-            lines.append(String(
-                format: "temperature %.4f%@, fitted on %@: NLL %.6f -> %.6f", fit.temperature, boundary,
-                validationFile, fit.nllBefore, fit.nllAfter))
-            header = ["metric", "uncalibrated", String(format: "T = %.4f", fit.temperature)]
-            columns.append(calibrated)
-        }
-        lines.append("")
-        let names = raw.namedValues.map(\.name)
-        let rows = names.indices.map { i in [names[i]] + columns.map { String(format: "%.6f", $0.namedValues[i].value) } }
-        let widths = header.indices.map { c in ([header[c]] + rows.map { $0[c] }).map(\.count).max() ?? 0 }
-        func format(_ cells: [String]) -> String {
-            cells.enumerated().map { c, cell in
-                c == 0 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
-                    : String(repeating: " ", count: widths[c] - cell.count) + cell
-            }.joined(separator: "   ")
-        }
-        lines.append(format(header))
-        lines.append(format(widths.map { String(repeating: "-", count: $0) }))
-        lines += rows.map(format)
-        func describe(_ interval: BootstrapInterval, _ what: String) -> String {
-            String(format: "ECE %.0f%% interval%@ (%d bootstrap resamples): [%.6f, %.6f]", interval.level * 100, what,
-                   interval.resamples, interval.lower, interval.upper)
-        }
-        if let interval = intervals.raw {
-            lines.append("")
-            lines.append(describe(interval, fit == nil ? "" : " before temperature scaling"))
-        }
-        if let interval = intervals.calibrated { lines.append(describe(interval, " after temperature scaling")) }
-        return lines.joined(separator: "\n")
-    }
-
-    private func jsonReport(
-        raw: CalibrationMetrics, fit: TemperatureFit?, validationFile: String?, calibrated: CalibrationMetrics?,
-        intervals: Intervals, source: String
-    ) throws -> String {
-        func metricsObject(_ m: CalibrationMetrics) -> [String: Any] {
-            var object: [String: Any] = [:]
-            for (name, value) in m.namedValues { object[name] = value }
-            object["reliability"] = m.bins.map {
-                ["lower": $0.lower, "upper": $0.upper, "count": $0.count, "confidence": $0.meanConfidence, "accuracy": $0.accuracy] as [String: Any]
-            }
-            return object
-        }
-        var report = metricsObject(raw)
-        report["samples"] = raw.sampleCount
-        report["classes"] = raw.classCount
-        report["bins"] = raw.binCount
-        report["logits"] = source
-        if let classifier, let data {
-            report["classifier"] = classifier
-            report["data"] = data
-        }
-        if let fit, let calibrated, let validationFile {
-            report["temperature"] = fit.temperature
-            report["temperature_fit"] = [
-                "value": fit.temperature, "val_nll_before": fit.nllBefore, "val_nll_after": fit.nllAfter,
-                "at_boundary": fit.atBoundary, "fitted_on": validationFile,
-            ] as [String: Any]
-            report["calibrated"] = metricsObject(calibrated)
-            for (name, value) in calibrated.namedValues { report["ts_" + name] = value }
-        }
-        if let interval = intervals.raw {
-            report["ece_ci"] = [interval.lower, interval.upper]
-            report["bootstrap"] = ["resamples": interval.resamples, "seed": NSNumber(value: interval.seed), "level": interval.level] as [String: Any]
-        }
-        if let interval = intervals.calibrated { report["ts_ece_ci"] = [interval.lower, interval.upper] }
-        let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self)
+        print(json ? report.json : report.table)
     }
 }
