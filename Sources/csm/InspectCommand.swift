@@ -93,9 +93,9 @@ struct InspectCommand: ParsableCommand {
         let summary = clean ? try DatasetSummary(collection: collection) : nil
 
         if json {
-            try printJSON(summary: summary, report: report)
+            print(try InspectJSON(summary: summary, verification: report).render())
         } else {
-            if let report { print(verificationText(report, collection: collection)) }
+            if let report { print(report.text(path: path, againstManifest: collection.members.contains { $0.entry != nil })) }
             if let summary { print(InspectText(summary: summary).render()) }
         }
         guard clean else {
@@ -110,61 +110,6 @@ struct InspectCommand: ParsableCommand {
         }
         if let grid { try writeGrid(grid, collection: collection, summary: summary, pairs: pairs) }
         if let plot { try writePlot(plot, collection: collection, summary: summary, pairs: pairs) }
-    }
-
-    // MARK: Verification
-
-    private func verificationText(_ report: VerificationReport, collection: ShardCollection) -> String {
-        var lines = ["verify \(path ?? ""): \(report.shards) shard\(report.shards == 1 ? "" : "s"), \(report.samples) samples, "
-                     + "\(InspectText.bytes(report.bytes))"
-                     + (collection.members.contains { $0.entry != nil } ? "; SHA-256 and counts against the manifest" : "")
-                     + "; schema; every chunk through Fletcher-32; values"]
-        lines += report.problems.map(\.description)
-        lines += report.notes.map { "note: \($0)" }
-        lines += report.warnings.map { "warning: \($0)" }
-        if report.isClean {
-            lines.append("verify: OK")
-        } else {
-            let files = Set(report.problems.map(\.path)).count
-            lines.append("verify: FAILED — \(report.problems.count) problem\(report.problems.count == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s")")
-        }
-        return lines.joined(separator: "\n") + (report.isClean ? "\n" : "")
-    }
-
-    // MARK: JSON
-
-    private struct JSONOutput: Encodable {
-        struct Problem: Encodable {
-            let file: String
-            let dataset: String?
-            let problem: String
-        }
-
-        struct Verification: Encodable {
-            let ok: Bool
-            let shards: Int
-            let samples: Int
-            let bytes: Int
-            let problems: [Problem]
-            let notes: [String]
-            let warnings: [String]
-        }
-
-        let summary: DatasetSummary?
-        let verify: Verification?
-    }
-
-    private func printJSON(summary: DatasetSummary?, report: VerificationReport?) throws {
-        let verification = report.map {
-            JSONOutput.Verification(ok: $0.isClean, shards: $0.shards, samples: $0.samples, bytes: $0.bytes,
-                                    problems: $0.problems.map { .init(file: $0.path, dataset: $0.dataset, problem: $0.problem) },
-                                    notes: $0.notes, warnings: $0.warnings)
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        let data = try encoder.encode(JSONOutput(summary: summary, verify: verification))
-        print(String(decoding: data, as: UTF8.self))
     }
 
     // MARK: Pictures
