@@ -214,7 +214,7 @@ public final class TrainableResNet {
         all["format"] = "resnet-classifier/1"
         all["resnet"] = architecture.json
         all["input"] = input.json
-        all["class_names"] = jsonList(classNames)
+        all["class_names"] = JSONValue.array(classNames.map { .string($0) }).jsonText
         try SafeTensorsWriter.write(items, metadata: all, to: path)
     }
 }
@@ -240,23 +240,22 @@ private struct ResNetParameterSource {
 extension ResNetArchitecture {
     /// The `resnet` metadata entry.
     public var json: String {
-        let list = { (values: [Int]) in "[" + values.map(String.init).joined(separator: ", ") + "]" }
-        return "{\"block\": \"\(block.rawValue)\", \"layers\": \(list(layers)), \"widths\": \(list(widths)), "
-            + "\"stem\": \"\(stem.rawValue)\", \"in_channels\": \(inputChannels), \"num_classes\": \(numClasses)}"
+        JSONValue.object([
+            "block": .string(block.rawValue), "layers": .array(layers.map { .int(Int64($0)) }),
+            "widths": .array(widths.map { .int(Int64($0)) }), "stem": .string(stem.rawValue),
+            "in_channels": .int(Int64(inputChannels)), "num_classes": .int(Int64(numClasses)),
+        ]).jsonText
     }
 }
 
 extension ResNetInput {
-    /// The `input` metadata entry (numbers printed so that they read back as the same Float).
+    /// The `input` metadata entry. Each Float is written as its shortest decimal, which reads
+    /// back as the same Float.
     public var json: String {
-        let list = { (values: [Float]) in "[" + values.map { "\($0)" }.joined(separator: ", ") + "]" }
-        return "{\"height\": \(height), \"width\": \(width), \"channels\": \(channels), \"scale\": \(scale), "
-            + "\"mean\": \(list(mean)), \"std\": \(list(std))}"
+        func number(_ value: Float) -> JSONValue { .double(Double("\(value)") ?? Double(value)) }
+        return JSONValue.object([
+            "height": .int(Int64(height)), "width": .int(Int64(width)), "channels": .int(Int64(channels)),
+            "scale": number(scale), "mean": .array(mean.map(number)), "std": .array(std.map(number)),
+        ]).jsonText
     }
-}
-
-/// A JSON list of strings.
-private func jsonList(_ strings: [String]) -> String {
-    guard let data = try? JSONSerialization.data(withJSONObject: strings), let text = String(data: data, encoding: .utf8) else { return "[]" }
-    return text
 }

@@ -168,7 +168,10 @@ public final class Trainer {
             network.batchesTracked = best.batchesTracked
         }
         var metadata = extra
-        metadata["training"] = "{\"configuration\":\(configuration.json()),\"epochs\":\(Checkpoint.encode(history)),\"kept_epoch\":\(keptEpoch),\"steps\":\(step)}"
+        metadata["training"] = JSONValue.object([
+            "configuration": try JSONValue(encoding: configuration), "epochs": try JSONValue(encoding: history),
+            "kept_epoch": .int(Int64(keptEpoch)), "steps": .int(Int64(step)),
+        ]).jsonText
         let record = history.first { $0.epoch == keptEpoch }
         var provenance = "csm train: \(configuration.architecture), loss \(configuration.loss.kind.rawValue), \(epochsDone) epochs (\(step) SGD steps) on \(configuration.real)"
         if let mixed = configuration.mixed {
