@@ -27,11 +27,7 @@ struct AttributeCommand: ParsableCommand {
 
     /// Turns the library's file errors into one-line CLI errors.
     static func oneLine(_ body: () throws -> Void) throws {
-        do {
-            try body()
-        } catch let error as FileError {
-            throw CLIError(error.description)
-        }
+        try body()
     }
 
     /// The network (SongUNet or DhariwalUNet, with gradients) and its file's name and SHA-256.

@@ -85,13 +85,8 @@ struct BenchLoaderCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let set: ShardSet
-        do {
-            set = try ShardSet(path: data)
-            try set.loadAllImages()
-        } catch let error as FileError {
-            throw CLIError(error.description)
-        }
+        let set = try ShardSet(path: data)
+        try set.loadAllImages()
         let options = LoaderOptions(batchSize: batchSize, seed: 0,
                                     transform: .training(mean: [Float](repeating: 0.5, count: set.channels),
                                                          std: [Float](repeating: 0.25, count: set.channels), cropPadding: 2),

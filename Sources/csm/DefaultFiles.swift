@@ -34,7 +34,9 @@ enum DefaultFiles {
     }
 }
 
-/// A one-line error for the command line.
+/// A one-line error of the command line itself. Library errors (`FileError`, `PlanError`,
+/// `PictureError`, …) are thrown as they are: each is `CustomStringConvertible` with a
+/// one-line description naming the file, which ArgumentParser prints after "Error: ".
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }

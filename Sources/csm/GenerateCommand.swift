@@ -67,14 +67,8 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            try stoppable("csm generate", resume: "the finished shards are kept in \(out); rerun the same command to make the rest") {
-                try generate()
-            }
-        } catch let error as FileError {
-            throw CLIError(error.description)
-        } catch let error as PlanError {
-            throw CLIError(error.description)
+        try stoppable("csm generate", resume: "the finished shards are kept in \(out); rerun the same command to make the rest") {
+            try generate()
         }
     }
 

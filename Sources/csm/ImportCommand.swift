@@ -54,15 +54,11 @@ func validateSplit(_ split: String) throws {
 }
 
 /// Runs an import into `output.out`, holding that directory's lock (one writer per output
-/// directory) from the start, and turning library errors into one-line CLI errors.
+/// directory) from the start.
 func runImport(into output: ImportOutputOptions, _ body: () throws -> Void) throws {
-    do {
-        let lock = try DirectoryLock(directory: output.out, command: "csm import")
-        defer { lock.release() }
-        try body()
-    } catch let error as FileError {
-        throw CLIError(error.description)
-    }
+    let lock = try DirectoryLock(directory: output.out, command: "csm import")
+    defer { lock.release() }
+    try body()
 }
 
 struct ImportFashionMNIST: ParsableCommand {

@@ -65,19 +65,11 @@ struct InspectCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            if let attributions, let grid {
-                try writeAttributionGrid(grid, attributions: attributions)
-                return
-            }
-            try inspect()
-        } catch let error as FileError {
-            throw CLIError(error.description)
-        } catch let error as PlanError {
-            throw CLIError(error.description)
-        } catch let error as PictureError {
-            throw CLIError(error.description)
+        if let attributions, let grid {
+            try writeAttributionGrid(grid, attributions: attributions)
+            return
         }
+        try inspect()
     }
 
     private func inspect() throws {

@@ -33,11 +33,7 @@ struct MergeCommand: ParsableCommand {
     var partial = false
 
     func run() throws {
-        do {
-            try merge()
-        } catch let error as FileError {
-            throw CLIError(error.description)
-        }
+        try merge()
     }
 
     private func merge() throws {

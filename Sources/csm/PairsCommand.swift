@@ -54,13 +54,7 @@ struct PairsCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            try pairs()
-        } catch let error as FileError {
-            throw CLIError(error.description)
-        } catch let error as PlanError {
-            throw CLIError(error.description)
-        }
+        try pairs()
     }
 
     private func pairs() throws {

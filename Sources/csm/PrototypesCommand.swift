@@ -40,35 +40,31 @@ struct PrototypesCommand: ParsableCommand {
 
     func run() throws {
         let classifierPath = try classifier ?? DefaultFiles.locate(DefaultFiles.classifier)
-        do {
-            let model = try ResNetClassifier(path: classifierPath)
-            let shards = try ShardPaths(resolving: data).files.map { try ShardReader(path: $0) }
-            guard !shards.isEmpty else { throw CLIError("\(data): holds no shards") }
-            if shards[0].numClasses == model.numClasses, shards[0].metadata.classNames != model.classNames {
-                printError("warning: \(shards[0].path): class names differ from \(classifierPath)'s; using the classifier's")
-            }
-            let total = shards.reduce(0) { $0 + $1.count }
-            let progress = ProgressReporter("features", total: total, unit: "images")
-            var accumulator = ClassPrototypeAccumulator(numClasses: model.numClasses, featureDimension: model.featureDimension)
-            var done = 0
-            let start = Date()
-            for shard in shards {
-                try accumulator.add(shard: shard, classifier: model, batchSize: batchSize) { progress.update(done + $0) }
-                done += shard.count
-            }
-            let empty = accumulator.counts.indices.filter { accumulator.counts[$0] == 0 }
-            guard empty.isEmpty else {
-                throw CLIError("\(data): no images of class \(empty.map { model.classNames[$0] }.joined(separator: ", "))")
-            }
-            let prototypes = ClassPrototypes(
-                prototypes: accumulator.means, counts: accumulator.counts.map { Float($0) },
-                classifierSHA256: try FileHash.sha256(ofFile: classifierPath),
-                classifier: (classifierPath as NSString).lastPathComponent, classNames: model.classNames, source: data)
-            try prototypes.write(to: out)
-            print(String(format: "prototypes of %d classes × %d features from %d images (%d shard%@) → %@ (%.1f s)",
-                         model.numClasses, model.featureDimension, total, shards.count, shards.count == 1 ? "" : "s", out, Date().timeIntervalSince(start)))
-        } catch let error as FileError {
-            throw CLIError(error.description)
+        let model = try ResNetClassifier(path: classifierPath)
+        let shards = try ShardPaths(resolving: data).files.map { try ShardReader(path: $0) }
+        guard !shards.isEmpty else { throw CLIError("\(data): holds no shards") }
+        if shards[0].numClasses == model.numClasses, shards[0].metadata.classNames != model.classNames {
+            printError("warning: \(shards[0].path): class names differ from \(classifierPath)'s; using the classifier's")
         }
+        let total = shards.reduce(0) { $0 + $1.count }
+        let progress = ProgressReporter("features", total: total, unit: "images")
+        var accumulator = ClassPrototypeAccumulator(numClasses: model.numClasses, featureDimension: model.featureDimension)
+        var done = 0
+        let start = Date()
+        for shard in shards {
+            try accumulator.add(shard: shard, classifier: model, batchSize: batchSize) { progress.update(done + $0) }
+            done += shard.count
+        }
+        let empty = accumulator.counts.indices.filter { accumulator.counts[$0] == 0 }
+        guard empty.isEmpty else {
+            throw CLIError("\(data): no images of class \(empty.map { model.classNames[$0] }.joined(separator: ", "))")
+        }
+        let prototypes = ClassPrototypes(
+            prototypes: accumulator.means, counts: accumulator.counts.map { Float($0) },
+            classifierSHA256: try FileHash.sha256(ofFile: classifierPath),
+            classifier: (classifierPath as NSString).lastPathComponent, classNames: model.classNames, source: data)
+        try prototypes.write(to: out)
+        print(String(format: "prototypes of %d classes × %d features from %d images (%d shard%@) → %@ (%.1f s)",
+                     model.numClasses, model.featureDimension, total, shards.count, shards.count == 1 ? "" : "s", out, Date().timeIntervalSince(start)))
     }
 }

@@ -71,13 +71,7 @@ struct SampleCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            try sample()
-        } catch let error as FileError {
-            throw CLIError(error.description)
-        } catch let error as PlanError {
-            throw CLIError(error.description)
-        }
+        try sample()
     }
 
     private func sample() throws {

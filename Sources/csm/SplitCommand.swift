@@ -62,24 +62,20 @@ struct SplitCommand: ParsableCommand {
         if let rest, URL(fileURLWithPath: rest).standardizedFileURL.path == URL(fileURLWithPath: out).standardizedFileURL.path {
             throw CLIError("\(rest): --rest is the same folder as --out")
         }
-        do {
-            let outLock = try DirectoryLock(directory: out, command: "csm split")
-            defer { outLock.release() }
-            let restLock = try rest.map { try DirectoryLock(directory: $0, command: "csm split") }
-            defer { restLock?.release() }
-            let split = ShardSplit(fraction: fraction, seed: seed, balanced: balanced, shardSize: shardSize,
-                                   createdBy: "csm \(CSMVersion.string)")
-            var progress: ProgressReporter?
-            let written = try split.run(source: data, out: out, rest: rest) { done, total in
-                if progress == nil { progress = ProgressReporter("writing shards", total: total, unit: "samples") }
-                progress?.update(done)
-            }
-            for side in written {
-                print("\(side.directory): \(side.samples) samples in \(side.shards) shard\(side.shards == 1 ? "" : "s")"
-                      + (side.alreadyDone ? " (already there, unchanged)" : ""))
-            }
-        } catch let error as FileError {
-            throw CLIError(error.description)
+        let outLock = try DirectoryLock(directory: out, command: "csm split")
+        defer { outLock.release() }
+        let restLock = try rest.map { try DirectoryLock(directory: $0, command: "csm split") }
+        defer { restLock?.release() }
+        let split = ShardSplit(fraction: fraction, seed: seed, balanced: balanced, shardSize: shardSize,
+                               createdBy: "csm \(CSMVersion.string)")
+        var progress: ProgressReporter?
+        let written = try split.run(source: data, out: out, rest: rest) { done, total in
+            if progress == nil { progress = ProgressReporter("writing shards", total: total, unit: "samples") }
+            progress?.update(done)
+        }
+        for side in written {
+            print("\(side.directory): \(side.samples) samples in \(side.shards) shard\(side.shards == 1 ? "" : "s")"
+                  + (side.alreadyDone ? " (already there, unchanged)" : ""))
         }
     }
 }
