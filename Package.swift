@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(name: "CSMImportTests", dependencies: ["CSMImport", "CSMShards", "CSMFormats", "CJPEGShim"]),
         .testTarget(name: "CSMInspectTests", dependencies: ["CSMInspect", "CSMShards", "CSMFormats"]),
         .testTarget(name: "CSMLoaderTests", dependencies: ["CSMLoader", "CSMShards", "CSMFormats"]),
-        .testTarget(name: "CSMTrainingTests", dependencies: ["CSMTraining", "CSMModels", "CSMNumerics", "CSMLoader", "CSMShards", "CSMFormats"]),
+        .testTarget(name: "CSMTrainingTests", dependencies: ["CSMTraining", "CSMCalibration", "CSMModels", "CSMNumerics", "CSMLoader", "CSMShards", "CSMFormats"]),
         .testTarget(name: "CSMAttributionTests", dependencies: ["CSMAttribution", "CSMModels", "CSMDiffusion", "CSMShards", "CSMFormats", "CSMRandom",
                                                                "CGaussianKernels"]),
         // Runs the built csm binary end to end.

@@ -1,4 +1,5 @@
 import CSMFormats
+import CSMNumerics
 import Foundation
 
 /// A resumable, splittable `csm attribute index` run writing one features file.
@@ -136,5 +137,31 @@ public struct FeatureIndexRun {
                                          trainIndex: (0..<config.count).map(Int64.init), weights: weights, dimension: k)
         try result.write(to: out, createdBy: createdBy)
         try? FileManager.default.removeItem(atPath: partsDirectory)
+    }
+}
+
+extension FeatureIndexRun {
+    /// Computes and stores every unfinished chunk among `chunks`, one after the other:
+    /// features of the images in `images` made by `featurizer`, with the training noise
+    /// stream of its noise seed. A stop request (`Interruption`) ends the run between
+    /// chunks, so every finished chunk is kept. `imageDone` is called (from worker threads)
+    /// after each image. Returns the number of images indexed.
+    @discardableResult
+    public func index(_ chunks: Range<Int>, of images: AttributionImages, with featurizer: DASFeaturizer,
+                      imageDone: @escaping @Sendable () -> Void = {}) throws -> Int {
+        let noise = AttributionNoise(seed: featurizer.settings.noiseSeed)
+        let size = featurizer.imageSize
+        var indexed = 0
+        for chunk in chunks where !isDone(chunk) {
+            try Interruption.check()
+            let rows = rows(ofChunk: chunk)
+            let batch = try images.batch(rows)
+            let result = featurizer.features(images: batch.images, classLabels: batch.classLabels, count: rows.count,
+                                             noise: { i, t in noise.noise(.training, index: rows.lowerBound + i, level: t, count: size) },
+                                             imageDone: imageDone)
+            try Profiler.measure("das: writing") { try writeChunk(chunk, features: result.features, weights: result.weights) }
+            indexed += rows.count
+        }
+        return indexed
     }
 }

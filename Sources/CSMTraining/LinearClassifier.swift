@@ -88,9 +88,8 @@ public final class LinearClassifier: TrainableNetwork {
     public func save(to path: String, metadata: [String: String]) throws {
         var meta = metadata
         meta["format"] = Self.format
-        meta["input"] = Self.json(["height": input.height, "width": input.width, "channels": input.channels,
-                                   "scale": Double(input.scale), "mean": input.mean.map(Double.init), "std": input.std.map(Double.init)])
-        meta["class_names"] = Self.json(classNames)
+        meta["input"] = input.json
+        meta["class_names"] = JSONValue.array(classNames.map { .string($0) }).jsonText
         try SafeTensorsWriter.write(parameters.map { .init(name: $0.name, shape: $0.shape, values: $0.value) }, metadata: meta, to: path)
     }
 
@@ -111,10 +110,5 @@ public final class LinearClassifier: TrainableNetwork {
             }
         }
         return out
-    }
-
-    static func json(_ value: Any) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
     }
 }

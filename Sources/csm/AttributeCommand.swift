@@ -25,11 +25,6 @@ struct AttributeCommand: ParsableCommand {
             """,
         subcommands: [Index.self, Query.self])
 
-    /// Turns the library's file errors into one-line CLI errors.
-    static func oneLine(_ body: () throws -> Void) throws {
-        try body()
-    }
-
     /// The network (SongUNet or DhariwalUNet, with gradients) and its file's name and SHA-256.
     static func network(_ path: String?) throws -> (network: TrainableUNet, path: String, sha256: String) {
         let modelPath = try path ?? DefaultFiles.locate(DefaultFiles.diffusionModel)
@@ -89,7 +84,7 @@ extension AttributeCommand {
         func run() throws {
             Profiler.enabled = Profiler.enabled || profile
             try stoppable("csm attribute index", resume: "the finished chunks are kept beside \(out); rerun the same command to index the rest") {
-                try AttributeCommand.oneLine(index)
+                try index()
             }
             if profile { printProfile() }
         }
@@ -117,20 +112,8 @@ extension AttributeCommand {
                        + "T = \(levels); worker \(workerIndex + 1)/\(workerCount): \(mine.count) chunks"
                        + (mine.count > todo.count ? " (\(mine.count - todo.count) already done)" : ""))
             let progress = ProgressReporter("indexing", total: total, unit: "images")
-            let counter = Counter()
-            let noise = AttributionNoise(seed: UInt64(noiseSeed))
-            let size = featurizer.imageSize
             let started = Date()
-            for chunk in todo {
-                // A stop request ends the run between chunks: every finished chunk is kept.
-                try Interruption.check()
-                let rows = job.rows(ofChunk: chunk)
-                let batch = try images.batch(rows)
-                let result = featurizer.features(images: batch.images, classLabels: batch.classLabels, count: rows.count,
-                                                 noise: { i, t in noise.noise(.training, index: rows.lowerBound + i, level: t, count: size) },
-                                                 imageDone: { progress.update(counter.increment()) })
-                try Profiler.measure("das: writing") { try job.writeChunk(chunk, features: result.features, weights: result.weights) }
-            }
+            try job.index(mine, of: images, with: featurizer) { progress.advance() }
             let seconds = Date().timeIntervalSince(started)
             if total > 0 {
                 printError(String(format: "%d images in %.1f s: %.3f s per image, %.4f s per image × noise level", total, seconds,
@@ -144,20 +127,6 @@ extension AttributeCommand {
                 printError("this worker is done; \(left) of \(job.chunkCount) chunks remain for other workers (the last to finish writes \(out))")
             }
         }
-    }
-}
-
-/// A thread-safe running count.
-final class Counter: @unchecked Sendable {
-    private var value = 0
-    private let lock = NSLock()
-
-    /// Adds one and returns the new count.
-    func increment() -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        value += 1
-        return value
     }
 }
 
@@ -204,61 +173,23 @@ extension AttributeCommand {
         }
 
         func run() throws {
-            try AttributeCommand.oneLine(attribute)
+            try attribute()
         }
 
         private func attribute() throws {
-            let index = try AttributionFeatures(path: features)
             let (network, modelPath, modelSHA) = try AttributeCommand.network(model)
-            guard modelSHA == index.metadata.modelSHA256 else {
-                throw CLIError("\(modelPath): not the model \(features) was made with (\(index.metadata.model), SHA-256 differs); pass it with --model")
-            }
-            let featurizer = DASFeaturizer(network: network, settings: index.metadata.settings)
-            guard featurizer.featureDimension == index.dimension else {
-                throw CLIError("\(features): features have \(index.dimension) columns but the model gives \(featurizer.featureDimension)")
-            }
+            let run = try AttributionQuery(featuresPath: features, network: network, modelPath: modelPath, modelSHA256: modelSHA)
             let queries = try AttributionImages(resolving: query, for: network)
-            let featuresSHA = try FileHash.sha256(ofFile: features)
-            let kernelPath = KernelFile.path(forFeatures: features)
-            let kernel: AttributionKernel
-            if let stored = try KernelFile.read(kernelPath, featuresSHA256: featuresSHA, damping: damping) {
-                kernel = stored
-            } else {
-                let started = Date()
-                do {
-                    kernel = try AttributionKernel(features: index.features, count: index.count, dimension: index.dimension, damping: damping)
-                } catch let error as AttributionKernel.NotPositiveDefinite {
-                    throw CLIError("\(features): \(error.description)")
-                }
-                try KernelFile.write(kernel, featuresSHA256: featuresSHA, to: kernelPath)
+            let started = Date()
+            let (kernel, computed) = try run.kernel(damping: damping)
+            if computed {
                 printError(String(format: "kernel inverse (%@, %d × %d) in %.1f s, kept in %@", kernel.form.rawValue, kernel.size, kernel.size,
-                                  Date().timeIntervalSince(started), kernelPath))
+                                  Date().timeIntervalSince(started), KernelFile.path(forFeatures: features)))
             }
             let progress = ProgressReporter("attributing", total: queries.count, unit: "images")
-            let counter = Counter()
-            let noise = AttributionNoise(seed: index.metadata.settings.noiseSeed)
-            let size = featurizer.imageSize, keep = min(top, index.count)
-            var trainIndex: [Int64] = [], scores: [Float] = []
-            for start in stride(from: 0, to: queries.count, by: batch) {
-                let rows = start..<min(queries.count, start + batch)
-                let images = try queries.batch(rows)
-                let phi = featurizer.features(images: images.images, classLabels: images.classLabels, count: rows.count,
-                                              noise: { i, t in noise.noise(.query, index: rows.lowerBound + i, level: t, count: size) },
-                                              imageDone: { progress.update(counter.increment()) }).features
-                let all = kernel.scores(queries: phi, queryCount: rows.count, features: index.features, count: index.count,
-                                        dimension: index.dimension, weights: index.weights)
-                for q in 0..<rows.count {
-                    let best = TopScores(all[(q * index.count)..<((q + 1) * index.count)], top: keep)
-                    trainIndex += best.indices.map { index.trainIndex[$0] }
-                    scores += best.scores.map { Float($0) }
-                }
-            }
-            let result = Attributions(queryIndex: (0..<queries.count).map(Int64.init), trainIndex: trainIndex, scores: scores, top: keep,
-                                      damping: damping, features: (features as NSString).lastPathComponent, featuresSHA256: featuresSHA,
-                                      trainData: index.metadata.trainData, queryData: try queries.provenance(), trainPath: index.trainPath,
-                                      queryPath: URL(fileURLWithPath: query).standardizedFileURL.path)
+            let result = try run.attribute(queries, queryPath: query, kernel: kernel, top: top, batch: batch) { progress.advance() }
             try result.write(to: out, createdBy: "csm \(CSMVersion.string)")
-            printError("wrote \(out): top \(keep) of \(index.count) training images for \(queries.count) queries")
+            printError("wrote \(out): top \(result.top) of \(run.index.count) training images for \(queries.count) queries")
         }
     }
 }

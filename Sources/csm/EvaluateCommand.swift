@@ -3,6 +3,7 @@ import CSMCalibration
 import CSMFormats
 import CSMModels
 import CSMPictures
+import CSMTraining
 import Foundation
 
 /// `csm evaluate`: calibration metrics of a classifier's logits, optional temperature

@@ -2,6 +2,7 @@ import ArgumentParser
 import CSMCalibration
 import CSMFormats
 import CSMPictures
+import CSMTraining
 import CSMPipeline
 import Foundation
 

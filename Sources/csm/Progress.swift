@@ -9,6 +9,7 @@ final class ProgressReporter {
     let unit: String
     let start = Date()
     private var lastPrint = Date.distantPast
+    private var done = 0
     private var finished = false
     private let interactive = isatty(STDERR_FILENO) != 0
     private let lock = NSLock()
@@ -19,10 +20,20 @@ final class ProgressReporter {
         self.unit = unit
     }
 
+    /// Reports one more unit done; callable from any thread.
+    func advance() {
+        lock.lock()
+        done += 1
+        let count = done
+        lock.unlock()
+        update(count)
+    }
+
     /// Reports `done` of `total` units, with `detail` (e.g. the current loss) after the rate.
     func update(_ done: Int, detail: String = "") {
         lock.lock()
         defer { lock.unlock() }
+        self.done = max(self.done, done)
         let now = Date()
         let interval = interactive ? 0.1 : 5
         guard !finished, now.timeIntervalSince(lastPrint) >= interval || done >= total else { return }

@@ -194,26 +194,9 @@ struct TrainCommand: ParsableCommand {
             // Validation and the checkpoint count in the epoch's time.
             let seconds = Date().timeIntervalSince(started)
             progress = nil
-            if json {
-                var object: [String: Any] = [
-                    "epoch": record.epoch, "steps": record.steps, "lr": record.learningRate, "train_loss": record.trainLoss,
-                    "seconds": seconds, "images_per_second": seconds > 0 ? images / seconds : 0,
-                    "peak_memory_mib": peakMemoryMiB(),
-                ]
-                if let accuracy = record.validationAccuracy { object["val_accuracy"] = accuracy }
-                if let nll = record.validationNLL { object["val_nll"] = nll }
-                if let ece = record.validationECE { object["val_ece"] = ece }
-                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
-            } else {
-                var line = String(format: "epoch %d/%d  step %d  lr %.4g  train loss %.4f", record.epoch, epochs, record.steps,
-                                  record.learningRate, record.trainLoss)
-                if let accuracy = record.validationAccuracy, let nll = record.validationNLL, let ece = record.validationECE {
-                    line += String(format: "  val accuracy %.4f  NLL %.4f  ECE %.4f", accuracy, nll, ece)
-                }
-                line += String(format: "  %.0f img/s", seconds > 0 ? images / seconds : 0)
-                print(line)
-            }
+            let rate = seconds > 0 ? images / seconds : 0
+            print(json ? record.json(seconds: seconds, imagesPerSecond: rate, peakMemoryMiB: peakMemoryMiB())
+                       : record.text(epochs: epochs, imagesPerSecond: rate))
             fflush(stdout)
             started = Date()
         })

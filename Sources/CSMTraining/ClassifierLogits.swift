@@ -3,19 +3,22 @@ import CSMFormats
 import CSMLoader
 import CSMModels
 import CSMNumerics
-import CSMTraining
 import Foundation
 
-/// Runs a classifier file (`resnet-classifier/1` or `linear-classifier/1`) on shards for
-/// `csm evaluate --classifier`.
-struct ClassifierLogits {
-    let path: String
-    let input: ResNetInput
-    let classNames: [String]
+/// A classifier file (`resnet-classifier/1` or `linear-classifier/1`) run for its logits, as
+/// `csm evaluate --classifier` and `csm pairs` run it on shards.
+public struct ClassifierLogits {
+    /// The classifier file.
+    public let path: String
+    /// The input it takes and how it normalises it.
+    public let input: ResNetInput
+    /// Its classes, in logit order.
+    public let classNames: [String]
     /// Logits [count, K] of `count` images of uint8 HWC pixels.
-    let run: (_ pixels: [UInt8], _ count: Int) -> [Float]
+    public let run: (_ pixels: [UInt8], _ count: Int) -> [Float]
 
-    init(path: String) throws {
+    /// Reads the classifier at `path`, of either format.
+    public init(path: String) throws {
         self.path = path
         guard FileManager.default.fileExists(atPath: path) else { throw FileError(path, "no such file") }
         let file = try SafeTensorsFile(path: path)
@@ -35,7 +38,7 @@ struct ClassifierLogits {
 
     /// The classifier's logits on every sample of `data`, with their labels (real: the class;
     /// mixed: the argmax of the soft label).
-    func evaluationSet(data: String) throws -> EvaluationSet {
+    public func evaluationSet(data: String) throws -> EvaluationSet {
         let set = try ShardSet(path: data)
         guard set.height == input.height, set.width == input.width, set.channels == input.channels,
               set.numClasses == classNames.count else {
