@@ -76,69 +76,35 @@ struct GenerateCommand: ParsableCommand {
         // One writer per output directory, from the start.
         let lock = try DirectoryLock(directory: out, command: "csm generate")
         defer { lock.release() }
-        let modelPath = try model ?? DefaultFiles.locate(DefaultFiles.diffusionModel)
-        let classifierPath = try classifier ?? DefaultFiles.locate(DefaultFiles.classifier)
-        let prototypesPath = try prototypes ?? DefaultFiles.locate(DefaultFiles.prototypes)
+        let files = GenerationRun.Files(model: try model ?? DefaultFiles.locate(DefaultFiles.diffusionModel),
+                                        classifier: try classifier ?? DefaultFiles.locate(DefaultFiles.classifier),
+                                        prototypes: try prototypes ?? DefaultFiles.locate(DefaultFiles.prototypes), pairWeights: pairWeights)
         sampler.warnAboutPrecision()
-        let net = try EDMModel(path: modelPath, precision: sampler.precision)
-        let resnet = try ResNetClassifier(path: classifierPath)
-        let classifierSHA = try FileHash.sha256(ofFile: classifierPath)
-        let loaded = try ClassPrototypes(path: prototypesPath)
-        guard loaded.classifierSHA256 == classifierSHA else {
-            throw CLIError("\(prototypesPath): the prototypes were made with another classifier (SHA-256 differs); rerun `csm prototypes`")
-        }
-        let names = net.classNames ?? resnet.classNames
-        let classPairs = try ClassPair.parse(pairs, classNames: names, classCount: net.labelDimension)
-        guard groupsPerPair >= 1 else { throw PlanError("--groups-per-pair must be at least 1") }
-        var weightsUse: GenerationConfig.PairWeightsUse?
-        let plan: GenerationPlan
-        if let pairWeights {
-            let weights = try PairWeights.read(from: pairWeights)
-            let counts = try weights.allocation(pairs: classPairs, total: classPairs.count * groupsPerPair,
-                                                classNames: names, path: pairWeights)
-            weightsUse = .init(file: (pairWeights as NSString).lastPathComponent, sha256: try FileHash.sha256(ofFile: pairWeights),
-                               groups: counts)
-            plan = try GenerationPlan(pairs: classPairs, groupCounts: counts, lambdas: lambdas, seed: seed, shardSize: shardSize)
-        } else {
-            plan = try GenerationPlan(pairs: classPairs, groupsPerPair: groupsPerPair, lambdas: lambdas, seed: seed, shardSize: shardSize)
-        }
-        let settings = sampler.settings
+        var settings = GenerationRun.Settings()
+        settings.pairs = pairs
+        settings.groupsPerPair = groupsPerPair
+        settings.lambdas = lambdas
+        settings.seed = seed
+        settings.sampler = sampler.settings
+        settings.precision = sampler.precision
+        settings.batch = batch
+        settings.sharpness = sharpness
+        settings.consistencyMargin = consistencyMargin
+        settings.shardSize = shardSize
+        let run = try GenerationRun(files: files, settings: settings, createdBy: "csm \(CSMVersion.string)")
+        let plan = run.plan
         let (workerIndex, workerCount) = try workers.resolve()
-
-        let config = GenerationConfig(
-            generator: .init(model: (modelPath as NSString).lastPathComponent, modelSHA256: try FileHash.sha256(ofFile: modelPath),
-                             sampler: .init(settings, precision: sampler.precision.rawValue), seed: seed, lambdas: lambdas),
-            annotator: .init(classifier: (classifierPath as NSString).lastPathComponent, classifierSHA256: classifierSHA,
-                             prototypesSHA256: try FileHash.sha256(ofFile: prototypesPath), sharpness: sharpness,
-                             consistencyMargin: consistencyMargin),
-            plan: plan, shardSize: shardSize, classNames: names, image: [net.resolution, net.resolution, net.channels],
-            pairWeights: weightsUse)
-        let job = try ShardGenerator(
-            plan: plan, sampler: EDMSampler(model: net, settings: settings), classifier: resnet,
-            reannotation: Reannotation(prototypes: loaded.prototypes, sharpness: sharpness, margin: consistencyMargin),
-            batch: batch, config: config, createdBy: "csm \(CSMVersion.string)")
-        var manifest = try job.openManifest(in: out)
+        var manifest = try run.generator.openManifest(in: out)
         let mine = plan.shards(ofWorker: workerIndex, of: workerCount)
-        let todo = job.pending(mine, manifest: manifest, directory: out)
+        let todo = run.generator.pending(mine, manifest: manifest, directory: out)
         let skipped = mine.count - todo.count
-        let images = todo.reduce(0) { $0 + plan.groups(ofShard: $1).count * plan.lambdas }
-        let groups = weightsUse.map { "\($0.groups.min()!)–\($0.groups.max()!) groups (by \(pairWeights ?? ""))" } ?? "\(groupsPerPair) groups"
+        let groups = run.pairWeights.map { "\($0.groups.min()!)–\($0.groups.max()!) groups (by \(pairWeights ?? ""))" } ?? "\(groupsPerPair) groups"
         printError("csm generate: \(plan.pairs.count) pairs × \(groups) × \(lambdas) λ = \(plan.sampleCount) samples in \(plan.shardCount) shards; "
                    + "worker \(workerIndex + 1)/\(workerCount): \(mine.count) shards" + (skipped > 0 ? " (\(skipped) already done)" : ""))
 
-        let progress = ProgressReporter("generating", total: images, unit: "images")
-        var done = 0
-        var summary = GenerationSummary(lambdas: lambdas)
+        let progress = ProgressReporter("generating", total: run.images(in: todo), unit: "images")
         let started = Date()
-        for index in todo {
-            let base = done
-            let result = try job.generate(shard: index, into: out, manifest: &manifest) { evaluated, total in
-                progress.update(base + evaluated * plan.groups(ofShard: index).count * plan.lambdas / max(1, total))
-            }
-            summary.add(result)
-            done += plan.groups(ofShard: index).count * plan.lambdas
-            progress.update(done)
-        }
+        let summary = try run.generate(todo, into: out, manifest: &manifest) { progress.update($0) }
         let seconds = Date().timeIntervalSince(started)
         printError(summary.report(directory: out, shards: todo.count, skipped: skipped, seconds: seconds, manifest: manifest))
         if let warning = summary.mismatchWarning { printError("warning: \(warning)") }

@@ -71,3 +71,28 @@ final class ClassifierLogitsTests: XCTestCase {
                               "peak_memory_mib": 4, "val_accuracy": 0.9, "val_nll": 0.3, "val_ece": 0.0123])
     }
 }
+
+/// The networks `csm train` builds and loads.
+final class NetworkPresetsTests: XCTestCase {
+    func testPresetsAreSizedFromTheData() throws {
+        let input = ResNetInput(height: 28, width: 28, channels: 1, scale: 1 / 255, mean: [0.3], std: [0.3])
+        let names = TrainingFixtures.names(10)
+        for name in NetworkPresets.names {
+            let network = try NetworkPresets.make(name, input: input, classNames: names, seed: 0)
+            XCTAssertEqual(network.classCount, 10, name)
+            XCTAssertEqual(network.classNames, names, name)
+        }
+        XCTAssertThrowsError(try NetworkPresets.make("resnet21", input: input, classNames: names, seed: 0)) { error in
+            XCTAssertEqual("\(error)", "--arch must be one of resnet20, resnet32, resnet56, resnet18, resnet50, linear, got 'resnet21'")
+        }
+    }
+
+    func testLoadRefusesAFileThatIsNoClassifier() throws {
+        let path = NSTemporaryDirectory() + "csm-not-a-classifier-\(UUID().uuidString).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try SafeTensorsWriter.write([.init(name: "x", shape: [1], values: [0])], metadata: ["format": "edm-diffusion/1"], to: path)
+        XCTAssertThrowsError(try NetworkPresets.load(path)) { error in
+            XCTAssertEqual("\(error)", "\(path): not a classifier csm can train (format edm-diffusion/1)")
+        }
+    }
+}

@@ -1,15 +1,15 @@
 import CSMFormats
 import CSMModels
-import CSMTraining
 import Foundation
 
 /// The networks `csm train` builds: `linear` (logistic regression on pixels) and the
 /// ResNet presets, sized from the shards (image size, channels, classes).
-enum NetworkPresets {
-    static let names = ["resnet20", "resnet32", "resnet56", "resnet18", "resnet50", "linear"]
+public enum NetworkPresets {
+    /// The preset names, as `csm train --arch` takes them.
+    public static let names = ["resnet20", "resnet32", "resnet56", "resnet18", "resnet50", "linear"]
 
     /// A fresh network of preset `name`.
-    static func make(_ name: String, input: ResNetInput, classNames: [String], seed: UInt64) throws -> TrainableNetwork {
+    public static func make(_ name: String, input: ResNetInput, classNames: [String], seed: UInt64) throws -> TrainableNetwork {
         if name == "linear" { return LinearClassifier(input: input, classNames: classNames, seed: seed) }
         guard let architecture = ResNetArchitecture.preset(name, input: input, classes: classNames.count) else {
             throw TrainingError("--arch must be one of \(names.joined(separator: ", ")), got '\(name)'")
@@ -18,7 +18,7 @@ enum NetworkPresets {
     }
 
     /// A classifier file to start from (`--init`).
-    static func load(_ path: String) throws -> TrainableNetwork {
+    public static func load(_ path: String) throws -> TrainableNetwork {
         let file = try SafeTensorsFile(path: path)
         switch file.metadata["format"] {
         case LinearClassifier.format?: return try LinearClassifier(path: path)
@@ -28,7 +28,7 @@ enum NetworkPresets {
     }
 
     /// Refuses data whose image size, channels or classes differ from `network`'s.
-    static func check(_ network: TrainableNetwork, file: String, against data: TrainingData) throws {
+    public static func check(_ network: TrainableNetwork, file: String, against data: TrainingData) throws {
         let i = network.input
         guard i.height == data.input.height, i.width == data.input.width, i.channels == data.input.channels,
               network.classCount == data.classCount else {
