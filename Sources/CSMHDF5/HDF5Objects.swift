@@ -24,11 +24,12 @@ extension HDF5 {
         return (file, root)
     }
 
-    /// Opens an existing HDF5 file read-only, refusing a missing path or a file that is not HDF5.
-    package static func openReadOnly(_ path: String) throws -> (file: HDF5Handle, root: HDF5Handle) {
+    /// Opens an existing HDF5 file read-only, refusing a missing path, a directory (named as not
+    /// `kind`, what the caller expects) or a file that is not HDF5.
+    package static func openReadOnly(_ path: String, expecting kind: String = "an HDF5 file") throws -> (file: HDF5Handle, root: HDF5Handle) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw FileError(path, "no such file") }
-        guard !isDirectory.boolValue else { throw FileError(path, "is a directory, not an HDF5 file") }
+        guard !isDirectory.boolValue else { throw FileError(path, "is a directory, not \(kind)") }
         guard H5Fis_hdf5(path) > 0 else {
             _ = HDF5.takeErrorMessage()
             throw FileError(path, "not an HDF5 file")

@@ -2,6 +2,32 @@ import CSMFormats
 import CZlib
 import Foundation
 
+/// Fashion-MNIST as its IDX files are distributed (and as Debian's dataset-fashion-mnist
+/// installs them): `train-…` and `t10k-…` images and labels, gzipped or not.
+public enum FashionMNIST {
+    /// The ten classes, in label order.
+    public static let classNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                                    "Ankle boot"]
+    /// Where Debian's dataset-fashion-mnist puts the files.
+    public static let debianFolder = "/usr/share/datasets/fashion-mnist"
+
+    /// The images and labels files of `split` (train or test) in `folder`, the gzipped ones
+    /// preferred.
+    public static func files(in folder: String, split: String) throws -> (images: String, labels: String) {
+        precondition(split == "train" || split == "test", "FashionMNIST: split must be train or test")
+        let prefix = split == "train" ? "train" : "t10k"
+        func locate(_ name: String) throws -> String {
+            for candidate in [name + ".gz", name] {
+                let path = (folder as NSString).appendingPathComponent(candidate)
+                if FileManager.default.fileExists(atPath: path) { return path }
+            }
+            throw FileError((folder as NSString).appendingPathComponent(name) + ".gz",
+                            "no such file (is dataset-fashion-mnist installed? try --source)")
+        }
+        return (try locate("\(prefix)-images-idx3-ubyte"), try locate("\(prefix)-labels-idx1-ubyte"))
+    }
+}
+
 /// Reads MNIST-style IDX files (MNIST, Fashion-MNIST), gzipped or not: images with magic
 /// 0x00000803 (uint8 [N, rows, cols]) and labels with magic 0x00000801 (uint8 [N]).
 /// Validation is strict: a wrong magic number, a truncated file, trailing bytes, or image

@@ -22,14 +22,9 @@ public struct Trajectory: Sendable {
 public struct PairProjections: Sendable {
     public let classA: Int
     public let classB: Int
-    public internal(set) var lambdaGen: [Float] = []
-    public internal(set) var lambdaProj: [Float] = []
-    public internal(set) var consistent: [Bool] = []
-
-    init(classA: Int, classB: Int) {
-        self.classA = classA
-        self.classB = classB
-    }
+    public internal(set) var lambdaGen: [Float]
+    public internal(set) var lambdaProj: [Float]
+    public internal(set) var consistent: [Bool]
 
     /// The samples of pair (`classA`, `classB`), one entry each in the three lists.
     public init(classA: Int, classB: Int, lambdaGen: [Float], lambdaProj: [Float], consistent: [Bool]) {
@@ -126,7 +121,7 @@ extension ShardCollection {
                 let key = [classA[i], classB[i]]
                 if result[key] == nil {
                     order.append(key)
-                    result[key] = PairProjections(classA: Int(classA[i]), classB: Int(classB[i]))
+                    result[key] = PairProjections(classA: Int(classA[i]), classB: Int(classB[i]), lambdaGen: [], lambdaProj: [], consistent: [])
                 }
                 result[key]?.lambdaGen.append(gen[i])
                 result[key]?.lambdaProj.append(proj[i])

@@ -114,6 +114,17 @@ public struct PairWeights: Codable, Equatable, Sendable {
         return (counts, confident)
     }
 
+    /// The `top` heaviest pairs as `csm pairs` prints them: a header, then per pair its
+    /// classes, errors both ways, their summed confidence and its weight.
+    public func table(top: Int) -> String {
+        func column(_ text: String) -> String { text.padding(toLength: 32, withPad: " ", startingAt: 0) }
+        let rows = pairs.sorted { $0.weight > $1.weight }.prefix(top).map { entry in
+            column("\(classNames[entry.a]) ↔ \(classNames[entry.b])")
+                + String(format: "  %6d  %9.2f  %6.4f", entry.errors, entry.confidentErrors, entry.weight)
+        }
+        return ([column("pair") + "  errors  confident  weight"] + rows).joined(separator: "\n")
+    }
+
     /// Reads and checks a weights file: its schema, every pair's classes (in range, a ≠ b,
     /// each pair once) and weights (finite, non-negative, not all zero).
     public static func read(from path: String) throws -> PairWeights {

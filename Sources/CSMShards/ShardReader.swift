@@ -28,11 +28,8 @@ public final class ShardReader: @unchecked Sendable {
     /// Opens and validates the shard at `path`.
     public init(path: String) throws {
         self.path = path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw FileError(path, "no such file") }
-        guard !isDirectory.boolValue else { throw FileError(path, "is a directory, not a shard") }
         let opened: (HDF5Handle, ShardMetadata, [Int]) = try HDF5.locked {
-            let (file, root) = try HDF5.openReadOnly(path)
+            let (file, root) = try HDF5.openReadOnly(path, expecting: "a shard")
             let metadata = try Self.readMetadata(root, path)
             let imageShape = try Self.validateDatasets(file, path, classes: metadata.numClasses)
             return (file, metadata, imageShape)

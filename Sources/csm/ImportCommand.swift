@@ -71,14 +71,11 @@ struct ImportFashionMNIST: ParsableCommand {
               csm import fashion-mnist --split test --out data/real-test
             """)
 
-    static let classNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                             "Ankle boot"]
-
     @Option(help: "train or test.")
     var split: String
 
     @Option(help: ArgumentHelp("Folder with train-images-idx3-ubyte.gz etc. (plain files work too).", valueName: "dir"))
-    var source = "/usr/share/datasets/fashion-mnist"
+    var source = FashionMNIST.debianFolder
 
     @OptionGroup var output: ImportOutputOptions
 
@@ -87,18 +84,9 @@ struct ImportFashionMNIST: ParsableCommand {
     }
 
     func run() throws {
-        let prefix = split == "train" ? "train" : "t10k"
-        func locate(_ name: String) throws -> String {
-            for candidate in [name + ".gz", name] {
-                let path = (source as NSString).appendingPathComponent(candidate)
-                if FileManager.default.fileExists(atPath: path) { return path }
-            }
-            throw CLIError("\((source as NSString).appendingPathComponent(name)).gz: no such file (is dataset-fashion-mnist installed? try --source)")
-        }
-        let images = try locate("\(prefix)-images-idx3-ubyte")
-        let labels = try locate("\(prefix)-labels-idx1-ubyte")
+        let (images, labels) = try FashionMNIST.files(in: source, split: split)
         try runImport(into: output) {
-            let data = try IDXReader.read(images: images, labels: labels, classNames: Self.classNames)
+            let data = try IDXReader.read(images: images, labels: labels, classNames: FashionMNIST.classNames)
             try output.write(data, config: try .idx(source: "fashion-mnist", split: split, images: images, labels: labels))
         }
     }

@@ -74,17 +74,11 @@ struct PairsCommand: ParsableCommand {
                                       source: source)
         try weights.write(to: out)
 
-        let names = network.classNames
         print(String(format: "%@ on %@: %d samples, accuracy %.2f%%", source.classifier, data, set.sampleCount, 100 * source.accuracy))
-        print("pair".padding(toLength: 32, withPad: " ", startingAt: 0) + "  errors  confident  weight")
-        for entry in weights.pairs.sorted(by: { $0.weight > $1.weight }).prefix(top) {
-            let label = "\(names[entry.a]) ↔ \(names[entry.b])"
-            print(label.padding(toLength: 32, withPad: " ", startingAt: 0)
-                  + String(format: "  %6d  %9.2f  %6.4f", entry.errors, entry.confidentErrors, entry.weight))
-        }
+        print(weights.table(top: top))
         printError("wrote \(out): \(weights.pairs.count) pairs, floor \(floor)")
         if let picture {
-            try ConfusionMatrixPicture.draw(counts: counts, classNames: names,
+            try ConfusionMatrixPicture.draw(counts: counts, classNames: network.classNames,
                                             title: "\(source.classifier) on \(set.sampleCount) samples").writePNG(path: picture)
             printError("wrote \(picture)")
         }

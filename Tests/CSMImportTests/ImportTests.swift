@@ -206,3 +206,22 @@ final class ImportTests: XCTestCase {
         XCTAssertEqual(data.labels.prefix(5), [9, 2, 1, 1, 6])
     }
 }
+
+/// Where `csm import fashion-mnist` finds its files.
+final class FashionMNISTFilesTests: XCTestCase {
+    func testGzippedFilesArePreferredAndAMissingOneIsNamed() throws {
+        let folder = NSTemporaryDirectory() + "csm-fashion-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for name in ["t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
+            FileManager.default.createFile(atPath: folder + "/" + name, contents: Data())
+        }
+        let test = try FashionMNIST.files(in: folder, split: "test")
+        XCTAssertEqual(test.images, folder + "/t10k-images-idx3-ubyte.gz")
+        XCTAssertEqual(test.labels, folder + "/t10k-labels-idx1-ubyte")
+        XCTAssertThrowsError(try FashionMNIST.files(in: folder, split: "train")) { error in
+            XCTAssertEqual("\(error)", folder + "/train-images-idx3-ubyte.gz: no such file (is dataset-fashion-mnist installed? try --source)")
+        }
+        XCTAssertEqual(FashionMNIST.classNames.count, 10)
+    }
+}

@@ -26,6 +26,10 @@ final class PairWeightsTests: XCTestCase {
         XCTAssertEqual(weights.pairs[1].weight, 0.7 * 0.5 / 2.7 + 0.1, accuracy: 1e-12)
         XCTAssertEqual(weights.pairs[2].weight, 0.1, accuracy: 1e-12, "the floor: no pair gets zero")
         XCTAssertEqual(weights.pairs.reduce(0) { $0 + $1.weight }, 1, accuracy: 1e-12)
+        let table = weights.table(top: 2).split(separator: "\n").map(String.init)
+        XCTAssertEqual(table.count, 3)
+        XCTAssertTrue(table[0].hasPrefix("pair  ") && table[0].hasSuffix("  errors  confident  weight"), table[0])
+        XCTAssertTrue(table[1].hasPrefix("\(names[0]) ↔ \(names[1]) ") && table[1].hasSuffix("       3       2.20  0.6704"), table[1])
         // A classifier that is never wrong: every pair alike.
         let perfect = try PairWeights(probabilities: row(0, 0.9) + row(2, 0.9), labels: [0, 2], classNames: names, floor: 0, source: nil)
         XCTAssertEqual(perfect.pairs.map(\.weight), [1.0 / 3, 1.0 / 3, 1.0 / 3])
