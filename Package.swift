@@ -93,7 +93,7 @@ let package = Package(
         // DAS attribution: per-sample gradient features, the random projection, the kernel,
         // top-k, and the csm-attribution-features/1 and csm-attributions/1 files.
         .target(name: "CSMAttribution", dependencies: ["CSMModels", "CSMDiffusion", "CSMNumerics", "CSMShards", "CSMHDF5", "CSMFormats",
-                                                       "CSMRandom", "CGaussianKernels"],
+                                                       "CSMRandom", "CGaussianKernels", "CSMPictures"],
                 swiftSettings: checked),
 
         // generate = sample → reannotate → write: plans, seeds, reannotation, the run configuration.
@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(name: "CSMInspectTests", dependencies: ["CSMInspect", "CSMShards", "CSMFormats"]),
         .testTarget(name: "CSMLoaderTests", dependencies: ["CSMLoader", "CSMShards", "CSMFormats"]),
         .testTarget(name: "CSMTrainingTests", dependencies: ["CSMTraining", "CSMCalibration", "CSMModels", "CSMNumerics", "CSMLoader", "CSMShards", "CSMFormats"]),
-        .testTarget(name: "CSMAttributionTests", dependencies: ["CSMAttribution", "CSMModels", "CSMDiffusion", "CSMShards", "CSMFormats", "CSMRandom",
+        .testTarget(name: "CSMAttributionTests", dependencies: ["CSMAttribution", "CSMPictures", "CSMModels", "CSMDiffusion", "CSMShards", "CSMFormats", "CSMRandom",
                                                                "CGaussianKernels"]),
         // Runs the built csm binary end to end.
         .testTarget(name: "CSMCLITests", dependencies: ["csm", "CSMModels", "CSMShards", "CSMPipeline", "CSMLoader", "CSMFormats"]),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSMAttribution
 import CSMFormats
 import CSMInspect
 import CSMPictures
@@ -66,7 +67,9 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         if let attributions, let grid {
-            try writeAttributionGrid(grid, attributions: attributions)
+            let (sheet, rows, columns) = try Attributions.sheet(attributions, queries: groups)
+            try sheet.writePNG(path: grid)
+            print("wrote \(grid): \(rows) queries × top \(columns) training images")
             return
         }
         try inspect()

@@ -1,6 +1,7 @@
 import CSMAttribution
 import CSMFormats
 import CSMModels
+import CSMPictures
 import CSMShards
 import XCTest
 
@@ -36,7 +37,8 @@ final class AttributionQueryTests: XCTestCase {
         let settings = AttributionSettings(sigmas: AttributionSettings.noiseLevels(2, for: network), noiseSeed: 5, projectionDimension: 32,
                                            projectionSeed: 1, weighting: .error)
         let featurizer = DASFeaturizer(network: network, settings: settings)
-        let train = try AttributionImages(resolving: try writeReal("train", count: 5, offset: 0), for: network)
+        let trainPath = try writeReal("train", count: 5, offset: 0)
+        let train = try AttributionImages(resolving: trainPath, for: network)
         let out = dir + "/features.h5"
         let run = FeatureIndexRun(out: out, metadata: .init(model: "m", modelSHA256: sha, trainData: try train.provenance(), settings: settings),
                                   count: 5, dimension: 32, chunkSize: 2)
@@ -45,7 +47,7 @@ final class AttributionQueryTests: XCTestCase {
         XCTAssertFalse(run.isComplete)
         XCTAssertEqual(try run.index(0..<3, of: train, with: featurizer), 3, "the finished chunk is skipped")
         XCTAssertTrue(run.isComplete)
-        try run.assemble(trainPath: dir, createdBy: "test")
+        try run.assemble(trainPath: trainPath, createdBy: "test")
 
         // One call over all images, with the training noise stream: the same features.
         let noise = AttributionNoise(seed: 5)
@@ -78,6 +80,15 @@ final class AttributionQueryTests: XCTestCase {
             XCTAssertEqual(Array(result.scores[(row * 2)..<(row * 2 + 2)]), best.scores.map(Float.init))
             XCTAssertGreaterThanOrEqual(result.scores[row * 2], result.scores[row * 2 + 1])
         }
+
+        // The sheet: a row per query, the query then its best training images.
+        let attributions = dir + "/attributions.h5"
+        try result.write(to: attributions, createdBy: "test")
+        let (sheet, rows, columns) = try Attributions.sheet(attributions, queries: 2)
+        XCTAssertEqual(rows, 2)
+        XCTAssertEqual(columns, 2)
+        XCTAssertEqual(sheet.images.count, 2 * 3)
+        XCTAssertThrowsError(try Attributions.sheet(dir + "/none.h5", queries: 2)) { XCTAssertEqual("\($0)", dir + "/none.h5: no such file") }
 
         XCTAssertThrowsError(try AttributionQuery(featuresPath: out, network: network, modelPath: "other.safetensors", modelSHA256: "00")) {
             XCTAssertEqual("\($0)", "other.safetensors: not the model \(out) was made with (m, SHA-256 differs); pass it with --model")
