@@ -6,7 +6,7 @@ import Foundation
 /// (`LoaderRandom`), the bootstrap, the initial weights of trainable networks, the pictures'
 /// jitter and `deriveSeed` all use it. Streams are specified in
 /// docs/formats/loader-random-streams.md.
-public struct SplitMix64: Sendable {
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     /// The golden-ratio increment 2⁶⁴/φ.
     public static let increment: UInt64 = 0x9E37_79B9_7F4A_7C15
 

@@ -1,22 +1,14 @@
 import CSMFormats
+import CSMRandom
 import Foundation
 import XCTest
 
-/// A small seeded generator (SplitMix64), so every test sees the same "random" inputs.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
+/// The tests' seeded generator: csm's SplitMix64 (CSMRandom), so every test sees the same
+/// "random" inputs.
+typealias SeededGenerator = SplitMix64
 
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
+    init(seed: UInt64) { self.init(state: seed) }
 
     /// A standard normal sample (Box–Muller).
     mutating func normal() -> Double {
