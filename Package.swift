@@ -113,9 +113,11 @@ let package = Package(
         .testTarget(name: "CSMFormatsTests", dependencies: ["CSMFormats"]),
         .testTarget(name: "CSMModelsTests", dependencies: ["CSMModels", "CSMNumerics", "CSMFormats"]),
         .testTarget(name: "CSMDiffusionTests", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMFormats", "CSMRandom"]),
-        .testTarget(name: "CSMPicturesTests", dependencies: ["CSMPictures", "CSMCalibration", "CSMRandom"]),
+        // Seeded inputs several test targets share.
+        .target(name: "CSMTestSupport", dependencies: ["CSMRandom"], path: "Tests/CSMTestSupport"),
+        .testTarget(name: "CSMPicturesTests", dependencies: ["CSMPictures", "CSMCalibration", "CSMTestSupport"]),
         .testTarget(name: "CSMPipelineTests", dependencies: ["CSMPipeline", "CSMDiffusion", "CSMModels", "CSMShards", "CSMImport", "CSMFormats"]),
-        .testTarget(name: "CSMCalibrationTests", dependencies: ["CSMCalibration", "CSMFormats", "CSMRandom"]),
+        .testTarget(name: "CSMCalibrationTests", dependencies: ["CSMCalibration", "CSMFormats", "CSMTestSupport"]),
         .testTarget(name: "CSMShardsTests", dependencies: ["CSMShards", "CSMHDF5", "CSMFormats"]),
         .testTarget(name: "CSMImportTests", dependencies: ["CSMImport", "CSMShards", "CSMFormats", "CJPEGShim"]),
         .testTarget(name: "CSMInspectTests", dependencies: ["CSMInspect", "CSMShards", "CSMFormats"]),

@@ -1,4 +1,5 @@
 import CSMCalibration
+import CSMTestSupport
 import Foundation
 import XCTest
 

@@ -1,5 +1,6 @@
 import CSMCalibration
 import CSMFormats
+import CSMTestSupport
 import Foundation
 import XCTest
 

@@ -1,45 +1,12 @@
 import CSMFormats
-import CSMRandom
+import CSMTestSupport
 import Foundation
 import XCTest
-
-/// The tests' seeded generator: csm's SplitMix64 (CSMRandom), so every test sees the same
-/// "random" inputs.
-typealias SeededGenerator = SplitMix64
-
-extension SplitMix64 {
-    init(seed: UInt64) { self.init(state: seed) }
-
-    /// A standard normal sample (Box–Muller).
-    mutating func normal() -> Double {
-        let u = Double.random(in: Double.ulpOfOne..<1, using: &self)
-        let v = Double.random(in: 0..<1, using: &self)
-        return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
-    }
-}
 
 /// Path of a file under Tests/Fixtures.
 func fixturePath(_ relative: String, file: StaticString = #filePath) -> String {
     URL(fileURLWithPath: "\(file)").deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures").appendingPathComponent(relative).path
-}
-
-/// Logits and labels of a synthetic classifier: K classes, logits = signal·onehot(true
-/// class) + noise, scaled by `sharpness` (above 1: over-confident).
-func syntheticLogits(
-    samples: Int, classes: Int, signal: Double = 2, sharpness: Double = 1, seed: UInt64
-) -> (logits: [Double], labels: [Int]) {
-    var rng = SeededGenerator(seed: seed)
-    var logits = [Double](repeating: 0, count: samples * classes)
-    var labels = [Int](repeating: 0, count: samples)
-    for i in 0..<samples {
-        let label = Int.random(in: 0..<classes, using: &rng)
-        labels[i] = label
-        for k in 0..<classes {
-            logits[i * classes + k] = sharpness * ((k == label ? signal : 0) + rng.normal())
-        }
-    }
-    return (logits, labels)
 }
 
 /// Calibration metrics written the slow, obvious way (as numpy code would: masks per bin),

@@ -1,5 +1,6 @@
 import CSMCalibration
 import CSMPictures
+import CSMTestSupport
 import Foundation
 import XCTest
 

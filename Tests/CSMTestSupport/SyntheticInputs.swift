@@ -1,15 +1,18 @@
 import CSMRandom
 import Foundation
 
-/// The tests' seeded generator: csm's SplitMix64 (CSMRandom), so every test sees the same
-/// "random" inputs.
-typealias SeededGenerator = SplitMix64
+// Seeded inputs the test targets share.
+
+/// The tests' seeded generator: csm's SplitMix64, so every test sees the same "random"
+/// inputs.
+public typealias SeededGenerator = SplitMix64
 
 extension SplitMix64 {
-    init(seed: UInt64) { self.init(state: seed) }
+    /// The generator whose state starts at `seed`.
+    public init(seed: UInt64) { self.init(state: seed) }
 
     /// A standard normal sample (Box–Muller).
-    mutating func normal() -> Double {
+    public mutating func normal() -> Double {
         let u = Double.random(in: Double.ulpOfOne..<1, using: &self)
         let v = Double.random(in: 0..<1, using: &self)
         return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
@@ -18,7 +21,7 @@ extension SplitMix64 {
 
 /// Logits and labels of a synthetic classifier: K classes, logits = signal·onehot(true
 /// class) + noise, scaled by `sharpness` (above 1: over-confident).
-func syntheticLogits(
+public func syntheticLogits(
     samples: Int, classes: Int, signal: Double = 2, sharpness: Double = 1, seed: UInt64
 ) -> (logits: [Double], labels: [Int]) {
     var rng = SeededGenerator(seed: seed)
