@@ -80,8 +80,8 @@ let package = Package(
         .target(name: "CSMShards", dependencies: ["CSMHDF5", "CSMFormats"]),
         // Dataset importers (IDX, PNG/JPEG folders, CIFAR binary) → real-data shards.
         .target(name: "CSMImport", dependencies: ["CSMShards", "CSMFormats", "CZlib", "CPNG", "CJPEGShim"]),
-        // Summaries, verification, truncation forensics, the queries behind the pictures.
-        .target(name: "CSMInspect", dependencies: ["CSMShards", "CSMHDF5", "CSMFormats", "CSMRandom"], swiftSettings: checked),
+        // Summaries, verification, truncation forensics, the pictures and the queries behind them.
+        .target(name: "CSMInspect", dependencies: ["CSMShards", "CSMHDF5", "CSMFormats", "CSMRandom", "CSMPictures"], swiftSettings: checked),
 
         // The loader library: datasets over shards, paired sampling, transforms, batching, prefetch.
         .target(name: "CSMLoader", dependencies: ["CSMShards", "CSMRandom"]),
@@ -96,8 +96,10 @@ let package = Package(
                                                        "CSMRandom", "CGaussianKernels", "CSMPictures"],
                 swiftSettings: checked),
 
-        // generate = sample → reannotate → write: plans, seeds, reannotation, the run configuration.
-        .target(name: "CSMPipeline", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMShards", "CSMFormats", "CSMRandom"],
+        // generate = sample → reannotate → write: plans, seeds, reannotation, the run configuration;
+        // and what `csm sample` samples from and draws.
+        .target(name: "CSMPipeline", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMShards", "CSMFormats", "CSMRandom",
+                                                    "CSMPictures"],
                 swiftSettings: checked),
 
         .executableTarget(
@@ -116,11 +118,12 @@ let package = Package(
         // Seeded inputs several test targets share.
         .target(name: "CSMTestSupport", dependencies: ["CSMRandom"], path: "Tests/CSMTestSupport"),
         .testTarget(name: "CSMPicturesTests", dependencies: ["CSMPictures", "CSMCalibration", "CSMTestSupport"]),
-        .testTarget(name: "CSMPipelineTests", dependencies: ["CSMPipeline", "CSMDiffusion", "CSMModels", "CSMShards", "CSMImport", "CSMFormats"]),
+        .testTarget(name: "CSMPipelineTests", dependencies: ["CSMPipeline", "CSMDiffusion", "CSMModels", "CSMNumerics", "CSMShards", "CSMImport",
+                                                          "CSMFormats", "CSMPictures", "CSMRandom"]),
         .testTarget(name: "CSMCalibrationTests", dependencies: ["CSMCalibration", "CSMFormats", "CSMTestSupport"]),
         .testTarget(name: "CSMShardsTests", dependencies: ["CSMShards", "CSMHDF5", "CSMFormats"]),
         .testTarget(name: "CSMImportTests", dependencies: ["CSMImport", "CSMShards", "CSMFormats", "CJPEGShim"]),
-        .testTarget(name: "CSMInspectTests", dependencies: ["CSMInspect", "CSMShards", "CSMFormats"]),
+        .testTarget(name: "CSMInspectTests", dependencies: ["CSMInspect", "CSMShards", "CSMFormats", "CSMPictures"]),
         .testTarget(name: "CSMLoaderTests", dependencies: ["CSMLoader", "CSMShards", "CSMFormats"]),
         .testTarget(name: "CSMTrainingTests", dependencies: ["CSMTraining", "CSMCalibration", "CSMModels", "CSMNumerics", "CSMLoader", "CSMShards", "CSMFormats"]),
         .testTarget(name: "CSMAttributionTests", dependencies: ["CSMAttribution", "CSMPictures", "CSMModels", "CSMDiffusion", "CSMShards", "CSMFormats", "CSMRandom",

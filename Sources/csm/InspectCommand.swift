@@ -1,6 +1,5 @@
 import ArgumentParser
 import CSMAttribution
-import CSMFormats
 import CSMInspect
 import CSMPictures
 import CSMPipeline
@@ -46,13 +45,9 @@ struct InspectCommand: ParsableCommand {
     var groups = 8
     @Option(help: ArgumentHelp("Only these class pairs on the pictures: A:B,C:D,… (indices or names).", valueName: "pairs"))
     var pair: String?
-    @Option(help: ArgumentHelp("Write a plot of λ̂ against λ_gen, one colour per pair (at most \(Self.maximumPlotPairs) pairs).", valueName: "file.png"))
+    @Option(help: ArgumentHelp("Write a plot of λ̂ against λ_gen, one colour per pair (at most \(InspectPictures.maximumPlotPairs) pairs).",
+                               valueName: "file.png"))
     var plot: String?
-
-    /// Pairs drawn on one plot at most (one colour each).
-    static let maximumPlotPairs = 10
-    /// λ columns on the contact sheet at most; longer trajectories are shown evenly spaced.
-    static let maximumGridColumns = 16
 
     func validate() throws {
         guard groups >= 1 else { throw ValidationError("--groups must be at least 1") }
@@ -101,125 +96,15 @@ struct InspectCommand: ParsableCommand {
         }
         guard let summary, grid != nil || plot != nil else { return }
         let pairs = try pair.map {
-            try ClassPair.parse($0, classNames: summary.classNames, classCount: summary.classNames.count).map { ($0.a, $0.b) }
+            PairFilter(try ClassPair.parse($0, classNames: summary.classNames, classCount: summary.classNames.count).map { ($0.a, $0.b) },
+                       text: $0)
         }
-        if let grid { try writeGrid(grid, collection: collection, summary: summary, pairs: pairs) }
-        if let plot { try writePlot(plot, collection: collection, summary: summary, pairs: pairs) }
+        if let grid { try write(try collection.contactSheet(summary: summary, groups: groups, pairs: pairs), to: grid) }
+        if let plot { try write(try collection.projectionPlot(summary: summary, pairs: pairs), to: plot) }
     }
 
-    // MARK: Pictures
-
-    /// How pictures write λ̂: the font's glyph when it has one.
-    static let lambdaHat = BitmapFont.contains("λ̂") ? "λ̂" : "λ^"
-    private static let inconsistentColor = Color(hex: 0xd62728)
-
-    private func writeGrid(_ file: String, collection: ShardCollection, summary: DatasetSummary, pairs: [(Int, Int)]?) throws {
-        let names = summary.classNames
-        func name(_ k: Int) -> String { k >= 0 && k < names.count ? names[k] : "\(k)" }
-        let trajectories = try collection.trajectories(limit: groups, pairs: pairs)
-        if trajectories.isEmpty {
-            guard pairs == nil, summary.realSamples > 0 else {
-                throw CLIError("\(path ?? ""): no trajectories\(pairs == nil ? "" : " of the pairs \(pair ?? "")") to draw")
-            }
-            try writeRealGrid(file, collection: collection, names: names)
-            return
-        }
-        let longest = trajectories.map(\.images.count).max() ?? 1
-        let columns = min(longest, Self.maximumGridColumns)
-        let reference = trajectories.first { $0.images.count == longest } ?? trajectories[0]
-        /// Sample of trajectory `t` in `column`: all of them, or evenly spread when too many.
-        func sample(_ t: Trajectory, _ column: Int) -> Int? {
-            guard t.images.count > columns else { return column < t.images.count ? column : nil }
-            return Int((Double(column) * Double(t.images.count - 1) / Double(columns - 1)).rounded())
-        }
-        var images: [RasterImage] = [], captions: [String] = []
-        var marked = 0
-        for trajectory in trajectories {
-            for column in 0..<columns {
-                guard let index = sample(trajectory, column) else {
-                    images.append(try blank(trajectory))
-                    captions.append("")
-                    continue
-                }
-                let consistent = trajectory.consistent[index]
-                marked += consistent ? 0 : 1
-                images.append(try picture(trajectory.images[index], trajectory, framed: !consistent))
-                let value = trajectory.lambdaProj[index]
-                captions.append("\(Self.lambdaHat)=" + (value.isFinite ? String(format: "%.2f", value) : "n/a"))
-            }
-        }
-        let sheet = ContactSheet(
-            images: images, columns: columns,
-            title: "\(Self.lambdaHat) along trajectories (red frame: inconsistent)",
-            columnLabels: (0..<columns).map { sample(reference, $0).map { String(format: "λ=%.2f", reference.lambdaGen[$0]) } ?? "" },
-            rowLabels: trajectories.map { "group \($0.group): \(name($0.classA)) <- \(name($0.classB))" },
-            captions: captions, scale: 2)
-        try sheet.writePNG(path: file)
-        printError("wrote \(file): \(trajectories.count) groups × \(columns) λ, \(marked) inconsistent samples marked")
-    }
-
-    /// Real data: the first samples of each class, a row per class.
-    private func writeRealGrid(_ file: String, collection: ShardCollection, names: [String]) throws {
-        let perClass = 8
-        let examples = try collection.examples(perClass: perClass, classLimit: groups)
-        guard !examples.isEmpty else { throw CLIError("\(path ?? ""): no samples to draw") }
-        var images: [RasterImage] = []
-        for row in examples {
-            for column in 0..<perClass {
-                images.append(column < row.images.count
-                              ? try RasterImage(width: row.width, height: row.height, channels: row.channels, pixels: row.images[column])
-                              : try RasterImage(width: row.width, height: row.height, channels: 1,
-                                                pixels: [UInt8](repeating: 255, count: row.width * row.height)))
-            }
-        }
-        let sheet = ContactSheet(images: images, columns: perClass, title: "real samples by class",
-                                 rowLabels: examples.map { $0.classIndex < names.count ? names[$0.classIndex] : "class \($0.classIndex)" },
-                                 scale: 2)
-        try sheet.writePNG(path: file)
-        printError("wrote \(file): \(examples.count) classes × up to \(perClass) samples")
-    }
-
-    /// A sample's image, with a red frame when `framed`.
-    private func picture(_ pixels: [UInt8], _ t: Trajectory, framed: Bool) throws -> RasterImage {
-        let image = try RasterImage(width: t.width, height: t.height, channels: t.channels, pixels: pixels)
-        guard framed else { return image }
-        var canvas = Canvas(width: t.width, height: t.height)
-        canvas.drawImage(image, x: 0, y: 0)
-        canvas.strokeRect(x: 0, y: 0, width: t.width, height: t.height, color: Self.inconsistentColor)
-        return canvas.image()
-    }
-
-    private func blank(_ t: Trajectory) throws -> RasterImage {
-        try RasterImage(width: t.width, height: t.height, channels: 1, pixels: [UInt8](repeating: 255, count: t.width * t.height))
-    }
-
-    private func writePlot(_ file: String, collection: ShardCollection, summary: DatasetSummary, pairs: [(Int, Int)]?) throws {
-        let names = summary.classNames
-        func name(_ k: Int) -> String { k >= 0 && k < names.count ? names[k] : "\(k)" }
-        let all = try collection.projections(pairs: pairs)
-        guard !all.isEmpty else {
-            throw CLIError("\(path ?? ""): no mixed samples with a λ̂\(pairs == nil ? "" : " of the pairs \(pair ?? "")") to plot")
-        }
-        let drawn = Array(all.prefix(Self.maximumPlotPairs))
-        let data = ProjectionPlotData(drawn)
-        func scatter(_ points: [ProjectionPlotData.Point]) -> [ScatterPlot.Point] { points.map { ScatterPlot.Point(x: $0.x, y: $0.y) } }
-        let series = drawn.enumerated().map { index, projections in
-            ScatterPlot.Series(name: "\(name(projections.classA)) / \(name(projections.classB))",
-                               color: ScatterPlot.palette[index % ScatterPlot.palette.count],
-                               points: scatter(data.points(index)), line: scatter(data.means(index)))
-        }
-        let samples = drawn.reduce(0) { $0 + $1.lambdaGen.count }
-        // Few points: large and opaque; many: small and faint, so that dense clouds stay readable.
-        let perPair = Double(samples) / Double(drawn.count)
-        let pairsText = all.count > drawn.count ? "\(drawn.count) of \(all.count) pairs" : "\(drawn.count) pair\(drawn.count == 1 ? "" : "s")"
-        let plot = ScatterPlot(
-            title: "λ̂ against λ_gen",
-            subtitle: "\(samples) samples of \(pairsText); lines: mean λ̂ per λ_gen",
-            xLabel: "λ_gen (share of the first class)", yLabel: "λ̂ (projection between prototypes)",
-            xRange: -0.06...1.06, yRange: data.yRange, series: series,
-            diagonal: true, diagonalLabel: "λ̂ = λ_gen", band: 0...1, bandLabel: "λ̂ in [0, 1]",
-            pointRadius: perPair <= 200 ? 3.2 : 2.4, pointAlpha: UInt8(min(190, max(45, 1200 / perPair.squareRoot()))))
-        try plot.writePNG(path: file)
-        printError("wrote \(file): \(samples) samples of \(pairsText)" + (all.count > drawn.count ? " (choose others with --pair)" : ""))
+    private func write(_ picture: InspectPicture, to file: String) throws {
+        try picture.image.writePNG(path: file)
+        printError("wrote \(file): \(picture.summary)")
     }
 }

@@ -5,7 +5,6 @@ import CSMModels
 import CSMNumerics
 import CSMPictures
 import CSMPipeline
-import CSMRandom
 import Foundation
 
 /// `csm sample`: run an EDM model through EDM's sampler.
@@ -79,124 +78,39 @@ struct SampleCommand: ParsableCommand {
         sampler.warnAboutPrecision()
         let net = try EDMModel(path: modelPath, precision: sampler.precision)
         let c = net.channels, h = net.resolution, w = net.resolution, k = net.labelDimension
-
-        // Noise.
-        var noise: FeatureMap
-        var churnSeeds: [UInt64]
+        let noise: SampleInputs.Latents
         if let latents {
-            let file = try SafeTensorsFile(path: latents)
-            let shape = try file.shape(of: "latents")
-            guard shape.count == 4, shape[1] == c, shape[2] == h, shape[3] == w, shape[0] > 0 else {
-                throw CLIError("\(latents): tensor 'latents' has shape \(shape), the model needs [N, \(c), \(h), \(w)]")
-            }
-            noise = FeatureMap(nchw: try file.finiteFloats("latents"), count: shape[0], channels: c, height: h, width: w)
-            churnSeeds = (0..<UInt64(shape[0])).map { $0 }
+            noise = try SampleInputs.Latents(file: latents, channels: c, height: h, width: w)
         } else {
-            let seedList = try parseSeeds(seeds ?? "")
-            let repeats = trajectory == nil ? 1 : lambdas
-            churnSeeds = seedList.flatMap { [UInt64](repeating: $0, count: repeats) }
-            noise = FeatureMap(nchw: TrajectoryInputs.latents(seeds: seedList, size: c * h * w, repeats: repeats), count: churnSeeds.count,
-                               channels: c, height: h, width: w)
+            noise = SampleInputs.Latents(seeds: try parseSeeds(seeds ?? ""), repeats: trajectory == nil ? 1 : lambdas,
+                                         channels: c, height: h, width: w)
         }
-        let n = noise.count
+        let inputs = try SampleInputs(latents: noise, classes: try classes(of: net), classCount: k)
+        let n = inputs.count
 
-        // Class vectors.
-        let trajectoryPair = try trajectory.map { try ClassPair.parseOne($0, classNames: net.classNames, classCount: k) }
-        var classes = [Float](repeating: 0, count: n * k)
-        if let labels {
-            let file = try SafeTensorsFile(path: labels)
-            let shape = try file.shape(of: "class_labels")
-            guard shape == [n, k] else {
-                throw CLIError("\(labels): tensor 'class_labels' has shape \(shape), expected [\(n), \(k)]")
-            }
-            classes = try file.finiteFloats("class_labels")
-        } else if let trajectoryPair, k > 0 {
-            for i in 0..<n {
-                let vector = TrajectoryInputs.classVector(trajectoryPair, lambda: TrajectoryInputs.lambda(i % lambdas, length: lambdas), classCount: k)
-                classes.replaceSubrange((i * k)..<((i + 1) * k), with: vector)
-            }
-        } else if k > 0 {
-            var vector = [Float](repeating: 0, count: k)
-            if let mix {
-                let parts = mix.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-                guard parts.count == 3, let lambda = Float(parts[2]), lambda >= 0, lambda <= 1 else {
-                    throw ValidationError("--mix '\(mix)': expected A:B:λ with 0 ≤ λ ≤ 1, e.g. 7:9:0.7")
-                }
-                let a = try ClassPair.classIndex(parts[0], classNames: net.classNames, classCount: k)
-                let b = try ClassPair.classIndex(parts[1], classNames: net.classNames, classCount: k)
-                vector[a] += lambda
-                vector[b] += 1 - lambda
-            } else if let classSpec {
-                vector[try ClassPair.classIndex(classSpec, classNames: net.classNames, classCount: k)] = 1
-            } else {
-                throw ValidationError("the model is class-conditional: give --class, --mix or --labels")
-            }
-            for i in 0..<n { for j in 0..<k { classes[i * k + j] = vector[j] } }
-        }
-
-        // Sampling, batch by batch.
         Profiler.enabled = Profiler.enabled || profile
         let sampler = EDMSampler(model: net, settings: sampler.settings)
         let evaluations = sampler.settings.evaluationsPerImage
         let progress = ProgressReporter("sampling", total: n, unit: "images")
         let started = Date()
-        var outputs: [FeatureMap] = []
-        var start = 0
-        while start < n {
-            let end = min(n, start + batch)
-            let chunk = noise.slice(start..<end)
-            let done = start
-            let result: FeatureMap
-            do {
-                result = try sampler.sample(latents: chunk, classLabels: Array(classes[(start * k)..<(end * k)]),
-                                            churnSeeds: Array(churnSeeds[start..<end])) { step, total in
-                    progress.update(done + (end - done) * step / total)
-                }
-            } catch let failure as NonFiniteSample {
-                let i = start + failure.image
-                let which = seeds != nil ? "image \(i) (seed \(churnSeeds[i]))" : "image \(i)"
-                throw CLIError("\(modelPath): \(which): \(failure); nothing was written (a model with extreme weights, or latents too large)")
-            }
-            outputs.append(result)
-            start = end
-        }
+        let images = try inputs.sample(with: sampler, batch: batch, modelPath: modelPath) { progress.update($0) }
         let seconds = Date().timeIntervalSince(started)
-        let images = FeatureMap.joined(outputs)
 
         if let out {
             try SafeTensorsWriter.write(
                 [.init(name: "images", shape: [n, c, h, w], values: images.nchw),
-                 .init(name: "latents", shape: [n, c, h, w], values: noise.nchw),
-                 .init(name: "class_labels", shape: [n, k], values: classes)],
+                 .init(name: "latents", shape: [n, c, h, w], values: inputs.latents.noise.nchw),
+                 .init(name: "class_labels", shape: [n, k], values: inputs.classLabels)],
                 metadata: ["model": (modelPath as NSString).lastPathComponent, "sampler": describe(sampler.settings),
                            "precision": net.precision.rawValue],
                 to: out)
         }
-        let pixels = try quantise(images)
+        let pixels = try SampleInputs.pictures(of: images)
         if let png {
             try FileManager.default.createDirectory(atPath: png, withIntermediateDirectories: true)
-            for i in 0..<n {
-                var name = seeds != nil ? String(format: "seed%06llu", churnSeeds[i]) : String(format: "%06d", i)
-                if trajectory != nil { name += String(format: "-lambda%.3f", Double(i % lambdas) / Double(lambdas - 1)) }
-                name += ".png"
-                try pixels[i].writePNG(path: (png as NSString).appendingPathComponent(name))
-            }
+            for i in 0..<n { try pixels[i].writePNG(path: (png as NSString).appendingPathComponent(inputs.pngName(i))) }
         }
-        if let grid {
-            if trajectory != nil {
-                let names = net.classNames
-                let (a, b) = (trajectoryPair?.a ?? 0, trajectoryPair?.b ?? 0)
-                let nameA = names?[a] ?? "class \(a)", nameB = names?[b] ?? "class \(b)"
-                let seedList = stride(from: 0, to: n, by: lambdas).map { churnSeeds[$0] }
-                try ContactSheet(images: pixels, columns: lambdas,
-                                 title: "\(nameA) <- \(nameB)",
-                                 columnLabels: (0..<lambdas).map { String(format: "λ=%.2f", Double($0) / Double(lambdas - 1)) },
-                                 rowLabels: seedList.map { "seed \($0)" }, scale: 2).writePNG(path: grid)
-            } else {
-                let columns = min(n, max(1, Int(Double(n).squareRoot().rounded(.up))))
-                try RasterImage.grid(pixels, columns: columns, padding: 2, scale: 2).writePNG(path: grid)
-            }
-        }
+        if let grid { try inputs.contactSheet(of: pixels, classNames: net.classNames).writePNG(path: grid) }
 
         let rate = Double(n) / seconds
         let gflop = net.measureFLOPsPerImage() / 1e9 * Double(evaluations * n) / seconds
@@ -219,13 +133,20 @@ struct SampleCommand: ParsableCommand {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// EDM's convention: uint8 = truncate(clip(x·127.5 + 128, 0, 255)), one image each.
-    private func quantise(_ images: FeatureMap) throws -> [RasterImage] {
-        let per = images.pixels * images.channels
-        return try (0..<images.count).map { i in
-            let bytes = PixelQuantization.uint8(images.values[(i * per)..<((i + 1) * per)])
-            return try RasterImage(width: images.width, height: images.height, channels: images.channels, pixels: bytes)
+    /// The class vectors the options ask for: --labels, --trajectory, --mix or --class (one
+    /// of them when the model is class-conditional).
+    private func classes(of net: EDMModel) throws -> SampleInputs.Classes {
+        let names = net.classNames, k = net.labelDimension
+        if let labels { return .file(labels) }
+        if let trajectory { return .trajectory(try ClassPair.parseOne(trajectory, classNames: names, classCount: k), lambdas: lambdas) }
+        guard k > 0 else { return .unconditional }
+        if let mix {
+            guard let classes = try SampleInputs.Classes.mix(parsing: mix, classNames: names, classCount: k) else {
+                throw ValidationError("--mix '\(mix)': expected A:B:λ with 0 ≤ λ ≤ 1, e.g. 7:9:0.7")
+            }
+            return classes
         }
+        if let classSpec { return .single(try ClassPair.classIndex(classSpec, classNames: names, classCount: k)) }
+        throw ValidationError("the model is class-conditional: give --class, --mix or --labels")
     }
 }
-
