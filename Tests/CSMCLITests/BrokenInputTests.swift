@@ -198,9 +198,10 @@ final class BrokenInputTests: XCTestCase {
 
     func testSIGTERMDuringAttributionIndexKeepsFinishedChunksAndTheRerunIsByteIdentical() throws {
         let model = root + "/Tests/Fixtures/edm/ddpmpp-vp-28x1.safetensors"
-        // 20 chunks: after the first is kept, the other 19 leave the stop request time to
-        // arrive on a busy machine (with 6 chunks the run sometimes finished first).
-        let train = try writeReal("train", count: 40)
+        // 32 chunks: after the first is kept, the other 31 leave the stop request time to
+        // arrive on a busy machine (with 6 chunks the run sometimes finished first, and with
+        // 20 it did when builds and trainings shared the machine).
+        let train = try writeReal("train", count: 64)
         func index(_ out: String) -> [String] {
             ["attribute", "index", "--model", model, "--train", train, "--out", out, "--proj-dim", "64", "--levels", "3", "--batch", "2"]
         }
