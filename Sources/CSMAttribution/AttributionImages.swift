@@ -55,14 +55,10 @@ public struct AttributionImages {
     /// What the set is, for the files' provenance: `{"manifest_sha256": …}` for a manifest,
     /// else `{"files": [names]}`.
     public func provenance() throws -> String {
-        let object: [String: Any]
         if let manifest = paths.manifestPath {
-            object = ["manifest_sha256": try FileHash.sha256(ofFile: manifest)]
-        } else {
-            object = ["files": paths.files.map { ($0 as NSString).lastPathComponent }]
+            return JSONValue.object(["manifest_sha256": .string(try FileHash.sha256(ofFile: manifest))]).jsonText
         }
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self)
+        return JSONValue.object(["files": .array(paths.files.map { .string(($0 as NSString).lastPathComponent) })]).jsonText
     }
 
     /// Images `rows` (global indices): pixels (rows.count·H·W·C, network range) and class

@@ -10,12 +10,11 @@ public enum ClassNames {
 
     /// The names of a JSON list of strings, or nil when `data` is not one.
     public static func parse(_ data: Data) -> [String]? {
-        (try? JSONSerialization.jsonObject(with: data)) as? [String]
+        try? JSONDecoder().decode([String].self, from: data)
     }
 
     /// `names` as a compact JSON list.
     public static func json(_ names: [String]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: names, options: [.withoutEscapingSlashes])) ?? Data("[]".utf8)
-        return String(decoding: data, as: UTF8.self)
+        JSONValue.array(names.map { .string($0) }).jsonText
     }
 }

@@ -214,7 +214,7 @@ public final class TrainableResNet {
         all["format"] = "resnet-classifier/1"
         all["resnet"] = architecture.json
         all["input"] = input.json
-        all["class_names"] = JSONValue.array(classNames.map { .string($0) }).jsonText
+        all["class_names"] = ClassNames.json(classNames)
         try SafeTensorsWriter.write(items, metadata: all, to: path)
     }
 }

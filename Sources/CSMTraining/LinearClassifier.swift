@@ -89,7 +89,7 @@ public final class LinearClassifier: TrainableNetwork {
         var meta = metadata
         meta["format"] = Self.format
         meta["input"] = input.json
-        meta["class_names"] = JSONValue.array(classNames.map { .string($0) }).jsonText
+        meta["class_names"] = ClassNames.json(classNames)
         try SafeTensorsWriter.write(parameters.map { .init(name: $0.name, shape: $0.shape, values: $0.value) }, metadata: meta, to: path)
     }
 

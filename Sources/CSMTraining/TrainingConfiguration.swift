@@ -1,3 +1,4 @@
+import CSMFormats
 import Foundation
 
 /// Everything that decides what a run computes: written into every checkpoint (a resumed
@@ -101,15 +102,10 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
 
     /// The top-level settings in which `other` (a checkpoint's configuration as JSON) differs.
     public func differences(from other: String) -> [String] {
-        guard let mine = try? JSONSerialization.jsonObject(with: Data(json().utf8)) as? [String: Any],
-              let theirs = try? JSONSerialization.jsonObject(with: Data(other.utf8)) as? [String: Any] else {
+        guard case .object(let mine)? = try? JSONDecoder().decode(JSONValue.self, from: Data(json().utf8)),
+              case .object(let theirs)? = try? JSONDecoder().decode(JSONValue.self, from: Data(other.utf8)) else {
             return ["(unreadable configuration)"]
         }
-        func text(_ value: Any?) -> String? {
-            guard let value else { return nil }
-            let data = try? JSONSerialization.data(withJSONObject: [value], options: [.sortedKeys])
-            return data.map { String(decoding: $0, as: UTF8.self) }
-        }
-        return Set(mine.keys).union(theirs.keys).sorted().filter { text(mine[$0]) != text(theirs[$0]) }
+        return Set(mine.keys).union(theirs.keys).sorted().filter { mine[$0] != theirs[$0] }
     }
 }
