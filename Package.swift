@@ -113,7 +113,7 @@ let package = Package(
 
         .testTarget(name: "CSMNumericsTests", dependencies: ["CSMNumerics"]),
         .testTarget(name: "CSMFormatsTests", dependencies: ["CSMFormats"]),
-        .testTarget(name: "CSMModelsTests", dependencies: ["CSMModels", "CSMNumerics", "CSMFormats"]),
+        .testTarget(name: "CSMModelsTests", dependencies: ["CSMModels", "CSMNumerics", "CSMFormats", "CSMRandom"]),
         .testTarget(name: "CSMDiffusionTests", dependencies: ["CSMDiffusion", "CSMModels", "CSMNumerics", "CSMFormats", "CSMRandom"]),
         // Seeded inputs several test targets share.
         .target(name: "CSMTestSupport", dependencies: ["CSMRandom"], path: "Tests/CSMTestSupport"),

@@ -1,5 +1,6 @@
 import CSMModels
 import CSMNumerics
+import CSMRandom
 import XCTest
 
 /// `TrainableConv2d` (EDM's Conv2d with raw weights) against a float64 reference of the whole
@@ -129,15 +130,8 @@ final class TrainableConv2dTests: XCTestCase {
 
     /// Deterministic values in [−1, 1) (SplitMix64).
     static func random(_ count: Int, seed: UInt64) -> [Float] {
-        var state = seed
-        return (0..<count).map { _ in
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            return Float(Double(z >> 11) / Double(1 << 53) * 2 - 1)
-        }
+        var generator = SplitMix64(state: seed)
+        return (0..<count).map { _ in Float(SplitMix64.unit(generator.next()) * 2 - 1) }
     }
 
     /// dL/dθ by central differences in Double, for L(θ) given as a closure.
