@@ -1,7 +1,5 @@
 import ArgumentParser
 import CSMCalibration
-import CSMFormats
-import CSMModels
 import CSMPictures
 import CSMTraining
 import Foundation

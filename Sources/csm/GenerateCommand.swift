@@ -1,10 +1,6 @@
 import ArgumentParser
-import CSMDiffusion
 import CSMFormats
-import CSMModels
-import CSMNumerics
 import CSMPipeline
-import CSMShards
 import Foundation
 
 /// `csm generate`: CSM's class-mixed samples with calibrated soft labels, as HDF5 shards.

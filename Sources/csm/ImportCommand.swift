@@ -1,7 +1,6 @@
 import ArgumentParser
 import CSMFormats
 import CSMImport
-import CSMShards
 import Foundation
 
 /// `csm import`: turns a labelled image dataset into real-data csm-shard/1 shards

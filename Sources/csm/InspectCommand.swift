@@ -1,9 +1,7 @@
 import ArgumentParser
 import CSMAttribution
 import CSMInspect
-import CSMPictures
 import CSMPipeline
-import CSMShards
 import Foundation
 
 /// `csm inspect`: what a set of shards holds, whether it is intact, and pictures of it.

@@ -2,8 +2,8 @@ import ArgumentParser
 import CSMCalibration
 import CSMFormats
 import CSMPictures
-import CSMTraining
 import CSMPipeline
+import CSMTraining
 import Foundation
 
 /// `csm pairs`: which class pairs a classifier confuses, as weights for `csm generate

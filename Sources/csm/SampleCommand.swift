@@ -3,7 +3,6 @@ import CSMDiffusion
 import CSMFormats
 import CSMModels
 import CSMNumerics
-import CSMPictures
 import CSMPipeline
 import Foundation
 

@@ -1,5 +1,4 @@
 import ArgumentParser
-import CSMModels
 import CSMNumerics
 import CSMTraining
 import Foundation
