@@ -26,6 +26,12 @@ Stages, in order (each resumes; see below):
   full     CE (3 seeds), LS, focal, BSCE-GRA; CSM at the scarce pick (3 seeds) and at
            sharpness 4; CSM + BSCE-GRA.
   middle   CE and CSM at the scarce pick, 3 seeds each.
+
+The four training stages run as one plan (Study.plan): a free core takes the most wanted
+training that can start (the scarce choice first, then targeted, full, middle), and
+trainings that need no choice (full CE, LS, focal, BSCE-GRA; middle CE) fill the cores
+while a choice waits for its runs.
+
   evaluate every finished model on the 10,000 test images (csm evaluate --classifier,
            temperature fitted on the validation split, 1,000 bootstrap resamples for ECE).
   diagnose what the scarce CSM runs did with their data (tools/study/study_diagnostics.py): their fit
@@ -55,6 +61,7 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS = os.path.join("Datasets", "fashion-mnist", "study")
@@ -73,6 +80,7 @@ REGIMES = {"scarce": {"data": "real-scarce", "epochs": 50, "fraction": 0.10},
 SEEDS = [0, 1, 2]
 # Mixed pools: trajectories per pair (x 8 lambdas x 45 pairs), all with DPM-Solver++(2M).
 POOLS = {"pool5760": 16, "pool54000": 150}
+TRAINING_STAGES = ("scarce", "targeted", "full", "middle")
 TARGETED = "-targeted"           # a pool's budget allocated by the pilot's pair weights
 LAMBDAS = 8
 SHARPNESS = [1.0, 1.5, 2.3, 4.0, 10.0]
@@ -99,6 +107,21 @@ def setting_label(settings: dict) -> str:
 def model_name(regime: str, loss: str, seed: int, settings: dict | None = None) -> str:
     """File stem of a trained classifier: REGIME-LOSS[-SETTING]-seedN."""
     return f"{regime}-{loss}" + (f"-{setting_label(settings)}" if settings else "") + f"-seed{seed}"
+
+
+class Training(typing.NamedTuple):
+    """One classifier to train: the stage that wants it, its regime, loss, seed, CSM setting
+    (None without mixed data) and whether it validates after every epoch."""
+    stage: str
+    regime: str
+    loss: str
+    seed: int
+    settings: dict | None = None
+    curves: bool = False
+
+    @property
+    def name(self) -> str:
+        return model_name(self.regime, self.loss, self.seed, self.settings)
 
 
 def steps_per_epoch(samples: int) -> int:
@@ -150,8 +173,8 @@ class Study:
     def unit(self, name: str, stage: str, command: list[str], outputs: list[str], committed: bool = False) -> dict:
         """Runs `command` once (logged to WORK/logs/NAME.log) unless NAME is finished and its
         outputs exist; records its wall time and stdout under NAME (in runs.json when
-        `committed`, else in WORK/state.json). Inside `parallel`, the command runs pinned to
-        the calling worker's core."""
+        `committed`, else in WORK/state.json). Inside `trainings`, the command runs pinned
+        to the calling worker's core."""
         record = self.record(name)
         if record and all(os.path.exists(p) for p in outputs):
             return record
@@ -182,35 +205,6 @@ class Study:
                 self.save(self.state_path, self.state)
         print(f"[{stage}] {name}: finished in {seconds / 60:.1f} min", flush=True)
         return record
-
-    def parallel(self, tasks: list) -> list:
-        """Runs independent units (zero-argument callables) on `jobs` workers, each pinned to
-        its own core with CSM_THREADS=1 when jobs > 1: on 2 cores two one-core trainings
-        make about a third more progress than one two-thread training at a time. Outputs do
-        not depend on the thread count. Returns the results in the order of `tasks`."""
-        if self.jobs <= 1 or len(tasks) <= 1:
-            return [task() for task in tasks]
-        cores = queue.Queue()
-        for core in range(self.jobs):
-            cores.put(core % (os.cpu_count() or 1))
-
-        def run(task):
-            self.worker.core = cores.get()
-            try:
-                return task()
-            finally:
-                cores.put(self.worker.core)
-                self.worker.core = None
-
-        with concurrent.futures.ThreadPoolExecutor(self.jobs) as pool:
-            futures = [pool.submit(run, task) for task in tasks]
-            concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
-            failed = [f.exception() for f in futures if f.done() and f.exception() is not None]
-            if failed:
-                for future in futures:
-                    future.cancel()
-                raise failed[0]
-            return [f.result() for f in futures]
 
     def count(self, data: str) -> int:
         manifest = json.load(open(self.path(data, "manifest.json")))
@@ -259,24 +253,27 @@ class Study:
 
     # -- training ------------------------------------------------------------------------
 
-    def train(self, regime: str, loss: str, seed: int, settings: dict | None = None, curves: bool = False) -> str:
-        """Trains one classifier of REGIME (unless recorded) and returns its name."""
-        name = model_name(regime, loss, seed, settings)
+    def generated(self, pool: str) -> bool:
+        return self.record("generate-" + pool) is not None and os.path.exists(self.path(pool, "manifest.json"))
+
+    def train(self, training: "Training") -> str:
+        """Runs one training (unless recorded) and returns its name."""
+        name, regime, settings = training.name, training.regime, training.settings
         spec = REGIMES[regime]
         length = ["--epochs", str(spec["epochs"])] + (["--max-steps", str(QUICK_STEPS)] if QUICK_STEPS else [])
-        command = [self.csm, "train", "--real", self.path(spec["data"]), "--loss", loss, "--seed", str(seed), *RECIPE,
-                   *length, *LOSS_OPTIONS[loss], "--json", "--checkpoint", self.path("checkpoints", name + ".checkpoint"),
-                   "--out", self.model_path(name)]
-        if curves:  # validation accuracy and ECE after every epoch
+        command = [self.csm, "train", "--real", self.path(spec["data"]), "--loss", training.loss, "--seed", str(training.seed),
+                   *RECIPE, *length, *LOSS_OPTIONS[training.loss], "--json", "--checkpoint",
+                   self.path("checkpoints", name + ".checkpoint"), "--out", self.model_path(name)]
+        if training.curves:  # validation accuracy and ECE after every epoch
             command += ["--val-data", self.path("real-val")]
-        if loss.startswith("csm"):
+        if training.loss.startswith("csm"):
             # A finished training is skipped below: its pool need not be generated.
             command += ["--mixed", self.path(settings["pool"]) if self.finished(name) else self.pool(settings["pool"])]
             command += ["--sharpness", f"{settings['sharpness']:g}", "--n-aug", str(settings["n_aug"])]
             command += ["--consistent-only"] if settings["consistent_only"] else []
         os.makedirs(self.path("checkpoints"), exist_ok=True)
         os.makedirs(os.path.join(ROOT, MODELS), exist_ok=True)
-        self.unit(name, regime, command, [self.model_path(name)], committed=True)
+        self.unit(name, training.stage, command, [self.model_path(name)], committed=True)
         return name
 
     def validation(self, name: str) -> dict:
@@ -286,48 +283,102 @@ class Study:
                             "--bins", str(BINS), "--bootstrap", str(BOOTSTRAP), "--json"], [self.model_path(name)])
         return json.loads(record["stdout"])
 
-    def scarce(self) -> None:
-        regime = "scarce"
-        first = [setting(pool, s) for pool in POOLS for s in SHARPNESS]
-        small, large = first[:len(SHARPNESS)], first[len(SHARPNESS):]
-        # CE's seeds first (cheap, and the reference of the choice), then the grid. The large
-        # pool is generated on one core by the first training that needs it, which takes
-        # hours; meanwhile the other core trains what needs neither that pool nor the choice
-        # (scarce BSCE-GRA, middle CE), and only then the rest of the large pool's grid,
-        # which would wait for the pool.
-        fillers = [lambda: self.train(regime, "bsce-gra", 0)]
-        fillers += [lambda seed=seed: self.train("middle", "ce", seed, curves=True) for seed in SEEDS]
-        self.parallel([lambda seed=seed: self.train(regime, "ce", seed, curves=True) for seed in SEEDS]
-                      + [lambda s=s: self.train(regime, "csm", 0, s) for s in small + large[:1]]
-                      + fillers
-                      + [lambda s=s: self.train(regime, "csm", 0, s) for s in large[1:]])
-        best = self.pick(first)
-        variants = [{**best, "consistent_only": True}, {**best, "n_aug": 2}]
-        self.parallel([lambda s=s: self.train(regime, "csm", 0, s) for s in variants])
-        chosen = self.pick([best, *variants])
-        self.parallel([lambda seed=seed: self.train(regime, "csm", seed, chosen) for seed in SEEDS[1:]]
-                      + [lambda: self.train(regime, "bsce-gra", 0), lambda: self.train(regime, "csm-bsce-gra", 0, chosen)])
+    # -- what to train, and in which order -----------------------------------------------
 
-    def targeted(self) -> None:
-        regime, chosen = "scarce", self.require_chosen()
-        self.train(regime, "ce", 0, curves=True)        # the pilot
-        weighted = {**chosen, "pool": chosen["pool"] + TARGETED}
-        self.parallel([lambda seed=seed: self.train(regime, "csm", seed, weighted) for seed in SEEDS])
+    def plan(self, stages: list[str]) -> list[tuple[str, bool, object]]:
+        """What the training stages in `stages` still need, most wanted first: (unit name,
+        whether it can start now, a zero-argument callable that runs it). A CSM training
+        whose pool is not generated yet is preceded by the pool's generation. Recomputed
+        after every finished unit, so settings are chosen as soon as their inputs exist."""
+        wanted: list[tuple[Training, bool]] = []   # (training, its inputs are fixed)
 
-    def full(self) -> None:
-        regime, chosen = "full", self.require_chosen()
-        tasks = [lambda seed=seed: self.train(regime, "csm", seed, chosen) for seed in SEEDS]
-        if chosen["sharpness"] != FULL_SHARPNESS:
-            tasks.append(lambda: self.train(regime, "csm", 0, {**chosen, "sharpness": FULL_SHARPNESS}))
-        tasks.append(lambda: self.train(regime, "csm-bsce-gra", 0, chosen))
-        tasks += [lambda seed=seed: self.train(regime, "ce", seed, curves=True) for seed in SEEDS]
-        tasks += [lambda loss=loss: self.train(regime, loss, 0) for loss in ("ls", "focal", "bsce-gra")]
-        self.parallel(tasks)
+        def add(stage: str, regime: str, loss: str, seeds: list[int], settings: dict | None = None, curves: bool = False):
+            if stage in stages:
+                wanted.extend((Training(stage, regime, loss, seed, settings, curves), True) for seed in seeds)
 
-    def middle(self) -> None:
-        regime, chosen = "middle", self.require_chosen()
-        self.parallel([lambda seed=seed: self.train(regime, "csm", seed, chosen) for seed in SEEDS]
-                      + [lambda seed=seed: self.train(regime, "ce", seed, curves=True) for seed in SEEDS])
+        grid = [setting(pool, s) for pool in POOLS for s in SHARPNESS]
+        # scarce: CE (the reference of every choice), the grid, then the variants at its best.
+        add("scarce", "scarce", "ce", SEEDS, curves=True)
+        for settings in grid:
+            add("scarce", "scarce", "csm", [0], settings)
+        add("scarce", "scarce", "bsce-gra", [0])
+        best = self.pick(grid, required=False)
+        if best is not None:
+            for variant in ({**best, "consistent_only": True}, {**best, "n_aug": 2}):
+                add("scarce", "scarce", "csm", [0], variant)
+        chosen = self.chosen()
+        if chosen is not None:
+            targeted = {**chosen, "pool": chosen["pool"] + TARGETED}
+            add("scarce", "scarce", "csm", SEEDS, chosen)
+            add("targeted", "scarce", "ce", [0], curves=True)      # the pilot
+            add("targeted", "scarce", "csm", SEEDS, targeted)
+            add("scarce", "scarce", "csm-bsce-gra", [0], chosen)
+            add("full", "full", "csm", SEEDS, chosen)
+            if chosen["sharpness"] != FULL_SHARPNESS:
+                add("full", "full", "csm", [0], {**chosen, "sharpness": FULL_SHARPNESS})
+            add("full", "full", "csm-bsce-gra", [0], chosen)
+        # Trainings that need no choice: they keep the cores busy while the choice waits.
+        add("full", "full", "ce", SEEDS, curves=True)
+        for loss in ("ls", "focal", "bsce-gra"):
+            add("full", "full", loss, [0])
+        if chosen is not None:
+            add("middle", "middle", "csm", SEEDS, chosen)
+        add("middle", "middle", "ce", SEEDS, curves=True)
+
+        plan, seen = [], set()
+        for training, _ in wanted:
+            if training.name in seen or self.finished(training.name):
+                continue
+            seen.add(training.name)
+            pool = training.settings["pool"] if training.loss.startswith("csm") else None
+            if pool is not None and not self.generated(pool):
+                if "generate-" + pool not in seen:
+                    seen.add("generate-" + pool)
+                    ready = not pool.endswith(TARGETED) or self.finished(model_name("scarce", "ce", 0))
+                    plan.append(("generate-" + pool, ready, lambda pool=pool: self.pool(pool)))
+                plan.append((training.name, False, None))
+            else:
+                plan.append((training.name, True, lambda training=training: self.train(training)))
+        return plan
+
+    def trainings(self, stages: list[str]) -> None:
+        """Runs the plan of `stages` on `jobs` workers, each pinned to its own core with
+        CSM_THREADS=1 when jobs > 1 (on 2 cores two one-core trainings make about a third
+        more progress than one two-thread training at a time; outputs do not depend on the
+        thread count). A free core always takes the most wanted unit that can start, so no
+        core waits while another finishes what a choice needs. The first failure stops new
+        starts; the running units finish, then it is raised."""
+        free = list(range(self.jobs)) if self.jobs > 1 else [None]
+        running: dict[str, tuple[concurrent.futures.Future, int | None]] = {}
+        failure = None
+
+        def on_core(core, task):
+            self.worker.core = core
+            return task()
+
+        with concurrent.futures.ThreadPoolExecutor(len(free)) as executor:
+            while True:
+                plan = [] if failure else [entry for entry in self.plan(stages) if entry[0] not in running]
+                for name, ready, task in plan:
+                    if free and ready:
+                        core = free.pop(0)
+                        running[name] = (executor.submit(on_core, core, task), core)
+                if not running:
+                    if plan:
+                        waiting = ", ".join(name for name, _, _ in plan)
+                        raise UnitFailed(f"study: nothing can start; waiting: {waiting}")
+                    break
+                done, _ = concurrent.futures.wait([f for f, _ in running.values()],
+                                                  return_when=concurrent.futures.FIRST_COMPLETED)
+                for name in [n for n, (f, _) in running.items() if f in done]:
+                    future, core = running.pop(name)
+                    free.append(core)
+                    if future.exception() is not None and failure is None:
+                        failure = future.exception()
+        if failure:
+            raise failure
+        if self.chosen() is None and any(s in stages for s in ("targeted", "full", "middle")):
+            raise UnitFailed("study: the CSM setting is not chosen yet: run the scarce stage first")
 
     # -- the choice of CSM settings (validation split only) ------------------------------
 
@@ -477,20 +528,26 @@ def main() -> int:
         sys.exit(f"study: {args.csm}: not an executable csm (run make build)")
     study = Study(args.csm, args.work, max(1, args.jobs))
     stages = [args.only] if args.only else order[:order.index(args.stage or "report") + 1]
-    for stage in stages:
+    # The training stages run as one plan, so a core never waits for another stage's choice.
+    steps = [s for s in stages if s not in TRAINING_STAGES]
+    if any(s in TRAINING_STAGES for s in stages):
+        steps.insert(1 if steps[:1] == ["data"] else 0, "train")
+    for step in steps:
         start = time.time()
         try:
-            if stage == "report":
+            if step == "report":
                 import study_report
                 study_report.write(study, sys.modules[__name__])
+            elif step == "train":
+                study.trainings([s for s in stages if s in TRAINING_STAGES])
             else:
-                getattr(study, stage)()
+                getattr(study, step)()
         except UnitFailed as failure:
             sys.exit(str(failure))
         walls = study.state.setdefault("stage_wall", {})
-        walls[stage] = round(walls.get(stage, 0) + time.time() - start, 1)
+        walls[step] = round(walls.get(step, 0) + time.time() - start, 1)
         study.save(study.state_path, study.state)
-        print(f"[{stage}] done ({(time.time() - start) / 60:.1f} min wall)", flush=True)
+        print(f"[{step}] done ({(time.time() - start) / 60:.1f} min wall)", flush=True)
     return 0
 
 

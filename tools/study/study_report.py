@@ -319,7 +319,7 @@ class Report:
         os.makedirs(docs, exist_ok=True)
         regimes = self.regimes()
         grid = self.grid()
-        stages = ("data", "select", "scarce", "full", "middle", "evaluate")
+        stages = ("data", "select", "scarce", "targeted", "full", "middle", "evaluate")
         unit_minutes = {stage: round(study.stage_seconds(stage) / 60, 1) for stage in stages}
         version = subprocess.run([study.csm, "--version"], capture_output=True, text=True).stdout.strip()
         pools = {name: {"groups_per_pair": groups, "lambdas": S.LAMBDAS, "pairs": 45, "samples": 45 * S.LAMBDAS * groups,
