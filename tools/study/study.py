@@ -35,7 +35,8 @@ while a choice waits for its runs.
   evaluate every finished model on the 10,000 test images (csm evaluate --classifier,
            temperature fitted on the validation split, 1,000 bootstrap resamples for ECE).
   diagnose what the scarce CSM runs did with their data (tools/study/study_diagnostics.py): their fit
-           of the pool, the pool's soft labels against the full CE models, class-wise test ECE.
+           of the pool, the pool's soft labels against the full CE models, class-wise test ECE,
+           and per class pair what the targeted pool changed against the uniform one.
   report   docs/calibration/fashion-mnist.{md,json} and the figures; runs still missing are
            listed as pending.
 
@@ -482,6 +483,13 @@ class Study:
         document = study_diagnostics.diagnose(self.pool(chosen["pool"]), chosen["sharpness"], chosen["consistent_only"],
                                               {name: on_pool(name) for name in csm}, [on_pool(name) for name in judges],
                                               {m: p for m, p in test.items() if os.path.exists(p)})
+        targeted = {**chosen, "pool": chosen["pool"] + TARGETED}
+        logits = {kind: [self.path("logits", model_name("scarce", "csm", seed, settings) + ".safetensors") for seed in SEEDS]
+                  for kind, settings in (("uniform", chosen), ("targeted", targeted))}
+        logits = {kind: [path for path in paths if os.path.exists(path)] for kind, paths in logits.items()}
+        if all(logits.values()):
+            document["pairs"] = study_diagnostics.pair_effect(self.path(chosen["pool"]), self.path(targeted["pool"]),
+                                                             self.pair_weights(), logits["uniform"], logits["targeted"])
         self.state["diagnostics"] = document
         self.save(self.state_path, self.state)
 

@@ -8,7 +8,11 @@ when CSM misses its goal.
 - labels: how good the pool's soft labels are against an independent judge, the mean softmax
   of the study's "full" CE models: mean |label − judge| on class a, by λ_gen and per pair;
 - classes: which classes carry the test ECE — each predicted class's share of it, for CE and
-  CSM (seed 0 of each, scarce).
+  CSM (seed 0 of each, scarce);
+- pairs: what the targeted pool changed where it spent its budget — for each class pair its
+  trajectories in the uniform and the targeted pool, and on the test split, for the CSM
+  models of each pool (mean over seeds), how often the pair's two classes are mistaken for
+  each other and how over-confident the models are on the pair's images.
 
 Every input is a logits file written by `csm evaluate --save-logits` (safetensors: `logits`
 [N, K], `labels` [N]) and shards read with csm_shards; nothing here trains or samples.
@@ -72,6 +76,48 @@ def class_ece(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> 
                 total += abs(correct[members].mean() - confidence[members].mean()) * np.count_nonzero(members) / n
         shares.append(total)
     return shares
+
+
+def pair_test_errors(probabilities: np.ndarray, labels: np.ndarray, a: int, b: int) -> tuple[int, float]:
+    """On the test images of class a or b: how many are predicted as the other class of the
+    pair, and the mean of (top-class confidence − correct), over-confidence when positive."""
+    members = (labels == a) | (labels == b)
+    predicted = probabilities[members].argmax(1)
+    truth = labels[members]
+    confused = int(np.count_nonzero(((truth == a) & (predicted == b)) | ((truth == b) & (predicted == a))))
+    gap = float((probabilities[members].max(1) - (predicted == truth)).mean())
+    return confused, gap
+
+
+def pair_effect(uniform_pool: str, targeted_pool: str, weights_path: str, uniform_logits: list[str],
+                targeted_logits: list[str]) -> dict:
+    """Per class pair: the pilot's weight, trajectories in each pool, and on the test split
+    the confusions between its two classes and the over-confidence on its images, each the
+    mean over the models trained on that pool."""
+    import json
+    uniform, targeted = CSMShards(uniform_pool), CSMShards(targeted_pool)
+    weights = {(p["a"], p["b"]): p["weight"] for p in json.load(open(weights_path))["pairs"]}
+
+    def trajectories(pool: CSMShards) -> dict:
+        config = json.load(open(pool.manifest_path))["config"]
+        pairs = [tuple(pair) for pair in config["pairs"]]
+        allocation = (config.get("pair_weights") or {}).get("groups") or [config["groups_per_pair"]] * len(pairs)
+        return dict(zip(pairs, (int(g) for g in allocation)))
+
+    per_pool = {"uniform": trajectories(uniform), "targeted": trajectories(targeted)}
+    tests = {"uniform": [load_file(path) for path in uniform_logits], "targeted": [load_file(path) for path in targeted_logits]}
+    rows = []
+    for (a, b), groups in per_pool["targeted"].items():
+        row = {"pair": f"{uniform.class_names[a]}:{uniform.class_names[b]}", "weight": weights.get((a, b)),
+               "trajectories": {"uniform": per_pool["uniform"].get((a, b)), "targeted": groups}}
+        for name, models in tests.items():
+            measured = [pair_test_errors(softmax(m["logits"]), m["labels"].astype(np.int64), a, b) for m in models]
+            row[name] = {"confusions": float(np.mean([c for c, _ in measured])),
+                         "overconfidence": float(np.mean([g for _, g in measured]))}
+        rows.append(row)
+    rows.sort(key=lambda r: -(r["weight"] or 0))
+    return {"weights": weights_path, "models": {"uniform": len(uniform_logits), "targeted": len(targeted_logits)},
+            "pairs": rows}
 
 
 def diagnose(pool_path: str, sharpness: float, consistent_only: bool, csm_logits: dict[str, str], judge_logits: list[str],

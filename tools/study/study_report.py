@@ -216,7 +216,38 @@ class Report:
                       "| class | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
             for k, name in enumerate(classes["names"]):
                 lines.append(f"| {name} | " + " | ".join(pct(classes[m][k]) for m in methods) + " |")
+        if "pairs" in d:
+            lines += self.pair_diagnosis(d["pairs"])
         return lines + [""]
+
+    @staticmethod
+    def pair_diagnosis(effect: dict) -> list[str]:
+        """The targeted pool against the uniform one, pair by pair (the ten heaviest pairs
+        and the rest together)."""
+        rows, models = effect["pairs"], effect["models"]
+        lines = ["", f"The targeted pool against the uniform one, per class pair, on the test split (means over "
+                 f"{models['targeted']} and {models['uniform']} CSM models): confusions count the test images of either "
+                 "class predicted as the other; over-confidence is the mean of (top-class confidence − correct) on the "
+                 "images of the two classes. Pairs by the pilot's weight.", "",
+                 "| pair | weight | trajectories uniform → targeted | confusions uniform → targeted "
+                 "| over-confidence uniform → targeted |", "|---|---:|---:|---:|---:|"]
+
+        def line(label, weight, chosen):
+            u = sum(r["trajectories"]["uniform"] or 0 for r in chosen)
+            t = sum(r["trajectories"]["targeted"] for r in chosen)
+            cu = sum(r["uniform"]["confusions"] for r in chosen)
+            ct = sum(r["targeted"]["confusions"] for r in chosen)
+            gu = sum(r["uniform"]["overconfidence"] for r in chosen) / len(chosen)
+            gt = sum(r["targeted"]["overconfidence"] for r in chosen) / len(chosen)
+            return f"| {label} | {weight} | {u} → {t} | {cu:.1f} → {ct:.1f} | {pct(gu)} → {pct(gt)} |"
+
+        for r in rows[:10]:
+            lines.append(line(r["pair"], f"{r['weight']:.3f}" if r["weight"] is not None else "", [r]))
+        if len(rows) > 10:
+            rest = rows[10:]
+            lines.append(line(f"the other {len(rest)} pairs (over-confidence: their mean)",
+                              f"{sum(r['weight'] or 0 for r in rest):.3f}", rest))
+        return lines
 
     def convergence_figure(self, regimes: dict, path: str) -> bool:
         """CE's validation accuracy and ECE against epoch, one line per regime and seed."""
