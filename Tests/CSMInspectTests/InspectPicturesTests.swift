@@ -77,16 +77,7 @@ final class InspectPicturesTests: XCTestCase {
     }
 
     func testRealDataSheetAndItsErrors() throws {
-        let directory = try temporaryDirectory(self)
-        var samples = InspectFixture.samples(groups: 0..<2)
-        samples.classA = [0, 0, 1, 3, 3, 3]
-        samples.classB = [Int32](repeating: -1, count: 6)
-        samples.lambdaGen = [Float](repeating: 1, count: 6)
-        samples.lambdaProj = [Float](repeating: .nan, count: 6)
-        samples.group = [Int64](repeating: -1, count: 6)
-        samples.labels = samples.classA.flatMap { a in (0..<4).map { Float($0 == Int(a) ? 1 : 0) } }
-        let path = directory + "/real.h5"
-        try ShardWriter().write(samples, metadata: InspectFixture.metadata(shard: 0, kind: .real), to: path)
+        let path = try InspectFixture.writeReal(to: try temporaryDirectory(self))
         let collection = try ShardCollection(path: path)
         let summary = try DatasetSummary(collection: collection)
 

@@ -70,6 +70,21 @@ enum InspectFixture {
         try manifest.write(to: directory + "/manifest.json")
         return paths
     }
+
+    /// Writes `real.h5` into `directory`, a real shard of 6 samples (the images of groups 0
+    /// and 1) of classes A, A, B, D, D, D with one-hot labels; returns its path.
+    static func writeReal(to directory: String) throws -> String {
+        var samples = samples(groups: 0..<2)
+        samples.classA = [0, 0, 1, 3, 3, 3]
+        samples.classB = [Int32](repeating: -1, count: 6)
+        samples.lambdaGen = [Float](repeating: 1, count: 6)
+        samples.lambdaProj = [Float](repeating: .nan, count: 6)
+        samples.group = [Int64](repeating: -1, count: 6)
+        samples.labels = samples.classA.flatMap { a in (0..<4).map { Float($0 == Int(a) ? 1 : 0) } }
+        let path = directory + "/real.h5"
+        try ShardWriter().write(samples, metadata: metadata(shard: 0, kind: .real), to: path)
+        return path
+    }
 }
 
 final class InspectSummaryTests: XCTestCase {
@@ -180,16 +195,7 @@ final class InspectSummaryTests: XCTestCase {
     }
 
     func testRealShard() throws {
-        let directory = try temporaryDirectory(self)
-        var samples = InspectFixture.samples(groups: 0..<2)
-        samples.classA = [0, 0, 1, 3, 3, 3]
-        samples.classB = [Int32](repeating: -1, count: 6)
-        samples.lambdaGen = [Float](repeating: 1, count: 6)
-        samples.lambdaProj = [Float](repeating: .nan, count: 6)
-        samples.group = [Int64](repeating: -1, count: 6)
-        samples.labels = samples.classA.flatMap { a in (0..<4).map { Float($0 == Int(a) ? 1 : 0) } }
-        try ShardWriter().write(samples, metadata: InspectFixture.metadata(shard: 0, kind: .real), to: directory + "/real.h5")
-        let collection = try ShardCollection(path: directory + "/real.h5")
+        let collection = try ShardCollection(path: try InspectFixture.writeReal(to: try temporaryDirectory(self)))
         let summary = try DatasetSummary(collection: collection)
         XCTAssertEqual(summary.realSamples, 6)
         XCTAssertEqual(summary.mixedSamples, 0)
