@@ -57,7 +57,7 @@ import datetime
 import json
 import os
 import platform
-import queue
+import re
 import subprocess
 import sys
 import threading
@@ -110,6 +110,28 @@ def model_name(regime: str, loss: str, seed: int, settings: dict | None = None) 
     return f"{regime}-{loss}" + (f"-{setting_label(settings)}" if settings else "") + f"-seed{seed}"
 
 
+def training_seconds(log_path: str) -> float | None:
+    """How long a training's epochs took, over every sitting its log holds: each epoch's
+    `seconds` from its JSON line (`csm train --json`), or, for an epoch whose line was lost
+    with an interrupted sitting, its images over the rate of its last progress line (the
+    training pass alone). Work an interruption threw away is not counted. None without epochs."""
+    timed, estimated = {}, {}
+    for raw in open(log_path, errors="replace").read().replace("\r", "\n").splitlines():
+        line = raw.strip()
+        if line.startswith("{"):
+            try:
+                epoch = json.loads(line)
+            except ValueError:
+                continue
+            if "epoch" in epoch and "seconds" in epoch:
+                timed[epoch["epoch"]] = epoch["seconds"]
+        elif match := re.match(r"epoch (\d+)/\d+:\s+100%\s+(\d+)/\d+ img\s+([\d.]+) img/s", line):
+            if float(match[3]) > 0:
+                estimated[int(match[1])] = int(match[2]) / float(match[3])
+    epochs = set(timed) | set(estimated)
+    return round(sum(timed.get(e, estimated.get(e)) for e in epochs), 1) if epochs else None
+
+
 class Training(typing.NamedTuple):
     """One classifier to train: the stage that wants it, its regime, loss, seed, CSM setting
     (None without mixed data) and whether it validates after every epoch."""
@@ -142,6 +164,13 @@ class Study:
         self.state = self.load(self.state_path, {"units": {}})
         self.runs_path = os.path.join(ROOT, MODELS, "runs.json")
         self.runs = self.load(self.runs_path, {})
+        # Records made before train_seconds existed get it from their logs, where they are here.
+        logs = {name: self.path("logs", name + ".log") for name, record in self.runs.items() if "train_seconds" not in record}
+        for name, log in logs.items():
+            if os.path.exists(log):
+                self.runs[name]["train_seconds"] = training_seconds(log)
+        if any(os.path.exists(log) for log in logs.values()):
+            self.save(self.runs_path, self.runs)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -188,15 +217,24 @@ class Study:
               flush=True)
         log_path = self.path("logs", name + ".log")
         start = time.time()
+        # stdout goes to the log line by line as well, so an interrupted training's epoch
+        # lines survive for the record of the sitting that finishes it.
+        stdout = []
         with open(log_path, "a") as log:
-            result = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, env=environment)
-            log.write(result.stdout)
+            process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, env=environment)
+            for line in process.stdout:
+                stdout.append(line)
+                log.write(line)
+                log.flush()
+            returncode = process.wait()
         seconds = time.time() - start
-        if result.returncode != 0:
-            tail = open(log_path).read().strip().splitlines()[-3:]
-            raise UnitFailed(f"study: {name} failed (exit {result.returncode}); log {log_path}:\n  " + "\n  ".join(tail))
-        record = {"stage": stage, "seconds": round(seconds, 1), "stdout": result.stdout,
+        if returncode != 0:
+            tail = open(log_path, errors="replace").read().strip().splitlines()[-3:]
+            raise UnitFailed(f"study: {name} failed (exit {returncode}); log {log_path}:\n  " + "\n  ".join(tail))
+        record = {"stage": stage, "seconds": round(seconds, 1), "stdout": "".join(stdout),
                   "finished": datetime.datetime.now().isoformat(timespec="seconds")}
+        if committed:
+            record["train_seconds"] = training_seconds(log_path)
         with self.lock:
             if committed:
                 self.runs[name] = record
@@ -213,7 +251,7 @@ class Study:
 
     def stage_seconds(self, stage: str) -> float:
         units = list(self.runs.values()) + list(self.state["units"].values())
-        return sum(u["seconds"] for u in units if u["stage"] == stage)
+        return sum(u.get("train_seconds") or u["seconds"] for u in units if u["stage"] == stage)
 
     # -- data ----------------------------------------------------------------------------
 

@@ -28,14 +28,18 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
-def epochs_of(record: dict) -> list[dict]:
-    """The per-epoch JSON lines `csm train --json` printed."""
-    lines = []
-    for line in record.get("stdout", "").splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            lines.append(json.loads(line))
-    return lines
+def epochs_of(model_path: str) -> list[dict]:
+    """Every epoch of a classifier's training, from the history `csm train` keeps in the
+    file's `training` metadata (it survives a resumed training; docs/formats/resnet-classifier.md),
+    with the keys of `csm train --json`: epoch, train_loss and, when validated, val_accuracy,
+    val_nll, val_ece."""
+    with open(model_path, "rb") as file:
+        size = int.from_bytes(file.read(8), "little")
+        header = json.loads(file.read(size))
+    training = json.loads(header.get("__metadata__", {}).get("training", "{}"))
+    keys = {"epoch": "epoch", "trainLoss": "train_loss", "validationAccuracy": "val_accuracy",
+            "validationNLL": "val_nll", "validationECE": "val_ece"}
+    return [{keys[k]: v for k, v in epoch.items() if k in keys} for epoch in training.get("epochs", [])]
 
 
 class Report:
@@ -62,8 +66,8 @@ class Report:
         for key in ("ece_ci", "ts_ece_ci"):
             if key in metrics:
                 row[key] = metrics[key]
-        row["train_seconds"] = record["seconds"]
-        epochs = epochs_of(record)
+        row["train_seconds"] = record.get("train_seconds") or record["seconds"]
+        epochs = epochs_of(self.study.model_path(name))
         if epochs:
             row["epochs"] = epochs[-1]["epoch"]
             row["final_train_loss"] = epochs[-1]["train_loss"]
@@ -103,10 +107,9 @@ class Report:
                 entry["steps"] = spec["epochs"] * S.steps_per_epoch(samples)
             curves = {}
             for seed, name in rows["ce"]:
-                record = study.runs.get(name)
-                if record:
+                if study.finished(name):
                     curves[str(seed)] = [{"epoch": e["epoch"], "val_accuracy": e.get("val_accuracy"), "val_ece": e.get("val_ece"),
-                                          "train_loss": e["train_loss"]} for e in epochs_of(record)]
+                                          "train_loss": e["train_loss"]} for e in epochs_of(study.model_path(name))]
             entry["ce_curves"] = curves
             result[regime] = entry
         return result
@@ -409,7 +412,8 @@ class Report:
         md += ["ECE, AdaECE and class-wise ECE with 15 bins; the interval is the 2.5th-97.5th percentile of ECE over "
                f"{S.BOOTSTRAP:,} bootstrap resamples of the test images. T is the temperature fitted on the validation "
                "split (minimum NLL); \"after TS\" divides the test logits by it. \"replay\" is the mixed images drawn per "
-               "epoch over the pool's size. The diffusion model that made the mixed images and the classifier that "
+               "epoch over the pool's size. \"train min\" adds up the training's epochs over every sitting it took (on a "
+               "shared core, so it varies with what else ran). The diffusion model that made the mixed images and the classifier that "
                "reannotated them were trained on the whole Fashion-MNIST training split, so in the scarce and middle "
                "regimes the CSM data carries information from images those classifiers never see.", "",
                *self.diagnosis(),
@@ -439,7 +443,8 @@ class Report:
                + ". λ̂ is stored and `csm train --sharpness` re-derives the soft labels.", "",
                "## Wall time (this machine)", "",
                f"Trainings ran {study.jobs} at a time, each pinned to one core (`tools/study/study.py --jobs`); the minutes add up "
-               "each command's wall time.", "",
+               "each command's wall time (a training's: its epochs over every sitting; work lost to an interruption is not "
+               "counted).", "",
                "| stage | minutes |", "|---|---:|", *[f"| {k} | {unit_minutes[k]} |" for k in stages],
                f"| total | {round(sum(unit_minutes.values()), 1)} |", "",
                f"Machine: {machine()}. csm {version}.", "",
