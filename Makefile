@@ -36,13 +36,13 @@ install: build
 	@echo "installed $(PREFIX)/bin/csm and its default models in $(PREFIX)/share/csm/Datasets"
 
 ## test: every test, optimised build (numeric code is too slow unoptimised), then the
-## Python package's tests, then the Slurm test (a few minutes). The csm_shards package
+## Python package's tests and the study driver's, then the Slurm test (a few minutes). The csm_shards package
 ## (python/, with h5py and numpy) and pytest are installed with pip first: the Swift tests
 ## also check that it reads csm's shards as the Swift loader does. PyTorch is optional.
 test: deps python-package
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build
-	python3 -m pytest -q -p no:cacheprovider python/tests
+	python3 -m pytest -q -p no:cacheprovider python/tests tools/study/test_study.py
 	tools/packaging/test_dependency.sh $(CSM)
 	$(SUDO) tools/slurm/test_slurm.sh
 

@@ -1,0 +1,175 @@
+"""Tests of the study driver's bookkeeping (tools/study/study.py): the plan's order and
+readiness, the scheduler that keeps every core busy, and a training's time over sittings.
+Nothing here runs csm: finished units are written into a temporary study's records."""
+import json
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import study as S  # noqa: E402
+
+
+@pytest.fixture
+def study(tmp_path, monkeypatch):
+    monkeypatch.setattr(S, "MODELS", str(tmp_path / "models"))
+    s = S.Study(sys.executable, str(tmp_path / "work"), jobs=2)
+    s.metrics = {}
+    s.validation = lambda name: s.metrics[name]
+    return s
+
+
+def finish(study, name, stage="scarce", accuracy=0.9, ece=0.03):
+    """Records training NAME as finished, with its validation metrics."""
+    os.makedirs(os.path.dirname(study.model_path(name)), exist_ok=True)
+    open(study.model_path(name), "w").close()
+    study.runs[name] = {"stage": stage, "seconds": 1.0, "stdout": ""}
+    study.metrics[name] = {"accuracy": accuracy, "ece": ece, "nll": 0.3}
+
+
+def generated(study, pool):
+    os.makedirs(study.path(pool), exist_ok=True)
+    open(study.path(pool, "manifest.json"), "w").close()
+    study.state["units"]["generate-" + pool] = {"stage": "data", "seconds": 1.0, "stdout": ""}
+
+
+GRID = [S.setting(pool, s) for pool in S.POOLS for s in S.SHARPNESS]
+
+
+def names(plan, ready=None):
+    return [name for name, can_start, _ in plan if ready is None or can_start == ready]
+
+
+def test_an_empty_study_starts_with_scarce_ce_and_generates_a_pool_before_its_grid(study):
+    plan = study.plan(["scarce"])
+    assert names(plan)[:3] == ["scarce-ce-seed0", "scarce-ce-seed1", "scarce-ce-seed2"]
+    # The first grid training needs pool5760: its generation comes first and can start now.
+    assert names(plan)[3:5] == ["generate-pool5760", "scarce-csm-pool5760-s1-n1-seed0"]
+    assert dict((n, r) for n, r, _ in plan)["scarce-csm-pool5760-s1-n1-seed0"] is False
+    assert names(plan).count("generate-pool5760") == 1 and names(plan).count("generate-pool54000") == 1
+    assert "scarce-bsce-gra-seed0" in names(plan, ready=True)
+    # Only the scarce stage: nothing of full or middle.
+    assert not [n for n in names(plan) if n.startswith(("full", "middle"))]
+
+
+def test_trainings_that_need_no_choice_fill_in_while_the_grid_runs(study):
+    plan = study.plan(["scarce", "targeted", "full", "middle"])
+    ready = names(plan, ready=True)
+    for name in ("full-ce-seed0", "full-ls-seed0", "full-focal-seed0", "full-bsce-gra-seed0", "middle-ce-seed2"):
+        assert name in ready
+    assert ready.index("scarce-ce-seed0") < ready.index("full-ce-seed0") < ready.index("middle-ce-seed0")
+    assert not [n for n in names(plan) if "targeted" in n or n.startswith("full-csm") or n.startswith("middle-csm")]
+
+
+def test_the_variants_follow_the_grid_and_the_choice_unlocks_the_rest(study):
+    generated(study, "pool5760")
+    generated(study, "pool54000")
+    finish(study, "scarce-ce-seed0", accuracy=0.917, ece=0.030)
+    for settings, ece in zip(GRID, [0.0083, 0.0105, 0.0188, 0.0236, 0.0331, 0.0096, 0.0085, 0.0078, 0.02, 0.03]):
+        finish(study, S.model_name("scarce", "csm", 0, settings), accuracy=0.919, ece=ece)
+    best = S.setting("pool54000", 2.3)
+    plan = study.plan(["scarce", "targeted", "full", "middle"])
+    variants = [S.model_name("scarce", "csm", 0, {**best, "consistent_only": True}),
+                S.model_name("scarce", "csm", 0, {**best, "n_aug": 2})]
+    assert names(plan, ready=True)[:5] == ["scarce-ce-seed1", "scarce-ce-seed2", "scarce-bsce-gra-seed0", *variants]
+    assert study.chosen() is None
+
+    # The n_aug 2 variant is best but too costly in accuracy; consistent-only wins.
+    finish(study, variants[0], accuracy=0.915, ece=0.007)
+    finish(study, variants[1], accuracy=0.905, ece=0.005)
+    chosen = study.chosen()
+    assert chosen == {**best, "consistent_only": True}
+    plan = study.plan(["scarce", "targeted", "full", "middle"])
+    order = names(plan)
+    seeds = [S.model_name("scarce", "csm", seed, chosen) for seed in (1, 2)]
+    targeted = {**chosen, "pool": "pool54000" + S.TARGETED}
+    assert order.index(seeds[0]) < order.index("generate-pool54000-targeted") \
+        < order.index(S.model_name("scarce", "csm", 0, targeted)) < order.index(S.model_name("full", "csm", 0, chosen))
+    # The targeted pool waits for nothing but the pilot, finished here; its trainings wait for it.
+    readiness = dict((n, r) for n, r, _ in plan)
+    assert readiness["generate-pool54000-targeted"] is True
+    assert readiness[S.model_name("scarce", "csm", 0, targeted)] is False
+    # Full trains the pick and sharpness 4; middle the pick.
+    assert S.model_name("full", "csm", 0, {**chosen, "sharpness": 4.0}) in order
+    assert S.model_name("middle", "csm", 2, chosen) in order
+
+
+def test_the_targeted_pool_waits_for_its_pilot(study):
+    generated(study, "pool54000")
+    finish(study, "scarce-ce-seed0")
+    study.chosen = lambda: S.setting("pool54000", 1.5)
+    del study.runs["scarce-ce-seed0"]
+    readiness = dict((n, r) for n, r, _ in study.plan(["targeted"]))
+    assert readiness["scarce-ce-seed0"] is True
+    assert readiness["generate-pool54000-targeted"] is False
+
+
+def test_the_scheduler_keeps_every_core_busy_and_recomputes_the_plan(study):
+    """Unit b can start only once a has finished; c and d are always ready. With two cores,
+    a and c start at once; when a finishes its core takes b (more wanted than d), and d
+    starts on whichever core frees next."""
+    done, started, lock = set(), [], threading.Lock()
+
+    def task(name, seconds):
+        def run():
+            with lock:
+                started.append((name, study.worker.core))
+            time.sleep(seconds)
+            with lock:
+                done.add(name)
+        return run
+
+    units = [("a", lambda: True, 0.05), ("b", lambda: "a" in done, 0.05), ("c", lambda: True, 0.3), ("d", lambda: True, 0.01)]
+    study.plan = lambda stages: [(n, ready(), task(n, t)) for n, ready, t in units if n not in done]
+    study.chosen = lambda: {}
+    study.trainings(["scarce"])
+    assert done == {"a", "b", "c", "d"}
+    assert [n for n, _ in started] == ["a", "c", "b", "d"]
+    cores = dict(started)
+    assert {cores["a"], cores["c"]} == {0, 1} and cores["b"] == cores["a"]
+
+
+def test_the_scheduler_finishes_running_units_then_raises_the_first_failure(study):
+    finished = []
+
+    def fail():
+        raise S.UnitFailed("study: x failed")
+
+    def slow():
+        time.sleep(0.1)
+        finished.append("slow")
+
+    study.plan = lambda stages: [(n, True, t) for n, t in (("x", fail), ("slow", slow), ("later", slow)) if n not in finished]
+    with pytest.raises(S.UnitFailed, match="x failed"):
+        study.trainings(["scarce"])
+    assert finished == ["slow"], "the running unit finished; nothing new started after the failure"
+
+
+def test_the_scheduler_names_what_waits_when_nothing_can_start(study):
+    study.plan = lambda stages: [("stuck", False, None)]
+    with pytest.raises(S.UnitFailed, match="nothing can start; waiting: stuck"):
+        study.trainings(["scarce"])
+
+
+def test_training_seconds_adds_the_epochs_of_every_sitting(tmp_path):
+    log = tmp_path / "run.log"
+    line = lambda epoch, seconds: json.dumps({"epoch": epoch, "seconds": seconds, "train_loss": 1.0})  # noqa: E731
+    log.write_text(
+        # Sitting 1: epochs 1 and 2 finished, but only epoch 1's line reached the log; epoch 3
+        # was cut off at 40%.
+        "epoch 1/4:  50% 50/100 img  10.0 img/s  ETA 5s\repoch 1/4: 100% 100/100 img  20.0 img/s  ETA 0s\n"
+        + line(1, 5.5) + "\n"
+        + "epoch 2/4: 100% 100/100 img  25.0 img/s  ETA 0s\n"
+        + "epoch 3/4:  40% 40/100 img  20.0 img/s  ETA 3s\n"
+        # Sitting 2 resumes after epoch 2.
+        + "resuming from x.checkpoint after epoch 2 (step 20)\n"
+        + "epoch 3/4: 100% 100/100 img  50.0 img/s  ETA 0s\n" + line(3, 2.5) + "\n"
+        + "epoch 4/4: 100% 100/100 img  50.0 img/s  ETA 0s\n" + line(4, 2.0) + "\n")
+    # Epoch 2 from its progress line (100 / 25 = 4 s), the others from their lines.
+    assert S.training_seconds(str(log)) == pytest.approx(5.5 + 4 + 2.5 + 2.0)
+    empty = tmp_path / "empty.log"
+    empty.write_text("Error: something\n")
+    assert S.training_seconds(str(empty)) is None
