@@ -97,7 +97,8 @@ bench: build python-package
 ## on the validation split, ResNet-20 trained to convergence with every method in the
 ## "scarce", "full" and "middle" regimes, evaluated on the test split. About 40 core-hours;
 ## rerun to resume (finished runs are recorded in Datasets/fashion-mnist/study/runs.json,
-## meant to be committed). Writes docs/calibration/fashion-mnist.{md,json} and its figures.
+## meant to be committed; STUDY_FLAGS=--commit commits each as it finishes). Writes
+## docs/calibration/fashion-mnist.{md,json}, its figures and the README's outcome.
 ## Not part of make test. STUDY_FLAGS=--quick checks the pipeline in minutes.
 study: build python-package
 	@python3 -c "import PIL" 2>/dev/null || python3 -m pip install -q pillow

@@ -2,7 +2,7 @@
 """The calibration study on Fashion-MNIST (make study): what CSM data does to a classifier's
 calibration once training has converged, measured with csm's own commands.
 
-    python3 tools/study/study.py --csm .build/release/csm [--work study-out] [--stage STAGE] [--jobs N] [--quick]
+    python3 tools/study/study.py --csm .build/release/csm [--work study-out] [--stage STAGE] [--jobs N] [--commit] [--quick]
 
 Regimes by labelled fraction of the fit split, each trained to convergence with one recipe
 (ResNet-20, SGD, cosine schedule): "scarce" (a class-balanced 10%, 50 epochs), "full" (all
@@ -42,7 +42,9 @@ while a choice waits for its runs.
 
 Every training writes its classifier to Datasets/fashion-mnist/study/ and its record (wall
 time, per-epoch JSON lines) to Datasets/fashion-mnist/study/runs.json: both are meant to be
-committed as they finish, and a rerun on a fresh clone skips every run recorded there. All
+committed as they finish (--commit does it: after every finished training it evaluates it,
+rewrites the report and commits those files alone), and a rerun on a fresh clone skips
+every run recorded there. All
 else (shards, checkpoints, logs, logits) lives in WORK and is remade byte-identically. An
 interrupted `csm train` continues from its checkpoint. The test split is read only by the
 evaluate stage, after every setting is fixed.
@@ -158,6 +160,7 @@ class Study:
         self.lock = threading.Lock()
         self.pool_lock = threading.Lock()
         self.worker = threading.local()
+        self.after_training = None   # called with a training's name when it has finished (--commit)
         self.work = os.path.abspath(work)
         os.makedirs(os.path.join(self.work, "logs"), exist_ok=True)
         self.state_path = os.path.join(self.work, "state.json")
@@ -252,6 +255,26 @@ class Study:
     def stage_seconds(self, stage: str) -> float:
         units = list(self.runs.values()) + list(self.state["units"].values())
         return sum(u.get("train_seconds") or u["seconds"] for u in units if u["stage"] == stage)
+
+    def commit(self, message: str) -> bool:
+        """Commits the classifiers with their records, the report and the README's outcome
+        (--commit), nothing else of the checkout. False when git's index is locked (another
+        git command is running; the next commit takes the changes) or nothing changed."""
+        paths = [MODELS, DOCS, "README.md"]
+        if os.path.exists(os.path.join(ROOT, ".git", "index.lock")):
+            print("[commit] skipped: git's index is locked", flush=True)
+            return False
+        git = lambda *arguments: subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True)  # noqa: E731
+        added = git("add", "--", *paths)
+        if added.returncode != 0:
+            raise UnitFailed(f"study: git add failed: {added.stderr.strip()}")
+        if git("diff", "--cached", "--quiet", "--", *paths).returncode == 0:
+            return False
+        committed = git("commit", "-q", "-m", message, "--", *paths)
+        if committed.returncode != 0:
+            raise UnitFailed(f"study: git commit failed: {committed.stderr.strip()}")
+        print(f"[commit] {message.splitlines()[0]}", flush=True)
+        return True
 
     # -- data ----------------------------------------------------------------------------
 
@@ -414,6 +437,8 @@ class Study:
                     free.append(core)
                     if future.exception() is not None and failure is None:
                         failure = future.exception()
+                    elif future.exception() is None and name in self.runs and self.after_training:
+                        self.after_training(name)
         if failure:
             raise failure
         if self.chosen() is None and any(s in stages for s in ("targeted", "full", "middle")):
@@ -563,7 +588,12 @@ def main() -> int:
     order = ["data", "scarce", "targeted", "full", "middle", "evaluate", "diagnose", "report"]
     parser.add_argument("--stage", choices=order, help="run up to and including this stage (default: all)")
     parser.add_argument("--only", choices=order, help="run this stage alone (its inputs must exist)")
+    parser.add_argument("--commit", action="store_true",
+                        help="after every finished training, evaluate it, rewrite the report and git-commit the "
+                             "classifiers, their records, the report and the README's outcome (nothing else)")
     args = parser.parse_args()
+    if args.commit and args.quick:
+        parser.error("--commit commits the study's own report: not with --quick")
     global MODELS, DOCS, QUICK_STEPS, POOLS, BOOTSTRAP
     if args.quick:
         args.work = args.work or os.path.join(ROOT, "study-quick")
@@ -573,6 +603,19 @@ def main() -> int:
     if not os.access(args.csm, os.X_OK):
         sys.exit(f"study: {args.csm}: not an executable csm (run make build)")
     study = Study(args.csm, args.work, max(1, args.jobs))
+
+    def report() -> None:
+        import study_report
+        study_report.write(study, sys.modules[__name__])
+
+    def commit(_: str | None = None) -> None:
+        study.evaluate()
+        report()
+        study.commit(f"study: trainings finished so far committed with their records ({len(study.runs)} in runs.json); "
+                     "report regenerated")
+
+    if args.commit:
+        study.after_training = commit
     stages = [args.only] if args.only else order[:order.index(args.stage or "report") + 1]
     # The training stages run as one plan, so a core never waits for another stage's choice.
     steps = [s for s in stages if s not in TRAINING_STAGES]
@@ -582,8 +625,9 @@ def main() -> int:
         start = time.time()
         try:
             if step == "report":
-                import study_report
-                study_report.write(study, sys.modules[__name__])
+                report()
+                if args.commit:
+                    study.commit("study: report regenerated")
             elif step == "train":
                 study.trainings([s for s in stages if s in TRAINING_STAGES])
             else:

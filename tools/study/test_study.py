@@ -173,3 +173,57 @@ def test_training_seconds_adds_the_epochs_of_every_sitting(tmp_path):
     empty = tmp_path / "empty.log"
     empty.write_text("Error: something\n")
     assert S.training_seconds(str(empty)) is None
+
+
+def test_commit_takes_the_study_files_alone(tmp_path, monkeypatch):
+    import subprocess
+    root = tmp_path / "checkout"
+    root.mkdir()
+    git = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, check=True)  # noqa: E731
+    git("init", "-q")
+    git("config", "user.email", "study@example.com")
+    git("config", "user.name", "study")
+    (root / "README.md").write_text("front door\n")
+    (root / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "start")
+    monkeypatch.setattr(S, "ROOT", str(root))
+    monkeypatch.setattr(S, "MODELS", "models")
+    monkeypatch.setattr(S, "DOCS", "docs")
+    study = S.Study(sys.executable, str(tmp_path / "work"), jobs=1)
+    (root / "models").mkdir()
+    (root / "models" / "a.safetensors").write_bytes(b"model")
+    (root / "docs").mkdir()
+    (root / "docs" / "report.md").write_text("report\n")
+    (root / "README.md").write_text("front door, outcome\n")
+    (root / "code.py").write_text("x = 2\n")          # work in progress: never committed by the study
+    (root / "notes.txt").write_text("mine\n")
+
+    assert study.commit("study: one model")
+    shown = git("show", "--name-only", "--format=%s", "HEAD").stdout.split()
+    assert shown[:3] == ["study:", "one", "model"]
+    assert sorted(shown[3:]) == ["README.md", "docs/report.md", "models/a.safetensors"]
+    assert git("status", "--porcelain").stdout.split("\n")[:2] == [" M code.py", "?? notes.txt"]
+    assert not study.commit("study: nothing new"), "nothing changed: no commit"
+    (root / ".git" / "index.lock").write_text("")
+    (root / "docs" / "report.md").write_text("report 2\n")
+    assert not study.commit("study: locked")
+
+
+def test_after_training_follows_each_finished_training(study):
+    calls, done = [], set()
+
+    def train(name):
+        def run():
+            study.runs[name] = {"stage": "scarce", "seconds": 1.0, "stdout": ""}
+            done.add(name)
+        return run
+
+    def generate():
+        done.add("generate-pool")
+
+    study.plan = lambda stages: [(n, True, t) for n, t in (("generate-pool", generate), ("m1", train("m1")),
+                                                           ("m2", train("m2"))) if n not in done]
+    study.after_training = calls.append
+    study.trainings(["scarce"])
+    assert sorted(calls) == ["m1", "m2"], "called for trainings, not for a pool's generation"
