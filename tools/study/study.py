@@ -352,11 +352,11 @@ class Study:
         whether it can start now, a zero-argument callable that runs it). A CSM training
         whose pool is not generated yet is preceded by the pool's generation. Recomputed
         after every finished unit, so settings are chosen as soon as their inputs exist."""
-        wanted: list[tuple[Training, bool]] = []   # (training, its inputs are fixed)
+        wanted: list[Training | str] = []   # trainings, and pools wanted before their trainings
 
         def add(stage: str, regime: str, loss: str, seeds: list[int], settings: dict | None = None, curves: bool = False):
             if stage in stages:
-                wanted.extend((Training(stage, regime, loss, seed, settings, curves), True) for seed in seeds)
+                wanted.extend(Training(stage, regime, loss, seed, settings, curves) for seed in seeds)
 
         grid = [setting(pool, s) for pool in POOLS for s in SHARPNESS]
         # scarce: CE (the reference of every choice), the grid, then the variants at its best.
@@ -368,6 +368,9 @@ class Study:
         if best is not None:
             for variant in ({**best, "consistent_only": True}, {**best, "n_aug": 2}):
                 add("scarce", "scarce", "csm", [0], variant)
+            if "targeted" in stages:
+                # The variants keep the best's pool, so the pick's targeted pool can be made now.
+                wanted.append(best["pool"] + TARGETED)
         chosen = self.chosen()
         if chosen is not None:
             targeted = {**chosen, "pool": chosen["pool"] + TARGETED}
@@ -388,19 +391,27 @@ class Study:
         add("middle", "middle", "ce", SEEDS, curves=True)
 
         plan, seen = [], set()
-        for training, _ in wanted:
-            if training.name in seen or self.finished(training.name):
+
+        def generation(pool: str) -> None:
+            """The pool's generation, once; a targeted pool waits for its pilot."""
+            if "generate-" + pool not in seen and not self.generated(pool):
+                seen.add("generate-" + pool)
+                ready = not pool.endswith(TARGETED) or self.finished(model_name("scarce", "ce", 0))
+                plan.append(("generate-" + pool, ready, lambda: self.pool(pool)))
+
+        for item in wanted:
+            if isinstance(item, str):
+                generation(item)
                 continue
-            seen.add(training.name)
-            pool = training.settings["pool"] if training.loss.startswith("csm") else None
+            if item.name in seen or self.finished(item.name):
+                continue
+            seen.add(item.name)
+            pool = item.settings["pool"] if item.loss.startswith("csm") else None
             if pool is not None and not self.generated(pool):
-                if "generate-" + pool not in seen:
-                    seen.add("generate-" + pool)
-                    ready = not pool.endswith(TARGETED) or self.finished(model_name("scarce", "ce", 0))
-                    plan.append(("generate-" + pool, ready, lambda pool=pool: self.pool(pool)))
-                plan.append((training.name, False, None))
+                generation(pool)
+                plan.append((item.name, False, None))
             else:
-                plan.append((training.name, True, lambda training=training: self.train(training)))
+                plan.append((item.name, True, lambda training=item: self.train(training)))
         return plan
 
     def trainings(self, stages: list[str]) -> None:

@@ -74,8 +74,10 @@ def test_the_variants_follow_the_grid_and_the_choice_unlocks_the_rest(study):
     plan = study.plan(["scarce", "targeted", "full", "middle"])
     variants = [S.model_name("scarce", "csm", 0, {**best, "consistent_only": True}),
                 S.model_name("scarce", "csm", 0, {**best, "n_aug": 2})]
-    assert names(plan, ready=True)[:5] == ["scarce-ce-seed1", "scarce-ce-seed2", "scarce-bsce-gra-seed0", *variants]
+    assert names(plan, ready=True)[:6] == ["scarce-ce-seed1", "scarce-ce-seed2", "scarce-bsce-gra-seed0", *variants,
+                                           "generate-pool54000-targeted"], "the pick's pool is known: its targeted twin"
     assert study.chosen() is None
+    assert "generate-pool54000-targeted" not in names(study.plan(["scarce", "full"])), "not without the targeted stage"
 
     # The n_aug 2 variant is best but too costly in accuracy; consistent-only wins.
     finish(study, variants[0], accuracy=0.915, ece=0.007)
@@ -86,7 +88,7 @@ def test_the_variants_follow_the_grid_and_the_choice_unlocks_the_rest(study):
     order = names(plan)
     seeds = [S.model_name("scarce", "csm", seed, chosen) for seed in (1, 2)]
     targeted = {**chosen, "pool": "pool54000" + S.TARGETED}
-    assert order.index(seeds[0]) < order.index("generate-pool54000-targeted") \
+    assert order.index("generate-pool54000-targeted") < order.index(seeds[0]) \
         < order.index(S.model_name("scarce", "csm", 0, targeted)) < order.index(S.model_name("full", "csm", 0, chosen))
     # The targeted pool waits for nothing but the pilot, finished here; its trainings wait for it.
     readiness = dict((n, r) for n, r, _ in plan)
