@@ -506,6 +506,11 @@ class Report:
             summary = [f"{status} The outcome on the test split (ECE with 15 bins before temperature scaling, means over "
                        "seeds with each seed's range; the tables, bootstrap intervals and diagnosis are in "
                        "[docs/calibration/fashion-mnist.md](docs/calibration/fashion-mnist.md)):", "", *outcome]
+            targeted = regimes["scarce"]["methods"].get("csm (targeted pool)", [])
+            if targeted and not any(r.get("pending") for r in targeted) and \
+                    os.path.exists(os.path.join(docs, "fashion-mnist-pairs.png")):
+                summary += ["", "The pilot's confusion on the validation split, which the targeted pool follows:", "",
+                            "![The pilot's confusion matrix](docs/calibration/fashion-mnist-pairs.png)"]
             if update_readme(os.path.join(S.ROOT, "README.md"), summary):
                 print("updated the study's outcome in README.md")
 
