@@ -449,7 +449,10 @@ class Study:
                     if future.exception() is not None and failure is None:
                         failure = future.exception()
                     elif future.exception() is None and name in self.runs and self.after_training:
-                        self.after_training(name)
+                        try:
+                            self.after_training(name)
+                        except UnitFailed as problem:   # the trainings go on; the next one retries
+                            print(f"[commit] after {name}: {problem}", flush=True)
         if failure:
             raise failure
         if self.chosen() is None and any(s in stages for s in ("targeted", "full", "middle")):

@@ -226,6 +226,10 @@ def test_after_training_follows_each_finished_training(study):
 
     study.plan = lambda stages: [(n, True, t) for n, t in (("generate-pool", generate), ("m1", train("m1")),
                                                            ("m2", train("m2"))) if n not in done]
-    study.after_training = calls.append
+    def after(name):
+        calls.append(name)
+        raise S.UnitFailed(f"study: evaluating {name} failed")
+
+    study.after_training = after
     study.trainings(["scarce"])
-    assert sorted(calls) == ["m1", "m2"], "called for trainings, not for a pool's generation"
+    assert sorted(calls) == ["m1", "m2"], "called for trainings, not for a pool's generation; a failure stops nothing"
