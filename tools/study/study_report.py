@@ -173,7 +173,8 @@ class Report:
             seeds = f"{len(csm)} CSM and {len(ce)} CE seeds"
             line = (f"- **{regime}**: CSM's ECE is {ratio:.2f}x CE's ({pct(csm_ece)}, seeds {spread(csm)}, vs {pct(ce_ece)}, "
                     f"seeds {spread(ce)}; CE after temperature scaling {pct(ce_ts)}), accuracy {pct(csm_acc)} vs "
-                    f"{pct(ce_acc)} ({cost:+.2f} pt cost; means of {seeds}). Goal ({goal}, at most 0.5 pt): "
+                    f"{pct(ce_acc)} ({abs(cost):.2f} pt {'lower' if cost > 0 else 'higher'}; means of {seeds}). "
+                    f"Goal ({goal}, at a cost of at most 0.5 pt of accuracy): "
                     f"**{'met' if met else 'not met'}**.")
             if regime == "scarce":
                 line += (f" Stretch goal (CSM without temperature scaling as calibrated as CE with it): "
