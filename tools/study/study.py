@@ -158,7 +158,7 @@ class Study:
         self.csm = os.path.abspath(csm)
         self.jobs = jobs
         self.lock = threading.Lock()
-        self.pool_lock = threading.Lock()
+        self.pool_locks: dict[str, threading.Lock] = {}   # one per pool: its generation runs once
         self.worker = threading.local()
         self.after_training = None   # called with a training's name when it has finished (--commit)
         self.work = os.path.abspath(work)
@@ -293,13 +293,18 @@ class Study:
 
     def pool(self, name: str) -> str:
         """The mixed pool NAME's folder, generated on first use. NAME-targeted is pool NAME's
-        budget spent by the pilot's pair weights (see `targeted`)."""
+        budget spent by the pilot's pair weights (see `pair_weights`). A pool being generated
+        blocks only the callers that want that pool."""
+        if self.generated(name):
+            return self.path(name)
         base, targeted = name.removesuffix(TARGETED), name.endswith(TARGETED)
         command = [self.csm, "generate", "--out", self.path(name), "--groups-per-pair", str(POOLS[base]),
                    "--lambdas", str(LAMBDAS), "--seed", "0", "--solver", "dpm2m"]
         if targeted:
             command += ["--pair-weights", self.pair_weights()]
-        with self.pool_lock:
+        with self.lock:
+            lock = self.pool_locks.setdefault(name, threading.Lock())
+        with lock:
             self.unit("generate-" + name, "data", command, [self.path(name, "manifest.json")])
         return self.path(name)
 

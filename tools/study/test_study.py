@@ -233,3 +233,25 @@ def test_after_training_follows_each_finished_training(study):
     study.after_training = after
     study.trainings(["scarce"])
     assert sorted(calls) == ["m1", "m2"], "called for trainings, not for a pool's generation; a failure stops nothing"
+
+
+def test_a_pool_being_generated_blocks_no_training_of_another_pool(study):
+    """While one pool is generated (its unit runs, holding that pool's lock), asking for an
+    already generated pool returns at once."""
+    generated(study, "pool54000")
+    started, release = threading.Event(), threading.Event()
+
+    def generate(name, stage, command, outputs, committed=False):
+        started.set()
+        release.wait(5)
+
+    study.unit = generate
+    study.pair_weights = lambda: "weights.json"
+    worker = threading.Thread(target=study.pool, args=("pool54000" + S.TARGETED,))
+    worker.start()
+    assert started.wait(5)
+    begin = time.time()
+    assert study.pool("pool54000") == study.path("pool54000")
+    assert time.time() - begin < 1
+    release.set()
+    worker.join()
