@@ -427,6 +427,9 @@ class Study:
         core waits while another finishes what a choice needs. The first failure stops new
         starts; the running units finish, then it is raised."""
         free = list(range(self.jobs)) if self.jobs > 1 else [None]
+        with self.lock:
+            self.state["training_jobs"] = self.jobs   # for the report, whatever --jobs writes it
+            self.save(self.state_path, self.state)
         running: dict[str, tuple[concurrent.futures.Future, int | None]] = {}
         failure = None
 

@@ -395,13 +395,14 @@ class Report:
         grid = self.grid()
         stages = ("data", "select", "scarce", "targeted", "full", "middle", "evaluate")
         unit_minutes = {stage: round(study.stage_seconds(stage) / 60, 1) for stage in stages}
+        jobs = study.state.get("training_jobs", study.jobs)   # what the trainings ran with, not this report
         version = subprocess.run([study.csm, "--version"], capture_output=True, text=True).stdout.strip()
         pools = {name: {"groups_per_pair": groups, "lambdas": S.LAMBDAS, "pairs": 45, "samples": 45 * S.LAMBDAS * groups,
                         "solver": "dpm2m"} for name, groups in S.POOLS.items()}
         document = {"dataset": "fashion-mnist", "regimes": regimes, "grid": grid, "recipe": S.RECIPE, "mixed": pools,
                     "samples": {d: study.count(d) for d in ("real-train", "real-val", "real-fit", "real-scarce", "real-middle",
                                                             "real-test") if os.path.exists(study.path(d, "manifest.json"))},
-                    "bins": S.BINS, "bootstrap": S.BOOTSTRAP, "unit_minutes": unit_minutes, "jobs": study.jobs,
+                    "bins": S.BINS, "bootstrap": S.BOOTSTRAP, "unit_minutes": unit_minutes, "jobs": jobs,
                     "machine": machine(), "csm_version": version, "diagnostics": study.state.get("diagnostics")}
         json_path = os.path.join(docs, "fashion-mnist.json")
         with open(json_path + ".tmp", "w") as out:
@@ -483,7 +484,7 @@ class Report:
                + ", ".join(f"{p['groups_per_pair']} trajectories per pair = {p['samples']:,} images" for p in pools.values())
                + ". λ̂ is stored and `csm train --sharpness` re-derives the soft labels.", "",
                "## Wall time (this machine)", "",
-               f"Trainings ran {study.jobs} at a time, each pinned to one core (`tools/study/study.py --jobs`); the minutes add up "
+               f"Trainings ran {jobs} at a time, each pinned to one core (`tools/study/study.py --jobs`); the minutes add up "
                "each command's wall time (a training's: its epochs over every sitting; work lost to an interruption is not "
                "counted).", "",
                "| stage | minutes |", "|---|---:|", *[f"| {k} | {unit_minutes[k]} |" for k in stages],
