@@ -134,6 +134,22 @@ def training_seconds(log_path: str) -> float | None:
     return round(sum(timed.get(e, estimated.get(e)) for e in epochs), 1) if epochs else None
 
 
+def generation_seconds(log_path: str) -> float | None:
+    """How long a `csm generate` took over every sitting its log holds: each sitting's last
+    progress line, its images over its rate (a sitting is a run of lines that count towards
+    the same total, the images it had left to make). None without progress lines."""
+    sittings: list[tuple[int, int, float]] = []   # (total, done, rate) of each sitting's last line
+    for raw in open(log_path, errors="replace").read().replace("\r", "\n").splitlines():
+        match = re.match(r"generating:\s+\d+%\s+(\d+)/(\d+) images\s+([\d.]+) images/s", raw.strip())
+        if match:
+            done, total, rate = int(match[1]), int(match[2]), float(match[3])
+            if sittings and sittings[-1][0] == total and done >= sittings[-1][1]:
+                sittings[-1] = (total, done, rate)
+            else:
+                sittings.append((total, done, rate))
+    return round(sum(done / rate for _, done, rate in sittings if rate > 0), 1) if sittings else None
+
+
 class Training(typing.NamedTuple):
     """One classifier to train: the stage that wants it, its regime, loss, seed, CSM setting
     (None without mixed data) and whether it validates after every epoch."""
@@ -174,6 +190,10 @@ class Study:
                 self.runs[name]["train_seconds"] = training_seconds(log)
         if any(os.path.exists(log) for log in logs.values()):
             self.save(self.runs_path, self.runs)
+        for name, record in self.state["units"].items():
+            log = self.path("logs", name + ".log")
+            if name.startswith("generate-") and "generate_seconds" not in record and os.path.exists(log):
+                record["generate_seconds"] = generation_seconds(log)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -238,6 +258,8 @@ class Study:
                   "finished": datetime.datetime.now().isoformat(timespec="seconds")}
         if committed:
             record["train_seconds"] = training_seconds(log_path)
+        elif name.startswith("generate-"):
+            record["generate_seconds"] = generation_seconds(log_path)
         with self.lock:
             if committed:
                 self.runs[name] = record
@@ -254,7 +276,7 @@ class Study:
 
     def stage_seconds(self, stage: str) -> float:
         units = list(self.runs.values()) + list(self.state["units"].values())
-        return sum(u.get("train_seconds") or u["seconds"] for u in units if u["stage"] == stage)
+        return sum(u.get("train_seconds") or u.get("generate_seconds") or u["seconds"] for u in units if u["stage"] == stage)
 
     def commit(self, message: str) -> bool:
         """Commits the classifiers with their records, the report and the README's outcome

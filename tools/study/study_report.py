@@ -485,8 +485,8 @@ class Report:
                + ". λ̂ is stored and `csm train --sharpness` re-derives the soft labels.", "",
                "## Wall time (this machine)", "",
                f"Trainings ran {jobs} at a time, each pinned to one core (`tools/study/study.py --jobs`); the minutes add up "
-               "each command's wall time (a training's: its epochs over every sitting; work lost to an interruption is not "
-               "counted).", "",
+               "each command's wall time (a training's: its epochs over every sitting, a generation's: every sitting; work "
+               "lost to an interruption is not counted).", "",
                "| stage | minutes |", "|---|---:|", *[f"| {k} | {unit_minutes[k]} |" for k in stages],
                f"| total | {round(sum(unit_minutes.values()), 1)} |", "",
                f"Machine: {machine()}. csm {version}.", "",

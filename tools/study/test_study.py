@@ -255,3 +255,17 @@ def test_a_pool_being_generated_blocks_no_training_of_another_pool(study):
     assert time.time() - begin < 1
     release.set()
     worker.join()
+
+
+def test_generation_seconds_adds_every_sitting(tmp_path):
+    log = tmp_path / "generate.log"
+    log.write_text(
+        # Sitting 1: 300 of 1,000 images at 10 images/s, then stopped; sitting 2 makes the 700 left at 14.
+        "generating:   0% 0/1000 images  0.0 images/s  ETA 0s\r"
+        "generating:  20% 200/1000 images  10.0 images/s  ETA 80s\rgenerating:  30% 300/1000 images  10.0 images/s  ETA 70s\n"
+        "csm generate: stopped by SIGTERM; the finished shards are kept\n"
+        "generating:   0% 0/700 images  0.0 images/s  ETA 0s\rgenerating: 100% 700/700 images  14.0 images/s  ETA 0s\n")
+    assert S.generation_seconds(str(log)) == pytest.approx(30 + 50)
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    assert S.generation_seconds(str(empty)) is None
