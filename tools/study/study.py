@@ -26,12 +26,6 @@ Stages, in order (each resumes; see below):
   full     CE (3 seeds), LS, focal, BSCE-GRA; CSM at the scarce pick (3 seeds) and at
            sharpness 4; CSM + BSCE-GRA.
   middle   CE and CSM at the scarce pick, 3 seeds each.
-
-The four training stages run as one plan (Study.plan): a free core takes the most wanted
-training that can start (the scarce choice first, then targeted, full, middle), and
-trainings that need no choice (full CE, LS, focal, BSCE-GRA; middle CE) fill the cores
-while a choice waits for its runs.
-
   evaluate every finished model on the 10,000 test images (csm evaluate --classifier,
            temperature fitted on the validation split, 1,000 bootstrap resamples for ECE).
   diagnose what the scarce CSM runs did with their data (tools/study/study_diagnostics.py): their fit
@@ -39,6 +33,11 @@ while a choice waits for its runs.
            and per class pair what the targeted pool changed against the uniform one.
   report   docs/calibration/fashion-mnist.{md,json} and the figures; runs still missing are
            listed as pending.
+
+The four training stages run as one plan (Study.plan): a free core takes the most wanted
+training that can start (the scarce choice first, then targeted, full, middle), and
+trainings that need no choice (full CE, LS, focal, BSCE-GRA; middle CE) fill the cores
+while a choice waits for its runs.
 
 Every training writes its classifier to Datasets/fashion-mnist/study/ and its record (wall
 time, per-epoch JSON lines) to Datasets/fashion-mnist/study/runs.json: both are meant to be
@@ -112,14 +111,18 @@ def model_name(regime: str, loss: str, seed: int, settings: dict | None = None) 
     return f"{regime}-{loss}" + (f"-{setting_label(settings)}" if settings else "") + f"-seed{seed}"
 
 
+def log_lines(log_path: str) -> list[str]:
+    """A unit's log as stripped lines, each progress redraw (carriage return) its own line."""
+    return [line.strip() for line in open(log_path, errors="replace").read().replace("\r", "\n").splitlines()]
+
+
 def training_seconds(log_path: str) -> float | None:
     """How long a training's epochs took, over every sitting its log holds: each epoch's
     `seconds` from its JSON line (`csm train --json`), or, for an epoch whose line was lost
     with an interrupted sitting, its images over the rate of its last progress line (the
     training pass alone). Work an interruption threw away is not counted. None without epochs."""
     timed, estimated = {}, {}
-    for raw in open(log_path, errors="replace").read().replace("\r", "\n").splitlines():
-        line = raw.strip()
+    for line in log_lines(log_path):
         if line.startswith("{"):
             try:
                 epoch = json.loads(line)
@@ -139,8 +142,8 @@ def generation_seconds(log_path: str) -> float | None:
     progress line, its images over its rate (a sitting is a run of lines that count towards
     the same total, the images it had left to make). None without progress lines."""
     sittings: list[tuple[int, int, float]] = []   # (total, done, rate) of each sitting's last line
-    for raw in open(log_path, errors="replace").read().replace("\r", "\n").splitlines():
-        match = re.match(r"generating:\s+\d+%\s+(\d+)/(\d+) images\s+([\d.]+) images/s", raw.strip())
+    for line in log_lines(log_path):
+        match = re.match(r"generating:\s+\d+%\s+(\d+)/(\d+) images\s+([\d.]+) images/s", line)
         if match:
             done, total, rate = int(match[1]), int(match[2]), float(match[3])
             if sittings and sittings[-1][0] == total and done >= sittings[-1][1]:
@@ -184,11 +187,13 @@ class Study:
         self.runs_path = os.path.join(ROOT, MODELS, "runs.json")
         self.runs = self.load(self.runs_path, {})
         # Records made before train_seconds existed get it from their logs, where they are here.
-        logs = {name: self.path("logs", name + ".log") for name, record in self.runs.items() if "train_seconds" not in record}
-        for name, log in logs.items():
-            if os.path.exists(log):
-                self.runs[name]["train_seconds"] = training_seconds(log)
-        if any(os.path.exists(log) for log in logs.values()):
+        filled = False
+        for name, record in self.runs.items():
+            log = self.path("logs", name + ".log")
+            if "train_seconds" not in record and os.path.exists(log):
+                record["train_seconds"] = training_seconds(log)
+                filled = True
+        if filled:
             self.save(self.runs_path, self.runs)
         for name, record in self.state["units"].items():
             log = self.path("logs", name + ".log")
@@ -534,12 +539,6 @@ class Study:
         if not all(self.finished(model_name("scarce", "csm", 0, s)) for s in second):
             return None
         return self.pick(second)
-
-    def require_chosen(self) -> dict:
-        chosen = self.chosen()
-        if chosen is None:
-            raise UnitFailed("study: the CSM setting is not chosen yet: run the scarce stage first")
-        return chosen
 
     # -- evaluation ----------------------------------------------------------------------
 
