@@ -7,15 +7,19 @@ final class ProgressReporter {
     let label: String
     let total: Int
     let unit: String
-    let start = Date()
+    /// When the work began: the rate and ETA count from here.
+    let start: Date
     private var lastPrint = Date.distantPast
     private var done = 0
     private var finished = false
     private let interactive = isatty(STDERR_FILENO) != 0
     private let lock = NSLock()
 
-    init(_ label: String, total: Int, unit: String) {
+    /// `start` is when the work began, if before the reporter was made (a training epoch
+    /// whose first progress comes after its first step).
+    init(_ label: String, total: Int, unit: String, start: Date = Date()) {
         self.label = label
+        self.start = start
         self.total = max(1, total)
         self.unit = unit
     }

@@ -185,7 +185,7 @@ struct TrainCommand: ParsableCommand {
         var images = 0.0
         try trainer.run(onStep: { report in
             if progress == nil || report.stepInEpoch == 1 {
-                progress = ProgressReporter("epoch \(report.epoch + 1)/\(epochs)", total: imagesPerEpoch, unit: "img")
+                progress = ProgressReporter("epoch \(report.epoch + 1)/\(epochs)", total: imagesPerEpoch, unit: "img", start: started)
             }
             images = Double(report.images)
             progress?.update(report.images, detail: String(format: "step %d  loss %.4f", report.step, report.loss))
