@@ -23,8 +23,9 @@ Stages, in order (each resumes; see below):
   targeted the scarce pick on a pool of the same size whose trajectories follow the pairs a
            pilot confuses (csm pairs with scarce CE seed 0 on the validation split, then
            csm generate --pair-weights), 3 seeds, against the uniform pool's 3 seeds.
-  full     CE (3 seeds), LS, focal, BSCE-GRA; CSM at the scarce pick (3 seeds) and at
-           sharpness 4; CSM + BSCE-GRA.
+  full     CE (3 seeds), LS, focal, BSCE-GRA; CSM at the scarce pick and at sharpness 4
+           (seed 0 each), the one chosen on the validation split the same way (against full
+           CE seed 0) with 3 seeds; CSM + BSCE-GRA at it.
   middle   CE and CSM at the scarce pick, 3 seeds each.
   evaluate every finished model on the 10,000 test images (csm evaluate --classifier,
            temperature fitted on the validation split, 1,000 bootstrap resamples for ECE).
@@ -86,7 +87,7 @@ TRAINING_STAGES = ("scarce", "targeted", "full", "middle")
 TARGETED = "-targeted"           # a pool's budget allocated by the pilot's pair weights
 LAMBDAS = 8
 SHARPNESS = [1.0, 1.5, 2.3, 4.0, 10.0]
-FULL_SHARPNESS = 4.0             # "full" also trains CSM at this sharpness beside the scarce pick
+FULL_SHARPNESS = 4.0             # "full" chooses between the scarce pick and the pick at this sharpness
 ACCURACY_SLACK = 0.005           # a setting may cost at most 0.5 pt of validation accuracy
 BOOTSTRAP = 1000
 BINS = 15
@@ -410,12 +411,17 @@ class Study:
             add("targeted", "scarce", "ce", [0], curves=True)      # the pilot
             add("targeted", "scarce", "csm", SEEDS, targeted)
             add("scarce", "scarce", "csm-bsce-gra", [0], chosen)
-            add("full", "full", "csm", SEEDS, chosen)
-            if chosen["sharpness"] != FULL_SHARPNESS:
-                add("full", "full", "csm", [0], {**chosen, "sharpness": FULL_SHARPNESS})
-            add("full", "full", "csm-bsce-gra", [0], chosen)
-        # Trainings that need no choice: they keep the cores busy while the choice waits.
+        # full: CE seed 0 (the reference of its choice) and the candidates, then the choice's
+        # seeds. Trainings that need no choice keep the cores busy while a choice waits.
+        add("full", "full", "ce", [0], curves=True)
+        for settings in self.full_candidates():
+            add("full", "full", "csm", [0], settings)
+        full_chosen = self.full_chosen()
+        if full_chosen is not None:
+            add("full", "full", "csm", SEEDS, full_chosen)
         add("full", "full", "ce", SEEDS, curves=True)
+        if full_chosen is not None:
+            add("full", "full", "csm-bsce-gra", [0], full_chosen)
         for loss in ("ls", "focal", "bsce-gra"):
             add("full", "full", loss, [0])
         if chosen is not None:
@@ -495,31 +501,16 @@ class Study:
 
     # -- the choice of CSM settings (validation split only) ------------------------------
 
-    def grid_rows(self) -> list[dict]:
-        """Validation metrics of CE (seed 0) and every finished scarce CSM setting (seed 0)."""
-        rows = []
-        candidates = [None] + [setting(p, s) for p in POOLS for s in SHARPNESS]
-        best = self.pick([s for s in candidates[1:]], required=False)
-        if best is not None:
-            candidates += [{**best, "consistent_only": True}, {**best, "n_aug": 2}]
-        for settings in candidates:
-            name = model_name("scarce", "ce" if settings is None else "csm", 0, settings)
-            if self.record(name) is None or not os.path.exists(self.model_path(name)):
-                continue
-            metrics = self.validation(name)
-            rows.append({"setting": settings, "name": name, "accuracy": metrics["accuracy"], "ece": metrics["ece"],
-                         "ece_ci": metrics.get("ece_ci"), "nll": metrics["nll"]})
-        return rows
-
-    def pick(self, candidates: list[dict], required: bool = True) -> dict | None:
+    def pick(self, candidates: list[dict], required: bool = True, regime: str = "scarce") -> dict | None:
         """The setting with the lowest validation ECE among those within ACCURACY_SLACK of
-        CE's validation accuracy (seed 0, scarce); the most accurate when none is. With
-        `required` False, None until every candidate and CE have finished."""
-        names = [model_name("scarce", "csm", 0, s) for s in candidates] + [model_name("scarce", "ce", 0)]
-        if not required and any(self.record(n) is None for n in names):
+        CE's validation accuracy (seed 0 of `regime`), each judged by its seed-0 training in
+        `regime`; the most accurate when none is. With `required` False, None until every
+        candidate and CE have finished."""
+        names = [model_name(regime, "csm", 0, s) for s in candidates] + [model_name(regime, "ce", 0)]
+        if not required and not all(self.finished(n) for n in names):
             return None
-        floor = self.validation(model_name("scarce", "ce", 0))["accuracy"] - ACCURACY_SLACK
-        scored = [(s, self.validation(model_name("scarce", "csm", 0, s))) for s in candidates]
+        floor = self.validation(model_name(regime, "ce", 0))["accuracy"] - ACCURACY_SLACK
+        scored = [(s, self.validation(model_name(regime, "csm", 0, s))) for s in candidates]
         eligible = [(s, m) for s, m in scored if m["accuracy"] >= floor]
         if eligible:
             return min(eligible, key=lambda sm: sm[1]["ece"])[0]
@@ -540,6 +531,59 @@ class Study:
             return None
         return self.pick(second)
 
+    def full_candidates(self) -> list[dict]:
+        """The settings "full" chooses between on its own validation runs: the scarce pick and
+        the pick at FULL_SHARPNESS (just the pick when the two are one). Empty before the pick."""
+        chosen = self.chosen()
+        if chosen is None:
+            return []
+        return [chosen] + ([{**chosen, "sharpness": FULL_SHARPNESS}] if chosen["sharpness"] != FULL_SHARPNESS else [])
+
+    def full_chosen(self) -> dict | None:
+        """The "full" regime's setting: of its candidates, the pick by `pick` on the validation
+        split (seed 0 of each, against full CE seed 0); None until those have finished."""
+        candidates = self.full_candidates()
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        return self.pick(candidates, required=False, regime="full")
+
+    def setting_for(self, regime: str, method: str) -> dict | None:
+        """The CSM setting behind a table row (None for the other methods and before the
+        scarce pick). In "full", "csm" is its choice (the scarce pick while the choice waits)
+        and "csm (sharpness S)" the other candidate."""
+        chosen = self.chosen()
+        if chosen is None or not method.startswith("csm"):
+            return None
+        if regime == "full":
+            main = self.full_chosen() or chosen
+            if method.startswith("csm (sharpness"):
+                return next(c for c in self.full_candidates() if c != main)
+            return main
+        if method == "csm (targeted pool)":
+            return {**chosen, "pool": chosen["pool"] + TARGETED}
+        return chosen
+
+    def choice_rows(self, regime: str) -> list[dict]:
+        """Validation metrics of CE (seed 0) and every finished candidate setting (seed 0)
+        that `regime` chooses among: the grid and its variants in "scarce", the two
+        candidates in "full"."""
+        if regime == "full":
+            candidates = [None] + self.full_candidates()
+        else:
+            candidates = [None] + [setting(p, s) for p in POOLS for s in SHARPNESS]
+            best = self.pick(candidates[1:], required=False)
+            if best is not None:
+                candidates += [{**best, "consistent_only": True}, {**best, "n_aug": 2}]
+        rows = []
+        for settings in candidates:
+            name = model_name(regime, "ce" if settings is None else "csm", 0, settings)
+            if not self.finished(name):
+                continue
+            metrics = self.validation(name)
+            rows.append({"setting": settings, "name": name, "accuracy": metrics["accuracy"], "ece": metrics["ece"],
+                         "ece_ci": metrics.get("ece_ci"), "nll": metrics["nll"]})
+        return rows
+
     # -- evaluation ----------------------------------------------------------------------
 
     def table_models(self) -> dict:
@@ -553,15 +597,17 @@ class Study:
             if regime == "scarce":
                 rows["bsce-gra"] = [(0, model_name(regime, "bsce-gra", 0))]
             if chosen is not None:
-                rows["csm"] = [(s, model_name(regime, "csm", s, chosen)) for s in SEEDS]
-                if regime == "full" and chosen["sharpness"] != FULL_SHARPNESS:
-                    rows[f"csm (sharpness {FULL_SHARPNESS:g})"] = [
-                        (0, model_name(regime, "csm", 0, {**chosen, "sharpness": FULL_SHARPNESS}))]
-                if regime != "middle":
-                    rows["csm-bsce-gra"] = [(0, model_name(regime, "csm-bsce-gra", 0, chosen))]
-                if regime == "scarce":
-                    targeted = {**chosen, "pool": chosen["pool"] + TARGETED}
-                    rows["csm (targeted pool)"] = [(s, model_name(regime, "csm", s, targeted)) for s in SEEDS]
+                methods = ["csm"]
+                if regime == "full" and len(self.full_candidates()) > 1:
+                    other = self.setting_for(regime, "csm (sharpness")
+                    methods.append(f"csm (sharpness {other['sharpness']:g})")
+                methods += [] if regime == "middle" else ["csm-bsce-gra"]
+                methods += ["csm (targeted pool)"] if regime == "scarce" else []
+                for method in methods:
+                    settings = self.setting_for(regime, method)
+                    loss = "csm-bsce-gra" if method == "csm-bsce-gra" else "csm"
+                    seeds = SEEDS if method in ("csm", "csm (targeted pool)") else [0]
+                    rows[method] = [(s, model_name(regime, loss, s, settings)) for s in seeds]
             tables[regime] = rows
         return tables
 

@@ -101,18 +101,9 @@ class Report:
             row["replay"] = self.replay(regime, method)
         return row
 
-    def setting_of(self, method: str) -> dict | None:
-        if not method.startswith("csm") or self.chosen is None:
-            return None
-        if method.startswith("csm (sharpness"):
-            return {**self.chosen, "sharpness": self.S.FULL_SHARPNESS}
-        if method == "csm (targeted pool)":
-            return {**self.chosen, "pool": self.chosen["pool"] + self.S.TARGETED}
-        return self.chosen
-
     def replay(self, regime: str, method: str) -> float:
         """Mixed images drawn per epoch over the pool's size."""
-        settings = self.setting_of(method)
+        settings = self.study.setting_for(regime, method)
         real = self.study.count(self.S.REGIMES[regime]["data"])
         base = settings["pool"].removesuffix(self.S.TARGETED)
         pool = self.study.count(settings["pool"]) if os.path.exists(self.study.path(settings["pool"], "manifest.json")) else \
@@ -140,11 +131,13 @@ class Report:
             result[regime] = entry
         return result
 
-    def grid(self) -> dict:
-        rows = self.study.grid_rows()
+    def grid(self, regime: str = "scarce") -> dict:
+        """The validation runs `regime` chose its CSM setting from, and the choice."""
+        rows = self.study.choice_rows(regime)
         floor = next((r["accuracy"] - self.S.ACCURACY_SLACK for r in rows if r["setting"] is None), None)
-        return {"rows": rows, "chosen": self.chosen, "accuracy_floor": floor, "regime": "scarce",
-                "epochs": self.S.REGIMES["scarce"]["epochs"], "validation_samples": self.study.count("real-val")}
+        chosen = self.chosen if regime == "scarce" else self.study.full_chosen()
+        return {"rows": rows, "chosen": chosen, "accuracy_floor": floor, "regime": regime,
+                "epochs": self.S.REGIMES[regime]["epochs"], "validation_samples": self.study.count("real-val")}
 
     # -- writing -------------------------------------------------------------------------
 
@@ -392,14 +385,14 @@ class Report:
         docs = os.path.join(S.ROOT, S.DOCS)
         os.makedirs(docs, exist_ok=True)
         regimes = self.regimes()
-        grid = self.grid()
+        grid, full_grid = self.grid(), self.grid("full")
         stages = ("data", "select", "scarce", "targeted", "full", "middle", "evaluate")
         unit_minutes = {stage: round(study.stage_seconds(stage) / 60, 1) for stage in stages}
         jobs = study.state.get("training_jobs", study.jobs)   # what the trainings ran with, not this report
         version = subprocess.run([study.csm, "--version"], capture_output=True, text=True).stdout.strip()
         pools = {name: {"groups_per_pair": groups, "lambdas": S.LAMBDAS, "pairs": 45, "samples": 45 * S.LAMBDAS * groups,
                         "solver": "dpm2m"} for name, groups in S.POOLS.items()}
-        document = {"dataset": "fashion-mnist", "regimes": regimes, "grid": grid, "recipe": S.RECIPE, "mixed": pools,
+        document = {"dataset": "fashion-mnist", "regimes": regimes, "grid": grid, "full_grid": full_grid, "recipe": S.RECIPE, "mixed": pools,
                     "samples": {d: study.count(d) for d in ("real-train", "real-val", "real-fit", "real-scarce", "real-middle",
                                                             "real-test") if os.path.exists(study.path(d, "manifest.json"))},
                     "bins": S.BINS, "bootstrap": S.BOOTSTRAP, "unit_minutes": unit_minutes, "jobs": jobs,
@@ -466,7 +459,9 @@ class Report:
                + ", ".join(f"`{k}` {' '.join(v) or '(none)'}" for k, v in S.LOSS_OPTIONS.items()) + ". "
                + ("CSM methods add `--mixed` with the chosen setting: "
                   f"the {45 * S.LAMBDAS * S.POOLS[chosen['pool']]:,}-image pool, sharpness {chosen['sharpness']:g}, n_aug "
-                  f"{chosen['n_aug']}, {'consistent samples only' if chosen['consistent_only'] else 'all samples'}."
+                  f"{chosen['n_aug']}, {'consistent samples only' if chosen['consistent_only'] else 'all samples'}"
+                  + (f" (in \"full\", sharpness {full_grid['chosen']['sharpness']:g}, chosen below)."
+                     if full_grid["chosen"] and full_grid["chosen"] != chosen else ".")
                   if chosen else "CSM methods add `--mixed` with the setting chosen below (pending)."), "",
                "## CSM settings (validation split only)", "",
                f"Each setting trained the `csm` loss on the scarce split for the regime's full {grid['epochs']} epochs "
@@ -475,6 +470,11 @@ class Report:
                + (f" (floor {pct(grid['accuracy_floor'])})" if grid["accuracy_floor"] is not None else "")
                + ". Sharpness x pool first, then consistent-only and n_aug 2 at the best of those. The interval shows how "
                "far the validation split can tell settings apart.", "", *self.grid_table(grid), "",
+               f"In \"full\" the same rule chose between the scarce pick and the pick at sharpness {S.FULL_SHARPNESS:g}: "
+               f"seed 0 of each trained on the fit split for {full_grid['epochs']} epochs and was judged against full CE "
+               "seed 0 on the validation split. The chosen setting has the regime's 3 CSM seeds and its CSM + BSCE-GRA run; "
+               "the other appears in the table with seed 0.", "",
+               *(self.grid_table(full_grid) if full_grid["rows"] else ["Pending: none of these runs has finished yet."]), "",
                "## Data", "",
                "- Real: Fashion-MNIST train 60,000 = validation 6,000 (class-balanced 10%, `csm split --seed 0 --balanced`) "
                "+ fit 54,000; scarce 5,400 (class-balanced 10% of fit, `--seed 1`); middle 13,500 (class-balanced 25% of "

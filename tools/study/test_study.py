@@ -99,6 +99,36 @@ def test_the_variants_follow_the_grid_and_the_choice_unlocks_the_rest(study):
     assert S.model_name("middle", "csm", 2, chosen) in order
 
 
+def test_full_chooses_between_the_scarce_pick_and_sharpness_4_on_validation(study):
+    generated(study, "pool54000")
+    pick = S.setting("pool54000", 2.3)
+    sharp = {**pick, "sharpness": 4.0}
+    study.chosen = lambda: pick
+    plan = names(study.plan(["full"]))
+    # Before the choice: CE seed 0 and one seed of each candidate lead; no other CSM seed, no CSM + BSCE-GRA.
+    assert plan[:3] == ["full-ce-seed0", S.model_name("full", "csm", 0, pick), S.model_name("full", "csm", 0, sharp)]
+    assert not [n for n in plan if n.startswith("full-csm") and not n.endswith("seed0")]
+    assert not [n for n in plan if n.startswith("full-csm-bsce-gra")]
+    assert study.full_chosen() is None
+    assert study.table_models()["full"]["csm"][1][1] == S.model_name("full", "csm", 1, pick), "the pick while pending"
+
+    # Sharpness 4 has the lower validation ECE within the accuracy floor: it gets the seeds.
+    finish(study, "full-ce-seed0", stage="full", accuracy=0.935, ece=0.012)
+    finish(study, S.model_name("full", "csm", 0, pick), stage="full", accuracy=0.936, ece=0.011)
+    finish(study, S.model_name("full", "csm", 0, sharp), stage="full", accuracy=0.934, ece=0.008)
+    assert study.full_chosen() == sharp
+    plan = names(study.plan(["full"]))
+    assert plan[:2] == [S.model_name("full", "csm", 1, sharp), S.model_name("full", "csm", 2, sharp)]
+    assert S.model_name("full", "csm-bsce-gra", 0, sharp) in plan
+    assert not [n for n in plan if n.startswith(S.model_name("full", "csm", 0, pick)[:-6])]
+    table = study.table_models()["full"]
+    assert [name for _, name in table["csm"]] == [S.model_name("full", "csm", s, sharp) for s in S.SEEDS]
+    assert table["csm (sharpness 2.3)"] == [(0, S.model_name("full", "csm", 0, pick))]
+    assert table["csm-bsce-gra"] == [(0, S.model_name("full", "csm-bsce-gra", 0, sharp))]
+    assert [r["name"] for r in study.choice_rows("full")] == [
+        "full-ce-seed0", S.model_name("full", "csm", 0, pick), S.model_name("full", "csm", 0, sharp)]
+
+
 def test_the_targeted_pool_waits_for_its_pilot(study):
     generated(study, "pool54000")
     finish(study, "scarce-ce-seed0")
