@@ -2,7 +2,7 @@
 """The calibration study on Fashion-MNIST (make study): what CSM data does to a classifier's
 calibration once training has converged, measured with csm's own commands.
 
-    python3 tools/study/study.py --csm .build/release/csm [--work study-out] [--stage STAGE] [--jobs N] [--commit] [--quick]
+    python3 tools/study/study.py --csm .build/release/csm [--work study-out] [--stage STAGE] [--jobs N] [--commit] [--plan] [--quick]
 
 Regimes by labelled fraction of the fit split, each trained to convergence with one recipe
 (ResNet-20, SGD, cosine schedule): "scarce" (a class-balanced 10%, 50 epochs), "full" (all
@@ -56,10 +56,13 @@ whose figures mean nothing.
 import argparse
 import concurrent.futures
 import datetime
+import functools
 import json
 import os
 import platform
 import re
+import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -382,7 +385,8 @@ class Study:
 
     def plan(self, stages: list[str]) -> list[tuple[str, bool, object]]:
         """What the training stages in `stages` still need, most wanted first: (unit name,
-        whether it can start now, a zero-argument callable that runs it). A CSM training
+        whether it can start now, a zero-argument functools.partial that runs it: `train`
+        with its Training, or `pool` with the pool's name). A CSM training
         whose pool is not generated yet is preceded by the pool's generation. Recomputed
         after every finished unit, so settings are chosen as soon as their inputs exist."""
         wanted: list[Training | str] = []   # trainings, and pools wanted before their trainings
@@ -435,7 +439,7 @@ class Study:
             if "generate-" + pool not in seen and not self.generated(pool):
                 seen.add("generate-" + pool)
                 ready = not pool.endswith(TARGETED) or self.finished(model_name("scarce", "ce", 0))
-                plan.append(("generate-" + pool, ready, lambda: self.pool(pool)))
+                plan.append(("generate-" + pool, ready, functools.partial(self.pool, pool)))
 
         for item in wanted:
             if isinstance(item, str):
@@ -445,12 +449,74 @@ class Study:
                 continue
             seen.add(item.name)
             pool = item.settings["pool"] if item.loss.startswith("csm") else None
-            if pool is not None and not self.generated(pool):
+            waits = pool is not None and not self.generated(pool)
+            if waits:
                 generation(pool)
-                plan.append((item.name, False, None))
-            else:
-                plan.append((item.name, True, lambda training=item: self.train(training)))
+            plan.append((item.name, not waits, functools.partial(self.train, item)))
         return plan
+
+    def checkpoint_epochs(self, name: str) -> int:
+        """The epochs training NAME's checkpoint holds (its safetensors header's epochs_done;
+        docs/formats/checkpoint.md); 0 without a readable checkpoint."""
+        try:
+            with open(self.path("checkpoints", name + ".checkpoint"), "rb") as file:
+                size = struct.unpack("<Q", file.read(8))[0]
+                return int(json.loads(file.read(size))["__metadata__"]["epochs_done"])
+        except (OSError, ValueError, KeyError, struct.error):
+            return 0
+
+    def epoch_rates(self) -> dict[tuple, float]:
+        """The median images/s of the recorded trainings' epochs, by (regime, whether they
+        drew mixed data) and by (None, mixed) over all regimes: this machine's rate,
+        validation and checkpoints included."""
+        rates: dict[tuple, list[float]] = {}
+        for name, record in self.runs.items():
+            mixed = "-csm" in name
+            for line in record["stdout"].splitlines():
+                if line.startswith("{"):
+                    rate = json.loads(line)["images_per_second"]
+                    for key in ((name.split("-")[0], mixed), (None, mixed)):
+                        rates.setdefault(key, []).append(rate)
+        return {key: statistics.median(values) for key, values in rates.items()}
+
+    def training_minutes(self, training: Training, rates: dict[tuple, float]) -> float | None:
+        """Core-minutes TRAINING still needs: the epochs its checkpoint lacks, each of its
+        regime's real images plus the mixed ones drawn with them, at the regime's rate (all
+        regimes' before the regime has one). None before any rate or the data exists."""
+        data = REGIMES[training.regime]["data"]
+        mixed = training.loss.startswith("csm")
+        rate = rates.get((training.regime, mixed), rates.get((None, mixed)))
+        if rate is None or not os.path.exists(self.path(data, "manifest.json")):
+            return None
+        images = self.count(data) * (2 + training.settings["n_aug"] if mixed else 1)
+        epochs = REGIMES[training.regime]["epochs"] - self.checkpoint_epochs(training.name)
+        return images * epochs / rate / 60
+
+    def print_plan(self, stages: list[str]) -> None:
+        """What `stages` still need, most wanted first, with each training's core-minutes at
+        this machine's measured rates (--plan). Starts nothing."""
+        rates, total, unknown = self.epoch_rates(), 0.0, 0
+        plan = self.plan(stages)
+        print(f"{len(plan)} units left, most wanted first (core-minutes at the median rate of the recorded epochs, "
+              "by regime and by whether the training draws mixed data):")
+        for name, ready, task in plan:
+            minutes = self.training_minutes(task.args[0], rates) if task.func == self.train else None
+            done = self.checkpoint_epochs(name) if task.func == self.train else 0
+            total += minutes or 0
+            unknown += minutes is None
+            print(f"  {'ready  ' if ready else 'waiting'}  {name:<48} "
+                  + (f"{minutes:6.0f}" if minutes is not None else "     ?")
+                  + (f"  (checkpoint at epoch {done})" if done else ""))
+        if "full" in stages and self.chosen() is not None and self.full_chosen() is None:
+            # Its seeds 1 and 2 and CSM + BSCE-GRA cost the same whichever candidate wins.
+            later = [Training("full", "full", loss, seed, self.chosen()) for loss, seed in
+                     (("csm", 1), ("csm", 2), ("csm-bsce-gra", 0))]
+            minutes = sum(self.training_minutes(t, rates) or 0 for t in later)
+            total += minutes
+            print(f"  then, once \"full\" has chosen its setting: CSM seeds 1 and 2 and CSM + BSCE-GRA at it, "
+                  f"{minutes:.0f} core-minutes")
+        print(f"about {total / 60:.1f} core-hours" + (f" besides {unknown} unit(s) not estimated" if unknown else "")
+              + f": about {total / 60 / self.jobs:.1f} hours with --jobs {self.jobs}")
 
     def trainings(self, stages: list[str]) -> None:
         """Runs the plan of `stages` on `jobs` workers, each pinned to its own core with
@@ -677,6 +743,8 @@ def main() -> int:
     order = ["data", "scarce", "targeted", "full", "middle", "evaluate", "diagnose", "report"]
     parser.add_argument("--stage", choices=order, help="run up to and including this stage (default: all)")
     parser.add_argument("--only", choices=order, help="run this stage alone (its inputs must exist)")
+    parser.add_argument("--plan", action="store_true",
+                        help="print what the training stages still need, with estimated core-minutes, and exit")
     parser.add_argument("--commit", action="store_true",
                         help="after every finished training, evaluate it, rewrite the report and git-commit the "
                              "classifiers, their records, the report and the README's outcome (nothing else)")
@@ -706,6 +774,9 @@ def main() -> int:
     if args.commit:
         study.after_training = commit
     stages = [args.only] if args.only else order[:order.index(args.stage or "report") + 1]
+    if args.plan:
+        study.print_plan([s for s in stages if s in TRAINING_STAGES])
+        return 0
     # The training stages run as one plan, so a core never waits for another stage's choice.
     steps = [s for s in stages if s not in TRAINING_STAGES]
     if any(s in TRAINING_STAGES for s in stages):

@@ -299,3 +299,30 @@ def test_generation_seconds_adds_every_sitting(tmp_path):
     empty = tmp_path / "empty.log"
     empty.write_text("")
     assert S.generation_seconds(str(empty)) is None
+
+
+def test_the_plan_estimates_core_minutes_from_recorded_rates_and_checkpoints(study, capsys):
+    os.makedirs(study.path("real-scarce"), exist_ok=True)
+    with open(study.path("real-scarce", "manifest.json"), "w") as out:
+        json.dump({"shards": [{"count": 5000}, {"count": 400}]}, out)
+    finish(study, "scarce-ce-seed0")
+    study.runs["scarce-ce-seed0"]["stdout"] = "".join(
+        json.dumps({"epoch": e, "images_per_second": rate}) + "\n" for e, rate in ((1, 200.0), (2, 300.0), (3, 250.0)))
+    finish(study, "scarce-csm-pool5760-s1-n1-seed0")
+    study.runs["scarce-csm-pool5760-s1-n1-seed0"]["stdout"] = json.dumps({"epoch": 1, "images_per_second": 360.0}) + "\n"
+    rates = study.epoch_rates()
+    assert rates[("scarce", False)] == 250.0 and rates[(None, True)] == 360.0
+    # A checkpoint of 10 epochs (a safetensors header with epochs_done) leaves 40 of 50.
+    os.makedirs(study.path("checkpoints"), exist_ok=True)
+    header = json.dumps({"__metadata__": {"epochs_done": "10", "format": "csm-training-checkpoint/1"}}).encode()
+    with open(study.path("checkpoints", "scarce-ce-seed1.checkpoint"), "wb") as out:
+        out.write(len(header).to_bytes(8, "little") + header)
+    assert study.checkpoint_epochs("scarce-ce-seed1") == 10 and study.checkpoint_epochs("scarce-ce-seed2") == 0
+    ce = S.Training("scarce", "scarce", "ce", 1)
+    assert study.training_minutes(ce, rates) == pytest.approx(5400 * 40 / 250.0 / 60)
+    csm = S.Training("scarce", "scarce", "csm", 0, S.setting("pool54000", 2.3, n_aug=2))
+    assert study.training_minutes(csm, rates) == pytest.approx(5400 * 4 * 50 / 360.0 / 60), "real + 3 mixed per real"
+    assert study.training_minutes(S.Training("full", "full", "ce", 0), rates) is None, "no fit split yet"
+    study.print_plan(["scarce"])
+    out = capsys.readouterr().out
+    assert "scarce-ce-seed1" in out and "(checkpoint at epoch 10)" in out and "core-hours" in out
