@@ -29,9 +29,10 @@ Stages, in order (each resumes; see below):
   middle   CE and CSM at the scarce pick, 3 seeds each.
   evaluate every finished model on the 10,000 test images (csm evaluate --classifier,
            temperature fitted on the validation split, 1,000 bootstrap resamples for ECE).
-  diagnose what the scarce CSM runs did with their data (tools/study/study_diagnostics.py): their fit
-           of the pool, the pool's soft labels against the full CE models, class-wise test ECE,
-           and per class pair what the targeted pool changed against the uniform one.
+  diagnose what each regime's CSM runs did with their data (tools/study/study_diagnostics.py):
+           their fit of the pool, the pool's soft labels against the full CE models, class-wise
+           test ECE, and in "scarce" per class pair what the targeted pool changed against the
+           uniform one. --commit runs it after every finished training, with the evaluation.
   report   docs/calibration/fashion-mnist.{md,json} and the figures; runs still missing are
            listed as pending.
 
@@ -558,8 +559,8 @@ class Study:
                     elif future.exception() is None and name in self.runs and self.after_training:
                         try:
                             self.after_training(name)
-                        except UnitFailed as problem:   # the trainings go on; the next one retries
-                            print(f"[commit] after {name}: {problem}", flush=True)
+                        except Exception as problem:   # the trainings go on; the next one retries
+                            print(f"[commit] after {name}: {type(problem).__name__}: {problem}", flush=True)
         if failure:
             raise failure
         if self.chosen() is None and any(s in stages for s in ("targeted", "full", "middle")):
@@ -678,38 +679,50 @@ class Study:
         return tables
 
     def diagnose(self) -> None:
-        """tools/study/study_diagnostics.py's measurements of the scarce CSM runs: their fit of the
-        pool, the pool's labels against the full CE models, and class-wise test ECE."""
-        chosen = self.chosen()
-        csm = [model_name("scarce", "csm", s, chosen) for s in SEEDS] if chosen else []
-        csm = [name for name in csm if self.finished(name)]
-        if not csm:
-            print("[diagnose] no scarce CSM model yet: nothing to diagnose", flush=True)
-            return
+        """tools/study/study_diagnostics.py's measurements of each regime's CSM runs at its
+        setting: their fit of the pool, the pool's labels against the full CE models, and
+        class-wise test ECE against the regime's CE seed 0; in "scarce" also what the
+        targeted pool changed, pair by pair. Each model's pool logits are evaluated once."""
+        import study_diagnostics
         judges = [name for name in (model_name("full", "ce", s) for s in SEEDS) if self.finished(name)]
-        os.makedirs(self.path("pool-logits"), exist_ok=True)
 
-        def on_pool(name: str) -> str:
-            logits = self.path("pool-logits", name + ".safetensors")
-            self.unit("pool-" + name, "diagnose", [self.csm, "evaluate", "--classifier", self.model_path(name), "--data",
-                                                   self.pool(chosen["pool"]), "--save-logits", logits, "--json"], [logits])
+        def on_pool(name: str, pool: str) -> str:
+            logits = self.path("pool-logits", pool, name + ".safetensors")
+            os.makedirs(os.path.dirname(logits), exist_ok=True)
+            self.unit(f"pool-{pool}-{name}", "diagnose", [self.csm, "evaluate", "--classifier", self.model_path(name),
+                                                         "--data", self.pool(pool), "--save-logits", logits, "--json"],
+                      [logits])
             return logits
 
-        import study_diagnostics
-        test = {method: self.path("logits", name + ".safetensors")
-                for method, name in (("ce", model_name("scarce", "ce", 0)), ("csm", csm[0]))}
-        document = study_diagnostics.diagnose(self.pool(chosen["pool"]), chosen["sharpness"], chosen["consistent_only"],
-                                              {name: on_pool(name) for name in csm}, [on_pool(name) for name in judges],
-                                              {m: p for m, p in test.items() if os.path.exists(p)})
-        targeted = {**chosen, "pool": chosen["pool"] + TARGETED}
-        logits = {kind: [self.path("logits", model_name("scarce", "csm", seed, settings) + ".safetensors") for seed in SEEDS]
-                  for kind, settings in (("uniform", chosen), ("targeted", targeted))}
-        logits = {kind: [path for path in paths if os.path.exists(path)] for kind, paths in logits.items()}
-        if all(logits.values()):
-            document["pairs"] = study_diagnostics.pair_effect(self.path(chosen["pool"]), self.path(targeted["pool"]),
-                                                             self.pair_weights(), logits["uniform"], logits["targeted"])
-        self.state["diagnostics"] = document
-        self.save(self.state_path, self.state)
+        documents = {}
+        for regime in REGIMES:
+            settings = self.setting_for(regime, "csm")
+            csm = [name for name in (model_name(regime, "csm", s, settings) for s in SEEDS)
+                   if settings is not None and self.finished(name)]
+            if not csm:
+                continue
+            pool = settings["pool"]
+            test = {method: self.path("logits", name + ".safetensors")
+                    for method, name in (("ce", model_name(regime, "ce", 0)), ("csm", csm[0]))}
+            document = study_diagnostics.diagnose(self.pool(pool), settings["sharpness"], settings["consistent_only"],
+                                                  {name: on_pool(name, pool) for name in csm},
+                                                  [on_pool(name, pool) for name in judges],
+                                                  {m: p for m, p in test.items() if os.path.exists(p)})
+            if regime == "scarce":
+                targeted = self.setting_for(regime, "csm (targeted pool)")
+                logits = {kind: [self.path("logits", model_name(regime, "csm", seed, s) + ".safetensors") for seed in SEEDS]
+                          for kind, s in (("uniform", settings), ("targeted", targeted))}
+                logits = {kind: [path for path in paths if os.path.exists(path)] for kind, paths in logits.items()}
+                if all(logits.values()):
+                    document["pairs"] = study_diagnostics.pair_effect(self.path(pool), self.path(targeted["pool"]),
+                                                                     self.pair_weights(), logits["uniform"], logits["targeted"])
+            documents[regime] = document
+        if not documents:
+            print("[diagnose] no CSM model at a regime's setting yet: nothing to diagnose", flush=True)
+            return
+        with self.lock:
+            self.state["diagnostics"] = documents
+            self.save(self.state_path, self.state)
 
     def evaluate(self) -> None:
         os.makedirs(self.path("logits"), exist_ok=True)
@@ -767,6 +780,7 @@ def main() -> int:
 
     def commit(_: str | None = None) -> None:
         study.evaluate()
+        study.diagnose()
         report()
         study.commit(f"study: trainings finished so far committed with their records ({len(study.runs)} in runs.json); "
                      "report regenerated")

@@ -1,14 +1,14 @@
 """What the calibration study's CSM runs did with their data (tools/study/study.py, stage
-`diagnose`; the report shows it): measurements that say what the next data change should be
-when CSM misses its goal.
+`diagnose`, once per regime; the report shows it): measurements that say what the next data
+change should be when CSM misses its goal.
 
-- fit: how far each scarce CSM model fits the mixed pool it trained on — the CSM loss's
+- fit: how far each CSM model of a regime fits the mixed pool it trained on — the CSM loss's
   mixed term (squared L2 between softmax and soft label, summed over classes) and how often
   its top class is the label's larger class, on every pool sample;
 - labels: how good the pool's soft labels are against an independent judge, the mean softmax
   of the study's "full" CE models: mean |label − judge| on class a, by λ_gen and per pair;
 - classes: which classes carry the test ECE — each predicted class's share of it, for CE and
-  CSM (seed 0 of each, scarce);
+  CSM (seed 0 of each, in the regime);
 - pairs: what the targeted pool changed where it spent its budget — for each class pair its
   trajectories in the uniform and the targeted pool, and on the test split, for the CSM
   models of each pool (mean over seeds), how often the pair's two classes are mistaken for

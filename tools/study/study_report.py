@@ -229,11 +229,13 @@ class Report:
         return lines
 
     def diagnosis(self) -> list[str]:
-        """The diagnose stage's measurements, when it has run."""
-        d = self.study.state.get("diagnostics")
-        if not d:
-            return []
-        lines = ["## Diagnosis (scarce)", "",
+        """The diagnose stage's measurements of each regime, where it has run."""
+        documents = self.study.state.get("diagnostics") or {}
+        return [line for regime in ("scarce", "middle", "full") if regime in documents
+                for line in self.regime_diagnosis(regime, documents[regime])]
+
+    def regime_diagnosis(self, regime: str, d: dict) -> list[str]:
+        lines = [f"## Diagnosis ({regime})", "",
                  f"What the CSM runs did with their pool (`{os.path.basename(d['pool'])}`, sharpness {d['sharpness']:g}"
                  + (", consistent samples only" if d["consistent_only"] else "") + "), from tools/study/study_diagnostics.py.", "",
                  "| model | pool samples | mixed loss (Σ (softmax − label)²) | top class = label's larger class |", "|---|---:|---:|---:|"]
@@ -249,8 +251,8 @@ class Report:
         classes = d.get("classes", {})
         methods = [m for m in ("ce", "csm") if m in classes]
         if methods:
-            lines += ["", "Class-wise calibration error on the test split (each predicted class's own |accuracy − confidence| "
-                      "over the bins, weighted by its share of the samples):", "",
+            lines += ["", "Class-wise calibration error on the test split, seed 0 of each (each predicted class's own "
+                      "|accuracy − confidence| over the bins, weighted by its share of the samples):", "",
                       "| class | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
             for k, name in enumerate(classes["names"]):
                 lines.append(f"| {name} | " + " | ".join(pct(classes[m][k]) for m in methods) + " |")
