@@ -537,7 +537,16 @@ class Study:
             self.worker.core = core
             return task()
 
-        with concurrent.futures.ThreadPoolExecutor(len(free)) as executor:
+        def follow(name: str) -> None:
+            try:
+                self.after_training(name)
+            except Exception as problem:   # the trainings go on; the next one retries
+                print(f"[commit] after {name}: {type(problem).__name__}: {problem}", flush=True)
+
+        # after_training runs on a thread of its own, one training after another, so a freed
+        # core takes its next unit at once instead of waiting for the evaluation and commit.
+        with concurrent.futures.ThreadPoolExecutor(len(free)) as executor, \
+                concurrent.futures.ThreadPoolExecutor(1) as follower:
             while True:
                 plan = [] if failure else [entry for entry in self.plan(stages) if entry[0] not in running]
                 for name, ready, task in plan:
@@ -557,10 +566,7 @@ class Study:
                     if future.exception() is not None and failure is None:
                         failure = future.exception()
                     elif future.exception() is None and name in self.runs and self.after_training:
-                        try:
-                            self.after_training(name)
-                        except Exception as problem:   # the trainings go on; the next one retries
-                            print(f"[commit] after {name}: {type(problem).__name__}: {problem}", flush=True)
+                        follower.submit(follow, name)
         if failure:
             raise failure
         if self.chosen() is None and any(s in stages for s in ("targeted", "full", "middle")):

@@ -267,6 +267,32 @@ def test_after_training_follows_each_finished_training(study):
     assert sorted(calls) == ["m1", "m2"], "called for trainings, not for a pool's generation; no failure of it stops a training"
 
 
+def test_a_freed_core_starts_its_next_training_while_the_last_one_is_committed(study):
+    """m2 can start only once m1 has finished; m1's after_training waits (at most 5 s) for
+    m2 to start, which it can only do if the commit does not hold up the scheduler."""
+    done, m2_started, seen = set(), threading.Event(), {}
+
+    def train(name):
+        def run():
+            if name == "m2":
+                m2_started.set()
+            study.runs[name] = {"stage": "scarce", "seconds": 1.0, "stdout": ""}
+            done.add(name)
+        return run
+
+    study.plan = lambda stages: [(n, ready, train(n)) for n, ready in (("m1", True), ("m2", "m1" in done))
+                                 if n not in done]
+    study.chosen = lambda: {}
+
+    def after(name):
+        if name == "m1":
+            seen["m2 started during m1's commit"] = m2_started.wait(timeout=5)
+
+    study.after_training = after
+    study.trainings(["scarce"])
+    assert seen == {"m2 started during m1's commit": True}
+
+
 def test_a_pool_being_generated_blocks_no_training_of_another_pool(study):
     """While one pool is generated (its unit runs, holding that pool's lock), asking for an
     already generated pool returns at once."""
