@@ -33,9 +33,7 @@ final class AttributeCommandTests: XCTestCase {
 
     func testIndexQueryResumeAndSplit() throws {
         let train = try writeReal("train", count: 10)
-        let started = Date()
         let reference = try runCSM(index(train, dir + "/reference.h5"))
-        let duration = Date().timeIntervalSince(started)
         XCTAssertEqual(reference.status, 0, reference.err)
         let expected = try XCTUnwrap(bytes(dir + "/reference.h5"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/.reference.h5.parts"), "the parts folder is removed")
@@ -49,21 +47,30 @@ final class AttributeCommandTests: XCTestCase {
         XCTAssertTrue(other.err.contains("another configuration"), other.err)
         XCTAssertEqual(bytes(dir + "/reference.h5"), expected)
 
-        // Killed mid-run, rerun: the same bytes.
-        for delay in [0.4 * duration, 0.7 * duration] {
-            let out = dir + "/killed-\(delay).h5"
+        // Killed mid-run (once 1 and once 3 of its 5 chunks are kept), rerun: the same bytes.
+        // The kill follows the kept chunks, not the clock, so a machine whose load changes
+        // between runs cannot let the run finish first.
+        for kept in [1, 3] {
+            let out = dir + "/killed-\(kept).h5"
+            let parts = dir + "/.killed-\(kept).h5.parts"
             let process = Process()
             process.executableURL = csmExecutable()
             process.arguments = index(train, out)
             process.standardError = FileHandle.nullDevice
             try process.run()
-            Thread.sleep(forTimeInterval: delay)
+            let deadline = Date().addingTimeInterval(120)
+            func chunks() -> Int {
+                ((try? FileManager.default.contentsOfDirectory(atPath: parts)) ?? []).filter { $0.hasPrefix("chunk-") && $0.hasSuffix(".f32") }.count
+            }
+            while process.isRunning && Date() < deadline && chunks() < kept { usleep(1000) }
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
+            XCTAssertEqual(process.terminationReason, .uncaughtSignal, "killed before the end")
             XCTAssertFalse(FileManager.default.fileExists(atPath: out), "killed before the end")
             let resumed = try runCSM(index(train, out))
             XCTAssertEqual(resumed.status, 0, resumed.err)
-            XCTAssertEqual(bytes(out), expected, "killed after \(delay) s")
+            XCTAssertTrue(resumed.err.contains("already done)"), "the rerun keeps the finished chunks: \(resumed.err)")
+            XCTAssertEqual(bytes(out), expected, "killed with \(kept) chunks kept")
         }
 
         // Two workers: the second to finish writes the same file.
