@@ -390,7 +390,7 @@ class Report:
         os.makedirs(docs, exist_ok=True)
         regimes = self.regimes()
         grid, full_grid = self.grid(), self.grid("full")
-        stages = ("data", "select", "scarce", "targeted", "full", "middle", "evaluate")
+        stages = ("data", "select", "scarce", "targeted", "full", "middle", "evaluate", "diagnose")
         unit_minutes = {stage: round(study.stage_seconds(stage) / 60, 1) for stage in stages}
         jobs = study.state.get("training_jobs", study.jobs)   # what the trainings ran with, not this report
         version = subprocess.run([study.csm, "--version"], capture_output=True, text=True).stdout.strip()
