@@ -208,8 +208,9 @@ final class BrokenInputTests: XCTestCase {
         let straight = try runCSM(index(dir + "/a.h5"))
         XCTAssertEqual(straight.status, 0, straight.err)
         let out = dir + "/b.h5", parts = dir + "/.b.h5.parts"
+        // The parts folder holds config.json from the start: wait for a finished chunk.
         let stopped = try runStopped(index(out)) {
-            ((try? FileManager.default.contentsOfDirectory(atPath: parts)) ?? []).contains { !$0.hasPrefix(".") }
+            ((try? FileManager.default.contentsOfDirectory(atPath: parts)) ?? []).contains { $0.hasPrefix("chunk-") && $0.hasSuffix(".f32") }
         }
         assertStopped(stopped)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
