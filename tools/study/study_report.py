@@ -235,6 +235,7 @@ class Report:
                 for line in self.regime_diagnosis(regime, documents[regime])]
 
     def regime_diagnosis(self, regime: str, d: dict) -> list[str]:
+        """One regime's diagnosis `d` (study_diagnostics.diagnose's document) as markdown."""
         lines = [f"## Diagnosis ({regime})", "",
                  f"What the CSM runs did with their pool (`{os.path.basename(d['pool'])}`, sharpness {d['sharpness']:g}"
                  + (", consistent samples only" if d["consistent_only"] else "") + "), from tools/study/study_diagnostics.py.", "",
