@@ -154,7 +154,8 @@ final class TrainCommandTests: XCTestCase {
         try process.run()
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: out + ".checkpoint") && process.isRunning && Date() < deadline { usleep(1000) }
-        usleep(20_000)
+        // Stopped at once, so however fast the CPU the run cannot finish its 60 epochs first.
+        kill(process.processIdentifier, SIGSTOP)
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         XCTAssertEqual(process.terminationReason, .uncaughtSignal, "the run ended before it could be killed")
