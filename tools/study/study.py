@@ -191,19 +191,6 @@ class Study:
         self.state = self.load(self.state_path, {"units": {}})
         self.runs_path = os.path.join(ROOT, MODELS, "runs.json")
         self.runs = self.load(self.runs_path, {})
-        # Records made before train_seconds existed get it from their logs, where they are here.
-        filled = False
-        for name, record in self.runs.items():
-            log = self.path("logs", name + ".log")
-            if "train_seconds" not in record and os.path.exists(log):
-                record["train_seconds"] = training_seconds(log)
-                filled = True
-        if filled:
-            self.save(self.runs_path, self.runs)
-        for name, record in self.state["units"].items():
-            log = self.path("logs", name + ".log")
-            if name.startswith("generate-") and "generate_seconds" not in record and os.path.exists(log):
-                record["generate_seconds"] = generation_seconds(log)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -472,6 +459,7 @@ class Study:
         validation and checkpoints included."""
         rates: dict[tuple, list[float]] = {}
         for name, record in self.runs.items():
+            # A training's name is model_name's REGIME-LOSS[-SETTING]-seedN.
             mixed = "-csm" in name
             for line in record["stdout"].splitlines():
                 if line.startswith("{"):
@@ -620,6 +608,12 @@ class Study:
             return candidates[0] if candidates else None
         return self.pick(candidates, required=False, regime="full")
 
+    def full_other(self) -> dict | None:
+        """The "full" candidate that is not its setting (the scarce pick's counterpart while the
+        choice waits); None with a single candidate."""
+        main = self.full_chosen() or self.chosen()
+        return next((c for c in self.full_candidates() if c != main), None)
+
     def setting_for(self, regime: str, method: str) -> dict | None:
         """The CSM setting behind a table row (None for the other methods and before the
         scarce pick). In "full", "csm" is its choice (the scarce pick while the choice waits)
@@ -628,10 +622,7 @@ class Study:
         if chosen is None or not method.startswith("csm"):
             return None
         if regime == "full":
-            main = self.full_chosen() or chosen
-            if method.startswith("csm (sharpness"):
-                return next(c for c in self.full_candidates() if c != main)
-            return main
+            return self.full_other() if method.startswith("csm (sharpness") else self.full_chosen() or chosen
         if method == "csm (targeted pool)":
             return {**chosen, "pool": chosen["pool"] + TARGETED}
         return chosen
@@ -671,8 +662,8 @@ class Study:
                 rows["bsce-gra"] = [(0, model_name(regime, "bsce-gra", 0))]
             if chosen is not None:
                 methods = ["csm"]
-                if regime == "full" and len(self.full_candidates()) > 1:
-                    other = self.setting_for(regime, "csm (sharpness")
+                other = self.full_other() if regime == "full" else None
+                if other is not None:
                     methods.append(f"csm (sharpness {other['sharpness']:g})")
                 methods += [] if regime == "middle" else ["csm-bsce-gra"]
                 methods += ["csm (targeted pool)"] if regime == "scarce" else []
