@@ -42,7 +42,7 @@ install: build
 test: deps python-package
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build
-	python3 -m pytest -q -p no:cacheprovider python/tests tools/study/test_study.py
+	python3 -m pytest -q -p no:cacheprovider python/tests tools/study/test_study.py tools/study/test_study_diagnostics.py
 	tools/packaging/test_dependency.sh $(CSM)
 	$(SUDO) tools/slurm/test_slurm.sh
 

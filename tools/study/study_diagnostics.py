@@ -18,7 +18,6 @@ Every input is a logits file written by `csm evaluate --save-logits` (safetensor
 [N, K], `labels` [N]) and shards read with csm_shards; nothing here trains or samples.
 """
 import numpy as np
-from safetensors.numpy import load_file
 
 from csm_shards import CSMShards
 
@@ -28,6 +27,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z -= z.max(1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(1, keepdims=True)
+
+
+def load_file(path: str) -> dict[str, np.ndarray]:
+    """A logits file's tensors (safetensors, imported here: the measurements need it only
+    for files)."""
+    from safetensors.numpy import load_file as load
+    return load(path)
 
 
 def load_probabilities(path: str) -> np.ndarray:

@@ -1,0 +1,103 @@
+"""Tests of the study's diagnosis (tools/study/study_diagnostics.py) and of its section of
+the report: each measurement on small inputs whose answer is worked out by hand. Nothing
+here runs csm or reads shards: the pool is a stand-in with the two things the measurements
+read, its columns and its class names."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import study as S  # noqa: E402
+import study_diagnostics as D  # noqa: E402
+import study_report  # noqa: E402
+
+
+class Pool:
+    """What label_quality reads of a CSMShards pool."""
+
+    def __init__(self, class_a, class_b, lambda_gen, class_names):
+        self.columns = {"class_a": np.array(class_a), "class_b": np.array(class_b), "lambda_gen": np.array(lambda_gen)}
+        self.class_names = class_names
+
+    def column(self, name):
+        return self.columns[name]
+
+
+def test_softmax_rows_sum_to_one_and_survive_large_logits():
+    p = D.softmax(np.array([[0.0, 0.0], [1000.0, 0.0], [np.log(3.0), 0.0]], dtype=np.float32))
+    np.testing.assert_allclose(p.sum(1), 1)
+    np.testing.assert_allclose(p[0], [0.5, 0.5])
+    np.testing.assert_allclose(p[1], [1, 0])
+    np.testing.assert_allclose(p[2], [0.75, 0.25], rtol=1e-6)
+
+
+def test_pool_fit_is_the_mixed_term_and_the_top_class_agreement():
+    targets = np.array([[0.7, 0.3, 0.0], [0.2, 0.8, 0.0]])
+    assert D.pool_fit(targets, targets) == {"samples": 2, "mixed_loss": 0.0, "top_class_agreement": 1.0}
+    probabilities = np.array([[0.5, 0.5, 0.0], [0.2, 0.8, 0.0]])
+    fit = D.pool_fit(probabilities, targets)
+    # Sample 0: (0.2² + 0.2²) = 0.08 and its top class (0, on a tie argmax takes the first) agrees.
+    assert fit["mixed_loss"] == pytest.approx(0.04)
+    assert fit["top_class_agreement"] == 1.0
+    fit = D.pool_fit(np.array([[0.4, 0.6, 0.0], [0.2, 0.8, 0.0]]), targets)
+    assert fit["top_class_agreement"] == 0.5
+
+
+def test_label_quality_compares_class_a_within_the_pair():
+    names = ["x", "y", "z"]
+    pool = Pool([0, 0, 1, 1], [1, 1, 2, 2], [0.0, 1.0, 0.0, 1.0], names)
+    targets = np.array([[0.2, 0.8, 0.0], [0.9, 0.1, 0.0], [0.0, 0.3, 0.7], [0.0, 0.6, 0.4]])
+    # The judge puts mass on the third class of the pair too: only a's share within (a, b) counts.
+    judge = np.array([[0.1, 0.4, 0.5], [0.45, 0.05, 0.5], [0.5, 0.15, 0.35], [0.0, 0.5, 0.5]])
+    quality = D.label_quality(pool, targets, judge)
+    # Shares of a: 0.2, 0.9, 0.3, 0.5; errors 0, 0, 0, 0.1.
+    assert quality["mean"] == pytest.approx(0.025)
+    assert quality["by_lambda_gen"] == pytest.approx({"0.000": 0.0, "1.000": 0.05})
+    assert quality["by_pair"] == pytest.approx({"x:y": 0.0, "y:z": 0.05})
+
+
+def test_class_ece_charges_each_predicted_class_its_own_gap():
+    # Class 0 predicted twice at confidence 0.9, once right (gap 0.4 in its bin); class 1
+    # predicted twice at confidence 1.0, both right (gap 0).
+    probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.0, 1.0], [0.0, 1.0]])
+    labels = np.array([0, 1, 1, 1])
+    shares = D.class_ece(probabilities, labels, bins=15)
+    assert shares == pytest.approx([0.4 * 2 / 4, 0.0])
+    # Both classes in one bin: their gaps would cancel in ECE, not in the class-wise shares.
+    probabilities = np.array([[0.8, 0.2], [0.8, 0.2], [0.2, 0.8], [0.2, 0.8]])
+    labels = np.array([0, 0, 0, 0])
+    shares = D.class_ece(probabilities, labels, bins=15)
+    assert shares == pytest.approx([0.2 * 2 / 4, 0.8 * 2 / 4])
+    assert sum(shares) >= abs(0.5 - 0.8)
+
+
+def test_pair_test_errors_count_confusions_within_the_pair_only():
+    labels = np.array([0, 0, 1, 1, 2])
+    probabilities = np.array([
+        [0.9, 0.1, 0.0],   # a right, confidence 0.9
+        [0.3, 0.7, 0.0],   # a taken for b: a confusion
+        [0.0, 0.6, 0.4],   # b right
+        [0.0, 0.2, 0.8],   # b taken for the third class: wrong, but not a confusion of the pair
+        [0.9, 0.0, 0.1],   # not in the pair
+    ])
+    confused, gap = D.pair_test_errors(probabilities, labels, 0, 1)
+    assert confused == 1
+    assert gap == pytest.approx(((0.9 - 1) + (0.7 - 0) + (0.6 - 1) + (0.8 - 0)) / 4)
+
+
+def test_the_report_shows_the_label_quality_and_the_class_wise_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(S, "MODELS", str(tmp_path / "models"))
+    report = study_report.Report(S.Study(sys.executable, str(tmp_path / "work")), S)
+    document = {"pool": "/somewhere/pool54000", "sharpness": 2.3, "consistent_only": False,
+                "fit": {"full-csm-seed0": {"samples": 54000, "mixed_loss": 0.25, "top_class_agreement": 0.82}},
+                "labels": {"mean": 0.1, "by_lambda_gen": {"0.000": 0.05, "1.000": 0.15},
+                           "by_pair": {"x:y": 0.2, "y:z": 0.0}, "judges": 3},
+                "classes": {"names": ["x", "y"], "ce": [0.01, 0.02], "csm": [0.005, 0.001]}}
+    text = "\n".join(report.regime_diagnosis("full", document))
+    assert "## Diagnosis (full)" in text
+    assert "| full-csm-seed0 | 54,000 | 0.2500 | 82.00% |" in text
+    assert "mean softmax of 3 full CE model(s)" in text and "mean |label − judge| 0.100" in text
+    assert "0.00: 0.050, 1.00: 0.150" in text and "worst pairs x:y 0.200, y:z 0.000" in text
+    assert "| y | 2.00% | 0.10% |" in text
