@@ -46,7 +46,10 @@ time, per-epoch JSON lines) to Datasets/fashion-mnist/study/runs.json: both are 
 committed as they finish (--commit does it: after every finished training it evaluates it,
 rewrites the report and commits those files alone), and a rerun on a fresh clone skips
 every run recorded there. All
-else (shards, checkpoints, logs, logits) lives in WORK and is remade byte-identically. An
+else (shards, checkpoints, logs, logits) lives in WORK and is remade byte-identically on the
+same kind of CPU: Datasets/fashion-mnist/study/data.json keeps each data folder's
+fingerprint (SHA-256 over its shards), every training's record the fingerprints of the data
+it read, and data made differently stops the study before a training uses it. An
 interrupted `csm train` continues from its checkpoint. The test split is read only by the
 evaluate stage, after every setting is fixed.
 
@@ -58,6 +61,7 @@ import argparse
 import concurrent.futures
 import datetime
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -191,6 +195,9 @@ class Study:
         self.state = self.load(self.state_path, {"units": {}})
         self.runs_path = os.path.join(ROOT, MODELS, "runs.json")
         self.runs = self.load(self.runs_path, {})
+        # Each data folder's fingerprint when it was first made, committed with the models.
+        self.data_path = os.path.join(ROOT, MODELS, "data.json")
+        self.data_record = self.load(self.data_path, {})
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -220,9 +227,10 @@ class Study:
         with self.lock:
             return self.runs.get(name) or self.state["units"].get(name)
 
-    def unit(self, name: str, stage: str, command: list[str], outputs: list[str], committed: bool = False) -> dict:
+    def unit(self, name: str, stage: str, command: list[str], outputs: list[str], committed: bool = False,
+             extra: dict | None = None) -> dict:
         """Runs `command` once (logged to WORK/logs/NAME.log) unless NAME is finished and its
-        outputs exist; records its wall time and stdout under NAME (in runs.json when
+        outputs exist; records its wall time, stdout and `extra` under NAME (in runs.json when
         `committed`, else in WORK/state.json). Inside `trainings`, the command runs pinned
         to the calling worker's core."""
         record = self.record(name)
@@ -252,7 +260,7 @@ class Study:
             tail = open(log_path, errors="replace").read().strip().splitlines()[-3:]
             raise UnitFailed(f"study: {name} failed (exit {returncode}); log {log_path}:\n  " + "\n  ".join(tail))
         record = {"stage": stage, "seconds": round(seconds, 1), "stdout": "".join(stdout),
-                  "finished": datetime.datetime.now().isoformat(timespec="seconds")}
+                  "finished": datetime.datetime.now().isoformat(timespec="seconds"), **(extra or {})}
         if committed:
             record["train_seconds"] = training_seconds(log_path)
         elif name.startswith("generate-"):
@@ -309,12 +317,57 @@ class Study:
             self.unit(f"split-{regime}", "data", [csm, "split", self.path("real-fit"), "--fraction", str(spec["fraction"]),
                                                   "--seed", str(seed), "--balanced", "--out", self.path(spec["data"])],
                       [self.path(spec["data"], "manifest.json")])
+        for folder in ["real-train", "real-test", "real-val", "real-fit"] + [s["data"] for s in REGIMES.values()]:
+            self.check_data(folder)
+
+    def fingerprint(self, folder: str) -> str:
+        """SHA-256 over the shards of data folder FOLDER (in WORK) as its manifest lists them,
+        each shard's image count and SHA-256 in order: equal exactly when the shards are."""
+        manifest = json.load(open(self.path(folder, "manifest.json")))
+        digest = hashlib.sha256()
+        for shard in manifest["shards"]:
+            digest.update(f"{shard['count']} {shard['sha256']}\n".encode())
+        return digest.hexdigest()
+
+    def check_data(self, folder: str) -> None:
+        """Holds data folder FOLDER to the fingerprint data.json (committed beside the models)
+        keeps for it, the data the committed models were trained on; the first time, records
+        it with the machine that made it. csm makes the same bytes from the same inputs on the
+        same kind of CPU, but another CPU may round differently: data made differently stops
+        the study here, before any training uses it, with what to do."""
+        current = self.fingerprint(folder)
+        with self.lock:
+            known = self.data_record.get(folder)
+            if known is None:
+                import study_report
+                self.data_record[folder] = {"sha256": current, "machine": study_report.machine()}
+                self.save(self.data_path, self.data_record)
+                return
+        if known["sha256"] != current:
+            record = os.path.relpath(self.data_path, ROOT)
+            raise UnitFailed(f"study: {self.path(folder)} is not the data the committed models were trained on: its shards' "
+                             f"SHA-256 differ from those {record} holds (made on {known['machine']}). Remake it on such "
+                             f"a machine, or delete the folder's entry in {record} to go on with this data: the report then "
+                             "marks every model trained on the earlier data.")
+
+    def data_used(self, training: "Training") -> dict[str, str]:
+        """The fingerprints of the data folders TRAINING reads (its real split, its pool)."""
+        folders = [REGIMES[training.regime]["data"]] + ([training.settings["pool"]] if training.loss.startswith("csm") else [])
+        return {folder: self.fingerprint(folder) for folder in folders}
+
+    def earlier_data(self, name: str) -> list[str]:
+        """The data folders whose fingerprint in training NAME's record differs from the one
+        data.json holds now (empty for a record without fingerprints)."""
+        used = (self.runs.get(name) or {}).get("data", {})
+        return [folder for folder, sha in used.items()
+                if self.data_record.get(folder) is not None and self.data_record[folder]["sha256"] != sha]
 
     def pool(self, name: str) -> str:
         """The mixed pool NAME's folder, generated on first use. NAME-targeted is pool NAME's
         budget spent by the pilot's pair weights (see `pair_weights`). A pool being generated
         blocks only the callers that want that pool."""
         if self.generated(name):
+            self.check_data(name)
             return self.path(name)
         base, targeted = name.removesuffix(TARGETED), name.endswith(TARGETED)
         command = [self.csm, "generate", "--out", self.path(name), "--groups-per-pair", str(POOLS[base]),
@@ -325,6 +378,7 @@ class Study:
             lock = self.pool_locks.setdefault(name, threading.Lock())
         with lock:
             self.unit("generate-" + name, "data", command, [self.path(name, "manifest.json")])
+        self.check_data(name)
         return self.path(name)
 
     def pair_weights(self) -> str:
@@ -359,7 +413,8 @@ class Study:
             command += ["--consistent-only"] if settings["consistent_only"] else []
         os.makedirs(self.path("checkpoints"), exist_ok=True)
         os.makedirs(os.path.join(ROOT, MODELS), exist_ok=True)
-        self.unit(name, training.stage, command, [self.model_path(name)], committed=True)
+        data = None if self.finished(name) else self.data_used(training)
+        self.unit(name, training.stage, command, [self.model_path(name)], committed=True, extra={"data": data})
         return name
 
     def validation(self, name: str) -> dict:
@@ -711,7 +766,7 @@ class Study:
                           for kind, s in (("uniform", settings), ("targeted", targeted))}
                 logits = {kind: [path for path in paths if os.path.exists(path)] for kind, paths in logits.items()}
                 if all(logits.values()):
-                    document["pairs"] = study_diagnostics.pair_effect(self.path(pool), self.path(targeted["pool"]),
+                    document["pairs"] = study_diagnostics.pair_effect(self.pool(pool), self.pool(targeted["pool"]),
                                                                      self.pair_weights(), logits["uniform"], logits["targeted"])
             documents[regime] = document
         if not documents:

@@ -93,6 +93,9 @@ class Report:
             if key in metrics:
                 row[key] = metrics[key]
         row["train_seconds"] = record.get("train_seconds") or record["seconds"]
+        earlier = study.earlier_data(name)
+        if earlier:
+            row["earlier_data"] = earlier
         epochs = epochs_of(self.study.model_path(name))
         if epochs:
             row["epochs"] = epochs[-1]["epoch"]
@@ -208,9 +211,14 @@ class Report:
                     continue
                 interval = f" [{r['ece_ci'][0] * 100:.2f}, {r['ece_ci'][1] * 100:.2f}]" if "ece_ci" in r else ""
                 replay = f"{r['replay']:.2f}" if "replay" in r else ""
-                lines.append(f"| {method} | {r['seed']} | {pct(r['accuracy'])} | {r['nll']:.4f} | {r['brier']:.4f} | "
+                seed = f"{r['seed']}†" if r.get("earlier_data") else r["seed"]
+                lines.append(f"| {method} | {seed} | {pct(r['accuracy'])} | {r['nll']:.4f} | {r['brier']:.4f} | "
                              f"{pct(r['ece'])}{interval} | {pct(r['adaece'])} | {pct(r['cece'])} | {r['temperature']:.3f} | "
                              f"{pct(r['ts_ece'])} | {r['ts_nll']:.4f} | {replay} | {r['train_seconds'] / 60:.0f} |")
+        earlier = sorted({folder for rows in regime["methods"].values() for r in rows for folder in r.get("earlier_data", [])})
+        if earlier:
+            lines += ["", f"† Trained on an earlier version of {', '.join(earlier)}: its data was made again differently "
+                          f"(see `{os.path.join(self.S.MODELS, 'data.json')}`)."]
         return lines
 
     def grid_table(self, grid: dict) -> list[str]:
@@ -487,7 +495,9 @@ class Report:
                "- Mixed: `csm generate --solver dpm2m --seed 0 --lambdas 8` with the shipped diffusion model and "
                "classifier, all 45 pairs: "
                + ", ".join(f"{p['groups_per_pair']} trajectories per pair = {p['samples']:,} images" for p in pools.values())
-               + ". λ̂ is stored and `csm train --sharpness` re-derives the soft labels.", "",
+               + ". λ̂ is stored and `csm train --sharpness` re-derives the soft labels.",
+               f"- Fingerprints: `{os.path.join(S.MODELS, 'data.json')}` keeps each folder's SHA-256 over its shards and "
+               "the machine that made it; each training's record in `runs.json` the fingerprints of the data it read.", "",
                "## Wall time (this machine)", "",
                f"Trainings ran {jobs} at a time, each pinned to one core (`tools/study/study.py --jobs`); the minutes add up "
                "each command's wall time (a training's: its epochs over every sitting, a generation's: every sitting; work "

@@ -30,9 +30,11 @@ def finish(study, name, stage="scarce", accuracy=0.9, ece=0.03):
     study.metrics[name] = {"accuracy": accuracy, "ece": ece, "nll": 0.3}
 
 
-def generated(study, pool):
+def generated(study, pool, sha256="0" * 64):
+    """Records pool POOL as generated: a manifest of one shard with this SHA-256."""
     os.makedirs(study.path(pool), exist_ok=True)
-    open(study.path(pool, "manifest.json"), "w").close()
+    with open(study.path(pool, "manifest.json"), "w") as out:
+        json.dump({"shards": [{"count": 1, "sha256": sha256}]}, out)
     study.state["units"]["generate-" + pool] = {"stage": "data", "seconds": 1.0, "stdout": ""}
 
 
@@ -302,6 +304,7 @@ def test_a_pool_being_generated_blocks_no_training_of_another_pool(study):
     def generate(name, stage, command, outputs, committed=False):
         started.set()
         release.wait(5)
+        generated(study, name.removeprefix("generate-"))
 
     study.unit = generate
     study.pair_weights = lambda: "weights.json"
@@ -354,3 +357,48 @@ def test_the_plan_estimates_core_minutes_from_recorded_rates_and_checkpoints(stu
     study.print_plan(["scarce"])
     out = capsys.readouterr().out
     assert "scarce-ce-seed1" in out and "(checkpoint at epoch 10)" in out and "core-hours" in out
+
+
+def test_data_made_differently_stops_the_study(study):
+    """The first fingerprint of a data folder is kept in data.json beside the models; the same
+    bytes pass, other bytes stop the study with the folder and what to do."""
+    generated(study, "pool54000")
+    study.check_data("pool54000")
+    kept = json.load(open(study.data_path))["pool54000"]
+    assert kept["sha256"] == study.fingerprint("pool54000") and kept["machine"]
+    study.check_data("pool54000")
+    assert S.Study(sys.executable, study.work).data_record == {"pool54000": kept}, "saved, and read by a rerun"
+    generated(study, "pool54000", sha256="1" * 64)
+    with pytest.raises(S.UnitFailed) as refused:
+        study.check_data("pool54000")
+    assert study.path("pool54000") in str(refused.value) and "data.json" in str(refused.value)
+    with pytest.raises(S.UnitFailed):   # from pool() too, before a training uses the pool
+        study.pool("pool54000")
+
+
+def test_the_report_marks_models_trained_on_earlier_data(study):
+    import study_report
+    generated(study, "pool54000")
+    study.check_data("pool54000")
+    finish(study, "scarce-ce-seed0")
+    finish(study, "scarce-ce-seed1")
+    study.runs["scarce-ce-seed0"]["data"] = {"pool54000": study.fingerprint("pool54000")}
+    study.runs["scarce-ce-seed1"]["data"] = {"pool54000": "2" * 64}
+    assert study.earlier_data("scarce-ce-seed0") == [] and study.earlier_data("scarce-ce-seed1") == ["pool54000"]
+    metrics = {key: 0.5 for key in study_report.METRICS}
+    rows = [{"seed": 0, "train_seconds": 60, **metrics}, {"seed": 1, "train_seconds": 60, "earlier_data": ["pool54000"], **metrics}]
+    lines = study_report.Report(study, S).table({"methods": {"ce": rows}})
+    assert lines[2].startswith("| ce | 0 |") and lines[3].startswith("| ce | 1† |")
+    assert lines[-1].startswith("† Trained on an earlier version of pool54000")
+
+
+def test_a_training_records_the_data_it_read(study):
+    generated(study, "real-scarce", sha256="3" * 64)
+    generated(study, "pool54000")
+    seen = {}
+    study.unit = lambda name, stage, command, outputs, committed=False, extra=None: seen.setdefault(name, extra)
+    study.train(S.Training("scarce", "scarce", "csm", 0, S.setting("pool54000", 2.3)))
+    study.train(S.Training("scarce", "scarce", "ce", 0))
+    assert seen == {"scarce-csm-pool54000-s2.3-n1-seed0": {"data": {"real-scarce": study.fingerprint("real-scarce"),
+                                                                   "pool54000": study.fingerprint("pool54000")}},
+                    "scarce-ce-seed0": {"data": {"real-scarce": study.fingerprint("real-scarce")}}}
