@@ -6,6 +6,7 @@ and fashion-mnist-convergence.png (CE's validation accuracy and ECE against epoc
 Runs that have not finished yet are listed as pending: the report can be written at any
 point of a study that is still running, and says how far it got."""
 import json
+import math
 import os
 import platform
 import statistics
@@ -20,6 +21,14 @@ REGIME_TITLES = {"scarce": "a class-balanced 10% of the fit split", "middle": "a
 
 def pct(value: float) -> str:
     return f"{value * 100:.2f}%"
+
+
+def round_ticks(low: float, high: float, most: int = 7) -> tuple[float, float, list[float]]:
+    """An axis range widened to round steps (0.5, 1, 2, 2.5, 5, 10 or 20 points of a
+    fraction) and its ticks, at most `most` of them."""
+    step = next((s for s in (0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.2) if (high - low) / s <= most - 1), 0.25)
+    first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
+    return first * step, last * step, [round(k * step, 6) for k in range(first, last + 1)]
 
 
 def machine() -> str:
@@ -318,21 +327,20 @@ class Report:
             values = [p[key] for _, _, points in series for p in points if p["epoch"] > max_epoch / 5] or \
                 [p[key] for _, _, points in series for p in points]
             low, high = min(low, min(values) - 0.01), max(high, max(values) + 0.01)
-            low, high = max(0.0, low), min(1.0, high)
+            low, high, ticks = round_ticks(max(0.0, low), min(1.0, high))
             x0, y0, x1, y1 = index * width + margin, 40, (index + 1) * width - 20, height - 50
 
             def place(epoch, value):
                 value = min(high, max(low, value))
                 return (x0 + (x1 - x0) * epoch / max_epoch, y1 - (y1 - y0) * (value - low) / (high - low))
 
-            draw.rectangle((x0, y0, x1, y1), outline="black")
             draw.text(((x0 + x1) / 2, 20), title + " (CE, every seed)", fill="black", font=font, anchor="mm")
-            for tick in range(6):
-                value = low + (high - low) * tick / 5
+            for value in ticks:
                 _, y = place(0, value)
+                draw.line((x0, y, x1, y), fill=(225, 225, 225))
                 draw.line((x0 - 5, y, x0, y), fill="black")
-                draw.text((x0 - 8, y), f"{value * 100:.0f}%" if key == "val_accuracy" else f"{value * 100:.1f}%",
-                          fill="black", font=small, anchor="rm")
+                draw.text((x0 - 8, y), f"{value * 100:g}%", fill="black", font=small, anchor="rm")
+            draw.rectangle((x0, y0, x1, y1), outline="black")
             for tick in range(0, max_epoch + 1, max(1, max_epoch // 5)):
                 x, _ = place(tick, low)
                 draw.line((x, y1, x, y1 + 5), fill="black")

@@ -402,3 +402,11 @@ def test_a_training_records_the_data_it_read(study):
     assert seen == {"scarce-csm-pool54000-s2.3-n1-seed0": {"data": {"real-scarce": study.fingerprint("real-scarce"),
                                                                    "pool54000": study.fingerprint("pool54000")}},
                     "scarce-ce-seed0": {"data": {"real-scarce": study.fingerprint("real-scarce")}}}
+
+
+def test_the_convergence_axes_take_round_steps():
+    import study_report
+    assert study_report.round_ticks(0.0, 0.134) == pytest.approx((0.0, 0.15, [0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15]))
+    low, high, ticks = study_report.round_ticks(0.61, 0.96)
+    assert (low, high) == pytest.approx((0.6, 1.0)) and ticks == pytest.approx([0.6, 0.7, 0.8, 0.9, 1.0])
+    assert study_report.round_ticks(0.8, 0.95)[2] == pytest.approx([0.8, 0.825, 0.85, 0.875, 0.9, 0.925, 0.95])
