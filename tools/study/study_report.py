@@ -163,8 +163,12 @@ class Report:
             if not ce or not csm:
                 done = sum(not r.get("pending") for rows in methods.values() for r in rows)
                 total = sum(len(rows) for rows in methods.values())
+                which = f"seed {ce[0]['seed']}" if len(ce) == 1 else f"mean of {len(ce)} seeds"
+                so_far = (f" CE so far ({which}): accuracy {pct(statistics.mean(r['accuracy'] for r in ce))}, ECE "
+                          f"{pct(statistics.mean(r['ece'] for r in ce))}" + (f" (seeds {spread(ce)})" if len(ce) > 1 else "")
+                          + f", after temperature scaling {pct(statistics.mean(r['ts_ece'] for r in ce))}." if ce else "")
                 lines.append(f"- **{regime}**: pending ({done} of {total} models trained and evaluated"
-                             + ("" if self.chosen else "; the CSM setting is still being chosen") + ").")
+                             + ("" if self.chosen else "; the CSM setting is still being chosen") + ")." + so_far)
                 continue
             ce_ece, csm_ece = statistics.mean(r["ece"] for r in ce), statistics.mean(r["ece"] for r in csm)
             ce_acc, csm_acc = statistics.mean(r["accuracy"] for r in ce), statistics.mean(r["accuracy"] for r in csm)

@@ -410,3 +410,22 @@ def test_the_convergence_axes_take_round_steps():
     low, high, ticks = study_report.round_ticks(0.61, 0.96)
     assert (low, high) == pytest.approx((0.6, 1.0)) and ticks == pytest.approx([0.6, 0.7, 0.8, 0.9, 1.0])
     assert study_report.round_ticks(0.8, 0.95)[2] == pytest.approx([0.8, 0.825, 0.85, 0.875, 0.9, 0.925, 0.95])
+
+
+def test_the_outcome_of_a_pending_regime_gives_ce_so_far(study):
+    import study_report
+    report = study_report.Report(study, S)
+
+    def done(seed, accuracy, ece, ts_ece):
+        return {"seed": seed, "accuracy": accuracy, "ece": ece, "ts_ece": ts_ece}
+
+    regimes = {"scarce": {"methods": {"ce": [{"seed": 0, "pending": True}]}},
+               "middle": {"methods": {"ce": [done(0, 0.92, 0.03, 0.01), done(1, 0.94, 0.05, 0.02)],
+                                      "csm": [{"seed": 0, "pending": True}]}},
+               "full": {"methods": {"ce": [done(0, 0.9425, 0.013, 0.0064), {"seed": 1, "pending": True}]}}}
+    lines = report.outcome(regimes)
+    assert lines[0] == "- **scarce**: pending (0 of 1 models trained and evaluated; the CSM setting is still being chosen)."
+    assert lines[1].endswith("CE so far (mean of 2 seeds): accuracy 93.00%, ECE 4.00% (seeds 3.00%–5.00%), "
+                             "after temperature scaling 1.50%.")
+    assert lines[2].endswith("(1 of 2 models trained and evaluated; the CSM setting is still being chosen). "
+                             "CE so far (seed 0): accuracy 94.25%, ECE 1.30%, after temperature scaling 0.64%.")
