@@ -7,6 +7,8 @@ change should be when CSM misses its goal.
   its top class is the label's larger class, on every pool sample;
 - labels: how good the pool's soft labels are against an independent judge, the mean softmax
   of the study's "full" CE models: mean |label − judge| on class a, by λ_gen and per pair;
+  the same for the raw projection λ̂ (clipped to [0, 1]) and for the labels of other
+  sharpnesses, which says how far the chosen sharpness softens the labels past the judge;
 - classes: which classes carry the test ECE — each predicted class's share of it, for CE and
   CSM (seed 0 of each, in the regime);
 - pairs: what the targeted pool changed where it spent its budget — for each class pair its
@@ -47,8 +49,13 @@ def pool_fit(probabilities: np.ndarray, targets: np.ndarray) -> dict:
     return {"samples": int(len(targets)), "mixed_loss": float(squared.mean()), "top_class_agreement": float(agree.mean())}
 
 
+JUDGED_SHARPNESS = (1, 1.5, 2.3, 4, 6, 10, 20, 50)
+
+
 def label_quality(pool: CSMShards, targets: np.ndarray, judge: np.ndarray) -> dict:
-    """Mean |soft label − judge probability| on class a, by λ_gen level and per pair."""
+    """Mean |soft label − judge probability| on class a, by λ_gen level and per pair; and the
+    mean gap of the clipped raw projection λ̂ and of the labels at each of JUDGED_SHARPNESS
+    (λ' = σ(s·(λ̂ − 0.5)), docs/formats/csm-shard.md; a non-finite λ̂ counts as 0.5)."""
     class_a = pool.column("class_a").astype(np.int64)
     class_b = pool.column("class_b").astype(np.int64)
     lambda_gen = pool.column("lambda_gen")
@@ -61,7 +68,11 @@ def label_quality(pool: CSMShards, targets: np.ndarray, judge: np.ndarray) -> di
     for a, b in sorted(set(zip(class_a.tolist(), class_b.tolist()))):
         members = (class_a == a) & (class_b == b)
         by_pair[f"{pool.class_names[a]}:{pool.class_names[b]}"] = float(error[members].mean())
-    return {"mean": float(error.mean()), "by_lambda_gen": by_level, "by_pair": by_pair}
+    projection = np.nan_to_num(pool.column("lambda_proj").astype(np.float64), nan=0.5, posinf=0.5, neginf=0.5)
+    by_sharpness = {f"{s:g}": float(np.abs(1 / (1 + np.exp(-s * (projection - 0.5))) - judged).mean())
+                    for s in JUDGED_SHARPNESS}
+    return {"mean": float(error.mean()), "by_lambda_gen": by_level, "by_pair": by_pair,
+            "projection": float(np.abs(np.clip(projection, 0, 1) - judged).mean()), "by_sharpness": by_sharpness}
 
 
 def class_ece(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> list[float]:

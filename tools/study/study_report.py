@@ -270,6 +270,14 @@ class Report:
                       f"class a within the pair): mean |label − judge| {labels['mean']:.3f}; by λ_gen "
                       + ", ".join(f"{float(k):.2f}: {v:.3f}" for k, v in labels["by_lambda_gen"].items())
                       + "; worst pairs " + ", ".join(f"{k} {v:.3f}" for k, v in worst) + "."]
+            if "by_sharpness" in labels:
+                closest = min(labels["by_sharpness"], key=labels["by_sharpness"].get)
+                lines += ["", f"The raw projection λ̂ (clipped to [0, 1]) is {labels['projection']:.3f} from the judge; "
+                          "the labels of each sharpness: "
+                          + ", ".join(f"{k} {v:.3f}" for k, v in sorted(labels["by_sharpness"].items(), key=lambda kv: float(kv[0])))
+                          + f". The judge is closest to sharpness {closest}: the chosen {d['sharpness']:g} trains on labels "
+                          + ("softer than" if float(closest) > d["sharpness"] else "as sharp as or sharper than")
+                          + " the judge's."]
         classes = d.get("classes", {})
         methods = [m for m in ("ce", "csm") if m in classes]
         if methods:

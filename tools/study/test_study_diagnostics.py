@@ -17,8 +17,9 @@ import study_report  # noqa: E402
 class Pool:
     """What label_quality reads of a CSMShards pool."""
 
-    def __init__(self, class_a, class_b, lambda_gen, class_names):
-        self.columns = {"class_a": np.array(class_a), "class_b": np.array(class_b), "lambda_gen": np.array(lambda_gen)}
+    def __init__(self, class_a, class_b, lambda_gen, class_names, lambda_proj=None):
+        self.columns = {"class_a": np.array(class_a), "class_b": np.array(class_b), "lambda_gen": np.array(lambda_gen),
+                        "lambda_proj": np.array(lambda_proj if lambda_proj is not None else [0.5] * len(class_a))}
         self.class_names = class_names
 
     def column(self, name):
@@ -47,7 +48,8 @@ def test_pool_fit_is_the_mixed_term_and_the_top_class_agreement():
 
 def test_label_quality_compares_class_a_within_the_pair():
     names = ["x", "y", "z"]
-    pool = Pool([0, 0, 1, 1], [1, 1, 2, 2], [0.0, 1.0, 0.0, 1.0], names)
+    # λ̂: the judge's shares, but one beyond [0, 1] (1.3, clipped to 1: 0.1 off) and one not finite (as 0.5).
+    pool = Pool([0, 0, 1, 1], [1, 1, 2, 2], [0.0, 1.0, 0.0, 1.0], names, lambda_proj=[0.2, 1.3, 0.3, np.nan])
     targets = np.array([[0.2, 0.8, 0.0], [0.9, 0.1, 0.0], [0.0, 0.3, 0.7], [0.0, 0.6, 0.4]])
     # The judge puts mass on the third class of the pair too: only a's share within (a, b) counts.
     judge = np.array([[0.1, 0.4, 0.5], [0.45, 0.05, 0.5], [0.5, 0.15, 0.35], [0.0, 0.5, 0.5]])
@@ -56,6 +58,12 @@ def test_label_quality_compares_class_a_within_the_pair():
     assert quality["mean"] == pytest.approx(0.025)
     assert quality["by_lambda_gen"] == pytest.approx({"0.000": 0.0, "1.000": 0.05})
     assert quality["by_pair"] == pytest.approx({"x:y": 0.0, "y:z": 0.05})
+    assert quality["projection"] == pytest.approx((0 + 0.1 + 0 + 0) / 4)
+    # Sharpness 1 around λ̂ = 0.5: σ(−0.3), σ(0.8), σ(−0.2), σ(0) against the shares.
+    sigma = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    expected = np.mean([abs(sigma(-0.3) - 0.2), abs(sigma(0.8) - 0.9), abs(sigma(-0.2) - 0.3), abs(0.5 - 0.5)])
+    assert quality["by_sharpness"]["1"] == pytest.approx(expected)
+    assert list(quality["by_sharpness"]) == ["1", "1.5", "2.3", "4", "6", "10", "20", "50"]
 
 
 def test_class_ece_charges_each_predicted_class_its_own_gap():
@@ -93,7 +101,8 @@ def test_the_report_shows_the_label_quality_and_the_class_wise_table(tmp_path, m
     document = {"pool": "/somewhere/pool54000", "sharpness": 2.3, "consistent_only": False,
                 "fit": {"full-csm-seed0": {"samples": 54000, "mixed_loss": 0.25, "top_class_agreement": 0.82}},
                 "labels": {"mean": 0.1, "by_lambda_gen": {"0.000": 0.05, "1.000": 0.15},
-                           "by_pair": {"x:y": 0.2, "y:z": 0.0}, "judges": 3},
+                           "by_pair": {"x:y": 0.2, "y:z": 0.0}, "judges": 3, "projection": 0.097,
+                           "by_sharpness": {"20": 0.031, "2.3": 0.266, "50": 0.035}},   # as sort_keys saves them
                 "classes": {"names": ["x", "y"], "ce": [0.01, 0.02], "csm": [0.005, 0.001]}}
     text = "\n".join(report.regime_diagnosis("full", document))
     assert "## Diagnosis (full)" in text
@@ -101,3 +110,6 @@ def test_the_report_shows_the_label_quality_and_the_class_wise_table(tmp_path, m
     assert "mean softmax of 3 full CE model(s)" in text and "mean |label − judge| 0.100" in text
     assert "0.00: 0.050, 1.00: 0.150" in text and "worst pairs x:y 0.200, y:z 0.000" in text
     assert "| y | 2.00% | 0.10% |" in text
+    assert ("The raw projection λ̂ (clipped to [0, 1]) is 0.097 from the judge; the labels of each sharpness: 2.3 0.266, "
+            "20 0.031, 50 0.035. The judge is closest to sharpness 20: the chosen 2.3 trains on labels softer than the "
+            "judge's.") in text
