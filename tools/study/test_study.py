@@ -1,6 +1,8 @@
 """Tests of the study driver's bookkeeping (tools/study/study.py): the plan's order and
-readiness, the scheduler that keeps every core busy, and a training's time over sittings.
-Nothing here runs csm: finished units are written into a temporary study's records."""
+readiness, the scheduler that keeps every core busy, a training's time over sittings, the
+data fingerprints that hold a rerun to the data the committed models read, and the pieces
+of the report built from them. Nothing here runs csm: finished units are written into a
+temporary study's records."""
 import json
 import os
 import sys
