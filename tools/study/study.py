@@ -177,6 +177,13 @@ class Training(typing.NamedTuple):
         return model_name(self.regime, self.loss, self.seed, self.settings)
 
 
+def machine() -> str:
+    """This machine in words: CPU model, core count, kernel."""
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                 platform.processor())
+    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
 def steps_per_epoch(samples: int) -> int:
     return -(-samples // 128)
 
@@ -339,8 +346,7 @@ class Study:
         with self.lock:
             known = self.data_record.get(folder)
             if known is None:
-                import study_report
-                self.data_record[folder] = {"sha256": current, "machine": study_report.machine()}
+                self.data_record[folder] = {"sha256": current, "machine": machine()}
                 self.save(self.data_path, self.data_record)
                 return
         if known["sha256"] != current:

@@ -8,7 +8,6 @@ point of a study that is still running, and says how far it got."""
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 
@@ -29,12 +28,6 @@ def round_ticks(low: float, high: float, most: int = 7) -> tuple[float, float, l
     step = next((s for s in (0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.2) if (high - low) / s <= most - 1), 0.25)
     first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
     return first * step, last * step, [round(k * step, 6) for k in range(first, last + 1)]
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                 platform.processor())
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
 def epochs_of(model_path: str) -> list[dict]:
@@ -429,7 +422,7 @@ class Report:
                     "samples": {d: study.count(d) for d in ("real-train", "real-val", "real-fit", "real-scarce", "real-middle",
                                                             "real-test") if os.path.exists(study.path(d, "manifest.json"))},
                     "bins": S.BINS, "bootstrap": S.BOOTSTRAP, "unit_minutes": unit_minutes, "jobs": jobs,
-                    "machine": machine(), "csm_version": version, "diagnostics": study.state.get("diagnostics")}
+                    "machine": S.machine(), "csm_version": version, "diagnostics": study.state.get("diagnostics")}
         json_path = os.path.join(docs, "fashion-mnist.json")
         with open(json_path + ".tmp", "w") as out:
             json.dump(document, out, indent=1)
@@ -524,7 +517,7 @@ class Report:
                "lost to an interruption is not counted).", "",
                "| stage | minutes |", "|---|---:|", *[f"| {k} | {unit_minutes[k]} |" for k in stages],
                f"| total | {round(sum(unit_minutes.values()), 1)} |", "",
-               f"Machine: {machine()}. csm {version}.", "",
+               f"Machine: {S.machine()}. csm {version}.", "",
                "## Check it", "",
                "The classifiers are committed under `Datasets/fashion-mnist/study/` (records in `runs.json` there). "
                "`csm evaluate --classifier Datasets/fashion-mnist/study/scarce-ce-seed0.safetensors --data <csm import "
