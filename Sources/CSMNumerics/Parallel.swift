@@ -9,13 +9,21 @@ public enum Parallel {
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }()
 
-    /// Runs `body(i)` for i in 0..<count, concurrently when count > 1.
-    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
-        if count <= 1 {
-            if count == 1 { body(0) }
-            return
+    /// Runs `body(i)` for i in 0..<count on at most `workers` threads at once: in turn on the
+    /// calling thread when that is 1, otherwise concurrently. Dispatch alone would spread the
+    /// indices over every core the process may use, so `CSM_THREADS` below that is kept by
+    /// giving each of `workers` tasks every `workers`-th index.
+    public static func forEach(_ count: Int, workers: Int = workerCount, _ body: (Int) -> Void) {
+        let workers = min(count, max(1, workers))
+        if workers <= 1 {
+            for i in 0..<count { body(i) }
+        } else if workers == count || workers >= ProcessInfo.processInfo.activeProcessorCount {
+            DispatchQueue.concurrentPerform(iterations: count, execute: body)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                for i in stride(from: w, to: count, by: workers) { body(i) }
+            }
         }
-        DispatchQueue.concurrentPerform(iterations: count, execute: body)
     }
 
     /// Splits 0..<total into at most `parts` contiguous, nearly equal, non-empty ranges.
