@@ -153,15 +153,15 @@ class Report:
             methods = regimes[regime]["methods"]
             ce = [r for r in methods["ce"] if not r.get("pending")]
             csm = [r for r in methods.get("csm", []) if not r.get("pending")]
-            if not ce or not csm:
+            chosen = self.study.full_chosen() if regime == "full" else self.chosen
+            # The goal is judged once: on every seed of both, at the regime's chosen setting.
+            if (not ce or not csm or chosen is None
+                    or any(r.get("pending") for r in methods["ce"] + methods.get("csm", []))):
                 done = sum(not r.get("pending") for rows in methods.values() for r in rows)
                 total = sum(len(rows) for rows in methods.values())
-                which = f"seed {ce[0]['seed']}" if len(ce) == 1 else f"mean of {len(ce)} seeds"
-                so_far = (f" CE so far ({which}): accuracy {pct(statistics.mean(r['accuracy'] for r in ce))}, ECE "
-                          f"{pct(statistics.mean(r['ece'] for r in ce))}" + (f" (seeds {spread(ce)})" if len(ce) > 1 else "")
-                          + f", after temperature scaling {pct(statistics.mean(r['ts_ece'] for r in ce))}." if ce else "")
                 lines.append(f"- **{regime}**: pending ({done} of {total} models trained and evaluated"
-                             + ("" if self.chosen else "; the CSM setting is still being chosen") + ")." + so_far)
+                             + ("" if chosen else "; the CSM setting is still being chosen") + ")."
+                             + self.so_far("CE", ce) + self.so_far("CSM" if chosen else "CSM at the scarce pick", csm))
                 continue
             ce_ece, csm_ece = statistics.mean(r["ece"] for r in ce), statistics.mean(r["ece"] for r in csm)
             ce_acc, csm_acc = statistics.mean(r["accuracy"] for r in ce), statistics.mean(r["accuracy"] for r in csm)
@@ -205,6 +205,17 @@ class Report:
         else:
             lines.append("- **targeted pool** (scarce): pending.")
         return lines
+
+    @staticmethod
+    def so_far(method: str, rows: list[dict]) -> str:
+        """The sentence on a pending regime's evaluated `rows` of one method: accuracy, ECE (with
+        the seeds' range) and ECE after temperature scaling; empty without any."""
+        if not rows:
+            return ""
+        which = f"seed {rows[0]['seed']}" if len(rows) == 1 else f"mean of {len(rows)} seeds"
+        return (f" {method} so far ({which}): accuracy {pct(statistics.mean(r['accuracy'] for r in rows))}, ECE "
+                f"{pct(statistics.mean(r['ece'] for r in rows))}" + (f" (seeds {spread(rows)})" if len(rows) > 1 else "")
+                + f", after temperature scaling {pct(statistics.mean(r['ts_ece'] for r in rows))}.")
 
     def table(self, regime: dict) -> list[str]:
         lines = ["| method | seed | accuracy | NLL | Brier | ECE [95% interval] | AdaECE | cECE | T | ECE after TS | NLL after TS "

@@ -414,7 +414,7 @@ def test_the_convergence_axes_take_round_steps():
     assert study_report.round_ticks(0.8, 0.95)[2] == pytest.approx([0.8, 0.825, 0.85, 0.875, 0.9, 0.925, 0.95])
 
 
-def test_the_outcome_of_a_pending_regime_gives_ce_so_far(study):
+def test_the_outcome_of_a_pending_regime_gives_what_is_in_so_far(study):
     import study_report
     report = study_report.Report(study, S)
 
@@ -431,3 +431,13 @@ def test_the_outcome_of_a_pending_regime_gives_ce_so_far(study):
                              "after temperature scaling 1.50%.")
     assert lines[2].endswith("(1 of 2 models trained and evaluated; the CSM setting is still being chosen). "
                              "CE so far (seed 0): accuracy 94.25%, ECE 1.30%, after temperature scaling 0.64%.")
+
+    # With the setting chosen, the goal still waits for every seed of CE and CSM.
+    report.chosen = {"pool": "pool54000", "sharpness": 2.3, "n_aug": 1, "consistent_only": False}
+    regimes["middle"]["methods"]["csm"] = [done(0, 0.93, 0.01, 0.008), {"seed": 1, "pending": True}]
+    line = report.outcome(regimes)[1]
+    assert line == ("- **middle**: pending (3 of 4 models trained and evaluated). CE so far (mean of 2 seeds): accuracy "
+                    "93.00%, ECE 4.00% (seeds 3.00%–5.00%), after temperature scaling 1.50%. CSM so far (seed 0): "
+                    "accuracy 93.00%, ECE 1.00%, after temperature scaling 0.80%.")
+    regimes["middle"]["methods"]["csm"][1] = done(1, 0.93, 0.01, 0.008)
+    assert "Goal (below CE's ECE, at a cost of at most 0.5 pt of accuracy): **met**" in report.outcome(regimes)[1]
