@@ -1,33 +1,23 @@
 """The calibration study's report (tools/study/study.py, stage `report`): docs/calibration/
 fashion-mnist.json (machine-readable), fashion-mnist.md (outcome, tables, convergence,
-settings, data, wall times, machine), fashion-mnist-reliability.png (reliability diagrams)
-and fashion-mnist-convergence.png (CE's validation accuracy and ECE against epoch).
+settings, data, wall times, machine) and its figures (tools/study/study_figures.py).
 
 Runs that have not finished yet are listed as pending: the report can be written at any
 point of a study that is still running, and says how far it got."""
 import json
-import math
 import os
 import statistics
 import subprocess
 
+import study_figures
+
 METRICS = ["accuracy", "nll", "brier", "ece", "adaece", "cece", "temperature", "ts_ece", "ts_nll"]
-FIGURE_METHODS = [("ce", "CE", ""), ("ce", "CE + temperature scaling", "-ts"), ("bsce-gra", "BSCE-GRA", ""),
-                  ("csm", "CSM", ""), ("csm-bsce-gra", "CSM + BSCE-GRA", "")]
 REGIME_TITLES = {"scarce": "a class-balanced 10% of the fit split", "middle": "a class-balanced 25% of the fit split",
                  "full": "the whole fit split"}
 
 
 def pct(value: float) -> str:
     return f"{value * 100:.2f}%"
-
-
-def round_ticks(low: float, high: float, most: int = 7) -> tuple[float, float, list[float]]:
-    """An axis range widened to round steps (0.5, 1, 2, 2.5, 5, 10 or 20 points of a
-    fraction) and its ticks, at most `most` of them."""
-    step = next((s for s in (0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.2) if (high - low) / s <= most - 1), 0.25)
-    first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
-    return first * step, last * step, [round(k * step, 6) for k in range(first, last + 1)]
 
 
 def epochs_of(model_path: str) -> list[dict]:
@@ -124,7 +114,7 @@ class Report:
             samples = study.count(data) if os.path.exists(study.path(data, "manifest.json")) else None
             methods = {method: [self.row(regime, method, seed, name) for seed, name in models]
                        for method, models in rows.items()}
-            entry = {"methods": methods, "epochs": spec["epochs"], "samples": samples}
+            entry = {"methods": methods, "epochs": spec["epochs"], "fraction": spec["fraction"], "samples": samples}
             if samples:
                 entry["steps"] = spec["epochs"] * S.steps_per_epoch(samples)
             curves = {}
@@ -323,100 +313,6 @@ class Report:
                               f"{sum(r['weight'] or 0 for r in rest):.3f}", rest))
         return lines
 
-    def convergence_figure(self, regimes: dict, path: str) -> bool:
-        """CE's validation accuracy and ECE against epoch, one line per regime and seed."""
-        from PIL import Image, ImageDraw, ImageFont
-        series = [(regime, seed, points) for regime, entry in regimes.items() for seed, points in entry["ce_curves"].items()
-                  if points and points[0].get("val_accuracy") is not None]
-        if not series:
-            return False
-        colours = {"scarce": (214, 39, 40), "middle": (255, 127, 14), "full": (31, 119, 180)}
-        font = ImageFont.load_default(size=22)
-        small = ImageFont.load_default(size=18)
-        width, height, margin = 760, 460, 80
-        sheet = Image.new("RGB", (2 * width, height + 40), "white")
-        draw = ImageDraw.Draw(sheet)
-        panels = [("val_accuracy", "validation accuracy", 0.80, 0.95), ("val_ece", "validation ECE", 0.0, 0.08)]
-        max_epoch = max(p["epoch"] for _, _, points in series for p in points)
-        for index, (key, title, low, high) in enumerate(panels):
-            # The range covers the epochs after the first fifth; earlier points are clipped to it.
-            values = [p[key] for _, _, points in series for p in points if p["epoch"] > max_epoch / 5] or \
-                [p[key] for _, _, points in series for p in points]
-            low, high = min(low, min(values) - 0.01), max(high, max(values) + 0.01)
-            low, high, ticks = round_ticks(max(0.0, low), min(1.0, high))
-            x0, y0, x1, y1 = index * width + margin, 40, (index + 1) * width - 20, height - 50
-
-            def place(epoch, value):
-                value = min(high, max(low, value))
-                return (x0 + (x1 - x0) * epoch / max_epoch, y1 - (y1 - y0) * (value - low) / (high - low))
-
-            draw.text(((x0 + x1) / 2, 20), title + " (CE, every seed)", fill="black", font=font, anchor="mm")
-            for value in ticks:
-                _, y = place(0, value)
-                draw.line((x0, y, x1, y), fill=(225, 225, 225))
-                draw.line((x0 - 5, y, x0, y), fill="black")
-                draw.text((x0 - 8, y), f"{value * 100:g}%", fill="black", font=small, anchor="rm")
-            draw.rectangle((x0, y0, x1, y1), outline="black")
-            for tick in range(0, max_epoch + 1, max(1, max_epoch // 5)):
-                x, _ = place(tick, low)
-                draw.line((x, y1, x, y1 + 5), fill="black")
-                draw.text((x, y1 + 8), str(tick), fill="black", font=small, anchor="mt")
-            draw.text(((x0 + x1) / 2, y1 + 32), "epoch", fill="black", font=small, anchor="mt")
-            for regime, _, points in series:
-                xy = [place(p["epoch"], p[key]) for p in points]
-                colour = colours.get(regime, (0, 0, 0))
-                if len(xy) > 1:
-                    draw.line(xy, fill=colour, width=2)
-                for x, y in xy:
-                    draw.ellipse((x - 2.5, y - 2.5, x + 2.5, y + 2.5), fill=colour)
-            legend_y = y1 - 90 if key == "val_accuracy" else y0 + 20     # where the curves are not
-            for n, regime in enumerate(r for r in colours if any(s[0] == r for s in series)):
-                draw.line((x1 - 150, legend_y + 24 * n, x1 - 120, legend_y + 24 * n), fill=colours[regime], width=3)
-                draw.text((x1 - 112, legend_y + 24 * n), regime, fill="black", font=small, anchor="lm")
-        temporary = path + ".tmp.png"
-        sheet.save(temporary)
-        os.replace(temporary, path)
-        return True
-
-    def reliability_figure(self, path: str) -> bool:
-        from PIL import Image, ImageDraw, ImageFont
-        rows = []
-        for regime, table in self.tables.items():
-            panels = []
-            for method, title, suffix in FIGURE_METHODS:
-                models = table.get(method)
-                if not models:
-                    continue
-                diagram = self.study.path("diagrams", models[0][1] + ".png")
-                if not os.path.exists(diagram):
-                    continue
-                image = Image.open(diagram).convert("RGB")
-                # Each diagram has two panels, before and after temperature scaling.
-                half = (image.width // 2, 0, image.width, image.height) if suffix == "-ts" else (0, 0, image.width // 2, image.height)
-                panels.append((f"{title} ({regime})", image.crop(half)))
-            if panels:
-                rows.append(panels)
-        if not rows:
-            return False
-        font = ImageFont.load_default(size=30)
-        width = max(sum(p.width for _, p in row) for row in rows)
-        caption = 50
-        height = sum(caption + max(p.height for _, p in row) for row in rows)
-        sheet = Image.new("RGB", (width, height), "white")
-        draw = ImageDraw.Draw(sheet)
-        y = 0
-        for row in rows:
-            x = 0
-            for title, panel in row:
-                draw.text((x + panel.width // 2, y + caption // 2), title, fill="black", font=font, anchor="mm")
-                sheet.paste(panel, (x, y + caption))
-                x += panel.width
-            y += caption + max(p.height for _, p in row)
-        temporary = path + ".tmp.png"
-        sheet.save(temporary)
-        os.replace(temporary, path)
-        return True
-
     def write(self) -> None:
         S, study = self.S, self.study
         docs = os.path.join(S.ROOT, S.DOCS)
@@ -439,8 +335,10 @@ class Report:
             json.dump(document, out, indent=1)
             out.write("\n")
         os.replace(json_path + ".tmp", json_path)
-        has_reliability = self.reliability_figure(os.path.join(docs, "fashion-mnist-reliability.png"))
-        has_convergence = self.convergence_figure(regimes, os.path.join(docs, "fashion-mnist-convergence.png"))
+        has_reliability = study_figures.reliability(self.tables, lambda name: study.path("diagrams", name + ".png"),
+                                                    os.path.join(docs, "fashion-mnist-reliability.png"))
+        has_convergence = study_figures.convergence(regimes, os.path.join(docs, "fashion-mnist-convergence.png"))
+        has_fractions = study_figures.fractions(regimes, os.path.join(docs, "fashion-mnist-fractions.png"))
 
         finished = sum(1 for r in regimes.values() for rows in r["methods"].values() for row in rows if not row.get("pending"))
         total = sum(len(rows) for r in regimes.values() for rows in r["methods"].values())
@@ -458,6 +356,8 @@ class Report:
               "(`make study`); finished classifiers and their training records are committed under "
               "`Datasets/fashion-mnist/study/`.", "",
               "## Outcome", "", *outcome, ""]
+        if has_fractions:
+            md += ["![Test accuracy and ECE against the labelled fraction, CE and CSM](fashion-mnist-fractions.png)", ""]
         if has_reliability:
             md += ["![Reliability diagrams](fashion-mnist-reliability.png)", ""]
         pairs_picture = study.path("pair-confusion.png")
@@ -547,6 +447,9 @@ class Report:
             summary = [f"{status} The outcome on the test split (ECE with 15 bins before temperature scaling, means over "
                        "seeds with each seed's range; the tables, bootstrap intervals and diagnosis are in "
                        "[docs/calibration/fashion-mnist.md](docs/calibration/fashion-mnist.md)):", "", *outcome]
+            if has_fractions:
+                summary += ["", "![Test accuracy and ECE against the labelled fraction, CE and CSM]"
+                                "(docs/calibration/fashion-mnist-fractions.png)"]
             targeted = regimes["scarce"]["methods"].get("csm (targeted pool)", [])
             if targeted and not any(r.get("pending") for r in targeted) and \
                     os.path.exists(os.path.join(docs, "fashion-mnist-pairs.png")):

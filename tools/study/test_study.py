@@ -407,11 +407,11 @@ def test_a_training_records_the_data_it_read(study):
 
 
 def test_the_convergence_axes_take_round_steps():
-    import study_report
-    assert study_report.round_ticks(0.0, 0.134) == pytest.approx((0.0, 0.15, [0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15]))
-    low, high, ticks = study_report.round_ticks(0.61, 0.96)
+    import study_figures
+    assert study_figures.round_ticks(0.0, 0.134) == pytest.approx((0.0, 0.15, [0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15]))
+    low, high, ticks = study_figures.round_ticks(0.61, 0.96)
     assert (low, high) == pytest.approx((0.6, 1.0)) and ticks == pytest.approx([0.6, 0.7, 0.8, 0.9, 1.0])
-    assert study_report.round_ticks(0.8, 0.95)[2] == pytest.approx([0.8, 0.825, 0.85, 0.875, 0.9, 0.925, 0.95])
+    assert study_figures.round_ticks(0.8, 0.95)[2] == pytest.approx([0.8, 0.825, 0.85, 0.875, 0.9, 0.925, 0.95])
 
 
 def test_the_outcome_of_a_pending_regime_gives_what_is_in_so_far(study):
@@ -441,3 +441,24 @@ def test_the_outcome_of_a_pending_regime_gives_what_is_in_so_far(study):
                     "accuracy 93.00%, ECE 1.00%, after temperature scaling 0.80%.")
     regimes["middle"]["methods"]["csm"][1] = done(1, 0.93, 0.01, 0.008)
     assert "Goal (below CE's ECE, at a cost of at most 0.5 pt of accuracy): **met**" in report.outcome(regimes)[1]
+
+
+def test_the_fractions_figure_waits_for_two_regimes_then_draws_every_seed(tmp_path):
+    import study_figures
+    from PIL import Image
+
+    def regime(fraction, ce, csm=()):
+        row = lambda seed, ece: {"seed": seed, "accuracy": 0.9 + fraction / 20, "ece": ece, "ts_ece": ece / 3}
+        return {"fraction": fraction, "methods": {"ce": [row(s, e) for s, e in enumerate(ce)] + [{"seed": 9, "pending": True}],
+                                                  "csm": [row(s, e) for s, e in enumerate(csm)]}}
+
+    path = str(tmp_path / "fractions.png")
+    regimes = {"scarce": regime(0.1, [0.035, 0.036], [0.01]), "full": regime(1.0, [])}
+    assert not study_figures.fractions(regimes, path) and not os.path.exists(path)
+    regimes["full"] = regime(1.0, [0.013])
+    assert study_figures.fractions(regimes, path)
+    image = Image.open(path).convert("RGB")
+    assert image.size == (2 * study_figures.PANEL_WIDTH, study_figures.PANEL_HEIGHT + 40)
+    # CSM's colour appears (its seed at 10%), and nothing is left beside the figure.
+    assert study_figures.METHOD_STYLES["csm"][1] in {colour for _, colour in image.getcolors(1 << 20)}
+    assert os.listdir(tmp_path) == ["fractions.png"]
