@@ -11,6 +11,8 @@ change should be when CSM misses its goal.
   sharpnesses, which says how far the chosen sharpness softens the labels past the judge;
 - classes: which classes carry the test ECE — each predicted class's share of it, for CE and
   CSM (seed 0 of each, in the regime);
+- direction: which way those two err — mean confidence minus accuracy, and how much of the
+  ECE comes from over-confident bins and how much from under-confident ones;
 - pairs: what the targeted pool changed where it spent its budget — for each class pair its
   trajectories in the uniform and the targeted pool, and on the test split, for the CSM
   models of each pool (mean over seeds), how often the pair's two classes are mistaken for
@@ -95,6 +97,22 @@ def class_ece(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> 
     return shares
 
 
+def confidence_direction(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict:
+    """Which way a model errs: its mean top-class confidence minus its accuracy (positive when
+    over-confident), and ECE split into the equal-width bins where confidence exceeds accuracy
+    ("over") and where it falls short ("under"); over + under = ECE."""
+    confidence = probabilities.max(1)
+    correct = (probabilities.argmax(1) == labels).astype(np.float64)
+    index = np.clip(np.ceil(confidence * bins).astype(np.int64), 1, bins) - 1
+    over = under = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            gap = (confidence[members].mean() - correct[members].mean()) * np.count_nonzero(members) / len(labels)
+            over, under = (over + gap, under) if gap > 0 else (over, under - gap)
+    return {"gap": float(confidence.mean() - correct.mean()), "over": float(over), "under": float(under)}
+
+
 def pair_test_errors(probabilities: np.ndarray, labels: np.ndarray, a: int, b: int) -> tuple[int, float]:
     """On the test images of class a or b: how many are predicted as the other class of the
     pair, and the mean of (top-class confidence − correct), over-confidence when positive."""
@@ -154,5 +172,7 @@ def diagnose(pool_path: str, sharpness: float, consistent_only: bool, csm_logits
     document["classes"] = {"names": list(pool.class_names)}
     for method, path in test_logits.items():
         logits = load_file(path)
-        document["classes"][method] = class_ece(softmax(logits["logits"]), logits["labels"].astype(np.int64))
+        probabilities, labels = softmax(logits["logits"]), logits["labels"].astype(np.int64)
+        document["classes"][method] = class_ece(probabilities, labels)
+        document.setdefault("direction", {})[method] = confidence_direction(probabilities, labels)
     return document

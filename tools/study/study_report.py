@@ -272,6 +272,13 @@ class Report:
                           + f". The judge is closest to sharpness {closest}: the chosen {d['sharpness']:g} trains on labels "
                           + ("softer than" if float(closest) > d["sharpness"] else "as sharp as or sharper than")
                           + " the judge's."]
+        direction = d.get("direction", {})
+        if direction:
+            lines += ["", "Which way the models err on the test split, seed 0 of each (mean top-class confidence − accuracy; "
+                      "ECE split into the bins where confidence exceeds accuracy and those where it falls short): "
+                      + "; ".join(f"{m.upper()} {v['gap'] * 100:+.2f} pt, ECE {pct(v['over'] + v['under'])} = over-confident "
+                                  f"{pct(v['over'])} + under-confident {pct(v['under'])}"
+                                  for m, v in direction.items()) + "."]
         classes = d.get("classes", {})
         methods = [m for m in ("ce", "csm") if m in classes]
         if methods:

@@ -46,6 +46,19 @@ def test_pool_fit_is_the_mixed_term_and_the_top_class_agreement():
     assert fit["top_class_agreement"] == 0.5
 
 
+def test_confidence_direction_splits_ece_into_over_and_under_confidence():
+    # Two bins in use (15 bins): confidence 0.9 (bin 13) on 4 samples, 3 right: accuracy 0.75,
+    # over-confident by 0.15; confidence 0.6 (bin 8) on 2 samples, both right: under by 0.4.
+    p = np.array([[0.9, 0.1]] * 4 + [[0.6, 0.4]] * 2)
+    labels = np.array([0, 0, 0, 1, 0, 0])
+    direction = D.confidence_direction(p, labels)
+    assert direction["over"] == pytest.approx(0.15 * 4 / 6)
+    assert direction["under"] == pytest.approx(0.4 * 2 / 6)
+    # Mean confidence 4.8/6 = 0.8 against accuracy 5/6.
+    assert direction["gap"] == pytest.approx(0.8 - 5 / 6)
+    assert direction == pytest.approx(D.confidence_direction(p[::-1], labels[::-1]))
+
+
 def test_label_quality_compares_class_a_within_the_pair():
     names = ["x", "y", "z"]
     # λ̂: the judge's shares, but one beyond [0, 1] (1.3, clipped to 1: 0.1 off) and one not finite (as 0.5).
@@ -95,7 +108,7 @@ def test_pair_test_errors_count_confusions_within_the_pair_only():
     assert gap == pytest.approx(((0.9 - 1) + (0.7 - 0) + (0.6 - 1) + (0.8 - 0)) / 4)
 
 
-def test_the_report_shows_the_label_quality_and_the_class_wise_table(tmp_path, monkeypatch):
+def test_the_report_shows_the_label_quality_direction_and_class_wise_table(tmp_path, monkeypatch):
     monkeypatch.setattr(S, "MODELS", str(tmp_path / "models"))
     report = study_report.Report(S.Study(sys.executable, str(tmp_path / "work")), S)
     document = {"pool": "/somewhere/pool54000", "sharpness": 2.3, "consistent_only": False,
@@ -103,8 +116,12 @@ def test_the_report_shows_the_label_quality_and_the_class_wise_table(tmp_path, m
                 "labels": {"mean": 0.1, "by_lambda_gen": {"0.000": 0.05, "1.000": 0.15},
                            "by_pair": {"x:y": 0.2, "y:z": 0.0}, "judges": 3, "projection": 0.097,
                            "by_sharpness": {"20": 0.031, "2.3": 0.266, "50": 0.035}},   # as sort_keys saves them
-                "classes": {"names": ["x", "y"], "ce": [0.01, 0.02], "csm": [0.005, 0.001]}}
+                "classes": {"names": ["x", "y"], "ce": [0.01, 0.02], "csm": [0.005, 0.001]},
+                "direction": {"ce": {"gap": 0.0125, "over": 0.013, "under": 0.0005},
+                              "csm": {"gap": -0.01, "over": 0.002, "under": 0.011}}}
     text = "\n".join(report.regime_diagnosis("full", document))
+    assert ("CE +1.25 pt, ECE 1.35% = over-confident 1.30% + under-confident 0.05%; CSM -1.00 pt, ECE 1.30% = "
+            "over-confident 0.20% + under-confident 1.10%.") in text
     assert "## Diagnosis (full)" in text
     assert "| full-csm-seed0 | 54,000 | 0.2500 | 82.00% |" in text
     assert "mean softmax of 3 full CE model(s)" in text and "mean |label − judge| 0.100" in text
