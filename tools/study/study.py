@@ -519,13 +519,14 @@ class Study:
         drew mixed data) and by (None, mixed) over all regimes: this machine's rate,
         validation and checkpoints included."""
         rates: dict[tuple, list[float]] = {}
-        for name, record in self.runs.items():
-            # A training's name is model_name's REGIME-LOSS[-SETTING]-seedN.
-            mixed = "-csm" in name
+        for record in self.runs.values():
+            # The data a training read says its regime (its real split) and whether it drew mixed data (a pool).
+            regime = next((r for r, spec in REGIMES.items() if spec["data"] in record.get("data", {})), None)
+            mixed = any(folder.startswith("pool") for folder in record.get("data", {}))
             for line in record["stdout"].splitlines():
                 if line.startswith("{"):
                     rate = json.loads(line)["images_per_second"]
-                    for key in ((name.split("-")[0], mixed), (None, mixed)):
+                    for key in ((regime, mixed), (None, mixed)):
                         rates.setdefault(key, []).append(rate)
         return {key: statistics.median(values) for key, values in rates.items()}
 

@@ -343,8 +343,12 @@ def test_the_plan_estimates_core_minutes_from_recorded_rates_and_checkpoints(stu
         json.dumps({"epoch": e, "images_per_second": rate}) + "\n" for e, rate in ((1, 200.0), (2, 300.0), (3, 250.0)))
     finish(study, "scarce-csm-pool5760-s1-n1-seed0")
     study.runs["scarce-csm-pool5760-s1-n1-seed0"]["stdout"] = json.dumps({"epoch": 1, "images_per_second": 360.0}) + "\n"
+    # The data a training read (its record's fingerprints) gives its regime and whether it drew mixed images.
+    study.runs["scarce-ce-seed0"]["data"] = {"real-scarce": "a" * 64}
+    study.runs["scarce-csm-pool5760-s1-n1-seed0"]["data"] = {"real-scarce": "a" * 64, "pool5760": "b" * 64}
     rates = study.epoch_rates()
-    assert rates[("scarce", False)] == 250.0 and rates[(None, True)] == 360.0
+    assert rates[("scarce", False)] == 250.0 and rates[("scarce", True)] == rates[(None, True)] == 360.0
+    assert ("full", False) not in rates
     # A checkpoint of 10 epochs (a safetensors header with epochs_done) leaves 40 of 50.
     os.makedirs(study.path("checkpoints"), exist_ok=True)
     header = json.dumps({"__metadata__": {"epochs_done": "10", "format": "csm-training-checkpoint/1"}}).encode()
