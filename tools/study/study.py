@@ -739,8 +739,9 @@ class Study:
 
     def diagnose(self) -> None:
         """tools/study/study_diagnostics.py's measurements of each regime's CSM runs at its
-        setting: their fit of the pool, the pool's labels against the full CE models, and
-        class-wise test ECE against the regime's CE seed 0; in "scarce" also what the
+        setting: their fit of the pool, the pool's labels against the full CE models, which
+        way seed 0 of CE, CSM and (where the regime has them) BSCE-GRA and CSM + BSCE-GRA err
+        on the test split, and class-wise test ECE against the regime's CE seed 0; in "scarce" also what the
         targeted pool changed, pair by pair. Each model's pool logits are evaluated once."""
         import study_diagnostics
         judges = [name for name in (model_name("full", "ce", s) for s in SEEDS) if self.finished(name)]
@@ -762,7 +763,9 @@ class Study:
                 continue
             pool = settings["pool"]
             test = {method: self.path("logits", name + ".safetensors")
-                    for method, name in (("ce", model_name(regime, "ce", 0)), ("csm", csm[0]))}
+                    for method, name in (("ce", model_name(regime, "ce", 0)), ("csm", csm[0]),
+                                         ("bsce-gra", model_name(regime, "bsce-gra", 0)),
+                                         ("csm-bsce-gra", model_name(regime, "csm-bsce-gra", 0, settings)))}
             document = study_diagnostics.diagnose(self.pool(pool), settings["sharpness"], settings["consistent_only"],
                                                   {name: on_pool(name, pool) for name in csm},
                                                   [on_pool(name, pool) for name in judges],

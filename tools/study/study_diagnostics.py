@@ -11,8 +11,9 @@ change should be when CSM misses its goal.
   sharpnesses, which says how far the chosen sharpness softens the labels past the judge;
 - classes: which classes carry the test ECE — each predicted class's share of it, for CE and
   CSM (seed 0 of each, in the regime);
-- direction: which way those two err — mean confidence minus accuracy, and how much of the
-  ECE comes from over-confident bins and how much from under-confident ones;
+- direction: which way CE, CSM and the regime's BSCE-GRA models err (seed 0 of each) — mean
+  confidence minus accuracy, and how much of the ECE comes from over-confident bins and how
+  much from under-confident ones;
 - pairs: what the targeted pool changed where it spent its budget — for each class pair its
   trajectories in the uniform and the targeted pool, and on the test split, for the CSM
   models of each pool (mean over seeds), how often the pair's two classes are mistaken for

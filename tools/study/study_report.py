@@ -12,6 +12,7 @@ import subprocess
 import study_figures
 
 METRICS = ["accuracy", "nll", "brier", "ece", "adaece", "cece", "temperature", "ts_ece", "ts_nll"]
+METHOD_TITLES = {"ce": "CE", "csm": "CSM", "bsce-gra": "BSCE-GRA", "csm-bsce-gra": "CSM + BSCE-GRA"}
 REGIME_TITLES = {"scarce": "a class-balanced 10% of the fit split", "middle": "a class-balanced 25% of the fit split",
                  "full": "the whole fit split"}
 
@@ -274,11 +275,13 @@ class Report:
                           + " the judge's."]
         direction = d.get("direction", {})
         if direction:
+            ordered = [m for m in METHOD_TITLES if m in direction]
             lines += ["", "Which way the models err on the test split, seed 0 of each (mean top-class confidence − accuracy; "
                       "ECE split into the bins where confidence exceeds accuracy and those where it falls short): "
-                      + "; ".join(f"{m.upper()} {v['gap'] * 100:+.2f} pt, ECE {pct(v['over'] + v['under'])} = over-confident "
-                                  f"{pct(v['over'])} + under-confident {pct(v['under'])}"
-                                  for m, v in direction.items()) + "."]
+                      + "; ".join(f"{METHOD_TITLES[m]} {direction[m]['gap'] * 100:+.2f} pt, ECE "
+                                  f"{pct(direction[m]['over'] + direction[m]['under'])} = over-confident "
+                                  f"{pct(direction[m]['over'])} + under-confident {pct(direction[m]['under'])}"
+                                  for m in ordered) + "."]
         classes = d.get("classes", {})
         methods = [m for m in ("ce", "csm") if m in classes]
         if methods:

@@ -118,10 +118,12 @@ def test_the_report_shows_the_label_quality_direction_and_class_wise_table(tmp_p
                            "by_sharpness": {"20": 0.031, "2.3": 0.266, "50": 0.035}},   # as sort_keys saves them
                 "classes": {"names": ["x", "y"], "ce": [0.01, 0.02], "csm": [0.005, 0.001]},
                 "direction": {"ce": {"gap": 0.0125, "over": 0.013, "under": 0.0005},
-                              "csm": {"gap": -0.01, "over": 0.002, "under": 0.011}}}
+                              "csm": {"gap": -0.01, "over": 0.002, "under": 0.011},
+                              "csm-bsce-gra": {"gap": -0.14, "over": 0.0, "under": 0.1479}}}
     text = "\n".join(report.regime_diagnosis("full", document))
     assert ("CE +1.25 pt, ECE 1.35% = over-confident 1.30% + under-confident 0.05%; CSM -1.00 pt, ECE 1.30% = "
-            "over-confident 0.20% + under-confident 1.10%.") in text
+            "over-confident 0.20% + under-confident 1.10%; CSM + BSCE-GRA -14.00 pt, ECE 14.79% = over-confident 0.00% "
+            "+ under-confident 14.79%.") in text
     assert "## Diagnosis (full)" in text
     assert "| full-csm-seed0 | 54,000 | 0.2500 | 82.00% |" in text
     assert "mean softmax of 3 full CE model(s)" in text and "mean |label − judge| 0.100" in text
