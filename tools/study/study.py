@@ -741,8 +741,9 @@ class Study:
         """tools/study/study_diagnostics.py's measurements of each regime's CSM runs at its
         setting: their fit of the pool, the pool's labels against the full CE models, which
         way seed 0 of CE, CSM and (where the regime has them) BSCE-GRA and CSM + BSCE-GRA err
-        on the test split, and class-wise test ECE against the regime's CE seed 0; in "scarce" also what the
-        targeted pool changed, pair by pair. Each model's pool logits are evaluated once."""
+        on the test split, and class-wise test ECE against the regime's CE seed 0; in
+        "scarce" also what the targeted pool changed, pair by pair. Each model's pool logits
+        are evaluated once."""
         import study_diagnostics
         judges = [name for name in (model_name("full", "ce", s) for s in SEEDS) if self.finished(name)]
 
