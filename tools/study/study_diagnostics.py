@@ -78,14 +78,20 @@ def label_quality(pool: CSMShards, targets: np.ndarray, judge: np.ndarray) -> di
             "projection": float(np.abs(np.clip(projection, 0, 1) - judged).mean()), "by_sharpness": by_sharpness}
 
 
+def top_class_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int):
+    """Each sample's top-class confidence, predicted class, correctness (0 or 1) and
+    equal-width bin (0..bins-1, a bin's upper edge inclusive, as `csm evaluate` bins)."""
+    confidence = probabilities.max(1)
+    predicted = probabilities.argmax(1)
+    correct = (predicted == labels).astype(np.float64)
+    return confidence, predicted, correct, np.clip(np.ceil(confidence * bins).astype(np.int64), 1, bins) - 1
+
+
 def class_ece(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> list[float]:
     """Each predicted class's own calibration error, weighted by its share of the samples:
     for the samples predicted as k, Σ over equal-width confidence bins of |accuracy −
     confidence| × (bin's samples of k) / N. The values add up to at least ECE."""
-    confidence = probabilities.max(1)
-    predicted = probabilities.argmax(1)
-    correct = (predicted == labels).astype(np.float64)
-    index = np.clip(np.ceil(confidence * bins).astype(np.int64), 1, bins) - 1
+    confidence, predicted, correct, index = top_class_bins(probabilities, labels, bins)
     n = len(labels)
     shares = []
     for k in range(probabilities.shape[1]):
@@ -102,9 +108,7 @@ def confidence_direction(probabilities: np.ndarray, labels: np.ndarray, bins: in
     """Which way a model errs: its mean top-class confidence minus its accuracy (positive when
     over-confident), and ECE split into the equal-width bins where confidence exceeds accuracy
     ("over") and where it falls short ("under"); over + under = ECE."""
-    confidence = probabilities.max(1)
-    correct = (probabilities.argmax(1) == labels).astype(np.float64)
-    index = np.clip(np.ceil(confidence * bins).astype(np.int64), 1, bins) - 1
+    confidence, _, correct, index = top_class_bins(probabilities, labels, bins)
     over = under = 0.0
     for b in range(bins):
         members = index == b
