@@ -66,6 +66,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import struct
 import subprocess
@@ -177,6 +178,34 @@ class Training(typing.NamedTuple):
         return model_name(self.regime, self.loss, self.seed, self.settings)
 
 
+def unit_seconds(record: dict) -> float:
+    """A finished unit's seconds: a training's epochs over every sitting, a generation's
+    own timing, else its wall time."""
+    return record.get("train_seconds") or record.get("generate_seconds") or record["seconds"]
+
+
+def checkpoint_epochs(path: str) -> int:
+    """The epochs the training checkpoint at PATH holds (its safetensors header's epochs_done;
+    docs/formats/checkpoint.md); 0 without a readable checkpoint."""
+    try:
+        with open(path, "rb") as file:
+            size = struct.unpack("<Q", file.read(8))[0]
+            return int(json.loads(file.read(size))["__metadata__"]["epochs_done"])
+    except (OSError, ValueError, KeyError, struct.error):
+        return 0
+
+
+def copy_atomically(source: str, destination: str) -> None:
+    """Copies SOURCE to DESTINATION through a temporary file beside it, so a reader never
+    sees half a file."""
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    temporary = destination + ".tmp"
+    shutil.copyfile(source, temporary)
+    with open(temporary, "rb") as file:
+        os.fsync(file.fileno())
+    os.replace(temporary, destination)
+
+
 def machine() -> str:
     """This machine in words: CPU model, core count, kernel."""
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
@@ -205,6 +234,15 @@ class Study:
         # Each data folder's fingerprint when it was first made, committed with the models.
         self.data_path = os.path.join(ROOT, MODELS, "data.json")
         self.data_record = self.load(self.data_path, {})
+        # The seconds of every sitting's units that are not committed trainings (data, select,
+        # evaluate, diagnose), by stage, committed with the models: WORK is lost with its
+        # machine, and the report's wall times cover every sitting. This sitting is this
+        # WORK folder, named by when it was first used.
+        self.sittings_path = os.path.join(ROOT, MODELS, "sittings.json")
+        self.sittings = self.load(self.sittings_path, {})
+        if "sitting" not in self.state:
+            self.state["sitting"] = datetime.datetime.now().isoformat(timespec="seconds")
+            self.save(self.state_path, self.state)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -279,6 +317,12 @@ class Study:
             else:
                 self.state["units"][name] = record
                 self.save(self.state_path, self.state)
+                seconds: dict[str, float] = {}
+                for unit in self.state["units"].values():
+                    seconds[unit["stage"]] = seconds.get(unit["stage"], 0) + unit_seconds(unit)
+                self.sittings[self.state["sitting"]] = {"machine": machine(),
+                                                        "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+                self.save(self.sittings_path, self.sittings)
         print(f"[{stage}] {name}: finished in {seconds / 60:.1f} min", flush=True)
         return record
 
@@ -287,8 +331,10 @@ class Study:
         return sum(shard["count"] for shard in manifest["shards"])
 
     def stage_seconds(self, stage: str) -> float:
-        units = list(self.runs.values()) + list(self.state["units"].values())
-        return sum(u.get("train_seconds") or u.get("generate_seconds") or u["seconds"] for u in units if u["stage"] == stage)
+        """Wall seconds of STAGE over every sitting: its committed trainings' and the other
+        units' that sittings.json holds."""
+        return (sum(unit_seconds(u) for u in self.runs.values() if u["stage"] == stage)
+                + sum(sitting["seconds"].get(stage, 0) for sitting in self.sittings.values()))
 
     def commit(self, message: str) -> bool:
         """Commits the classifiers with their records, the report and the README's outcome
@@ -420,7 +466,11 @@ class Study:
         os.makedirs(self.path("checkpoints"), exist_ok=True)
         os.makedirs(os.path.join(ROOT, MODELS), exist_ok=True)
         data = None if self.finished(name) else self.data_used(training)
+        if not self.finished(name):
+            self.restore_checkpoint(name)
         self.unit(name, training.stage, command, [self.model_path(name)], committed=True, extra={"data": data})
+        if os.path.exists(self.kept_checkpoint(name)):
+            os.remove(self.kept_checkpoint(name))   # the finished classifier replaces it
         return name
 
     def validation(self, name: str) -> dict:
@@ -451,15 +501,17 @@ class Study:
             add("scarce", "scarce", "csm", [0], settings)
         add("scarce", "scarce", "bsce-gra", [0])
         best = self.pick(grid, required=False)
+        chosen = self.chosen()
+        targeted = None if chosen is None else {**chosen, "pool": chosen["pool"] + TARGETED}
         if best is not None:
             for variant in ({**best, "consistent_only": True}, {**best, "n_aug": 2}):
                 add("scarce", "scarce", "csm", [0], variant)
-            if "targeted" in stages:
+            targeted_done = targeted is not None and all(
+                self.finished(model_name("scarce", "csm", seed, targeted)) for seed in SEEDS)
+            if "targeted" in stages and not targeted_done:
                 # The variants keep the best's pool, so the pick's targeted pool can be made now.
                 wanted.append(best["pool"] + TARGETED)
-        chosen = self.chosen()
         if chosen is not None:
-            targeted = {**chosen, "pool": chosen["pool"] + TARGETED}
             add("scarce", "scarce", "csm", SEEDS, chosen)
             add("targeted", "scarce", "ce", [0], curves=True)      # the pilot
             add("targeted", "scarce", "csm", SEEDS, targeted)
@@ -505,14 +557,45 @@ class Study:
         return plan
 
     def checkpoint_epochs(self, name: str) -> int:
-        """The epochs training NAME's checkpoint holds (its safetensors header's epochs_done;
-        docs/formats/checkpoint.md); 0 without a readable checkpoint."""
-        try:
-            with open(self.path("checkpoints", name + ".checkpoint"), "rb") as file:
-                size = struct.unpack("<Q", file.read(8))[0]
-                return int(json.loads(file.read(size))["__metadata__"]["epochs_done"])
-        except (OSError, ValueError, KeyError, struct.error):
-            return 0
+        """The epochs training NAME's checkpoint holds, in WORK or kept in the checkout."""
+        return max(checkpoint_epochs(self.path("checkpoints", name + ".checkpoint")),
+                   checkpoint_epochs(self.kept_checkpoint(name)))
+
+    def kept_checkpoint(self, name: str) -> str:
+        """Where training NAME's checkpoint is kept in the checkout (--keep-checkpoints)."""
+        return os.path.join(ROOT, MODELS, "checkpoints", name + ".checkpoint")
+
+    def keep_checkpoints(self) -> list[str]:
+        """Copies the checkpoint of every unfinished training in WORK that is ahead of the one
+        kept in the checkout into Datasets/fashion-mnist/study/checkpoints/, and drops kept
+        checkpoints of finished trainings, so that a fresh clone on another machine goes on
+        from them. Returns the trainings whose kept checkpoint changed."""
+        changed = []
+        folder = os.path.join(ROOT, MODELS, "checkpoints")
+        os.makedirs(folder, exist_ok=True)
+        work = self.path("checkpoints")
+        for file in sorted(os.listdir(work) if os.path.isdir(work) else []):
+            name = file.removesuffix(".checkpoint")
+            if not file.endswith(".checkpoint") or self.finished(name):
+                continue
+            epochs = checkpoint_epochs(self.path("checkpoints", file))
+            if epochs > checkpoint_epochs(self.kept_checkpoint(name)):
+                copy_atomically(self.path("checkpoints", file), self.kept_checkpoint(name))
+                print(f"[keep] {name}: checkpoint at epoch {epochs} kept in {os.path.relpath(folder, ROOT)}", flush=True)
+                changed.append(name)
+        for file in sorted(os.listdir(folder)):
+            name = file.removesuffix(".checkpoint")
+            if self.finished(name):
+                os.remove(os.path.join(folder, file))
+                changed.append(name)
+        return changed
+
+    def restore_checkpoint(self, name: str) -> None:
+        """Puts training NAME's kept checkpoint in WORK when it is ahead of WORK's own."""
+        work = self.path("checkpoints", name + ".checkpoint")
+        if checkpoint_epochs(self.kept_checkpoint(name)) > checkpoint_epochs(work):
+            copy_atomically(self.kept_checkpoint(name), work)
+            print(f"[keep] {name}: going on from the kept checkpoint (epoch {checkpoint_epochs(work)})", flush=True)
 
     def epoch_rates(self) -> dict[tuple, float]:
         """The median images/s of the recorded trainings' epochs, by (regime, whether they
@@ -776,7 +859,14 @@ class Study:
                 logits = {kind: [self.path("logits", model_name(regime, "csm", seed, s) + ".safetensors") for seed in SEEDS]
                           for kind, s in (("uniform", settings), ("targeted", targeted))}
                 logits = {kind: [path for path in paths if os.path.exists(path)] for kind, paths in logits.items()}
-                if all(logits.values()):
+                committed = (self.load(os.path.join(ROOT, DOCS, "fashion-mnist.json"), {}).get("diagnostics") or {})
+                committed = (committed.get("scarce") or {}).get("pairs")
+                if all(len(paths) == len(SEEDS) for paths in logits.values()) and committed \
+                        and not self.generated(targeted["pool"]):
+                    # Every model it compares is finished, so the committed comparison stands;
+                    # the targeted pool is not made again for it on a new machine.
+                    document["pairs"] = committed
+                elif all(logits.values()):
                     document["pairs"] = study_diagnostics.pair_effect(self.pool(pool), self.pool(targeted["pool"]),
                                                                      self.pair_weights(), logits["uniform"], logits["targeted"])
             documents[regime] = document
@@ -821,6 +911,9 @@ def main() -> int:
     parser.add_argument("--only", choices=order, help="run this stage alone (its inputs must exist)")
     parser.add_argument("--plan", action="store_true",
                         help="print what the training stages still need, with estimated core-minutes, and exit")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="copy the checkpoints of unfinished trainings into Datasets/fashion-mnist/study/checkpoints/ "
+                             "(with --commit, commit them) and exit: a fresh clone on another machine goes on from them")
     parser.add_argument("--commit", action="store_true",
                         help="after every finished training, evaluate it, rewrite the report and git-commit the "
                              "classifiers, their records, the report and the README's outcome (nothing else)")
@@ -851,6 +944,10 @@ def main() -> int:
     if args.commit:
         study.after_training = commit
     stages = [args.only] if args.only else order[:order.index(args.stage or "report") + 1]
+    if args.keep_checkpoints:
+        if study.keep_checkpoints() and args.commit:
+            study.commit("study: checkpoints of the unfinished trainings kept, for the next machine")
+        return 0
     if args.plan:
         study.print_plan([s for s in stages if s in TRAINING_STAGES])
         return 0
