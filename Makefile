@@ -7,7 +7,7 @@ CSM         = .build/release/csm
 PACKAGES    = libopenblas-dev libdnnl-dev libhdf5-dev libpng-dev libjpeg-dev zlib1g-dev dataset-fashion-mnist
 SUDO        = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build install test test-slurm test-dependency test-distributed python-package cli-help demo bench study fuzz clean
+.PHONY: all deps build install test test-slurm test-dependency test-distributed python-package study-tools cli-help demo bench study fuzz clean
 
 all: build
 
@@ -37,9 +37,10 @@ install: build
 
 ## test: every test, optimised build (numeric code is too slow unoptimised), then the
 ## Python package's tests and the study driver's, then the Slurm test (a few minutes). The csm_shards package
-## (python/, with h5py and numpy) and pytest are installed with pip first: the Swift tests
-## also check that it reads csm's shards as the Swift loader does. PyTorch is optional.
-test: deps python-package
+## (python/, with h5py and numpy), pytest and Pillow (the study's figures) are installed with pip
+## first: the Swift tests also check that it reads csm's shards as the Swift loader does.
+## PyTorch is optional.
+test: deps python-package study-tools
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build
 	python3 -m pytest -q -p no:cacheprovider python/tests tools/study/test_study.py tools/study/test_study_diagnostics.py
@@ -69,6 +70,10 @@ test-distributed: python-package
 ## the tests, the tools/ scripts and examples/pytorch/train.py import the installed package.
 python-package:
 	python3 -m pip install -q ./python pytest
+
+## study-tools: Pillow, which the study's figures (tools/study/study_figures.py) draw with.
+study-tools:
+	@python3 -c "import PIL" 2>/dev/null || python3 -m pip install -q pillow
 
 ## cli-help: every command's --help saved as text in docs/cli/ (tools/docs/cli_help.py, 100 columns
 ## wide); the CLIHelpTests test fails when they differ from what csm prints.
@@ -100,8 +105,7 @@ bench: build python-package
 ## meant to be committed; STUDY_FLAGS=--commit commits each as it finishes). Writes
 ## docs/calibration/fashion-mnist.{md,json}, its figures and the README's outcome.
 ## Not part of make test. STUDY_FLAGS=--quick checks the pipeline in minutes.
-study: build python-package
-	@python3 -c "import PIL" 2>/dev/null || python3 -m pip install -q pillow
+study: build python-package study-tools
 	python3 tools/study/study.py --csm $(CSM) $(STUDY_FLAGS)
 
 ## fuzz: libFuzzer harnesses (safetensors, .npy, IDX, manifest JSON, shards) built with

@@ -48,10 +48,12 @@ rewrites the report and commits those files alone), and a rerun on a fresh clone
 every run recorded there. All
 else (shards, checkpoints, logs, logits) lives in WORK and is remade byte-identically on the
 same kind of CPU: Datasets/fashion-mnist/study/data.json keeps each data folder's
-fingerprint (SHA-256 over its shards), every training's record the fingerprints of the data
-it read, and data made differently stops the study before a training uses it. An
-interrupted `csm train` continues from its checkpoint. The test split is read only by the
-evaluate stage, after every setting is fixed.
+fingerprint (SHA-256 over its shards) for each kind of CPU that made it, every training's
+record the fingerprints of the data it read, and data made differently on a kind of CPU
+that made it before stops the study before a training uses it. An interrupted `csm train`
+continues from its checkpoint; --keep-checkpoints --commit carries the checkpoints of
+unfinished trainings to the next machine through the checkout. The test split is read only
+by the evaluate stage, after every setting is fixed.
 
 --quick runs the same pipeline with a few optimiser steps per model and small pools, its
 models and report inside WORK (default study-quick/): a check of the machinery in minutes,
@@ -206,11 +208,30 @@ def copy_atomically(source: str, destination: str) -> None:
     os.replace(temporary, destination)
 
 
+def cpu() -> str:
+    """This machine's kind of CPU: its model name, with family and model number where
+    /proc/cpuinfo gives them (one model name may cover several generations)."""
+    fields: dict[str, str] = {}
+    if os.path.exists("/proc/cpuinfo"):
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor()
+    return f"{name} (family {fields['cpu family']}, model {fields['model']})" if "cpu family" in fields else name
+
+
 def machine() -> str:
-    """This machine in words: CPU model, core count, kernel."""
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                 platform.processor())
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    """This machine in words: kind of CPU, core count, kernel."""
+    return f"{cpu()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def same_cpu(first: str, second: str) -> bool:
+    """Whether two `machine()` descriptions name the same kind of CPU. One written before
+    family and model were noted compares by model name alone."""
+    kinds = [re.sub(r", \d+ cores, .*$", "", m) for m in (first, second)]
+    if any("(family " not in kind for kind in kinds):
+        kinds = [re.sub(r" \(family \d+, model \d+\)$", "", kind) for kind in kinds]
+    return kinds[0] == kinds[1]
 
 
 def steps_per_epoch(samples: int) -> int:
@@ -317,11 +338,11 @@ class Study:
             else:
                 self.state["units"][name] = record
                 self.save(self.state_path, self.state)
-                seconds: dict[str, float] = {}
+                by_stage: dict[str, float] = {}
                 for unit in self.state["units"].values():
-                    seconds[unit["stage"]] = seconds.get(unit["stage"], 0) + unit_seconds(unit)
+                    by_stage[unit["stage"]] = by_stage.get(unit["stage"], 0) + unit_seconds(unit)
                 self.sittings[self.state["sitting"]] = {"machine": machine(),
-                                                        "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+                                                        "seconds": {k: round(v, 1) for k, v in by_stage.items()}}
                 self.save(self.sittings_path, self.sittings)
         print(f"[{stage}] {name}: finished in {seconds / 60:.1f} min", flush=True)
         return record
@@ -383,11 +404,13 @@ class Study:
         return digest.hexdigest()
 
     def check_data(self, folder: str) -> None:
-        """Holds data folder FOLDER to the fingerprint data.json (committed beside the models)
-        keeps for it, the data the committed models were trained on; the first time, records
-        it with the machine that made it. csm makes the same bytes from the same inputs on the
-        same kind of CPU, but another CPU may round differently: data made differently stops
-        the study here, before any training uses it, with what to do."""
+        """Holds data folder FOLDER to the fingerprints data.json (committed beside the models)
+        keeps for it: the first time, records it with the machine that made it. csm makes the
+        same bytes from the same inputs on the same kind of CPU, but another kind may round
+        differently (the mixed pools differ between Intel Xeon and AMD EPYC machines): a
+        version made on a kind of CPU data.json does not know yet is added to the folder's
+        "other_cpus", and the report marks the models trained on it. Data made differently on
+        a kind of CPU that made it before stops the study here, before any training uses it."""
         current = self.fingerprint(folder)
         with self.lock:
             known = self.data_record.get(folder)
@@ -395,24 +418,36 @@ class Study:
                 self.data_record[folder] = {"sha256": current, "machine": machine()}
                 self.save(self.data_path, self.data_record)
                 return
-        if known["sha256"] != current:
-            record = os.path.relpath(self.data_path, ROOT)
-            raise UnitFailed(f"study: {self.path(folder)} is not the data the committed models were trained on: its shards' "
-                             f"SHA-256 differ from those {record} holds (made on {known['machine']}). Remake it on such "
-                             f"a machine, or delete the folder's entry in {record} to go on with this data: the report then "
-                             "marks every model trained on the earlier data.")
+            versions = [known, *known.get("other_cpus", [])]
+            if any(version["sha256"] == current for version in versions):
+                return
+            if not any(same_cpu(version["machine"], machine()) for version in versions):
+                known.setdefault("other_cpus", []).append({"sha256": current, "machine": machine()})
+                self.save(self.data_path, self.data_record)
+                print(f"[data] {folder}: made on a kind of CPU new to {os.path.relpath(self.data_path, ROOT)} "
+                      f"({cpu()}), with other bytes than on {known['machine']}: recorded as its version", flush=True)
+                return
+        record = os.path.relpath(self.data_path, ROOT)
+        raise UnitFailed(f"study: {self.path(folder)} is not the data the committed models were trained on: its shards' "
+                         f"SHA-256 differ from every version {record} holds, one of them made on this kind of CPU "
+                         f"({cpu()}). Delete the folder and run again to make it anew.")
 
     def data_used(self, training: "Training") -> dict[str, str]:
         """The fingerprints of the data folders TRAINING reads (its real split, its pool)."""
         folders = [REGIMES[training.regime]["data"]] + ([training.settings["pool"]] if training.loss.startswith("csm") else [])
         return {folder: self.fingerprint(folder) for folder in folders}
 
-    def earlier_data(self, name: str) -> list[str]:
-        """The data folders whose fingerprint in training NAME's record differs from the one
-        data.json holds now (empty for a record without fingerprints)."""
+    def other_data(self, name: str) -> dict[str, str | None]:
+        """The data folders training NAME read in another version than the one data.json
+        names first, each with the machine that made that version (None for a version
+        data.json does not hold); empty for a record without fingerprints."""
         used = (self.runs.get(name) or {}).get("data", {})
-        return [folder for folder, sha in used.items()
-                if self.data_record.get(folder) is not None and self.data_record[folder]["sha256"] != sha]
+        other = {}
+        for folder, sha in used.items():
+            known = self.data_record.get(folder)
+            if known is not None and known["sha256"] != sha:
+                other[folder] = next((v["machine"] for v in known.get("other_cpus", []) if v["sha256"] == sha), None)
+        return other
 
     def pool(self, name: str) -> str:
         """The mixed pool NAME's folder, generated on first use. NAME-targeted is pool NAME's

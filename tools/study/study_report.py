@@ -86,9 +86,9 @@ class Report:
             if key in metrics:
                 row[key] = metrics[key]
         row["train_seconds"] = record.get("train_seconds") or record["seconds"]
-        earlier = study.earlier_data(name)
-        if earlier:
-            row["earlier_data"] = earlier
+        other = study.other_data(name)
+        if other:
+            row["other_data"] = other
         epochs = epochs_of(self.study.model_path(name))
         if epochs:
             row["epochs"] = epochs[-1]["epoch"]
@@ -219,14 +219,20 @@ class Report:
                     continue
                 interval = f" [{r['ece_ci'][0] * 100:.2f}, {r['ece_ci'][1] * 100:.2f}]" if "ece_ci" in r else ""
                 replay = f"{r['replay']:.2f}" if "replay" in r else ""
-                seed = f"{r['seed']}†" if r.get("earlier_data") else r["seed"]
+                seed = f"{r['seed']}†" if r.get("other_data") else r["seed"]
                 lines.append(f"| {method} | {seed} | {pct(r['accuracy'])} | {r['nll']:.4f} | {r['brier']:.4f} | "
                              f"{pct(r['ece'])}{interval} | {pct(r['adaece'])} | {pct(r['cece'])} | {r['temperature']:.3f} | "
                              f"{pct(r['ts_ece'])} | {r['ts_nll']:.4f} | {replay} | {r['train_seconds'] / 60:.0f} |")
-        earlier = sorted({folder for rows in regime["methods"].values() for r in rows for folder in r.get("earlier_data", [])})
-        if earlier:
-            lines += ["", f"† Trained on an earlier version of {', '.join(earlier)}: its data was made again differently "
-                          f"(see `{os.path.join(self.S.MODELS, 'data.json')}`)."]
+        other = sorted({(folder, made_on or "") for rows in regime["methods"].values() for r in rows
+                        for folder, made_on in r.get("other_data", {}).items()})
+        if other:
+            versions = "; ".join(f"{folder} as made on {made_on}" if made_on else f"an earlier version of {folder}"
+                                 for folder, made_on in other)
+            first = "; ".join(f"{folder} as made on {self.study.data_record[folder]['machine']}"
+                              for folder in sorted({folder for folder, _ in other}))
+            lines += ["", f"† Trained on {versions}. The other rows read {first}: the same `csm generate` command "
+                          f"makes other bytes on another kind of CPU "
+                          f"(`{os.path.join(self.S.MODELS, 'data.json')}` keeps every version's fingerprint)."]
         return lines
 
     def grid_table(self, grid: dict) -> list[str]:

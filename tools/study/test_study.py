@@ -365,16 +365,26 @@ def test_the_plan_estimates_core_minutes_from_recorded_rates_and_checkpoints(stu
     assert "scarce-ce-seed1" in out and "(checkpoint at epoch 10)" in out and "core-hours" in out
 
 
-def test_data_made_differently_stops_the_study(study):
+def test_data_made_on_another_kind_of_cpu_is_a_version_and_made_differently_stops_the_study(study, monkeypatch):
     """The first fingerprint of a data folder is kept in data.json beside the models; the same
-    bytes pass, other bytes stop the study with the folder and what to do."""
+    bytes pass. Other bytes from a kind of CPU data.json does not know are kept as that
+    CPU's version; other bytes again from a known kind stop the study with the folder."""
+    monkeypatch.setattr(S, "cpu", lambda: "Intel(R) Xeon(R) Processor @ 2.80GHz (family 6, model 106)")
     generated(study, "pool54000")
     study.check_data("pool54000")
     kept = json.load(open(study.data_path))["pool54000"]
-    assert kept["sha256"] == study.fingerprint("pool54000") and kept["machine"]
+    assert kept["sha256"] == study.fingerprint("pool54000") and kept["machine"] == S.machine()
     study.check_data("pool54000")
     assert S.Study(sys.executable, study.work).data_record == {"pool54000": kept}, "saved, and read by a rerun"
+    monkeypatch.setattr(S, "cpu", lambda: "AMD EPYC (family 25, model 17)")
     generated(study, "pool54000", sha256="1" * 64)
+    study.check_data("pool54000")
+    other = json.load(open(study.data_path))["pool54000"]["other_cpus"]
+    assert other == [{"sha256": study.fingerprint("pool54000"), "machine": S.machine()}]
+    assert other[0]["machine"].startswith("AMD EPYC (family 25, model 17), ")
+    generated(study, "pool54000")
+    study.check_data("pool54000")   # the first version passes on any machine
+    generated(study, "pool54000", sha256="2" * 64)
     with pytest.raises(S.UnitFailed) as refused:
         study.check_data("pool54000")
     assert study.path("pool54000") in str(refused.value) and "data.json" in str(refused.value)
@@ -382,20 +392,37 @@ def test_data_made_differently_stops_the_study(study):
         study.pool("pool54000")
 
 
-def test_the_report_marks_models_trained_on_earlier_data(study):
+def test_same_cpu_compares_kinds_of_cpu():
+    xeon = "Intel(R) Xeon(R) Processor @ 2.80GHz, 2 cores, Linux 6.18.44-fc-v1272"
+    zen4 = "AMD EPYC (family 25, model 17), 2 cores, Linux 6.18.44"
+    assert S.same_cpu(xeon, "Intel(R) Xeon(R) Processor @ 2.80GHz (family 6, model 106), 2 cores, Linux 6.1")
+    assert not S.same_cpu(xeon, zen4)
+    assert not S.same_cpu(zen4, "AMD EPYC (family 26, model 2), 2 cores, Linux 6.18.44")
+    assert S.same_cpu(zen4, "AMD EPYC (family 25, model 17), 16 cores, Linux 6.1")
+
+
+def test_the_report_marks_models_trained_on_another_version_of_their_data(study, monkeypatch):
     import study_report
+    monkeypatch.setattr(S, "cpu", lambda: "Intel(R) Xeon(R) Processor @ 2.80GHz (family 6, model 106)")
     generated(study, "pool54000")
     study.check_data("pool54000")
-    finish(study, "scarce-ce-seed0")
-    finish(study, "scarce-ce-seed1")
-    study.runs["scarce-ce-seed0"]["data"] = {"pool54000": study.fingerprint("pool54000")}
-    study.runs["scarce-ce-seed1"]["data"] = {"pool54000": "2" * 64}
-    assert study.earlier_data("scarce-ce-seed0") == [] and study.earlier_data("scarce-ce-seed1") == ["pool54000"]
+    monkeypatch.setattr(S, "cpu", lambda: "AMD EPYC (family 25, model 17)")
+    generated(study, "pool54000", sha256="1" * 64)
+    study.check_data("pool54000")
+    for seed in range(3):
+        finish(study, f"scarce-ce-seed{seed}")
+    study.runs["scarce-ce-seed0"]["data"] = {"pool54000": study.data_record["pool54000"]["sha256"]}
+    study.runs["scarce-ce-seed1"]["data"] = {"pool54000": study.fingerprint("pool54000")}
+    study.runs["scarce-ce-seed2"]["data"] = {"pool54000": "3" * 64}
+    assert study.other_data("scarce-ce-seed0") == {}
+    assert study.other_data("scarce-ce-seed1") == {"pool54000": S.machine()}
+    assert study.other_data("scarce-ce-seed2") == {"pool54000": None}
     metrics = {key: 0.5 for key in study_report.METRICS}
-    rows = [{"seed": 0, "train_seconds": 60, **metrics}, {"seed": 1, "train_seconds": 60, "earlier_data": ["pool54000"], **metrics}]
+    rows = [{"seed": 0, "train_seconds": 60, **metrics},
+            {"seed": 1, "train_seconds": 60, "other_data": {"pool54000": S.machine()}, **metrics}]
     lines = study_report.Report(study, S).table({"methods": {"ce": rows}})
     assert lines[2].startswith("| ce | 0 |") and lines[3].startswith("| ce | 1† |")
-    assert lines[-1].startswith("† Trained on an earlier version of pool54000")
+    assert lines[-1].startswith(f"† Trained on pool54000 as made on {S.machine()}. The other rows read pool54000 as made on ")
 
 
 def test_a_training_records_the_data_it_read(study):
@@ -466,3 +493,58 @@ def test_the_fractions_figure_waits_for_two_regimes_then_draws_every_seed(tmp_pa
     # CSM's colour appears (its seed at 10%), and nothing is left beside the figure.
     assert study_figures.METHOD_STYLES["csm"][1] in {colour for _, colour in image.getcolors(1 << 20)}
     assert os.listdir(tmp_path) == ["fractions.png"]
+
+
+def checkpoint(path, epochs):
+    """A training checkpoint's header alone (docs/formats/checkpoint.md): enough for its epochs."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    header = json.dumps({"__metadata__": {"epochs_done": str(epochs), "format": "csm-training-checkpoint/1"}}).encode()
+    with open(path, "wb") as out:
+        out.write(len(header).to_bytes(8, "little") + header + b"weights")
+
+
+def test_kept_checkpoints_carry_unfinished_trainings_to_a_fresh_machine(study, tmp_path):
+    checkpoint(study.path("checkpoints", "full-ce-seed2.checkpoint"), 12)
+    checkpoint(study.path("checkpoints", "full-ce-seed1.checkpoint"), 30)
+    finish(study, "full-ce-seed1", stage="full")
+    assert study.keep_checkpoints() == ["full-ce-seed2"], "finished trainings' checkpoints are not kept"
+    assert S.checkpoint_epochs(study.kept_checkpoint("full-ce-seed2")) == 12
+    assert study.keep_checkpoints() == [], "nothing new: nothing to copy"
+    # A fresh machine: a new WORK, the checkout's files. The plan counts the kept epochs,
+    # the training starts from the kept checkpoint and drops it once it has finished.
+    fresh = S.Study(sys.executable, str(tmp_path / "fresh"), jobs=2)
+    assert fresh.checkpoint_epochs("full-ce-seed2") == 12
+    generated(fresh, "real-fit")
+    seen = []
+
+    def unit(name, stage, command, outputs, committed=False, extra=None):
+        seen.append(S.checkpoint_epochs(command[command.index("--checkpoint") + 1]))
+        open(fresh.model_path(name), "w").close()
+        fresh.runs[name] = {"stage": stage, "seconds": 1.0, "stdout": ""}
+
+    fresh.unit = unit
+    fresh.train(S.Training("full", "full", "ce", 2))
+    assert seen == [12] and not os.path.exists(fresh.kept_checkpoint("full-ce-seed2"))
+    # A kept checkpoint behind WORK's own is not restored over it.
+    checkpoint(study.kept_checkpoint("full-ls-seed0"), 3)
+    checkpoint(study.path("checkpoints", "full-ls-seed0.checkpoint"), 5)
+    study.restore_checkpoint("full-ls-seed0")
+    assert S.checkpoint_epochs(study.path("checkpoints", "full-ls-seed0.checkpoint")) == 5
+
+
+def test_the_wall_time_of_every_sitting_is_committed_by_stage(study, tmp_path):
+    finish(study, "scarce-ce-seed0")
+    study.runs["scarce-ce-seed0"]["train_seconds"] = 100.0
+    study.unit("split", "data", [sys.executable, "-c", "import time; time.sleep(0.2)"], [])
+    seconds = study.sittings[study.state["sitting"]]["seconds"]["data"]
+    assert 0 < seconds < 60
+    # Another machine: a new WORK adds its own sitting; the report sums them all.
+    fresh = S.Study(sys.executable, str(tmp_path / "fresh"), jobs=2)
+    fresh.state["sitting"] = "second"
+    fresh.unit("select", "select", [sys.executable, "-c", "import time; time.sleep(0.2)"], [])
+    fresh.unit("split", "data", [sys.executable, "-c", "import time; time.sleep(0.2)"], [])
+    again = S.Study(sys.executable, str(tmp_path / "third"), jobs=2)
+    assert set(again.sittings) == {study.state["sitting"], "second"}
+    assert again.stage_seconds("data") == pytest.approx(seconds + again.sittings["second"]["seconds"]["data"])
+    assert study.stage_seconds("scarce") == 100.0, "trainings: their records in runs.json"
+    assert again.stage_seconds("select") > 0
