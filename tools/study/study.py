@@ -945,7 +945,8 @@ def main() -> int:
     parser.add_argument("--stage", choices=order, help="run up to and including this stage (default: all)")
     parser.add_argument("--only", choices=order, help="run this stage alone (its inputs must exist)")
     parser.add_argument("--plan", action="store_true",
-                        help="print what the training stages still need, with estimated core-minutes, and exit")
+                        help="print what the training stages still need, with estimated core-minutes, and exit "
+                             "(on a fresh clone it makes the real splits first: seconds)")
     parser.add_argument("--keep-checkpoints", action="store_true",
                         help="copy the checkpoints of unfinished trainings into Datasets/fashion-mnist/study/checkpoints/ "
                              "(with --commit, commit them) and exit: a fresh clone on another machine goes on from them")
@@ -984,6 +985,8 @@ def main() -> int:
             study.commit("study: checkpoints of the unfinished trainings kept, for the next machine")
         return 0
     if args.plan:
+        if not os.path.exists(study.path("real-val", "manifest.json")):
+            study.data()   # the choices read the validation split: the real splits first (seconds)
         study.print_plan([s for s in stages if s in TRAINING_STAGES])
         return 0
     # The training stages run as one plan, so a core never waits for another stage's choice.
