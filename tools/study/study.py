@@ -971,11 +971,13 @@ def main() -> int:
         study_report.write(study, sys.modules[__name__])
 
     def commit(_: str | None = None) -> None:
+        # The classifier and its record first: the evaluation may wait for a pool the
+        # diagnosis needs, and a stop meanwhile must not lose the training.
+        study.commit(f"study: trainings finished so far committed with their records ({len(study.runs)} in runs.json)")
         study.evaluate()
         study.diagnose()
         report()
-        study.commit(f"study: trainings finished so far committed with their records ({len(study.runs)} in runs.json); "
-                     "report regenerated")
+        study.commit("study: report regenerated with the trainings finished so far")
 
     if args.commit:
         study.after_training = commit

@@ -338,6 +338,7 @@ class Report:
         stages = ("data", "select", "scarce", "targeted", "full", "middle", "evaluate", "diagnose")
         unit_minutes = {stage: round(study.stage_seconds(stage) / 60, 1) for stage in stages}
         jobs = study.state.get("training_jobs", study.jobs)   # what the trainings ran with, not this report
+        machines = sorted({sitting["machine"] for sitting in study.sittings.values()} | {S.machine()})
         version = subprocess.run([study.csm, "--version"], capture_output=True, text=True).stdout.strip()
         pools = {name: {"groups_per_pair": groups, "lambdas": S.LAMBDAS, "pairs": 45, "samples": 45 * S.LAMBDAS * groups,
                         "solver": "dpm2m"} for name, groups in S.POOLS.items()}
@@ -345,7 +346,7 @@ class Report:
                     "samples": {d: study.count(d) for d in ("real-train", "real-val", "real-fit", "real-scarce", "real-middle",
                                                             "real-test") if os.path.exists(study.path(d, "manifest.json"))},
                     "bins": S.BINS, "bootstrap": S.BOOTSTRAP, "unit_minutes": unit_minutes, "jobs": jobs,
-                    "machine": S.machine(), "csm_version": version, "diagnostics": study.state.get("diagnostics")}
+                    "machine": S.machine(), "machines": machines, "csm_version": version, "diagnostics": study.state.get("diagnostics")}
         json_path = os.path.join(docs, "fashion-mnist.json")
         with open(json_path + ".tmp", "w") as out:
             json.dump(document, out, indent=1)
@@ -437,14 +438,16 @@ class Report:
                + ", ".join(f"{p['groups_per_pair']} trajectories per pair = {p['samples']:,} images" for p in pools.values())
                + ". λ̂ is stored and `csm train --sharpness` re-derives the soft labels.",
                f"- Fingerprints: `{os.path.join(S.MODELS, 'data.json')}` keeps each folder's SHA-256 over its shards and "
-               "the machine that made it; each training's record in `runs.json` the fingerprints of the data it read.", "",
-               "## Wall time (this machine)", "",
+               "the machine that made it, one version per kind of CPU that made it (the mixed pools differ between kinds); "
+               "each training's record in `runs.json` the fingerprints of the data it read.", "",
+               "## Wall time", "",
                f"Trainings ran {jobs} at a time, each pinned to one core (`tools/study/study.py --jobs`); the minutes add up "
                "each command's wall time (a training's: its epochs over every sitting, a generation's: every sitting; work "
-               "lost to an interruption is not counted).", "",
+               "lost to an interruption is not counted), on every machine the study ran on (`sittings.json` beside the "
+               "models keeps each sitting's minutes for the units that are not trainings).", "",
                "| stage | minutes |", "|---|---:|", *[f"| {k} | {unit_minutes[k]} |" for k in stages],
                f"| total | {round(sum(unit_minutes.values()), 1)} |", "",
-               f"Machine: {S.machine()}. csm {version}.", "",
+               f"Machines: {'; '.join(machines)}. csm {version}.", "",
                "## Check it", "",
                "The classifiers are committed under `Datasets/fashion-mnist/study/` (records in `runs.json` there). "
                "`csm evaluate --classifier Datasets/fashion-mnist/study/scarce-ce-seed0.safetensors --data <csm import "
