@@ -186,14 +186,22 @@ def unit_seconds(record: dict) -> float:
     return record.get("train_seconds") or record.get("generate_seconds") or record["seconds"]
 
 
-def checkpoint_epochs(path: str) -> int:
-    """The epochs the training checkpoint at PATH holds (its safetensors header's epochs_done;
-    docs/formats/checkpoint.md); 0 without a readable checkpoint."""
+def checkpoint_metadata(path: str) -> dict:
+    """The metadata of the training checkpoint at PATH (its safetensors header's
+    __metadata__; docs/formats/checkpoint.md); empty without a readable checkpoint."""
     try:
         with open(path, "rb") as file:
             size = struct.unpack("<Q", file.read(8))[0]
-            return int(json.loads(file.read(size))["__metadata__"]["epochs_done"])
-    except (OSError, ValueError, KeyError, struct.error):
+            return dict(json.loads(file.read(size))["__metadata__"])
+    except (OSError, ValueError, KeyError, TypeError, struct.error):
+        return {}
+
+
+def checkpoint_epochs(path: str) -> int:
+    """The epochs the training checkpoint at PATH holds; 0 without a readable checkpoint."""
+    try:
+        return int(checkpoint_metadata(path).get("epochs_done", 0))
+    except ValueError:
         return 0
 
 
@@ -502,7 +510,7 @@ class Study:
         os.makedirs(os.path.join(ROOT, MODELS), exist_ok=True)
         data = None if self.finished(name) else self.data_used(training)
         if not self.finished(name):
-            self.restore_checkpoint(name)
+            self.restore_checkpoint(name, self.path(spec["data"]))
         self.unit(name, training.stage, command, [self.model_path(name)], committed=True, extra={"data": data})
         if os.path.exists(self.kept_checkpoint(name)):
             os.remove(self.kept_checkpoint(name))   # the finished classifier replaces it
@@ -625,12 +633,22 @@ class Study:
                 changed.append(name)
         return changed
 
-    def restore_checkpoint(self, name: str) -> None:
-        """Puts training NAME's kept checkpoint in WORK when it is ahead of WORK's own."""
-        work = self.path("checkpoints", name + ".checkpoint")
-        if checkpoint_epochs(self.kept_checkpoint(name)) > checkpoint_epochs(work):
-            copy_atomically(self.kept_checkpoint(name), work)
-            print(f"[keep] {name}: going on from the kept checkpoint (epoch {checkpoint_epochs(work)})", flush=True)
+    def restore_checkpoint(self, name: str, real: str) -> None:
+        """Puts training NAME's kept checkpoint in WORK when it is ahead of WORK's own and was
+        made with this WORK: csm train resumes only a run of the same settings, the data
+        folders' paths (REAL, its real split) among them."""
+        work, kept = self.path("checkpoints", name + ".checkpoint"), self.kept_checkpoint(name)
+        if checkpoint_epochs(kept) <= checkpoint_epochs(work):
+            return
+        try:
+            made_with = json.loads(checkpoint_metadata(kept)["configuration"]).get("real")
+        except (KeyError, ValueError, AttributeError):
+            made_with = None
+        if made_with != real:
+            print(f"[keep] {name}: the kept checkpoint read {made_with}, not {real}: starting afresh", flush=True)
+            return
+        copy_atomically(kept, work)
+        print(f"[keep] {name}: going on from the kept checkpoint (epoch {checkpoint_epochs(work)})", flush=True)
 
     def epoch_rates(self) -> dict[tuple, float]:
         """The median images/s of the recorded trainings' epochs, by (regime, whether they

@@ -495,24 +495,29 @@ def test_the_fractions_figure_waits_for_two_regimes_then_draws_every_seed(tmp_pa
     assert os.listdir(tmp_path) == ["fractions.png"]
 
 
-def checkpoint(path, epochs):
-    """A training checkpoint's header alone (docs/formats/checkpoint.md): enough for its epochs."""
+def checkpoint(path, epochs, real):
+    """A training checkpoint's header alone (docs/formats/checkpoint.md): its epochs and the
+    real split its configuration names."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    header = json.dumps({"__metadata__": {"epochs_done": str(epochs), "format": "csm-training-checkpoint/1"}}).encode()
+    header = json.dumps({"__metadata__": {"epochs_done": str(epochs), "format": "csm-training-checkpoint/1",
+                                          "configuration": json.dumps({"real": real})}}).encode()
     with open(path, "wb") as out:
         out.write(len(header).to_bytes(8, "little") + header + b"weights")
 
 
-def test_kept_checkpoints_carry_unfinished_trainings_to_a_fresh_machine(study, tmp_path):
-    checkpoint(study.path("checkpoints", "full-ce-seed2.checkpoint"), 12)
-    checkpoint(study.path("checkpoints", "full-ce-seed1.checkpoint"), 30)
+def test_kept_checkpoints_carry_unfinished_trainings_to_a_fresh_machine(study, tmp_path, monkeypatch):
+    checkpoint(study.path("checkpoints", "full-ce-seed2.checkpoint"), 12, study.path("real-fit"))
+    checkpoint(study.path("checkpoints", "full-ce-seed1.checkpoint"), 30, study.path("real-fit"))
     finish(study, "full-ce-seed1", stage="full")
     assert study.keep_checkpoints() == ["full-ce-seed2"], "finished trainings' checkpoints are not kept"
     assert S.checkpoint_epochs(study.kept_checkpoint("full-ce-seed2")) == 12
     assert study.keep_checkpoints() == [], "nothing new: nothing to copy"
-    # A fresh machine: a new WORK, the checkout's files. The plan counts the kept epochs,
-    # the training starts from the kept checkpoint and drops it once it has finished.
-    fresh = S.Study(sys.executable, str(tmp_path / "fresh"), jobs=2)
+    # A fresh machine: WORK is made anew at the same place, the checkout's files come along.
+    # The plan counts the kept epochs, the training starts from the kept checkpoint and drops
+    # it once it has finished.
+    work = study.work
+    os.rename(work, str(tmp_path / "old-work"))
+    fresh = S.Study(sys.executable, work, jobs=2)
     assert fresh.checkpoint_epochs("full-ce-seed2") == 12
     generated(fresh, "real-fit")
     seen = []
@@ -525,11 +530,15 @@ def test_kept_checkpoints_carry_unfinished_trainings_to_a_fresh_machine(study, t
     fresh.unit = unit
     fresh.train(S.Training("full", "full", "ce", 2))
     assert seen == [12] and not os.path.exists(fresh.kept_checkpoint("full-ce-seed2"))
-    # A kept checkpoint behind WORK's own is not restored over it.
-    checkpoint(study.kept_checkpoint("full-ls-seed0"), 3)
-    checkpoint(study.path("checkpoints", "full-ls-seed0.checkpoint"), 5)
-    study.restore_checkpoint("full-ls-seed0")
-    assert S.checkpoint_epochs(study.path("checkpoints", "full-ls-seed0.checkpoint")) == 5
+    # A kept checkpoint behind WORK's own is not restored over it, nor one that read its data
+    # elsewhere (csm train would refuse a run of other settings).
+    checkpoint(fresh.kept_checkpoint("full-ls-seed0"), 3, fresh.path("real-fit"))
+    checkpoint(fresh.path("checkpoints", "full-ls-seed0.checkpoint"), 5, fresh.path("real-fit"))
+    fresh.restore_checkpoint("full-ls-seed0", fresh.path("real-fit"))
+    assert S.checkpoint_epochs(fresh.path("checkpoints", "full-ls-seed0.checkpoint")) == 5
+    checkpoint(fresh.kept_checkpoint("full-focal-seed0"), 3, "/elsewhere/study-out/real-fit")
+    fresh.restore_checkpoint("full-focal-seed0", fresh.path("real-fit"))
+    assert not os.path.exists(fresh.path("checkpoints", "full-focal-seed0.checkpoint"))
 
 
 def test_the_wall_time_of_every_sitting_is_committed_by_stage(study, tmp_path):
