@@ -652,7 +652,7 @@ class Study:
 
     def epoch_rates(self) -> dict[tuple, float]:
         """The median images/s of the recorded trainings' epochs, by (regime, whether they
-        drew mixed data) and by (None, mixed) over all regimes: this machine's rate,
+        drew mixed data) and by (None, mixed) over all regimes, over every machine that trained,
         validation and checkpoints included."""
         rates: dict[tuple, list[float]] = {}
         for record in self.runs.values():
