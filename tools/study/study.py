@@ -306,15 +306,15 @@ class Study:
         """Runs `command` once (logged to WORK/logs/NAME.log) unless NAME is finished and its
         outputs exist; records its wall time, stdout and `extra` under NAME (in runs.json when
         `committed`, else in WORK/state.json). Inside `trainings`, the command runs pinned
-        to the calling worker's core."""
+        to the calling worker's cores, with one thread for each."""
         record = self.record(name)
         if record and all(os.path.exists(p) for p in outputs):
             return record
-        core = getattr(self.worker, "core", None)
+        cores = getattr(self.worker, "cores", None)
         environment = None
-        if core is not None:
-            command = ["taskset", "-c", str(core), *command]
-            environment = {**os.environ, "CSM_THREADS": "1"}
+        if cores is not None:
+            command = ["taskset", "-c", ",".join(str(core) for core in cores), *command]
+            environment = {**os.environ, "CSM_THREADS": str(len(cores))}
         print(f"[{stage}] {name}: {' '.join(os.path.relpath(c, ROOT) if c.startswith('/') else c for c in command)}",
               flush=True)
         log_path = self.path("logs", name + ".log")
@@ -710,17 +710,19 @@ class Study:
         CSM_THREADS=1 when jobs > 1 (on 2 cores two one-core trainings make about a third
         more progress than one two-thread training at a time; outputs do not depend on the
         thread count). A free core always takes the most wanted unit that can start, so no
-        core waits while another finishes what a choice needs. The first failure stops new
-        starts; the running units finish, then it is raised."""
+        core waits while another finishes what a choice needs; a pool's generation that is
+        the only unit that can start takes every free core (on a fresh machine the CSM
+        trainings wait for it). The first failure stops new starts; the running units
+        finish, then it is raised."""
         free = list(range(self.jobs)) if self.jobs > 1 else [None]
         with self.lock:
             self.state["training_jobs"] = self.jobs   # for the report, whatever --jobs writes it
             self.save(self.state_path, self.state)
-        running: dict[str, tuple[concurrent.futures.Future, int | None]] = {}
+        running: dict[str, tuple[concurrent.futures.Future, list[int | None]]] = {}
         failure = None
 
-        def on_core(core, task):
-            self.worker.core = core
+        def on_cores(cores, task):
+            self.worker.cores = None if cores == [None] else cores
             return task()
 
         def follow(name: str) -> None:
@@ -735,10 +737,13 @@ class Study:
                 concurrent.futures.ThreadPoolExecutor(1) as follower:
             while True:
                 plan = [] if failure else [entry for entry in self.plan(stages) if entry[0] not in running]
+                can_start = [name for name, ready, _ in plan if ready]
                 for name, ready, task in plan:
                     if free and ready:
-                        core = free.pop(0)
-                        running[name] = (executor.submit(on_core, core, task), core)
+                        generation_alone = can_start == [name] and name.startswith("generate-") and free != [None]
+                        cores = free[:] if generation_alone else [free[0]]
+                        del free[:len(cores)]
+                        running[name] = (executor.submit(on_cores, cores, task), cores)
                 if not running:
                     if plan:
                         waiting = ", ".join(name for name, _, _ in plan)
@@ -747,8 +752,8 @@ class Study:
                 done, _ = concurrent.futures.wait([f for f, _ in running.values()],
                                                   return_when=concurrent.futures.FIRST_COMPLETED)
                 for name in [n for n, (f, _) in running.items() if f in done]:
-                    future, core = running.pop(name)
-                    free.append(core)
+                    future, cores = running.pop(name)
+                    free.extend(cores)
                     if future.exception() is not None and failure is None:
                         failure = future.exception()
                     elif future.exception() is None and name in self.runs and self.after_training:

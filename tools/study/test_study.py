@@ -152,7 +152,7 @@ def test_the_scheduler_keeps_every_core_busy_and_recomputes_the_plan(study):
     def task(name, seconds):
         def run():
             with lock:
-                started.append((name, study.worker.core))
+                started.append((name, study.worker.cores))
             time.sleep(seconds)
             with lock:
                 done.add(name)
@@ -165,7 +165,32 @@ def test_the_scheduler_keeps_every_core_busy_and_recomputes_the_plan(study):
     assert done == {"a", "b", "c", "d"}
     assert [n for n, _ in started] == ["a", "c", "b", "d"]
     cores = dict(started)
-    assert {cores["a"], cores["c"]} == {0, 1} and cores["b"] == cores["a"]
+    assert sorted(cores["a"] + cores["c"]) == [0, 1] and cores["b"] == cores["a"]
+
+
+def test_a_generation_that_alone_can_start_takes_every_free_core(study):
+    """On a fresh machine the CSM trainings wait for their pool: its generation gets both
+    cores. Beside a training that can start, it gets one."""
+    done, started, lock = set(), [], threading.Lock()
+
+    def task(name):
+        def run():
+            with lock:
+                started.append((name, study.worker.cores))
+            time.sleep(0.05)
+            with lock:
+                done.add(name)
+        return run
+
+    units = [("generate-pool54000", lambda: True), ("full-csm-seed1", lambda: "generate-pool54000" in done)]
+    study.plan = lambda stages: [(n, ready(), task(n)) for n, ready in units if n not in done]
+    study.chosen = lambda: {}
+    study.trainings(["full"])
+    assert started == [("generate-pool54000", [0, 1]), ("full-csm-seed1", [0])]
+    done.clear(), started.clear()
+    units.append(("full-ce-seed2", lambda: True))
+    study.trainings(["full"])
+    assert started == [("generate-pool54000", [0]), ("full-ce-seed2", [1]), ("full-csm-seed1", [0])]
 
 
 def test_the_scheduler_finishes_running_units_then_raises_the_first_failure(study):
