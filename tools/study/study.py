@@ -414,9 +414,10 @@ class Study:
     def check_data(self, folder: str) -> None:
         """Holds data folder FOLDER to the fingerprints data.json (committed beside the models)
         keeps for it: the first time, records it with the machine that made it. csm makes the
-        same bytes from the same inputs on the same kind of CPU, but another kind may round
-        differently (the mixed pools differ between Intel Xeon and AMD EPYC machines): a
-        version made on a kind of CPU data.json does not know yet is added to the folder's
+        same bytes from the same inputs (pool54000 came out the same on an Intel Xeon and an
+        AMD EPYC Zen 4), but a kind of CPU not yet tried might round differently, and with the
+        machine drawn anew each sitting a stop there would stop the study for good: a version
+        made on a kind of CPU data.json does not know yet is added to the folder's
         "other_cpus", and the report marks the models trained on it. Data made differently on
         a kind of CPU that made it before stops the study here, before any training uses it."""
         current = self.fingerprint(folder)

@@ -438,7 +438,7 @@ class Report:
                + ", ".join(f"{p['groups_per_pair']} trajectories per pair = {p['samples']:,} images" for p in pools.values())
                + ". λ̂ is stored and `csm train --sharpness` re-derives the soft labels.",
                f"- Fingerprints: `{os.path.join(S.MODELS, 'data.json')}` keeps each folder's SHA-256 over its shards and "
-               "the machine that made it, one version per kind of CPU that made it (the mixed pools differ between kinds); "
+               "the machine that made it (and a version for each kind of CPU that made other bytes, if any); "
                "each training's record in `runs.json` the fingerprints of the data it read.", "",
                "## Wall time", "",
                f"Trainings ran {jobs} at a time, each pinned to one core (`tools/study/study.py --jobs`); the minutes add up "
