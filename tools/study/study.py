@@ -513,8 +513,9 @@ class Study:
         if not self.finished(name):
             self.restore_checkpoint(name, self.path(spec["data"]))
         self.unit(name, training.stage, command, [self.model_path(name)], committed=True, extra={"data": data})
-        if os.path.exists(self.kept_checkpoint(name)):
-            os.remove(self.kept_checkpoint(name))   # the finished classifier replaces it
+        for kept in (self.kept_checkpoint(name), self.kept_log(name)):
+            if os.path.exists(kept):
+                os.remove(kept)   # the finished classifier and its record replace them
         return name
 
     def validation(self, name: str) -> dict:
@@ -611,9 +612,10 @@ class Study:
 
     def keep_checkpoints(self) -> list[str]:
         """Copies the checkpoint of every unfinished training in WORK that is ahead of the one
-        kept in the checkout into Datasets/fashion-mnist/study/checkpoints/, and drops kept
-        checkpoints of finished trainings, so that a fresh clone on another machine goes on
-        from them. Returns the trainings whose kept checkpoint changed."""
+        kept in the checkout into Datasets/fashion-mnist/study/checkpoints/, with the
+        training's log (its epochs' seconds, for the record of the sitting that finishes it),
+        and drops what is kept of finished trainings, so that a fresh clone on another machine
+        goes on from them. Returns the trainings whose kept checkpoint changed."""
         changed = []
         folder = os.path.join(ROOT, MODELS, "checkpoints")
         os.makedirs(folder, exist_ok=True)
@@ -625,14 +627,20 @@ class Study:
             epochs = checkpoint_epochs(self.path("checkpoints", file))
             if epochs > checkpoint_epochs(self.kept_checkpoint(name)):
                 copy_atomically(self.path("checkpoints", file), self.kept_checkpoint(name))
+                if os.path.exists(self.path("logs", name + ".log")):
+                    copy_atomically(self.path("logs", name + ".log"), self.kept_log(name))
                 print(f"[keep] {name}: checkpoint at epoch {epochs} kept in {os.path.relpath(folder, ROOT)}", flush=True)
                 changed.append(name)
         for file in sorted(os.listdir(folder)):
-            name = file.removesuffix(".checkpoint")
+            name = file.removesuffix(".checkpoint").removesuffix(".log")
             if self.finished(name):
                 os.remove(os.path.join(folder, file))
-                changed.append(name)
+                if file.endswith(".checkpoint"):
+                    changed.append(name)
         return changed
+
+    def kept_log(self, name: str) -> str:
+        return os.path.join(ROOT, MODELS, "checkpoints", name + ".log")
 
     def restore_checkpoint(self, name: str, real: str) -> None:
         """Puts training NAME's kept checkpoint in WORK when it is ahead of WORK's own and was
@@ -649,6 +657,8 @@ class Study:
             print(f"[keep] {name}: the kept checkpoint read {made_with}, not {real}: starting afresh", flush=True)
             return
         copy_atomically(kept, work)
+        if os.path.exists(self.kept_log(name)) and not os.path.exists(self.path("logs", name + ".log")):
+            copy_atomically(self.kept_log(name), self.path("logs", name + ".log"))
         print(f"[keep] {name}: going on from the kept checkpoint (epoch {checkpoint_epochs(work)})", flush=True)
 
     def epoch_rates(self) -> dict[tuple, float]:

@@ -533,9 +533,12 @@ def checkpoint(path, epochs, real):
 def test_kept_checkpoints_carry_unfinished_trainings_to_a_fresh_machine(study, tmp_path, monkeypatch):
     checkpoint(study.path("checkpoints", "full-ce-seed2.checkpoint"), 12, study.path("real-fit"))
     checkpoint(study.path("checkpoints", "full-ce-seed1.checkpoint"), 30, study.path("real-fit"))
+    with open(study.path("logs", "full-ce-seed2.log"), "w") as log:
+        log.write(json.dumps({"epoch": 1, "seconds": 150.0}) + "\n")
     finish(study, "full-ce-seed1", stage="full")
     assert study.keep_checkpoints() == ["full-ce-seed2"], "finished trainings' checkpoints are not kept"
     assert S.checkpoint_epochs(study.kept_checkpoint("full-ce-seed2")) == 12
+    assert S.training_seconds(study.kept_log("full-ce-seed2")) == 150.0, "its log goes along"
     assert study.keep_checkpoints() == [], "nothing new: nothing to copy"
     # A fresh machine: WORK is made anew at the same place, the checkout's files come along.
     # The plan counts the kept epochs, the training starts from the kept checkpoint and drops
@@ -549,12 +552,14 @@ def test_kept_checkpoints_carry_unfinished_trainings_to_a_fresh_machine(study, t
 
     def unit(name, stage, command, outputs, committed=False, extra=None):
         seen.append(S.checkpoint_epochs(command[command.index("--checkpoint") + 1]))
+        seen.append(S.training_seconds(fresh.path("logs", name + ".log")))
         open(fresh.model_path(name), "w").close()
         fresh.runs[name] = {"stage": stage, "seconds": 1.0, "stdout": ""}
 
     fresh.unit = unit
     fresh.train(S.Training("full", "full", "ce", 2))
-    assert seen == [12] and not os.path.exists(fresh.kept_checkpoint("full-ce-seed2"))
+    assert seen == [12, 150.0], "the checkpoint, and the log that times its epochs"
+    assert not os.path.exists(fresh.kept_checkpoint("full-ce-seed2")) and not os.path.exists(fresh.kept_log("full-ce-seed2"))
     # A kept checkpoint behind WORK's own is not restored over it, nor one that read its data
     # elsewhere (csm train would refuse a run of other settings).
     checkpoint(fresh.kept_checkpoint("full-ls-seed0"), 3, fresh.path("real-fit"))
