@@ -377,10 +377,13 @@ class Report:
             md += ["![Test accuracy and ECE against the labelled fraction, CE and CSM](fashion-mnist-fractions.png)", ""]
         if has_reliability:
             md += ["![Reliability diagrams](fashion-mnist-reliability.png)", ""]
+        # The pilot's picture is made in WORK; the committed copy stands on a machine whose
+        # WORK never needed the targeted pool's weights (its trainings had all finished).
         pairs_picture = study.path("pair-confusion.png")
         if os.path.exists(pairs_picture):
             import shutil
             shutil.copyfile(pairs_picture, os.path.join(docs, "fashion-mnist-pairs.png"))
+        if os.path.exists(os.path.join(docs, "fashion-mnist-pairs.png")):
             md += ["## Targeted pool", "",
                    "The pilot (scarce CE, seed 0) on the validation split: `csm pairs` weighs each class pair by how often "
                    "and how confidently the pilot confuses it, and `csm generate --pair-weights` spends the chosen pool's "
