@@ -346,7 +346,10 @@ class Report:
                     "samples": {d: study.count(d) for d in ("real-train", "real-val", "real-fit", "real-scarce", "real-middle",
                                                             "real-test") if os.path.exists(study.path(d, "manifest.json"))},
                     "bins": S.BINS, "bootstrap": S.BOOTSTRAP, "unit_minutes": unit_minutes, "jobs": jobs,
-                    "machine": S.machine(), "machines": machines, "csm_version": version, "diagnostics": study.state.get("diagnostics")}
+                    "machine": S.machine(), "machines": machines, "csm_version": version,
+                    # sorted as WORK's state file keeps it, so the JSON is the same whether the
+                    # diagnosis was just computed or read back
+                    "diagnostics": json.loads(json.dumps(study.state.get("diagnostics"), sort_keys=True))}
         json_path = os.path.join(docs, "fashion-mnist.json")
         with open(json_path + ".tmp", "w") as out:
             json.dump(document, out, indent=1)
