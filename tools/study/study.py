@@ -205,15 +205,19 @@ def checkpoint_epochs(path: str) -> int:
         return 0
 
 
-def copy_atomically(source: str, destination: str) -> None:
-    """Copies SOURCE to DESTINATION through a temporary file beside it, so a reader never
-    sees half a file."""
+def write_atomically(destination: str, fill: typing.Callable[[str], None]) -> None:
+    """Writes DESTINATION through a temporary file beside it (FILL writes that file; then
+    fsync and rename), so a reader never sees half a file."""
     os.makedirs(os.path.dirname(destination), exist_ok=True)
     temporary = destination + ".tmp"
-    shutil.copyfile(source, temporary)
+    fill(temporary)
     with open(temporary, "rb") as file:
         os.fsync(file.fileno())
     os.replace(temporary, destination)
+
+
+def copy_atomically(source: str, destination: str) -> None:
+    write_atomically(destination, lambda temporary: shutil.copyfile(source, temporary))
 
 
 def cpu() -> str:
@@ -281,14 +285,11 @@ class Study:
 
     @staticmethod
     def save(path: str, document: dict) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        temporary = path + ".tmp"
-        with open(temporary, "w") as out:
-            json.dump(document, out, indent=1, sort_keys=True)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
+        def fill(temporary: str) -> None:
+            with open(temporary, "w") as out:
+                json.dump(document, out, indent=1, sort_keys=True)
+                out.write("\n")
+        write_atomically(path, fill)
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.work, *parts)
@@ -928,10 +929,11 @@ class Study:
                 logits = {kind: [self.path("logits", model_name(regime, "csm", seed, s) + ".safetensors") for seed in SEEDS]
                           for kind, s in (("uniform", settings), ("targeted", targeted))}
                 logits = {kind: [path for path in paths if os.path.exists(path)] for kind, paths in logits.items()}
-                committed = (self.load(os.path.join(ROOT, DOCS, "fashion-mnist.json"), {}).get("diagnostics") or {})
-                committed = (committed.get("scarce") or {}).get("pairs")
-                if all(len(paths) == len(SEEDS) for paths in logits.values()) and committed \
-                        and not self.generated(targeted["pool"]):
+                committed = None
+                if all(len(paths) == len(SEEDS) for paths in logits.values()) and not self.generated(targeted["pool"]):
+                    report = self.load(os.path.join(ROOT, DOCS, "fashion-mnist.json"), {})
+                    committed = ((report.get("diagnostics") or {}).get("scarce") or {}).get("pairs")
+                if committed:
                     # Every model it compares is finished, so the committed comparison stands;
                     # the targeted pool is not made again for it on a new machine.
                     document["pairs"] = committed
